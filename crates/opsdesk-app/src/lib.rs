@@ -1,0 +1,150 @@
+//! opsdesk use cases. Every public method takes the acting user ([`Actor`]), checks what that
+//! user may do, validates input, and runs one store transaction. Handlers call exactly one.
+
+pub mod auth;
+pub mod fields;
+mod html;
+pub mod people;
+pub mod tickets;
+
+use std::sync::Arc;
+
+use opsdesk_core::model::User;
+use opsdesk_core::{Clock, Invalid};
+use opsdesk_store::{Store, StoreError};
+
+pub use opsdesk_store::{Order, Page, Paged};
+
+/// What a use case can answer besides success. The HTTP layer maps each to Zendesk's envelope.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("not found")]
+    NotFound,
+    #[error("invalid: {0}")]
+    Invalid(Invalid),
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    #[error("unauthorized")]
+    Unauthorized,
+    /// A safe update lost a race (HTTP 409).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => AppError::NotFound,
+            StoreError::Conflict(c) => {
+                let (field, label) = conflict_field(&c);
+                AppError::Invalid(Invalid::one(field, "DuplicateValue", format!("{label}: has already been taken")))
+            }
+            StoreError::Unavailable(m) => AppError::Unavailable(m),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<Invalid> for AppError {
+    fn from(i: Invalid) -> Self {
+        AppError::Invalid(i)
+    }
+}
+
+impl From<opsdesk_core::DomainError> for AppError {
+    fn from(e: opsdesk_core::DomainError) -> Self {
+        match e {
+            opsdesk_core::DomainError::Invalid(i) => AppError::Invalid(i),
+        }
+    }
+}
+
+fn conflict_field(constraint: &str) -> (&'static str, &'static str) {
+    let c = constraint.to_ascii_lowercase();
+    if c.contains("identit") || c.contains("email") {
+        ("email", "Email")
+    } else if c.contains("external_id") {
+        ("external_id", "External")
+    } else if c.contains("name") {
+        ("name", "Name")
+    } else if c.contains("key") {
+        ("key", "Key")
+    } else if c.contains("pair") {
+        ("user_id", "User")
+    } else {
+        ("base", "Record")
+    }
+}
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+/// The authenticated user a request acts as.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub user: User,
+}
+
+impl Actor {
+    pub fn id(&self) -> i64 {
+        self.user.id
+    }
+    pub fn is_staff(&self) -> bool {
+        self.user.role.is_staff()
+    }
+    pub fn is_admin(&self) -> bool {
+        self.user.role == opsdesk_core::model::Role::Admin
+    }
+    pub fn require_staff(&self) -> Result<()> {
+        if self.is_staff() {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden("You do not have access to this page. Please contact the account owner of this help desk for further help.".into()))
+        }
+    }
+    pub fn require_admin(&self) -> Result<()> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden("You do not have access to this page. Please contact the account owner of this help desk for further help.".into()))
+        }
+    }
+}
+
+/// Request context recorded in audit metadata.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    pub client: Option<String>,
+    pub ip_address: Option<String>,
+}
+
+/// The application: the store, the clock, and small caches.
+#[derive(Clone)]
+pub struct App {
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    auth_cache: Arc<auth::AuthCache>,
+}
+
+impl App {
+    pub fn new(store: Store, clock: Arc<dyn Clock>) -> App {
+        App { store, clock, auth_cache: Arc::new(auth::AuthCache::default()) }
+    }
+
+    pub fn now(&self) -> opsdesk_core::Timestamp {
+        self.clock.now()
+    }
+
+    /// Migrate the database and make sure the records every instance has exist
+    /// (the system ticket fields).
+    pub async fn prepare(&self) -> Result<Vec<String>> {
+        let done = self.store.migrate().await?;
+        fields::ensure_system_fields(self).await?;
+        Ok(done)
+    }
+}

@@ -1,0 +1,12 @@
+//! opsdesk domain: types, validation and the ticket projection.
+//!
+//! Pure: no IO, no async, no system clock. Time comes in through [`Clock`].
+
+pub mod clock;
+pub mod error;
+pub mod fields;
+pub mod model;
+pub mod ticket;
+
+pub use clock::{Clock, FixedClock, SystemClock, Timestamp};
+pub use error::{DomainError, FieldError, Invalid};

@@ -1,0 +1,141 @@
+//! `/api/v2/search` — a first, deliberately small subset of Zendesk's query language
+//! (`type:`, `email:`, `name:`, `status:`, `requester:`, `assignee:`, `organization:` and free
+//! text on users and organisations). The full language is issue #5; anything outside this
+//! subset gets a 400 that says so, never a wrong answer.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, Uri};
+use axum::Json;
+use opsdesk_app::tickets::TicketFilter;
+use opsdesk_app::{Actor, Order, Page};
+use opsdesk_core::ticket::Status;
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{Auth, Query};
+use crate::render::Ctx;
+use crate::AppState;
+
+fn tokens(q: &str) -> Vec<String> {
+    let mut out = vec![];
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in q.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            c => cur.push(c),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+async fn user_id_for(st: &AppState, a: &Actor, v: &str) -> ApiResult<Option<i64>> {
+    if v == "me" {
+        return Ok(Some(a.id()));
+    }
+    if v == "none" {
+        return Ok(None);
+    }
+    if let Ok(i) = v.parse() {
+        return Ok(Some(i));
+    }
+    let us = st.app.search_users(a, Some(v), None, None).await?;
+    Ok(Some(us.first().map(|u| u.id).unwrap_or(-1)))
+}
+
+async fn run(st: &AppState, a: &Actor, ctx: &Ctx, q: &str, filter_type: Option<&str>) -> ApiResult<Vec<Value>> {
+    a.require_staff()?;
+    let mut ty = filter_type.map(str::to_string);
+    let mut free = vec![];
+    let mut f = TicketFilter::default();
+    let mut email = None;
+    let mut ticket_terms = false;
+    for t in tokens(q) {
+        match t.split_once(':') {
+            Some(("type", v)) => ty = Some(v.to_lowercase()),
+            Some(("email", v)) => email = Some(v.to_string()),
+            Some(("name", v)) => free.push(v.to_string()),
+            Some(("status", v)) => {
+                f.statuses.push(Status::parse(v).ok_or_else(|| ApiError::BadRequest(format!("status '{v}' is not a ticket status")))?);
+                ticket_terms = true;
+            }
+            Some(("requester", v)) => {
+                f.requester_id = Some(user_id_for(st, a, v).await?.unwrap_or(-1));
+                ticket_terms = true;
+            }
+            Some(("assignee", v)) => {
+                f.assignee_id = Some(user_id_for(st, a, v).await?.unwrap_or(-1));
+                ticket_terms = true;
+            }
+            Some(("organization", v)) => {
+                f.organization_id = Some(v.parse().map_err(|_| ApiError::BadRequest("organization: takes an organization id here".into()))?);
+                ticket_terms = true;
+            }
+            Some((k, _)) => return Err(ApiError::BadRequest(format!("search keyword '{k}:' is not supported yet"))),
+            None => free.push(t),
+        }
+    }
+    let mut out = vec![];
+    match ty.as_deref() {
+        Some("ticket") => {
+            if !free.is_empty() || email.is_some() {
+                return Err(ApiError::BadRequest("free-text ticket search is not supported yet".into()));
+            }
+            let p = st.app.list_tickets(a, &f, &Page::Cursor { size: 100, after: None, before: None, order: Order::Desc }).await?;
+            for t in p.items {
+                let mut v = ctx.rec(&t, "tickets");
+                v["result_type"] = json!("ticket");
+                out.push(v);
+            }
+        }
+        Some("user") | Some("organization") | None => {
+            if ticket_terms {
+                return Err(ApiError::BadRequest("ticket keywords need type:ticket".into()));
+            }
+            if ty.as_deref() != Some("organization") {
+                let users = match &email {
+                    Some(e) => st.app.search_users(a, None, Some(e), None).await?,
+                    None if !free.is_empty() => st.app.search_users(a, Some(&free.join(" ")), None, None).await?,
+                    None => vec![],
+                };
+                for u in users {
+                    let mut v = ctx.rec(&u, "users");
+                    v["result_type"] = json!("user");
+                    out.push(v);
+                }
+            }
+            if ty.as_deref() != Some("user") && !free.is_empty() {
+                for o in st.app.search_organizations(a, Some(&free.join(" ")), None).await? {
+                    let mut v = ctx.rec(&o, "organizations");
+                    v["result_type"] = json!("organization");
+                    out.push(v);
+                }
+            }
+        }
+        Some(other) => return Err(ApiError::BadRequest(format!("type:{other} is not searchable"))),
+    }
+    Ok(out)
+}
+
+pub async fn search(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query) -> ApiResult<Json<Value>> {
+    let ctx = Ctx::new(&h, &uri);
+    let query = q.get("query").ok_or_else(|| ApiError::BadRequest("query is required".into()))?;
+    let results = run(&st, &a, &ctx, query, q.get("filter[type]")).await?;
+    let n = results.len();
+    Ok(Json(json!({"results": results, "count": n, "next_page": null, "previous_page": null, "facets": null})))
+}
+
+pub async fn count(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query) -> ApiResult<Json<Value>> {
+    let ctx = Ctx::new(&h, &uri);
+    let query = q.get("query").ok_or_else(|| ApiError::BadRequest("query is required".into()))?;
+    let n = run(&st, &a, &ctx, query, None).await?.len();
+    Ok(Json(json!({"count": n})))
+}

@@ -1,0 +1,192 @@
+//! A thin, backend-neutral layer over sqlx: one connection enum, one value enum, one row enum.
+//! Everything above it (the store's queries) is written once. SQL uses `$1…$n` placeholders,
+//! which both SQLite and PostgreSQL accept.
+
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Postgres, Row as _, Sqlite, Transaction};
+
+use crate::StoreError;
+
+/// A bind value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    Null,
+    Int(i64),
+    Text(String),
+    Real(f64),
+}
+
+impl From<i64> for Val {
+    fn from(v: i64) -> Self {
+        Val::Int(v)
+    }
+}
+impl From<bool> for Val {
+    fn from(v: bool) -> Self {
+        Val::Int(v as i64)
+    }
+}
+impl From<&str> for Val {
+    fn from(v: &str) -> Self {
+        Val::Text(v.to_string())
+    }
+}
+impl From<String> for Val {
+    fn from(v: String) -> Self {
+        Val::Text(v)
+    }
+}
+impl<T: Into<Val>> From<Option<T>> for Val {
+    fn from(v: Option<T>) -> Self {
+        v.map(Into::into).unwrap_or(Val::Null)
+    }
+}
+
+/// A connection or transaction on either backend.
+pub enum Conn {
+    SqliteTx(Transaction<'static, Sqlite>),
+    SqliteConn(PoolConnection<Sqlite>),
+    PgTx(Transaction<'static, Postgres>),
+    PgConn(PoolConnection<Postgres>),
+}
+
+/// A result row on either backend.
+pub enum Row {
+    Sqlite(SqliteRow),
+    Pg(PgRow),
+}
+
+macro_rules! bind_all {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Val::Null => q.bind(Option::<i64>::None),
+                Val::Int(i) => q.bind(*i),
+                Val::Text(s) => q.bind(s.as_str()),
+                Val::Real(f) => q.bind(*f),
+            };
+        }
+        q
+    }};
+}
+
+impl Conn {
+    pub fn is_postgres(&self) -> bool {
+        matches!(self, Conn::PgTx(_) | Conn::PgConn(_))
+    }
+
+    /// Run a statement; returns rows affected.
+    pub async fn exec(&mut self, sql: &str, args: &[Val]) -> Result<u64, StoreError> {
+        let n = match self {
+            Conn::SqliteTx(c) => bind_all!(sqlx::query(sql), args).execute(&mut **c).await?.rows_affected(),
+            Conn::SqliteConn(c) => bind_all!(sqlx::query(sql), args).execute(&mut **c).await?.rows_affected(),
+            Conn::PgTx(c) => bind_all!(sqlx::query(sql), args).execute(&mut **c).await?.rows_affected(),
+            Conn::PgConn(c) => bind_all!(sqlx::query(sql), args).execute(&mut **c).await?.rows_affected(),
+        };
+        Ok(n)
+    }
+
+    pub async fn all(&mut self, sql: &str, args: &[Val]) -> Result<Vec<Row>, StoreError> {
+        Ok(match self {
+            Conn::SqliteTx(c) => bind_all!(sqlx::query(sql), args)
+                .fetch_all(&mut **c)
+                .await?
+                .into_iter()
+                .map(Row::Sqlite)
+                .collect(),
+            Conn::SqliteConn(c) => bind_all!(sqlx::query(sql), args)
+                .fetch_all(&mut **c)
+                .await?
+                .into_iter()
+                .map(Row::Sqlite)
+                .collect(),
+            Conn::PgTx(c) => bind_all!(sqlx::query(sql), args)
+                .fetch_all(&mut **c)
+                .await?
+                .into_iter()
+                .map(Row::Pg)
+                .collect(),
+            Conn::PgConn(c) => bind_all!(sqlx::query(sql), args)
+                .fetch_all(&mut **c)
+                .await?
+                .into_iter()
+                .map(Row::Pg)
+                .collect(),
+        })
+    }
+
+    pub async fn opt(&mut self, sql: &str, args: &[Val]) -> Result<Option<Row>, StoreError> {
+        Ok(match self {
+            Conn::SqliteTx(c) => bind_all!(sqlx::query(sql), args).fetch_optional(&mut **c).await?.map(Row::Sqlite),
+            Conn::SqliteConn(c) => bind_all!(sqlx::query(sql), args).fetch_optional(&mut **c).await?.map(Row::Sqlite),
+            Conn::PgTx(c) => bind_all!(sqlx::query(sql), args).fetch_optional(&mut **c).await?.map(Row::Pg),
+            Conn::PgConn(c) => bind_all!(sqlx::query(sql), args).fetch_optional(&mut **c).await?.map(Row::Pg),
+        })
+    }
+
+    pub async fn one(&mut self, sql: &str, args: &[Val]) -> Result<Row, StoreError> {
+        self.opt(sql, args).await?.ok_or(StoreError::NotFound)
+    }
+
+    /// A single integer (`SELECT COUNT(*)…`, `… RETURNING id`).
+    pub async fn int(&mut self, sql: &str, args: &[Val]) -> Result<i64, StoreError> {
+        self.one(sql, args).await?.i64(0)
+    }
+
+    pub async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Conn::SqliteTx(t) => t.commit().await?,
+            Conn::PgTx(t) => t.commit().await?,
+            Conn::SqliteConn(_) | Conn::PgConn(_) => {}
+        }
+        Ok(())
+    }
+}
+
+impl Row {
+    pub fn i64(&self, i: usize) -> Result<i64, StoreError> {
+        Ok(match self {
+            Row::Sqlite(r) => r.try_get::<i64, _>(i)?,
+            Row::Pg(r) => r.try_get::<i64, _>(i)?,
+        })
+    }
+    pub fn opt_i64(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        Ok(match self {
+            Row::Sqlite(r) => r.try_get::<Option<i64>, _>(i)?,
+            Row::Pg(r) => r.try_get::<Option<i64>, _>(i)?,
+        })
+    }
+    pub fn str(&self, i: usize) -> Result<String, StoreError> {
+        Ok(match self {
+            Row::Sqlite(r) => r.try_get::<String, _>(i)?,
+            Row::Pg(r) => r.try_get::<String, _>(i)?,
+        })
+    }
+    pub fn opt_str(&self, i: usize) -> Result<Option<String>, StoreError> {
+        Ok(match self {
+            Row::Sqlite(r) => r.try_get::<Option<String>, _>(i)?,
+            Row::Pg(r) => r.try_get::<Option<String>, _>(i)?,
+        })
+    }
+    /// Decode a JSON text column.
+    pub fn json<T: serde::de::DeserializeOwned>(&self, i: usize) -> Result<T, StoreError> {
+        let s = self.str(i)?;
+        serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(format!("column {i}: {e}")))
+    }
+}
+
+impl Conn {
+    /// Run several `;`-separated statements (migrations).
+    pub async fn script(&mut self, sql: &str) -> Result<(), StoreError> {
+        match self {
+            Conn::SqliteTx(c) => sqlx::raw_sql(sql).execute(&mut **c).await.map(|_| ())?,
+            Conn::SqliteConn(c) => sqlx::raw_sql(sql).execute(&mut **c).await.map(|_| ())?,
+            Conn::PgTx(c) => sqlx::raw_sql(sql).execute(&mut **c).await.map(|_| ())?,
+            Conn::PgConn(c) => sqlx::raw_sql(sql).execute(&mut **c).await.map(|_| ())?,
+        };
+        Ok(())
+    }
+}

@@ -1,0 +1,268 @@
+//! Generic document CRUD: each record type names its table and index columns once.
+
+use opsdesk_core::model::Id;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::db::{Conn, Row, Val};
+use crate::{Result, StoreError};
+
+/// A record stored as JSON in `data` with index columns beside it.
+pub trait Doc: Serialize + DeserializeOwned + Send + Sync {
+    const TABLE: &'static str;
+    /// Index columns, in the order [`Doc::values`] returns them.
+    const COLUMNS: &'static [&'static str];
+    fn id(&self) -> Id;
+    fn set_id(&mut self, id: Id);
+    fn values(&self) -> Vec<Val>;
+}
+
+/// A filter condition. Column names are always static strings from this crate.
+#[derive(Debug, Clone)]
+pub enum Cond {
+    Eq(&'static str, Val),
+    Ne(&'static str, Val),
+    Gt(&'static str, Val),
+    Ge(&'static str, Val),
+    Lt(&'static str, Val),
+    Le(&'static str, Val),
+    IsNull(&'static str),
+    NotNull(&'static str),
+    In(&'static str, Vec<Val>),
+    /// `(a = x OR b IN (...))` style alternatives: any of the inner conditions.
+    Any(Vec<Cond>),
+    /// `col LIKE pattern` on a lower-cased key column.
+    Like(&'static str, Val),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Order {
+    Asc,
+    Desc,
+}
+
+/// Which slice of a list to read.
+#[derive(Debug, Clone)]
+pub enum Page {
+    /// 1-based page number; `per_page` items each; count the total.
+    Offset { page: i64, per_page: i64, order: Order },
+    /// Keyset pagination on id.
+    Cursor { size: i64, after: Option<Id>, before: Option<Id>, order: Order },
+    /// Everything (bounded by the caller).
+    All { limit: i64 },
+}
+
+/// A page of records.
+#[derive(Debug, Clone)]
+pub struct Paged<T> {
+    pub items: Vec<T>,
+    /// Total matching rows (offset pagination only).
+    pub count: Option<i64>,
+    /// More rows lie beyond this page in the direction of travel.
+    pub has_more: bool,
+    /// For cursor pagination: rows exist before the first item.
+    pub has_prev: bool,
+}
+
+impl<T> Paged<T> {
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Paged<U> {
+        Paged { items: self.items.into_iter().map(f).collect(), count: self.count, has_more: self.has_more, has_prev: self.has_prev }
+    }
+}
+
+/// Render conditions as a WHERE clause, appending bind values.
+pub fn where_sql(conds: &[Cond], args: &mut Vec<Val>) -> String {
+    if conds.is_empty() {
+        return "1=1".into();
+    }
+    conds.iter().map(|c| cond_sql(c, args)).collect::<Vec<_>>().join(" AND ")
+}
+
+fn push(args: &mut Vec<Val>, v: Val) -> String {
+    args.push(v);
+    format!("${}", args.len())
+}
+
+fn cond_sql(c: &Cond, args: &mut Vec<Val>) -> String {
+    match c {
+        Cond::Eq(col, v) => format!("{col} = {}", push(args, v.clone())),
+        Cond::Ne(col, v) => format!("{col} <> {}", push(args, v.clone())),
+        Cond::Gt(col, v) => format!("{col} > {}", push(args, v.clone())),
+        Cond::Ge(col, v) => format!("{col} >= {}", push(args, v.clone())),
+        Cond::Lt(col, v) => format!("{col} < {}", push(args, v.clone())),
+        Cond::Le(col, v) => format!("{col} <= {}", push(args, v.clone())),
+        Cond::IsNull(col) => format!("{col} IS NULL"),
+        Cond::NotNull(col) => format!("{col} IS NOT NULL"),
+        Cond::Like(col, v) => format!("{col} LIKE {}", push(args, v.clone())),
+        Cond::In(col, vs) => {
+            if vs.is_empty() {
+                "1=0".into()
+            } else {
+                let ps: Vec<String> = vs.iter().map(|v| push(args, v.clone())).collect();
+                format!("{col} IN ({})", ps.join(", "))
+            }
+        }
+        Cond::Any(cs) => {
+            if cs.is_empty() {
+                "1=0".into()
+            } else {
+                let parts: Vec<String> = cs.iter().map(|c| cond_sql(c, args)).collect();
+                format!("({})", parts.join(" OR "))
+            }
+        }
+    }
+}
+
+pub(crate) fn decode<D: Doc>(row: &Row) -> Result<D> {
+    let id = row.i64(0)?;
+    let mut d: D = row.json(1)?;
+    d.set_id(id);
+    Ok(d)
+}
+
+fn to_json<D: Serialize>(d: &D) -> Result<String> {
+    serde_json::to_string(d).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+impl Conn {
+    /// Insert a record; sets its id.
+    pub async fn insert<D: Doc>(&mut self, d: &mut D) -> Result<Id> {
+        let mut args = d.values();
+        args.push(Val::Text(to_json(d)?));
+        let cols = D::COLUMNS.join(", ");
+        let ps: Vec<String> = (1..=args.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "INSERT INTO {} ({cols}, data) VALUES ({}) RETURNING id",
+            D::TABLE,
+            ps.join(", ")
+        );
+        let id = self.int(&sql, &args).await?;
+        d.set_id(id);
+        Ok(id)
+    }
+
+    /// Replace a record's data and index columns.
+    pub async fn update<D: Doc>(&mut self, d: &D) -> Result<()> {
+        let mut args = d.values();
+        let sets: Vec<String> =
+            D::COLUMNS.iter().enumerate().map(|(i, c)| format!("{c} = ${}", i + 1)).collect();
+        args.push(Val::Text(to_json(d)?));
+        let data_i = args.len();
+        args.push(Val::Int(d.id()));
+        let sql = format!(
+            "UPDATE {} SET {}, data = ${data_i} WHERE id = ${}",
+            D::TABLE,
+            sets.join(", "),
+            args.len()
+        );
+        match self.exec(&sql, &args).await? {
+            0 => Err(StoreError::NotFound),
+            _ => Ok(()),
+        }
+    }
+
+    pub async fn get<D: Doc>(&mut self, id: Id) -> Result<Option<D>> {
+        let sql = format!("SELECT id, data FROM {} WHERE id = $1", D::TABLE);
+        match self.opt(&sql, &[Val::Int(id)]).await? {
+            Some(r) => Ok(Some(decode(&r)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn find<D: Doc>(&mut self, conds: &[Cond]) -> Result<Option<D>> {
+        let mut args = vec![];
+        let w = where_sql(conds, &mut args);
+        let sql = format!("SELECT id, data FROM {} WHERE {w} ORDER BY id LIMIT 1", D::TABLE);
+        match self.opt(&sql, &args).await? {
+            Some(r) => Ok(Some(decode(&r)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn delete<D: Doc>(&mut self, id: Id) -> Result<bool> {
+        let sql = format!("DELETE FROM {} WHERE id = $1", D::TABLE);
+        Ok(self.exec(&sql, &[Val::Int(id)]).await? > 0)
+    }
+
+    pub async fn count<D: Doc>(&mut self, conds: &[Cond]) -> Result<i64> {
+        let mut args = vec![];
+        let w = where_sql(conds, &mut args);
+        self.int(&format!("SELECT COUNT(*) FROM {} WHERE {w}", D::TABLE), &args).await
+    }
+
+    /// Records matching `conds`, by id, one page of them.
+    pub async fn list<D: Doc>(&mut self, conds: &[Cond], page: &Page) -> Result<Paged<D>> {
+        let mut args = vec![];
+        let mut conds = conds.to_vec();
+        let (limit, offset, order, reverse, count) = match page {
+            Page::Offset { page, per_page, order } => {
+                let per = (*per_page).clamp(1, 1000);
+                let p = (*page).max(1);
+                (per + 1, (p - 1).saturating_mul(per), *order, false, true)
+            }
+            Page::Cursor { size, after, before, order } => {
+                let size = (*size).clamp(1, 1000);
+                let (gt, lt) = if *order == Order::Asc { (Cond::Gt as fn(_, _) -> _, Cond::Lt as fn(_, _) -> _) } else { (Cond::Lt as fn(_, _) -> _, Cond::Gt as fn(_, _) -> _) };
+                let mut rev = false;
+                if let Some(b) = before {
+                    conds.push(lt("id", Val::Int(*b)));
+                    rev = true;
+                } else if let Some(a) = after {
+                    conds.push(gt("id", Val::Int(*a)));
+                }
+                (size + 1, 0, *order, rev, false)
+            }
+            Page::All { limit } => ((*limit).max(1), 0, Order::Asc, false, false),
+        };
+        let w = where_sql(&conds, &mut args);
+        let dir = match (order, reverse) {
+            (Order::Asc, false) | (Order::Desc, true) => "ASC",
+            _ => "DESC",
+        };
+        let sql = format!(
+            "SELECT id, data FROM {} WHERE {w} ORDER BY id {dir} LIMIT {limit} OFFSET {offset}",
+            D::TABLE
+        );
+        let rows = self.all(&sql, &args).await?;
+        let mut items = rows.iter().map(decode::<D>).collect::<Result<Vec<D>>>()?;
+        let mut has_more = false;
+        if !matches!(page, Page::All { .. }) && items.len() as i64 == limit {
+            items.pop();
+            has_more = true;
+        }
+        let mut has_prev = false;
+        if reverse {
+            items.reverse();
+            has_prev = has_more;
+            has_more = true;
+        } else if let Page::Cursor { after: Some(_), .. } = page {
+            has_prev = true;
+        }
+        let count = if count {
+            let mut cargs = vec![];
+            let w = where_sql(&conds, &mut cargs);
+            let n = self.int(&format!("SELECT COUNT(*) FROM {} WHERE {w}", D::TABLE), &cargs).await?;
+            Some(n)
+        } else {
+            None
+        };
+        Ok(Paged { items, count, has_more, has_prev })
+    }
+
+    /// Records with the given ids (any order); missing ids are skipped.
+    pub async fn get_many<D: Doc>(&mut self, ids: &[Id]) -> Result<Vec<D>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let mut args = vec![];
+            let w = where_sql(&[Cond::In("id", chunk.iter().map(|i| Val::Int(*i)).collect())], &mut args);
+            let sql = format!("SELECT id, data FROM {} WHERE {w} ORDER BY id", D::TABLE);
+            for r in self.all(&sql, &args).await? {
+                out.push(decode(&r)?);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,185 @@
+//! opsdesk storage: one [`Store`] over SQLite (default, embedded) and PostgreSQL.
+//!
+//! Records are kept as JSON documents (`data`) beside the index columns queries need; the
+//! ticket row is the projection of its append-only audits. SQL lives only in this crate.
+//! See `docs/ARCHITECTURE.md` for why.
+
+mod db;
+mod docs;
+mod migrate;
+mod records;
+mod tickets;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+pub use db::{Conn, Row, Val};
+pub use docs::{Cond, Doc, Order, Page, Paged};
+pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE};
+pub use records::{OrgField, StoredToken, UserAuth, UserField};
+
+/// Storage errors. A database error never reaches an API client verbatim.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness constraint was hit (the constraint or index name).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database could not be reached (pool timeout, connection refused).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Db(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::RowNotFound => StoreError::NotFound,
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                StoreError::Unavailable(e.to_string())
+            }
+            sqlx::Error::Database(d) => {
+                if d.is_unique_violation() {
+                    StoreError::Conflict(d.constraint().unwrap_or(d.message()).to_string())
+                } else {
+                    StoreError::Db(e.to_string())
+                }
+            }
+            _ => StoreError::Db(e.to_string()),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Clone)]
+enum Pools {
+    Sqlite { write: SqlitePool, read: SqlitePool },
+    Pg(PgPool),
+}
+
+/// The database handle. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pools: Arc<Pools>,
+}
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub enum DbConfig {
+    /// A SQLite file (created if missing).
+    Sqlite { path: std::path::PathBuf },
+    /// A PostgreSQL URL, optionally confined to one schema (tests use a fresh schema each).
+    Postgres { url: String, schema: Option<String>, max_connections: u32 },
+}
+
+impl Store {
+    pub async fn open(cfg: &DbConfig) -> Result<Store> {
+        match cfg {
+            DbConfig::Sqlite { path } => Store::open_sqlite(path).await,
+            DbConfig::Postgres { url, schema, max_connections } => {
+                Store::open_postgres(url, schema.as_deref(), *max_connections).await
+            }
+        }
+    }
+
+    /// Open (creating) a SQLite database: WAL, `synchronous=NORMAL` (durable across process
+    /// crashes), a busy timeout, one writer connection and a small pool of readers.
+    pub async fn open_sqlite(path: &Path) -> Result<Store> {
+        let base = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true)
+            .pragma("cache_size", "-65536")
+            .pragma("temp_store", "memory");
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(base.clone())
+            .await?;
+        let read = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(base.read_only(true))
+            .await?;
+        Ok(Store { pools: Arc::new(Pools::Sqlite { write, read }) })
+    }
+
+    pub async fn open_postgres(url: &str, schema: Option<&str>, max_connections: u32) -> Result<Store> {
+        let mut opts = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Unavailable(format!("bad database URL: {e}")))?;
+        if let Some(s) = schema {
+            opts = opts.options([("search_path", s)]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(opts)
+            .await?;
+        Ok(Store { pools: Arc::new(Pools::Pg(pool)) })
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match &*self.pools {
+            Pools::Sqlite { .. } => "sqlite",
+            Pools::Pg(_) => "postgres",
+        }
+    }
+
+    /// Begin a write transaction (SQLite: on the single writer connection).
+    pub async fn write(&self) -> Result<Conn> {
+        Ok(match &*self.pools {
+            Pools::Sqlite { write, .. } => Conn::SqliteTx(write.begin().await?),
+            Pools::Pg(p) => Conn::PgTx(p.begin().await?),
+        })
+    }
+
+    /// A connection for reads (no transaction).
+    pub async fn read(&self) -> Result<Conn> {
+        Ok(match &*self.pools {
+            Pools::Sqlite { read, .. } => Conn::SqliteConn(read.acquire().await?),
+            Pools::Pg(p) => Conn::PgConn(p.acquire().await?),
+        })
+    }
+
+    /// Apply pending migrations. Safe to call from several nodes at once (PostgreSQL takes an
+    /// advisory lock; SQLite has one writer).
+    pub async fn migrate(&self) -> Result<Vec<String>> {
+        migrate::run(self).await
+    }
+
+    /// Names of migrations not yet applied.
+    pub async fn pending_migrations(&self) -> Result<Vec<String>> {
+        migrate::pending(self).await
+    }
+
+    /// Check the database answers.
+    pub async fn ping(&self) -> Result<()> {
+        let mut c = self.read().await?;
+        c.int("SELECT 1", &[]).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        match &*self.pools {
+            Pools::Sqlite { write, read } => {
+                read.close().await;
+                write.close().await;
+            }
+            Pools::Pg(p) => p.close().await,
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! Append-only migrations, one list per backend with the same names (a test checks).
+
+use crate::{Result, Store, Val};
+
+pub const MIGRATIONS_SQLITE: &[(&str, &str)] =
+    &[("0001_init", include_str!("../migrations/sqlite/0001_init.sql"))];
+pub const MIGRATIONS_POSTGRES: &[(&str, &str)] =
+    &[("0001_init", include_str!("../migrations/postgres/0001_init.sql"))];
+
+const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
+    version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)";
+
+fn list(store: &Store) -> &'static [(&'static str, &'static str)] {
+    if store.backend() == "postgres" {
+        MIGRATIONS_POSTGRES
+    } else {
+        MIGRATIONS_SQLITE
+    }
+}
+
+pub async fn pending(store: &Store) -> Result<Vec<String>> {
+    let mut c = store.read().await?;
+    let applied: Vec<String> = match c.all("SELECT version FROM schema_migrations", &[]).await {
+        Ok(rows) => rows.iter().map(|r| r.str(0)).collect::<Result<_>>()?,
+        Err(_) => vec![],
+    };
+    Ok(list(store)
+        .iter()
+        .filter(|(n, _)| !applied.iter().any(|a| a == n))
+        .map(|(n, _)| n.to_string())
+        .collect())
+}
+
+pub async fn run(store: &Store) -> Result<Vec<String>> {
+    let mut tx = store.write().await?;
+    if tx.is_postgres() {
+        tx.exec("SELECT pg_advisory_xact_lock(7301)", &[]).await?;
+    }
+    tx.script(LEDGER).await?;
+    let mut done = vec![];
+    for (name, sql) in list(store) {
+        let n = tx
+            .int("SELECT COUNT(*) FROM schema_migrations WHERE version = $1", &[Val::from(*name)])
+            .await?;
+        if n > 0 {
+            continue;
+        }
+        tx.script(sql).await?;
+        tx.exec(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+            &[Val::from(*name), Val::Int(now_secs())],
+        )
+        .await?;
+        done.push(name.to_string());
+    }
+    tx.commit().await?;
+    Ok(done)
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

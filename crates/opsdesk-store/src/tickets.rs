@@ -1,0 +1,325 @@
+//! Tickets: the projection row, its append-only audits and comments.
+
+use opsdesk_core::model::Id;
+use opsdesk_core::ticket::{event_id, Audit, Comment, Ticket};
+use serde_json::Value;
+
+use crate::db::{Conn, Row, Val};
+use crate::docs::{Cond, Doc, Order, Page, Paged};
+use crate::{Result, StoreError};
+
+impl Doc for Ticket {
+    const TABLE: &'static str = "tickets";
+    const COLUMNS: &'static [&'static str] = &[
+        "requester_id",
+        "submitter_id",
+        "assignee_id",
+        "group_id",
+        "organization_id",
+        "status",
+        "priority",
+        "ticket_type",
+        "problem_id",
+        "external_id",
+        "created_at",
+        "updated_at",
+    ];
+    fn id(&self) -> Id {
+        self.id
+    }
+    fn set_id(&mut self, id: Id) {
+        self.id = id;
+    }
+    fn values(&self) -> Vec<Val> {
+        vec![
+            Val::Int(self.requester_id),
+            Val::Int(self.submitter_id),
+            Val::from(self.assignee_id),
+            Val::from(self.group_id),
+            Val::from(self.organization_id),
+            Val::from(self.status.as_str()),
+            Val::from(self.priority.map(|p| p.as_str())),
+            Val::from(self.ticket_type.map(|p| p.as_str())),
+            Val::from(self.problem_id),
+            Val::from(self.external_id.clone()),
+            Val::Int(self.created_at.as_second()),
+            Val::Int(self.updated_at.as_second()),
+        ]
+    }
+}
+
+fn json(v: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn decode_audit(r: &Row) -> Result<Audit> {
+    let id = r.i64(0)?;
+    let mut events: Vec<Value> = r.json(6)?;
+    for (i, e) in events.iter_mut().enumerate() {
+        if let Value::Object(m) = e {
+            m.insert("id".into(), Value::from(event_id(id, i)));
+        }
+    }
+    Ok(Audit {
+        id,
+        ticket_id: r.i64(1)?,
+        author_id: r.i64(2)?,
+        created_at: opsdesk_core::clock::from_unix(r.i64(3)?),
+        via: r.json(4)?,
+        metadata: r.json(5)?,
+        events,
+    })
+}
+
+const AUDIT_COLS: &str = "id, ticket_id, author_id, created_at, via, metadata, events";
+
+impl Conn {
+    /// Insert a new ticket and its first audit. Sets `ticket.id`, `audit.id`, `audit.ticket_id`,
+    /// and the ids of the comments (one per Comment event, in order).
+    pub async fn create_ticket(&mut self, t: &mut Ticket, audit: &mut Audit, comments: &mut [Comment]) -> Result<()> {
+        self.insert(t).await?;
+        audit.ticket_id = t.id;
+        self.append_audit(audit, comments).await
+    }
+
+    /// Write a ticket's new projection and the audit that got it there.
+    pub async fn save_ticket(&mut self, t: &Ticket, audit: &mut Audit, comments: &mut [Comment]) -> Result<()> {
+        self.update(t).await?;
+        audit.ticket_id = t.id;
+        self.append_audit(audit, comments).await
+    }
+
+    async fn append_audit(&mut self, audit: &mut Audit, comments: &mut [Comment]) -> Result<()> {
+        let stored: Vec<Value> = audit
+            .events
+            .iter()
+            .map(|e| {
+                let mut e = e.clone();
+                if let Value::Object(m) = &mut e {
+                    m.remove("id");
+                }
+                e
+            })
+            .collect();
+        audit.id = self
+            .int(
+                "INSERT INTO ticket_audits (ticket_id, author_id, created_at, via, metadata, events) \
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+                &[
+                    Val::Int(audit.ticket_id),
+                    Val::Int(audit.author_id),
+                    Val::Int(audit.created_at.as_second()),
+                    Val::Text(json(&audit.via)?),
+                    Val::Text(json(&audit.metadata)?),
+                    Val::Text(json(&stored)?),
+                ],
+            )
+            .await?;
+        let mut ci = 0;
+        for (i, e) in audit.events.iter_mut().enumerate() {
+            let eid = event_id(audit.id, i);
+            if let Value::Object(m) = e {
+                m.insert("id".into(), Value::from(eid));
+                if m.get("type").and_then(Value::as_str) == Some("Comment") {
+                    m.insert("audit_id".into(), Value::from(audit.id));
+                    if let Some(c) = comments.get_mut(ci) {
+                        c.id = eid;
+                        c.audit_id = audit.id;
+                        c.ticket_id = audit.ticket_id;
+                        ci += 1;
+                        self.exec(
+                            "INSERT INTO ticket_comments (id, ticket_id, audit_id, author_id, public, created_at, data) \
+                             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                            &[
+                                Val::Int(c.id),
+                                Val::Int(c.ticket_id),
+                                Val::Int(c.audit_id),
+                                Val::Int(c.author_id),
+                                Val::from(c.public),
+                                Val::Int(c.created_at.as_second()),
+                                Val::Text(json(&*c)?),
+                            ],
+                        )
+                        .await?;
+                    }
+                }
+            }
+        }
+        if ci != comments.len() {
+            return Err(StoreError::Corrupt("comments without Comment events".into()));
+        }
+        Ok(())
+    }
+
+    /// A live (not deleted) ticket.
+    pub async fn ticket(&mut self, id: Id) -> Result<Option<Ticket>> {
+        self.find(&[Cond::Eq("id", Val::Int(id)), Cond::IsNull("deleted_at")]).await
+    }
+
+    /// Lock a live ticket for update (PostgreSQL: `FOR UPDATE`; SQLite holds the write lock).
+    pub async fn ticket_for_update(&mut self, id: Id) -> Result<Option<Ticket>> {
+        let sql = if self.is_postgres() {
+            "SELECT id, data FROM tickets WHERE id = $1 AND deleted_at IS NULL FOR UPDATE"
+        } else {
+            "SELECT id, data FROM tickets WHERE id = $1 AND deleted_at IS NULL"
+        };
+        match self.opt(sql, &[Val::Int(id)]).await? {
+            Some(r) => Ok(Some(crate::docs::decode(&r)?)),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn tickets(&mut self, conds: &[Cond], page: &Page) -> Result<Paged<Ticket>> {
+        let mut c = conds.to_vec();
+        c.push(Cond::IsNull("deleted_at"));
+        self.list(&c, page).await
+    }
+
+    /// Soft-delete (Zendesk keeps deleted tickets for 30 days, restorable).
+    pub async fn soft_delete_ticket(&mut self, id: Id, by: Id, at: i64) -> Result<bool> {
+        Ok(self
+            .exec(
+                "UPDATE tickets SET deleted_at = $1, deleted_by = $2 WHERE id = $3 AND deleted_at IS NULL",
+                &[Val::Int(at), Val::Int(by), Val::Int(id)],
+            )
+            .await?
+            > 0)
+    }
+
+    pub async fn restore_ticket(&mut self, id: Id) -> Result<bool> {
+        Ok(self
+            .exec("UPDATE tickets SET deleted_at = NULL, deleted_by = NULL WHERE id = $1 AND deleted_at IS NOT NULL", &[Val::Int(id)])
+            .await?
+            > 0)
+    }
+
+    /// Deleted tickets: (ticket, deleted_at, deleted_by).
+    pub async fn deleted_tickets(&mut self, limit: i64, offset: i64) -> Result<Vec<(Ticket, i64, i64)>> {
+        let rows = self
+            .all(
+                &format!("SELECT id, data, deleted_at, deleted_by FROM tickets WHERE deleted_at IS NOT NULL ORDER BY id LIMIT {} OFFSET {}", limit.clamp(1, 1000), offset.max(0)),
+                &[],
+            )
+            .await?;
+        rows.iter().map(|r| Ok((crate::docs::decode(r)?, r.i64(2)?, r.opt_i64(3)?.unwrap_or(0)))).collect()
+    }
+
+    /// Permanently remove a soft-deleted ticket with its audits and comments.
+    pub async fn purge_ticket(&mut self, id: Id) -> Result<bool> {
+        let n = self.exec("DELETE FROM tickets WHERE id = $1 AND deleted_at IS NOT NULL", &[Val::Int(id)]).await?;
+        if n > 0 {
+            self.exec("DELETE FROM ticket_comments WHERE ticket_id = $1", &[Val::Int(id)]).await?;
+            self.exec("DELETE FROM ticket_audits WHERE ticket_id = $1", &[Val::Int(id)]).await?;
+        }
+        Ok(n > 0)
+    }
+
+    pub async fn audits(&mut self, ticket_id: Id, page: &Page) -> Result<Paged<Audit>> {
+        self.keyed_page("ticket_audits", AUDIT_COLS, "ticket_id", ticket_id, None, page, decode_audit).await
+    }
+
+    pub async fn all_audits(&mut self, ticket_id: Id) -> Result<Vec<Audit>> {
+        let rows = self
+            .all(&format!("SELECT {AUDIT_COLS} FROM ticket_audits WHERE ticket_id = $1 ORDER BY id"), &[Val::Int(ticket_id)])
+            .await?;
+        rows.iter().map(decode_audit).collect()
+    }
+
+    pub async fn audit(&mut self, ticket_id: Id, audit_id: Id) -> Result<Option<Audit>> {
+        let r = self
+            .opt(&format!("SELECT {AUDIT_COLS} FROM ticket_audits WHERE ticket_id = $1 AND id = $2"), &[Val::Int(ticket_id), Val::Int(audit_id)])
+            .await?;
+        r.as_ref().map(decode_audit).transpose()
+    }
+
+    /// Comments of a ticket, oldest first; `public_only` hides internal notes.
+    pub async fn comments(&mut self, ticket_id: Id, public_only: bool, page: &Page) -> Result<Paged<Comment>> {
+        let extra = if public_only { Some("public = 1") } else { None };
+        self.keyed_page("ticket_comments", "id, data", "ticket_id", ticket_id, extra, page, |r| {
+            let mut c: Comment = r.json(1)?;
+            c.id = r.i64(0)?;
+            Ok(c)
+        })
+        .await
+    }
+
+    /// Ids of incidents linked to a problem.
+    pub async fn incident_ids(&mut self, problem_id: Id) -> Result<Vec<Id>> {
+        let rows = self
+            .all("SELECT id FROM tickets WHERE problem_id = $1 AND deleted_at IS NULL ORDER BY id", &[Val::Int(problem_id)])
+            .await?;
+        rows.iter().map(|r| r.i64(0)).collect()
+    }
+
+    /// Which of these problem tickets have incidents.
+    pub async fn problems_with_incidents(&mut self, ids: &[Id]) -> Result<Vec<Id>> {
+        if ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let mut args = vec![];
+        let w = crate::docs::where_sql(&[Cond::In("problem_id", ids.iter().map(|i| Val::Int(*i)).collect())], &mut args);
+        let rows = self
+            .all(&format!("SELECT DISTINCT problem_id FROM tickets WHERE {w} AND deleted_at IS NULL"), &args)
+            .await?;
+        rows.iter().map(|r| r.i64(0)).collect()
+    }
+
+    /// A page of rows of `table` whose `key` column equals `value`, by id.
+    async fn keyed_page<T>(
+        &mut self,
+        table: &str,
+        cols: &str,
+        key: &str,
+        value: Id,
+        extra: Option<&str>,
+        page: &Page,
+        decode: impl Fn(&Row) -> Result<T>,
+    ) -> Result<Paged<T>> {
+        let extra = extra.map(|e| format!(" AND {e}")).unwrap_or_default();
+        let (mut bound, limit, offset, order, reverse, count) = match page {
+            Page::Offset { page, per_page, order } => {
+                let per = (*per_page).clamp(1, 1000);
+                (String::new(), per + 1, ((*page).max(1) - 1).saturating_mul(per), *order, false, true)
+            }
+            Page::Cursor { size, after, before, order } => {
+                let size = (*size).clamp(1, 1000);
+                let (gt, lt) = if *order == Order::Asc { (">", "<") } else { ("<", ">") };
+                match (after, before) {
+                    (_, Some(b)) => (format!(" AND id {lt} {b}"), size + 1, 0, *order, true, false),
+                    (Some(a), None) => (format!(" AND id {gt} {a}"), size + 1, 0, *order, false, false),
+                    _ => (String::new(), size + 1, 0, *order, false, false),
+                }
+            }
+            Page::All { limit } => (String::new(), (*limit).max(1), 0, Order::Asc, false, false),
+        };
+        bound.push_str(&extra);
+        let dir = match (order, reverse) {
+            (Order::Asc, false) | (Order::Desc, true) => "ASC",
+            _ => "DESC",
+        };
+        let rows = self
+            .all(
+                &format!("SELECT {cols} FROM {table} WHERE {key} = $1{bound} ORDER BY id {dir} LIMIT {limit} OFFSET {offset}"),
+                &[Val::Int(value)],
+            )
+            .await?;
+        let mut items = rows.iter().map(&decode).collect::<Result<Vec<T>>>()?;
+        let mut has_more = false;
+        if !matches!(page, Page::All { .. }) && items.len() as i64 == limit {
+            items.pop();
+            has_more = true;
+        }
+        let mut has_prev = matches!(page, Page::Cursor { after: Some(_), .. });
+        if reverse {
+            items.reverse();
+            has_prev = has_more;
+            has_more = true;
+        }
+        let count = if count {
+            Some(self.int(&format!("SELECT COUNT(*) FROM {table} WHERE {key} = $1{extra}"), &[Val::Int(value)]).await?)
+        } else {
+            None
+        };
+        Ok(Paged { items, count, has_more, has_prev })
+    }
+}

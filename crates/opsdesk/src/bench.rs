@@ -1,0 +1,213 @@
+//! `opsdesk bench …`: figures, never pass/fail. See docs/benchmarks.md.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::Subcommand;
+use opsdesk_app::people::UserInput;
+use opsdesk_app::App;
+use opsdesk_core::ticket::{creation_events, Audit, Comment, Ticket, Via};
+use opsdesk_core::{Clock, SystemClock};
+use opsdesk_store::{DbConfig, Store};
+use serde_json::json;
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Create tickets through `POST /api/v2/tickets.json` at a given concurrency against an
+    /// in-process server on a fresh database, then insert the same rows directly (the floor).
+    CreateTickets {
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Tickets to create in each phase.
+        #[arg(long, default_value_t = 20_000)]
+        requests: usize,
+        /// Use this PostgreSQL database instead of a fresh SQLite file (it must be empty).
+        #[arg(long)]
+        postgres: Option<String>,
+    },
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn report(label: &str, n: usize, elapsed: Duration, mut lat: Vec<Duration>) -> f64 {
+    lat.sort_unstable();
+    let rate = n as f64 / elapsed.as_secs_f64();
+    println!(
+        "{label:<28} {n:>7} in {:>6.2} s  {:>8.0}/s  p50 {:>6.2} ms  p99 {:>6.2} ms  max {:>7.2} ms",
+        elapsed.as_secs_f64(),
+        rate,
+        percentile(&lat, 0.50).as_secs_f64() * 1e3,
+        percentile(&lat, 0.99).as_secs_f64() * 1e3,
+        lat.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+    );
+    rate
+}
+
+async fn fresh_store(postgres: &Option<String>, tag: &str) -> Result<(Store, Option<std::path::PathBuf>)> {
+    match postgres {
+        Some(url) => {
+            let schema = format!("bench_{tag}_{}", std::process::id());
+            let admin = Store::open_postgres(url, None, 2).await?;
+            let mut c = admin.write().await?;
+            c.exec(&format!("CREATE SCHEMA {schema}"), &[]).await?;
+            c.commit().await?;
+            admin.close().await;
+            Ok((Store::open(&DbConfig::Postgres { url: url.clone(), schema: Some(schema), max_connections: 32 }).await?, None))
+        }
+        None => {
+            let dir = std::env::temp_dir().join(format!("opsdesk-bench-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir)?;
+            Ok((Store::open_sqlite(&dir.join("opsdesk.db")).await?, Some(dir)))
+        }
+    }
+}
+
+pub async fn run(cmd: BenchCommand, _db: Option<String>) -> Result<()> {
+    match cmd {
+        BenchCommand::CreateTickets { concurrency, requests, postgres } => create_tickets(concurrency.max(1), requests.max(1), postgres).await,
+    }
+}
+
+async fn create_tickets(concurrency: usize, n: usize, postgres: Option<String>) -> Result<()> {
+    println!("opsdesk bench create-tickets: {n} tickets, concurrency {concurrency}, backend {}", if postgres.is_some() { "postgres" } else { "sqlite" });
+
+    // Phase 1: through the HTTP API.
+    let (store, dir) = fresh_store(&postgres, "http").await?;
+    let app = App::new(store.clone(), Arc::new(SystemClock));
+    app.prepare().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut tx = store.write().await?;
+    let admin = app
+        .create_user_cli(&mut tx, UserInput { name: Some("Bench Admin".into()), email: Some(Some("bench@opsdesk.example".into())), role: Some("admin".into()), ..Default::default() })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let requester = app
+        .create_user_cli(&mut tx, UserInput { name: Some("Bench Customer".into()), email: Some(Some("customer@opsdesk.example".into())), ..Default::default() })
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    tx.commit().await?;
+    let token = app.create_token("bench@opsdesk.example", None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(opsdesk_http::serve(listener, app.clone(), Default::default(), async move {
+        let _ = stop_rx.await;
+    }));
+    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+    let url = format!("http://{addr}/api/v2/tickets.json");
+    let auth = format!("{}/token", admin.email.clone().unwrap_or_default());
+    let rid0 = requester.id;
+    let body = move |i: usize| json!({"ticket": {"subject": format!("Benchmark ticket {i}"), "comment": {"body": "The pipeline is stuck in pending since this morning. Could you have a look?"}, "requester_id": rid0, "priority": "normal", "tags": ["bench", "load"]}});
+    // Warm up.
+    for i in 0..20 {
+        client.post(&url).basic_auth(&auth, Some(&token)).json(&body(i)).send().await?.error_for_status()?;
+    }
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let t0 = Instant::now();
+    let mut tasks = vec![];
+    for _ in 0..concurrency {
+        let (client, url, auth, token, next) = (client.clone(), url.clone(), auth.clone(), token.clone(), next.clone());
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = vec![];
+            let mut errors = 0usize;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let s = Instant::now();
+                match client.post(&url).basic_auth(&auth, Some(&token)).json(&body(i)).send().await {
+                    Ok(r) if r.status().as_u16() == 201 => {
+                        let _ = r.bytes().await;
+                    }
+                    _ => errors += 1,
+                }
+                lat.push(s.elapsed());
+            }
+            (lat, errors)
+        }));
+    }
+    let mut lat = vec![];
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await?;
+        lat.extend(l);
+        errors += e;
+    }
+    let http_elapsed = t0.elapsed();
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    let http_rate = report("POST /api/v2/tickets.json", n, http_elapsed, lat);
+    if errors > 0 {
+        println!("  {errors} requests failed");
+    }
+    store.close().await;
+    if let Some(d) = dir {
+        let _ = std::fs::remove_dir_all(d);
+    }
+
+    // Phase 2: the floor — the same rows (ticket, audit, comment) straight into the store.
+    let (store, dir) = fresh_store(&postgres, "floor").await?;
+    store.migrate().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let clock = SystemClock;
+    let t0 = Instant::now();
+    let mut tasks = vec![];
+    for _ in 0..concurrency {
+        let (store, next) = (store.clone(), next.clone());
+        let rid = requester.id;
+        let now = clock.now();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = vec![];
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let s = Instant::now();
+                let mut t = Ticket::blank(0, Via::api(), now);
+                t.subject = Some(format!("Benchmark ticket {i}"));
+                t.raw_subject = t.subject.clone();
+                t.requester_id = rid;
+                t.submitter_id = rid;
+                t.tags = vec!["bench".into(), "load".into()];
+                t.description = "The pipeline is stuck in pending since this morning. Could you have a look?".into();
+                let c = Comment { id: 0, kind: "Comment".into(), ticket_id: 0, audit_id: 0, author_id: rid, body: t.description.clone(), html_body: format!("<p>{}</p>", t.description), plain_body: t.description.clone(), public: true, attachments: vec![], via: Via::api(), metadata: json!({}), created_at: now };
+                let mut events = creation_events(&t);
+                events.push(json!({"type": "Comment", "body": c.body, "html_body": c.html_body, "public": true, "author_id": rid}));
+                let mut audit = Audit { id: 0, ticket_id: 0, author_id: rid, via: Via::api(), metadata: json!({}), events, created_at: now };
+                let mut comments = vec![c];
+                let r: Result<()> = async {
+                    let mut tx = store.write().await?;
+                    tx.create_ticket(&mut t, &mut audit, &mut comments).await?;
+                    tx.commit().await?;
+                    Ok(())
+                }
+                .await;
+                r.context("direct insert")?;
+                lat.push(s.elapsed());
+            }
+            Ok::<_, anyhow::Error>(lat)
+        }));
+    }
+    let mut lat = vec![];
+    for t in tasks {
+        lat.extend(t.await??);
+    }
+    let floor_rate = report("floor: direct store inserts", n, t0.elapsed(), lat);
+    store.close().await;
+    if let Some(d) = dir {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    println!("HTTP throughput is {:.2}x below the floor", floor_rate / http_rate.max(1e-9));
+    Ok(())
+}

@@ -1,0 +1,276 @@
+//! The opsdesk binary: every role in one executable.
+
+mod bench;
+mod demo;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use opsdesk_app::people::UserInput;
+use opsdesk_app::App;
+use opsdesk_core::SystemClock;
+use opsdesk_store::{DbConfig, Store};
+
+/// opsdesk: a self-hosted, Zendesk-compatible support-operations platform.
+///
+/// Data lives in a SQLite database under --data-dir unless --database-url points at
+/// PostgreSQL. Every command takes the same database options.
+#[derive(Parser)]
+#[command(name = "opsdesk", version, about, long_about = None)]
+struct Cli {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Log format: text or json.
+    #[arg(long, env = "OPSDESK_LOG_FORMAT", default_value = "text", global = true)]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct DbArgs {
+    /// Directory for the embedded SQLite database (created if missing).
+    #[arg(long, env = "OPSDESK_DATA_DIR", default_value = "./opsdesk-data", global = true)]
+    data_dir: PathBuf,
+    /// PostgreSQL URL (postgres://user@host/db); when set, --data-dir is not used for data.
+    #[arg(long, env = "OPSDESK_DATABASE_URL", global = true)]
+    database_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (HTTP API); migrates the database first.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "OPSDESK_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Largest accepted request body in bytes.
+        #[arg(long, env = "OPSDESK_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+        max_body_bytes: usize,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Fill the database with a realistic demo helpdesk (organisations, people, months of tickets).
+    Demo(demo::DemoArgs),
+    /// Benchmarks (print figures; never fail on a number).
+    Bench {
+        #[command(subcommand)]
+        command: bench::BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user (prints its id).
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// admin, agent or end-user
+        #[arg(long, default_value = "end-user")]
+        role: String,
+        /// Password for signing in (at least 8 characters).
+        #[arg(long, env = "OPSDESK_USER_PASSWORD")]
+        password: Option<String>,
+    },
+    /// Set a user's password.
+    Password {
+        #[arg(long)]
+        email: String,
+        #[arg(long, env = "OPSDESK_USER_PASSWORD")]
+        password: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Create an API token for a user and print it (only its hash is stored).
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        description: Option<String>,
+    },
+}
+
+fn db_config(db: &DbArgs) -> Result<DbConfig> {
+    Ok(match &db.database_url {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            DbConfig::Postgres { url: url.clone(), schema: None, max_connections: 16 }
+        }
+        Some(url) if url.starts_with("sqlite:") => DbConfig::Sqlite { path: PathBuf::from(url.trim_start_matches("sqlite://").trim_start_matches("sqlite:")) },
+        Some(url) => bail!("--database-url must start with postgres:// (or sqlite:), got {url:?}"),
+        None => {
+            std::fs::create_dir_all(&db.data_dir).with_context(|| format!("creating data directory {}", db.data_dir.display()))?;
+            DbConfig::Sqlite { path: db.data_dir.join("opsdesk.db") }
+        }
+    })
+}
+
+async fn open_app(db: &DbArgs) -> Result<App> {
+    let cfg = db_config(db)?;
+    let store = Store::open(&cfg).await.with_context(|| format!("opening the database ({})", describe(&cfg)))?;
+    let app = App::new(store, Arc::new(SystemClock));
+    app.prepare().await.map_err(|e| anyhow::anyhow!("{e}")).context("migrating the database")?;
+    Ok(app)
+}
+
+fn describe(cfg: &DbConfig) -> String {
+    match cfg {
+        DbConfig::Sqlite { path } => format!("SQLite at {}", path.display()),
+        DbConfig::Postgres { url, .. } => {
+            // Never print a password.
+            match url::Url::parse(url) {
+                Ok(mut u) => {
+                    let _ = u.set_password(None);
+                    format!("PostgreSQL at {u}")
+                }
+                Err(_) => "PostgreSQL".into(),
+            }
+        }
+    }
+}
+
+fn init_logs(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OPSDESK_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if format == "json" {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+/// One server per SQLite file: hold an exclusive lock on the data directory while serving.
+fn lock_data_dir(db: &DbArgs) -> Result<Option<std::fs::File>> {
+    if db.database_url.is_some() {
+        return Ok(None);
+    }
+    std::fs::create_dir_all(&db.data_dir)?;
+    let path = db.data_dir.join("opsdesk.lock");
+    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(Some(f)),
+        Err(_) => bail!(
+            "another opsdesk server is already serving {} — SQLite supports one server per database; use PostgreSQL (--database-url) for several nodes",
+            db.data_dir.display()
+        ),
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutdown requested; finishing in-flight requests");
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Serve { listen, max_body_bytes } => {
+            let _lock = lock_data_dir(&cli.db)?;
+            let app = open_app(&cli.db).await?;
+            let addr: SocketAddr = listen.parse().with_context(|| format!("--listen {listen:?} is not an address like 127.0.0.1:8080"))?;
+            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+            let local = listener.local_addr()?;
+            tracing::info!(listen = %local, backend = app.store.backend(), "opsdesk serving");
+            eprintln!("opsdesk listening on http://{local}");
+            let store = app.store.clone();
+            opsdesk_http::serve(listener, app, opsdesk_http::HttpConfig { max_body_bytes }, shutdown_signal()).await?;
+            store.close().await;
+            tracing::info!("stopped");
+        }
+        Command::Migrate => {
+            let cfg = db_config(&cli.db)?;
+            let store = Store::open(&cfg).await.with_context(|| format!("opening the database ({})", describe(&cfg)))?;
+            let app = App::new(store, Arc::new(SystemClock));
+            let done = app.prepare().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            if done.is_empty() {
+                println!("database is up to date");
+            } else {
+                for d in done {
+                    println!("applied {d}");
+                }
+            }
+        }
+        Command::User { command } => {
+            let app = open_app(&cli.db).await?;
+            match command {
+                UserCommand::Create { email, name, role, password } => {
+                    let input = UserInput { name: Some(name), email: Some(Some(email)), role: Some(role), password, verified: Some(true), ..Default::default() };
+                    let mut tx = app.store.write().await?;
+                    let u = app.create_user_cli(&mut tx, input).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                    tx.commit().await?;
+                    println!("{}", u.id);
+                }
+                UserCommand::Password { email, password } => {
+                    let mut c = app.store.read().await?;
+                    let u = c.user_by_email(&email).await?.with_context(|| format!("no user with email {email}"))?;
+                    drop(c);
+                    app.set_password(None, u.id, &password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                    println!("password set for {email}");
+                }
+            }
+        }
+        Command::Token { command } => {
+            let app = open_app(&cli.db).await?;
+            match command {
+                TokenCommand::Create { email, description } => {
+                    let t = app.create_token(&email, description.as_deref()).await.map_err(|e| match e {
+                        opsdesk_app::AppError::NotFound => anyhow::anyhow!("no user with email {email}"),
+                        e => anyhow::anyhow!("{e}"),
+                    })?;
+                    println!("{t}");
+                }
+            }
+        }
+        Command::Demo(args) => {
+            let app = open_app(&cli.db).await?;
+            demo::run(app, args).await?;
+        }
+        Command::Bench { command } => bench::run(command, cli.db.database_url.clone()).await?,
+    }
+    Ok(())
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_logs(&cli.log_format);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: starting the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = rt.block_on(run(cli)) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
