@@ -241,6 +241,9 @@ impl App {
 
     pub async fn create_user(&self, actor: &Actor, input: UserInput) -> Result<User> {
         actor.require_admin()?;
+        if input.name.as_deref().map(str::trim).unwrap_or("").is_empty() {
+            return Err(Invalid::one("name", "BlankValue", "Name: cannot be blank").into());
+        }
         let mut tx = self.store.write().await?;
         let u = self.create_user_tx(&mut tx, input).await?;
         tx.commit().await?;

@@ -1,7 +1,7 @@
 //! `/api/v2/users…`, `/organizations…`, memberships, `/groups…`.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use opsdesk_app::people::{GroupInput, MembershipInput, OrganizationInput, UserFilter, UserInput};
@@ -19,7 +19,7 @@ fn created(v: Value) -> Response {
 
 // ---- users -----------------------------------------------------------------------------
 
-pub async fn users(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query, p: Option<Path<String>>) -> ApiResult<Json<Value>> {
+pub async fn users(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query, p: Option<Path<String>>) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let page = q.page()?;
     let mut f = UserFilter { external_id: q.get("external_id").map(str::to_string), ..Default::default() };
@@ -43,18 +43,18 @@ pub async fn users(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri:
     Ok(Json(ctx.page("users", &page, &p, items, |u| u.id)))
 }
 
-pub async fn user(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, Path(uid): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn user(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, Path(uid): Path<String>) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let u = st.app.get_user(&a, id(&uid)?).await?;
     Ok(Json(json!({"user": ctx.rec(&u, "users")})))
 }
 
-pub async fn me(Auth(a): Auth, h: HeaderMap, uri: Uri) -> ApiResult<Json<Value>> {
+pub async fn me(Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     Ok(Json(json!({"user": ctx.rec(&a.user, "users")})))
 }
 
-pub async fn show_many_users(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query) -> ApiResult<Json<Value>> {
+pub async fn show_many_users(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query) -> ApiResult<Json<Value>> {
     a.require_staff().map_err(ApiError::from)?;
     let ctx = Ctx::new(&h, &uri);
     let ids = q.ids("ids")?;
@@ -65,27 +65,27 @@ pub async fn show_many_users(State(st): State<AppState>, Auth(a): Auth, h: Heade
     Ok(Json(ctx.all("users", us.iter().map(|u| ctx.rec(u, "users")).collect())))
 }
 
-pub async fn search_users(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query) -> ApiResult<Json<Value>> {
+pub async fn search_users(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let us = st.app.search_users(&a, q.get("query"), q.get("email"), q.get("external_id")).await?;
     Ok(Json(ctx.all("users", us.iter().map(|u| ctx.rec(u, "users")).collect())))
 }
 
-pub async fn create_user(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, body: JsonBody) -> ApiResult<Response> {
+pub async fn create_user(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, body: JsonBody) -> ApiResult<Response> {
     let ctx = Ctx::new(&h, &uri);
     let input: UserInput = body.take("user")?;
     let u = st.app.create_user(&a, input).await?;
     Ok(created(json!({"user": ctx.rec(&u, "users")})))
 }
 
-pub async fn update_user(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, Path(uid): Path<String>, body: JsonBody) -> ApiResult<Json<Value>> {
+pub async fn update_user(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, Path(uid): Path<String>, body: JsonBody) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let input: UserInput = body.take("user")?;
     let u = st.app.update_user(&a, id(&uid)?, input).await?;
     Ok(Json(json!({"user": ctx.rec(&u, "users")})))
 }
 
-pub async fn create_or_update_user(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, body: JsonBody) -> ApiResult<Response> {
+pub async fn create_or_update_user(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, body: JsonBody) -> ApiResult<Response> {
     let ctx = Ctx::new(&h, &uri);
     let input: UserInput = body.take("user")?;
     let (u, new) = st.app.create_or_update_user(&a, input).await?;
@@ -93,13 +93,13 @@ pub async fn create_or_update_user(State(st): State<AppState>, Auth(a): Auth, h:
     Ok(if new { created(v) } else { Json(v).into_response() })
 }
 
-pub async fn delete_user(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, Path(uid): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn delete_user(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, Path(uid): Path<String>) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let u = st.app.delete_user(&a, id(&uid)?).await?;
     Ok(Json(json!({"user": ctx.rec(&u, "users")})))
 }
 
-pub async fn identities(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, Path(uid): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn identities(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, Path(uid): Path<String>) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let uid = id(&uid)?;
     let is = st.app.user_identities(&a, uid).await?;
@@ -119,7 +119,7 @@ pub async fn set_password(State(st): State<AppState>, Auth(a): Auth, Path(uid): 
 
 // ---- organisations ---------------------------------------------------------------------
 
-pub async fn organizations(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query) -> ApiResult<Json<Value>> {
+pub async fn organizations(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let page = q.page()?;
     let p = st.app.list_organizations(&a, &page).await?;
@@ -127,7 +127,7 @@ pub async fn organizations(State(st): State<AppState>, Auth(a): Auth, h: HeaderM
     Ok(Json(ctx.page("organizations", &page, &p, items, |o| o.id)))
 }
 
-pub async fn user_organizations(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, Path(uid): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn user_organizations(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, Path(uid): Path<String>) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let uid = id(&uid)?;
     let ms = st.app.list_org_memberships(&a, Some(uid), None, &opsdesk_app::Page::All { limit: 1000 }).await?;
@@ -136,13 +136,13 @@ pub async fn user_organizations(State(st): State<AppState>, Auth(a): Auth, h: He
     Ok(Json(ctx.all("organizations", os.iter().map(|o| ctx.rec(o, "organizations")).collect())))
 }
 
-pub async fn organization(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, Path(oid): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn organization(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, Path(oid): Path<String>) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let o = st.app.get_organization(&a, id(&oid)?).await?;
     Ok(Json(json!({"organization": ctx.rec(&o, "organizations")})))
 }
 
-pub async fn show_many_organizations(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query) -> ApiResult<Json<Value>> {
+pub async fn show_many_organizations(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query) -> ApiResult<Json<Value>> {
     a.require_staff().map_err(ApiError::from)?;
     let ctx = Ctx::new(&h, &uri);
     let ids = q.ids("ids")?;
@@ -153,27 +153,27 @@ pub async fn show_many_organizations(State(st): State<AppState>, Auth(a): Auth, 
     Ok(Json(ctx.all("organizations", os.iter().map(|o| ctx.rec(o, "organizations")).collect())))
 }
 
-pub async fn search_organizations(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query) -> ApiResult<Json<Value>> {
+pub async fn search_organizations(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let os = st.app.search_organizations(&a, q.get("name"), q.get("external_id")).await?;
     Ok(Json(ctx.all("organizations", os.iter().map(|o| ctx.rec(o, "organizations")).collect())))
 }
 
-pub async fn create_organization(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, body: JsonBody) -> ApiResult<Response> {
+pub async fn create_organization(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, body: JsonBody) -> ApiResult<Response> {
     let ctx = Ctx::new(&h, &uri);
     let input: OrganizationInput = body.take("organization")?;
     let o = st.app.create_organization(&a, input).await?;
     Ok(created(json!({"organization": ctx.rec(&o, "organizations")})))
 }
 
-pub async fn update_organization(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, Path(oid): Path<String>, body: JsonBody) -> ApiResult<Json<Value>> {
+pub async fn update_organization(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, Path(oid): Path<String>, body: JsonBody) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let input: OrganizationInput = body.take("organization")?;
     let o = st.app.update_organization(&a, id(&oid)?, input).await?;
     Ok(Json(json!({"organization": ctx.rec(&o, "organizations")})))
 }
 
-pub async fn create_or_update_organization(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, body: JsonBody) -> ApiResult<Response> {
+pub async fn create_or_update_organization(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, body: JsonBody) -> ApiResult<Response> {
     let ctx = Ctx::new(&h, &uri);
     let input: OrganizationInput = body.take("organization")?;
     let (o, new) = st.app.create_or_update_organization(&a, input).await?;
@@ -188,7 +188,7 @@ pub async fn delete_organization(State(st): State<AppState>, Auth(a): Auth, Path
 
 // ---- organisation memberships ----------------------------------------------------------
 
-pub async fn org_memberships(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query, p: Option<Path<String>>) -> ApiResult<Json<Value>> {
+pub async fn org_memberships(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query, p: Option<Path<String>>) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let page = q.page()?;
     let (mut user, mut org) = (None, None);
@@ -204,13 +204,13 @@ pub async fn org_memberships(State(st): State<AppState>, Auth(a): Auth, h: Heade
     Ok(Json(ctx.page("organization_memberships", &page, &p, items, |m| m.id)))
 }
 
-pub async fn org_membership(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, Path(mid): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn org_membership(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, Path(mid): Path<String>) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let m = st.app.get_org_membership(&a, id(&mid)?).await?;
     Ok(Json(json!({"organization_membership": ctx.rec(&m, "organization_memberships")})))
 }
 
-pub async fn create_org_membership(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, body: JsonBody) -> ApiResult<Response> {
+pub async fn create_org_membership(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, body: JsonBody) -> ApiResult<Response> {
     let ctx = Ctx::new(&h, &uri);
     let input: MembershipInput = body.take("organization_membership")?;
     let m = st.app.create_org_membership(&a, input).await?;
@@ -224,7 +224,7 @@ pub async fn delete_org_membership(State(st): State<AppState>, Auth(a): Auth, Pa
 
 // ---- groups ----------------------------------------------------------------------------
 
-pub async fn groups(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query, p: Option<Path<String>>) -> ApiResult<Json<Value>> {
+pub async fn groups(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query, p: Option<Path<String>>) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     if let Some(Path(uid)) = p {
         // /users/{id}/groups
@@ -239,20 +239,20 @@ pub async fn groups(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri
     Ok(Json(ctx.page("groups", &page, &p, items, |g| g.id)))
 }
 
-pub async fn group(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, Path(gid): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn group(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, Path(gid): Path<String>) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let g = st.app.get_group(&a, id(&gid)?).await?;
     Ok(Json(json!({"group": ctx.rec(&g, "groups")})))
 }
 
-pub async fn create_group(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, body: JsonBody) -> ApiResult<Response> {
+pub async fn create_group(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, body: JsonBody) -> ApiResult<Response> {
     let ctx = Ctx::new(&h, &uri);
     let input: GroupInput = body.take("group")?;
     let g = st.app.save_group(&a, None, input).await?;
     Ok(created(json!({"group": ctx.rec(&g, "groups")})))
 }
 
-pub async fn update_group(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, Path(gid): Path<String>, body: JsonBody) -> ApiResult<Json<Value>> {
+pub async fn update_group(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, Path(gid): Path<String>, body: JsonBody) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let input: GroupInput = body.take("group")?;
     let g = st.app.save_group(&a, Some(id(&gid)?), input).await?;
@@ -264,7 +264,7 @@ pub async fn delete_group(State(st): State<AppState>, Auth(a): Auth, Path(gid): 
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn group_memberships(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query, p: Option<Path<String>>) -> ApiResult<Json<Value>> {
+pub async fn group_memberships(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query, p: Option<Path<String>>) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let page = q.page()?;
     let (mut user, mut group) = (None, None);
@@ -280,13 +280,13 @@ pub async fn group_memberships(State(st): State<AppState>, Auth(a): Auth, h: Hea
     Ok(Json(ctx.page("group_memberships", &page, &p, items, |m| m.id)))
 }
 
-pub async fn group_membership(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, Path(mid): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn group_membership(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, Path(mid): Path<String>) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let m = st.app.get_group_membership(&a, id(&mid)?).await?;
     Ok(Json(json!({"group_membership": ctx.rec(&m, "group_memberships")})))
 }
 
-pub async fn create_group_membership(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, body: JsonBody) -> ApiResult<Response> {
+pub async fn create_group_membership(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, body: JsonBody) -> ApiResult<Response> {
     let ctx = Ctx::new(&h, &uri);
     let input: MembershipInput = body.take("group_membership")?;
     let m = st.app.create_group_membership(&a, input).await?;

@@ -4,7 +4,7 @@
 //! subset gets a 400 that says so, never a wrong answer.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, Uri};
+use axum::http::HeaderMap;
 use axum::Json;
 use opsdesk_app::tickets::TicketFilter;
 use opsdesk_app::{Actor, Order, Page};
@@ -125,7 +125,7 @@ async fn run(st: &AppState, a: &Actor, ctx: &Ctx, q: &str, filter_type: Option<&
     Ok(out)
 }
 
-pub async fn search(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query) -> ApiResult<Json<Value>> {
+pub async fn search(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let query = q.get("query").ok_or_else(|| ApiError::BadRequest("query is required".into()))?;
     let results = run(&st, &a, &ctx, query, q.get("filter[type]")).await?;
@@ -133,7 +133,7 @@ pub async fn search(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri
     Ok(Json(json!({"results": results, "count": n, "next_page": null, "previous_page": null, "facets": null})))
 }
 
-pub async fn count(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query) -> ApiResult<Json<Value>> {
+pub async fn count(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let query = q.get("query").ok_or_else(|| ApiError::BadRequest("query is required".into()))?;
     let n = run(&st, &a, &ctx, query, None).await?.len();

@@ -1,7 +1,7 @@
 //! `/api/v2/tickets…`, `/requests…`, `/deleted_tickets`, `/job_statuses`.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use opsdesk_app::tickets::{RequestInput, TagMode, TicketFilter};
@@ -95,7 +95,7 @@ async fn ticket_page(st: &AppState, ctx: &Ctx, q: &Query, page: &Page, p: opsdes
     Ok(Json(v))
 }
 
-pub async fn list(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query) -> ApiResult<Json<Value>> {
+pub async fn list(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let page = q.page()?;
     let mut f = TicketFilter { external_id: q.get("external_id").map(str::to_string), ..Default::default() };
@@ -107,7 +107,7 @@ pub async fn list(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: 
 }
 
 /// `/users/{id}/tickets/{requested|assigned|ccd}`, `/organizations/{id}/tickets`, `/groups/{id}/tickets`.
-pub async fn list_for(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query, Path(p): Path<Vec<(String, String)>>) -> ApiResult<Json<Value>> {
+pub async fn list_for(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query, Path(p): Path<Vec<(String, String)>>) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let page = q.page()?;
     let rid = id(&p[0].1)?;
@@ -129,7 +129,7 @@ pub async fn list_for(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, u
     ticket_page(&st, &ctx, &q, &page, p).await
 }
 
-pub async fn show(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query, Path(tid): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn show(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query, Path(tid): Path<String>) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let t = st.app.get_ticket(&a, id(&tid)?).await?;
     let mut m = Map::new();
@@ -138,7 +138,7 @@ pub async fn show(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: 
     Ok(Json(Value::Object(m)))
 }
 
-pub async fn show_many(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query) -> ApiResult<Json<Value>> {
+pub async fn show_many(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let ids = q.ids("ids")?;
     let ts = st.app.tickets_by_ids(&a, &ids).await?;
@@ -152,7 +152,7 @@ pub async fn show_many(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, 
     Ok(Json(Value::Object(m)))
 }
 
-pub async fn create(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, body: JsonBody) -> ApiResult<Response> {
+pub async fn create(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, body: JsonBody) -> ApiResult<Response> {
     let ctx = Ctx::new(&h, &uri);
     let input: TicketInput = body.take("ticket")?;
     let (t, audit) = st.app.create_ticket(&a, input, Via::api(), &origin(&h)).await?;
@@ -160,7 +160,7 @@ pub async fn create(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri
     Ok((StatusCode::CREATED, [(axum::http::header::LOCATION, loc)], Json(json!({"ticket": ticket_json(&ctx, &t), "audit": audit_json(&audit)}))).into_response())
 }
 
-pub async fn update(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, Path(tid): Path<String>, body: JsonBody) -> ApiResult<Json<Value>> {
+pub async fn update(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, Path(tid): Path<String>, body: JsonBody) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let input: TicketInput = body.take("ticket")?;
     let (t, audit) = st.app.update_ticket(&a, id(&tid)?, input, &origin(&h)).await?;
@@ -177,14 +177,14 @@ fn job_json(ctx: &Ctx, j: &opsdesk_core::model::JobStatus) -> Value {
     json!({"job_status": ctx.rec(j, "job_statuses")})
 }
 
-pub async fn create_many(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, body: JsonBody) -> ApiResult<Json<Value>> {
+pub async fn create_many(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, body: JsonBody) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let inputs: Vec<TicketInput> = body.opt("tickets")?.ok_or_else(|| ApiError::BadRequest("The request body needs a \"tickets\" array".into()))?;
     let job = st.app.create_many(&a, inputs, &origin(&h)).await?;
     Ok(Json(job_json(&ctx, &job)))
 }
 
-pub async fn update_many(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query, body: JsonBody) -> ApiResult<Json<Value>> {
+pub async fn update_many(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query, body: JsonBody) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let ids = q.ids("ids")?;
     let changes: Vec<(Id, TicketInput)> = if !ids.is_empty() {
@@ -203,19 +203,19 @@ pub async fn update_many(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap
     Ok(Json(job_json(&ctx, &job)))
 }
 
-pub async fn destroy_many(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query) -> ApiResult<Json<Value>> {
+pub async fn destroy_many(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let job = st.app.destroy_many(&a, q.ids("ids")?).await?;
     Ok(Json(job_json(&ctx, &job)))
 }
 
-pub async fn job_status(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, Path(jid): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn job_status(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, Path(jid): Path<String>) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let j = st.app.job_status(&a, jid.trim_end_matches(".json")).await?;
     Ok(Json(job_json(&ctx, &j)))
 }
 
-pub async fn comments(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query, Path(tid): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn comments(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query, Path(tid): Path<String>) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let page = q.page()?;
     let p = st.app.ticket_comments(&a, id(&tid)?, &page).await?;
@@ -223,7 +223,7 @@ pub async fn comments(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, u
     Ok(Json(ctx.page("comments", &page, &p, items, |c| c.id)))
 }
 
-pub async fn audits(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query, Path(tid): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn audits(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query, Path(tid): Path<String>) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let page = q.page()?;
     let p = st.app.ticket_audits(&a, id(&tid)?, &page).await?;
@@ -236,7 +236,7 @@ pub async fn audit(State(st): State<AppState>, Auth(a): Auth, Path((tid, aid)): 
     Ok(Json(json!({"audit": audit_json(&au)})))
 }
 
-pub async fn incidents(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query, Path(tid): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn incidents(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query, Path(tid): Path<String>) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let page = q.page()?;
     let p = st.app.incidents(&a, id(&tid)?, &page).await?;
@@ -263,7 +263,7 @@ pub async fn remove_tags(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap
     change_tags(st, a, h, tid, body, TagMode::Remove).await
 }
 
-pub async fn deleted(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query) -> ApiResult<Json<Value>> {
+pub async fn deleted(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let page = q.int("page")?.unwrap_or(1);
     let per = q.int("per_page")?.unwrap_or(100).clamp(1, 100);
@@ -301,7 +301,7 @@ fn request_json(ctx: &Ctx, a: &Actor, t: &Ticket) -> Value {
     })
 }
 
-pub async fn requests(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query) -> ApiResult<Json<Value>> {
+pub async fn requests(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let page = q.page()?;
     let path = uri.path();
@@ -317,27 +317,27 @@ pub async fn requests(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, u
     Ok(Json(ctx.page("requests", &page, &p, items, |t| t.id)))
 }
 
-pub async fn request(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, Path(rid): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn request(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, Path(rid): Path<String>) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let t = st.app.get_request(&a, id(&rid)?).await?;
     Ok(Json(json!({"request": request_json(&ctx, &a, &t)})))
 }
 
-pub async fn create_request(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, body: JsonBody) -> ApiResult<Response> {
+pub async fn create_request(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, body: JsonBody) -> ApiResult<Response> {
     let ctx = Ctx::new(&h, &uri);
     let input: RequestInput = body.take("request")?;
     let (t, _) = st.app.create_request(&a, input, Via::channel("api"), &origin(&h)).await?;
     Ok((StatusCode::CREATED, Json(json!({"request": request_json(&ctx, &a, &t)}))).into_response())
 }
 
-pub async fn update_request(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, Path(rid): Path<String>, body: JsonBody) -> ApiResult<Json<Value>> {
+pub async fn update_request(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, Path(rid): Path<String>, body: JsonBody) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let input: RequestInput = body.take("request")?;
     let (t, _) = st.app.update_request(&a, id(&rid)?, input, &origin(&h)).await?;
     Ok(Json(json!({"request": request_json(&ctx, &a, &t)})))
 }
 
-pub async fn request_comments(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, uri: Uri, q: Query, Path(rid): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn request_comments(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query, Path(rid): Path<String>) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let page = q.page()?;
     let rid = id(&rid)?;

@@ -12,7 +12,10 @@ use crate::StoreError;
 /// A bind value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Val {
+    /// NULL for an integer column (typed, so PostgreSQL's cached statements stay consistent).
     Null,
+    /// NULL for a text column.
+    NullText,
     Int(i64),
     Text(String),
     Real(f64),
@@ -38,9 +41,19 @@ impl From<String> for Val {
         Val::Text(v)
     }
 }
-impl<T: Into<Val>> From<Option<T>> for Val {
-    fn from(v: Option<T>) -> Self {
-        v.map(Into::into).unwrap_or(Val::Null)
+impl From<Option<i64>> for Val {
+    fn from(v: Option<i64>) -> Self {
+        v.map(Val::Int).unwrap_or(Val::Null)
+    }
+}
+impl From<Option<String>> for Val {
+    fn from(v: Option<String>) -> Self {
+        v.map(Val::Text).unwrap_or(Val::NullText)
+    }
+}
+impl From<Option<&str>> for Val {
+    fn from(v: Option<&str>) -> Self {
+        v.map(|s| Val::Text(s.to_string())).unwrap_or(Val::NullText)
     }
 }
 
@@ -64,6 +77,7 @@ macro_rules! bind_all {
         for a in $args {
             q = match a {
                 Val::Null => q.bind(Option::<i64>::None),
+                Val::NullText => q.bind(Option::<String>::None),
                 Val::Int(i) => q.bind(*i),
                 Val::Text(s) => q.bind(s.as_str()),
                 Val::Real(f) => q.bind(*f),
