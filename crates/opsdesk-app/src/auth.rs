@@ -31,7 +31,16 @@ pub fn new_token() -> String {
     let mut b = [0u8; 30];
     rand::thread_rng().fill_bytes(&mut b);
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    b.iter().flat_map(|x| [ALPHABET[(*x as usize) % 62], ALPHABET[(*x as usize / 2 + 7) % 62]]).take(40).map(char::from).collect()
+    b.iter()
+        .flat_map(|x| {
+            [
+                ALPHABET[(*x as usize) % 62],
+                ALPHABET[(*x as usize / 2 + 7) % 62],
+            ]
+        })
+        .take(40)
+        .map(char::from)
+        .collect()
 }
 
 pub fn hash_password(password: &str) -> Result<String> {
@@ -44,7 +53,9 @@ pub fn hash_password(password: &str) -> Result<String> {
 
 fn verify_password(password: &str, hash: &str) -> bool {
     match PasswordHash::new(hash) {
-        Ok(h) => Argon2::default().verify_password(password.as_bytes(), &h).is_ok(),
+        Ok(h) => Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -52,10 +63,20 @@ fn verify_password(password: &str, hash: &str) -> bool {
 /// Check a new password's strength (length only, as a floor).
 pub fn check_password(password: &str) -> Result<()> {
     if password.chars().count() < 8 {
-        return Err(opsdesk_core::Invalid::one("password", "InvalidValue", "Password: is too short (minimum is 8 characters)").into());
+        return Err(opsdesk_core::Invalid::one(
+            "password",
+            "InvalidValue",
+            "Password: is too short (minimum is 8 characters)",
+        )
+        .into());
     }
     if password.len() > 1024 {
-        return Err(opsdesk_core::Invalid::one("password", "InvalidValue", "Password: is too long").into());
+        return Err(opsdesk_core::Invalid::one(
+            "password",
+            "InvalidValue",
+            "Password: is too long",
+        )
+        .into());
     }
     Ok(())
 }
@@ -73,7 +94,11 @@ impl App {
     pub async fn authenticate_basic(&self, username: &str, secret: &str) -> Result<Actor> {
         if let Some(email) = username.strip_suffix("/token") {
             let user = self.user_for_token(secret).await?;
-            if !user.email.as_deref().is_some_and(|e| e.eq_ignore_ascii_case(email.trim())) {
+            if !user
+                .email
+                .as_deref()
+                .is_some_and(|e| e.eq_ignore_ascii_case(email.trim()))
+            {
                 return Err(AppError::Unauthorized);
             }
             return usable(user);
@@ -90,21 +115,38 @@ impl App {
             return Err(AppError::Unauthorized);
         }
         let mut c = self.store.read().await?;
-        c.user_by_token_hash(&hash_token(token)).await?.ok_or(AppError::Unauthorized)
+        c.user_by_token_hash(&hash_token(token))
+            .await?
+            .ok_or(AppError::Unauthorized)
     }
 
     pub async fn authenticate_password(&self, email: &str, password: &str) -> Result<Actor> {
         if email.is_empty() || password.is_empty() || password.len() > 1024 {
             return Err(AppError::Unauthorized);
         }
-        let key = hash_token(&format!("{}\0{}", email.trim().to_ascii_lowercase(), password));
+        let key = hash_token(&format!(
+            "{}\0{}",
+            email.trim().to_ascii_lowercase(),
+            password
+        ));
         let mut c = self.store.read().await?;
-        let auth = c.user_auth_by_email(email).await?.ok_or(AppError::Unauthorized)?;
+        let auth = c
+            .user_auth_by_email(email)
+            .await?
+            .ok_or(AppError::Unauthorized)?;
         drop(c);
-        let Some(hash) = auth.password_hash else { return Err(AppError::Unauthorized) };
+        let Some(hash) = auth.password_hash else {
+            return Err(AppError::Unauthorized);
+        };
         let cached = {
-            let m = self.auth_cache.passwords.lock().map_err(|_| AppError::Internal("auth cache poisoned".into()))?;
-            m.get(&key).is_some_and(|(id, h, at)| *id == auth.user.id && *h == hash && at.elapsed() < CACHE_TTL)
+            let m = self
+                .auth_cache
+                .passwords
+                .lock()
+                .map_err(|_| AppError::Internal("auth cache poisoned".into()))?;
+            m.get(&key).is_some_and(|(id, h, at)| {
+                *id == auth.user.id && *h == hash && at.elapsed() < CACHE_TTL
+            })
         };
         if !cached {
             let (pw, h) = (password.to_string(), hash.clone());
@@ -114,7 +156,11 @@ impl App {
             if !ok {
                 return Err(AppError::Unauthorized);
             }
-            let mut m = self.auth_cache.passwords.lock().map_err(|_| AppError::Internal("auth cache poisoned".into()))?;
+            let mut m = self
+                .auth_cache
+                .passwords
+                .lock()
+                .map_err(|_| AppError::Internal("auth cache poisoned".into()))?;
             if m.len() > 10_000 {
                 m.clear();
             }
@@ -128,13 +174,24 @@ impl App {
         let mut tx = self.store.write().await?;
         let user = tx.user_by_email(email).await?.ok_or(AppError::NotFound)?;
         let token = new_token();
-        tx.insert_token(user.id, &hash_token(&token), description, self.now().as_second()).await?;
+        tx.insert_token(
+            user.id,
+            &hash_token(&token),
+            description,
+            self.now().as_second(),
+        )
+        .await?;
         tx.commit().await?;
         Ok(token)
     }
 
     /// Set (or replace) a user's password. Admins may set anyone's; users their own.
-    pub async fn set_password(&self, actor: Option<&Actor>, user_id: Id, password: &str) -> Result<()> {
+    pub async fn set_password(
+        &self,
+        actor: Option<&Actor>,
+        user_id: Id,
+        password: &str,
+    ) -> Result<()> {
         if let Some(a) = actor {
             if !a.is_admin() && a.id() != user_id {
                 a.require_admin()?;

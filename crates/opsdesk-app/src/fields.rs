@@ -86,7 +86,12 @@ pub enum FieldKind {
 }
 
 fn assign_option_ids(opts: &mut [FieldOption], seed: Id) {
-    let mut next = opts.iter().map(|o| o.id).max().unwrap_or(0).max(seed * 1000);
+    let mut next = opts
+        .iter()
+        .map(|o| o.id)
+        .max()
+        .unwrap_or(0)
+        .max(seed * 1000);
     for o in opts.iter_mut() {
         if o.id == 0 {
             next += 1;
@@ -144,7 +149,11 @@ pub(crate) async fn ensure_system_fields(app: &App) -> Result<()> {
 }
 
 impl App {
-    pub async fn list_ticket_fields(&self, actor: &Actor, page: &Page) -> Result<Paged<TicketField>> {
+    pub async fn list_ticket_fields(
+        &self,
+        actor: &Actor,
+        page: &Page,
+    ) -> Result<Paged<TicketField>> {
         let mut c = self.store.read().await?;
         let mut p = c.list::<TicketField>(&[], page).await?;
         if !actor.is_staff() {
@@ -156,7 +165,9 @@ impl App {
 
     pub async fn all_ticket_fields(&self) -> Result<Vec<TicketField>> {
         let mut c = self.store.read().await?;
-        Ok(c.list::<TicketField>(&[], &Page::All { limit: 10_000 }).await?.items)
+        Ok(c.list::<TicketField>(&[], &Page::All { limit: 10_000 })
+            .await?
+            .items)
     }
 
     pub async fn get_ticket_field(&self, actor: &Actor, id: Id) -> Result<TicketField> {
@@ -168,7 +179,12 @@ impl App {
         Ok(f)
     }
 
-    pub async fn save_ticket_field(&self, actor: &Actor, id: Option<Id>, input: FieldInput) -> Result<TicketField> {
+    pub async fn save_ticket_field(
+        &self,
+        actor: &Actor,
+        id: Option<Id>,
+        input: FieldInput,
+    ) -> Result<TicketField> {
         actor.require_admin()?;
         let now = self.now();
         let mut tx = self.store.write().await?;
@@ -180,10 +196,38 @@ impl App {
                 if ty.is_empty() {
                     inv.blank("type", "Type");
                 } else if !TICKET_FIELD_TYPES.contains(&ty.as_str()) {
-                    inv.invalid("type", "Type", &format!("'{ty}' is not one of {}", TICKET_FIELD_TYPES.join(", ")));
+                    inv.invalid(
+                        "type",
+                        "Type",
+                        &format!("'{ty}' is not one of {}", TICKET_FIELD_TYPES.join(", ")),
+                    );
                 }
                 let position = tx.count::<TicketField>(&[]).await?;
-                TicketField { id: 0, field_type: ty, title: String::new(), raw_title: String::new(), description: String::new(), raw_description: String::new(), agent_description: None, position, active: true, required: false, collapsed_for_agents: false, regexp_for_validation: None, title_in_portal: String::new(), raw_title_in_portal: String::new(), visible_in_portal: false, editable_in_portal: false, required_in_portal: false, tag: None, custom_field_options: vec![], removable: true, key: None, created_at: now, updated_at: now }
+                TicketField {
+                    id: 0,
+                    field_type: ty,
+                    title: String::new(),
+                    raw_title: String::new(),
+                    description: String::new(),
+                    raw_description: String::new(),
+                    agent_description: None,
+                    position,
+                    active: true,
+                    required: false,
+                    collapsed_for_agents: false,
+                    regexp_for_validation: None,
+                    title_in_portal: String::new(),
+                    raw_title_in_portal: String::new(),
+                    visible_in_portal: false,
+                    editable_in_portal: false,
+                    required_in_portal: false,
+                    tag: None,
+                    custom_field_options: vec![],
+                    removable: true,
+                    key: None,
+                    created_at: now,
+                    updated_at: now,
+                }
             }
         };
         if let (Some(t), Some(_)) = (&input.field_type, id) {
@@ -236,7 +280,10 @@ impl App {
             f.required_in_portal = v;
         }
         if let Some(v) = &input.tag {
-            f.tag = v.clone().filter(|t| !t.trim().is_empty()).map(|t| t.trim().to_lowercase());
+            f.tag = v
+                .clone()
+                .filter(|t| !t.trim().is_empty())
+                .map(|t| t.trim().to_lowercase());
         }
         if let Some(v) = &input.regexp_for_validation {
             f.regexp_for_validation = v.clone();
@@ -267,7 +314,12 @@ impl App {
         let mut tx = self.store.write().await?;
         let f: TicketField = tx.get(id).await?.ok_or(AppError::NotFound)?;
         if !f.removable {
-            return Err(Invalid::one("base", "InvalidValue", format!("{}: system fields cannot be deleted", f.title)).into());
+            return Err(Invalid::one(
+                "base",
+                "InvalidValue",
+                format!("{}: system fields cannot be deleted", f.title),
+            )
+            .into());
         }
         tx.delete::<TicketField>(id).await?;
         tx.commit().await?;
@@ -291,7 +343,12 @@ impl App {
         c.get(id).await?.ok_or(AppError::NotFound)
     }
 
-    pub async fn save_ticket_form(&self, actor: &Actor, id: Option<Id>, input: FormInput) -> Result<TicketForm> {
+    pub async fn save_ticket_form(
+        &self,
+        actor: &Actor,
+        id: Option<Id>,
+        input: FormInput,
+    ) -> Result<TicketForm> {
         actor.require_admin()?;
         let now = self.now();
         let mut tx = self.store.write().await?;
@@ -300,7 +357,24 @@ impl App {
             Some(id) => tx.get::<TicketForm>(id).await?.ok_or(AppError::NotFound)?,
             None => {
                 let position = tx.count::<TicketForm>(&[]).await?;
-                TicketForm { id: 0, name: String::new(), raw_name: String::new(), display_name: String::new(), raw_display_name: String::new(), position, active: true, default: position == 0, end_user_visible: true, in_all_brands: true, restricted_brand_ids: vec![], ticket_field_ids: vec![], agent_conditions: vec![], end_user_conditions: vec![], created_at: now, updated_at: now }
+                TicketForm {
+                    id: 0,
+                    name: String::new(),
+                    raw_name: String::new(),
+                    display_name: String::new(),
+                    raw_display_name: String::new(),
+                    position,
+                    active: true,
+                    default: position == 0,
+                    end_user_visible: true,
+                    in_all_brands: true,
+                    restricted_brand_ids: vec![],
+                    ticket_field_ids: vec![],
+                    agent_conditions: vec![],
+                    end_user_conditions: vec![],
+                    created_at: now,
+                    updated_at: now,
+                }
             }
         };
         if id.is_none() && input.name.is_none() {
@@ -332,7 +406,11 @@ impl App {
             let known: Vec<TicketField> = tx.get_many(ids).await?;
             for i in ids {
                 if !known.iter().any(|k| k.id == *i) {
-                    inv.invalid("ticket_field_ids", "Ticket fields", &format!("{i} does not exist"));
+                    inv.invalid(
+                        "ticket_field_ids",
+                        "Ticket fields",
+                        &format!("{i} does not exist"),
+                    );
                 }
             }
             f.ticket_field_ids = ids.clone();
@@ -367,7 +445,12 @@ impl App {
         let mut tx = self.store.write().await?;
         let f: TicketForm = tx.get(id).await?.ok_or(AppError::NotFound)?;
         if f.default {
-            return Err(Invalid::one("base", "InvalidValue", "The default ticket form cannot be deleted").into());
+            return Err(Invalid::one(
+                "base",
+                "InvalidValue",
+                "The default ticket form cannot be deleted",
+            )
+            .into());
         }
         tx.delete::<TicketForm>(id).await?;
         tx.commit().await?;
@@ -376,18 +459,39 @@ impl App {
 
     // ---- user and organisation fields ----------------------------------------------------
 
-    pub async fn list_custom_fields(&self, actor: &Actor, kind: FieldKind) -> Result<Vec<CustomField>> {
+    pub async fn list_custom_fields(
+        &self,
+        actor: &Actor,
+        kind: FieldKind,
+    ) -> Result<Vec<CustomField>> {
         actor.require_staff()?;
         let mut c = self.store.read().await?;
         let mut v: Vec<CustomField> = match kind {
-            FieldKind::User => c.list::<UserField>(&[], &Page::All { limit: 10_000 }).await?.items.into_iter().map(|f| f.0).collect(),
-            FieldKind::Organization => c.list::<OrgField>(&[], &Page::All { limit: 10_000 }).await?.items.into_iter().map(|f| f.0).collect(),
+            FieldKind::User => c
+                .list::<UserField>(&[], &Page::All { limit: 10_000 })
+                .await?
+                .items
+                .into_iter()
+                .map(|f| f.0)
+                .collect(),
+            FieldKind::Organization => c
+                .list::<OrgField>(&[], &Page::All { limit: 10_000 })
+                .await?
+                .items
+                .into_iter()
+                .map(|f| f.0)
+                .collect(),
         };
         v.sort_by_key(|f| (f.position, f.id));
         Ok(v)
     }
 
-    pub async fn get_custom_field(&self, actor: &Actor, kind: FieldKind, id: Id) -> Result<CustomField> {
+    pub async fn get_custom_field(
+        &self,
+        actor: &Actor,
+        kind: FieldKind,
+        id: Id,
+    ) -> Result<CustomField> {
         actor.require_staff()?;
         let mut c = self.store.read().await?;
         match kind {
@@ -397,15 +501,25 @@ impl App {
         .ok_or(AppError::NotFound)
     }
 
-    pub async fn save_custom_field(&self, actor: &Actor, kind: FieldKind, id: Option<Id>, input: FieldInput) -> Result<CustomField> {
+    pub async fn save_custom_field(
+        &self,
+        actor: &Actor,
+        kind: FieldKind,
+        id: Option<Id>,
+        input: FieldInput,
+    ) -> Result<CustomField> {
         actor.require_admin()?;
         let now = self.now();
         let mut tx = self.store.write().await?;
         let mut inv = Invalid::new();
         let existing = match (kind, id) {
             (_, None) => None,
-            (FieldKind::User, Some(id)) => Some(tx.get::<UserField>(id).await?.ok_or(AppError::NotFound)?.0),
-            (FieldKind::Organization, Some(id)) => Some(tx.get::<OrgField>(id).await?.ok_or(AppError::NotFound)?.0),
+            (FieldKind::User, Some(id)) => {
+                Some(tx.get::<UserField>(id).await?.ok_or(AppError::NotFound)?.0)
+            }
+            (FieldKind::Organization, Some(id)) => {
+                Some(tx.get::<OrgField>(id).await?.ok_or(AppError::NotFound)?.0)
+            }
         };
         let mut f = match existing {
             Some(f) => f,
@@ -414,15 +528,43 @@ impl App {
                 if ty.is_empty() {
                     inv.blank("type", "Type");
                 } else if !USER_ORG_FIELD_TYPES.contains(&ty.as_str()) {
-                    inv.invalid("type", "Type", &format!("'{ty}' is not one of {}", USER_ORG_FIELD_TYPES.join(", ")));
+                    inv.invalid(
+                        "type",
+                        "Type",
+                        &format!("'{ty}' is not one of {}", USER_ORG_FIELD_TYPES.join(", ")),
+                    );
                 }
                 let key = input.key.clone().unwrap_or_default();
                 if key.is_empty() {
                     inv.blank("key", "Key");
-                } else if !key.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') || key.len() > 64 {
-                    inv.invalid("key", "Key", "may contain only lower-case letters, digits and underscores");
+                } else if !key
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+                    || key.len() > 64
+                {
+                    inv.invalid(
+                        "key",
+                        "Key",
+                        "may contain only lower-case letters, digits and underscores",
+                    );
                 }
-                CustomField { id: 0, key, field_type: ty, title: String::new(), raw_title: String::new(), description: String::new(), raw_description: String::new(), position: 0, active: true, system: false, regexp_for_validation: None, tag: None, custom_field_options: vec![], created_at: now, updated_at: now }
+                CustomField {
+                    id: 0,
+                    key,
+                    field_type: ty,
+                    title: String::new(),
+                    raw_title: String::new(),
+                    description: String::new(),
+                    raw_description: String::new(),
+                    position: 0,
+                    active: true,
+                    system: false,
+                    regexp_for_validation: None,
+                    tag: None,
+                    custom_field_options: vec![],
+                    created_at: now,
+                    updated_at: now,
+                }
             }
         };
         if id.is_some() {

@@ -23,14 +23,25 @@ pub fn text_to_html(body: &str) -> String {
         .replace("\r\n", "\n")
         .split("\n\n")
         .filter(|p| !p.trim().is_empty())
-        .map(|p| format!("<p>{}</p>", escape(p.trim_matches('\n')).replace('\n', "<br>")))
+        .map(|p| {
+            format!(
+                "<p>{}</p>",
+                escape(p.trim_matches('\n')).replace('\n', "<br>")
+            )
+        })
         .collect();
-    format!("<div class=\"zd-comment\" dir=\"auto\">{}</div>", paras.join(""))
+    format!(
+        "<div class=\"zd-comment\" dir=\"auto\">{}</div>",
+        paras.join("")
+    )
 }
 
 /// Sanitise customer- or agent-written HTML (scripts, handlers, styles removed).
 pub fn sanitize(html: &str) -> String {
-    ammonia::Builder::default().link_rel(Some("noopener noreferrer nofollow")).clean(html).to_string()
+    ammonia::Builder::default()
+        .link_rel(Some("noopener noreferrer nofollow"))
+        .clean(html)
+        .to_string()
 }
 
 /// Plain text of an HTML body: tags dropped, block ends become newlines, entities decoded.
@@ -42,8 +53,18 @@ pub fn html_to_text(html: &str) -> String {
         if in_tag {
             if c == '>' {
                 in_tag = false;
-                let t = tag.trim_start_matches('/').split(|c: char| c.is_whitespace() || c == '/').next().unwrap_or("").to_ascii_lowercase();
-                if matches!(t.as_str(), "br" | "p" | "div" | "li" | "tr" | "h1" | "h2" | "h3" | "h4" | "blockquote") && !out.ends_with('\n') && !out.is_empty() {
+                let t = tag
+                    .trim_start_matches('/')
+                    .split(|c: char| c.is_whitespace() || c == '/')
+                    .next()
+                    .unwrap_or("")
+                    .to_ascii_lowercase();
+                if matches!(
+                    t.as_str(),
+                    "br" | "p" | "div" | "li" | "tr" | "h1" | "h2" | "h3" | "h4" | "blockquote"
+                ) && !out.ends_with('\n')
+                    && !out.is_empty()
+                {
                     out.push('\n');
                 }
                 tag.clear();
@@ -72,7 +93,10 @@ mod tests {
 
     #[test]
     fn text_becomes_paragraphs() {
-        assert_eq!(text_to_html("a <b>\nc\n\nd"), "<div class=\"zd-comment\" dir=\"auto\"><p>a &lt;b&gt;<br>c</p><p>d</p></div>");
+        assert_eq!(
+            text_to_html("a <b>\nc\n\nd"),
+            "<div class=\"zd-comment\" dir=\"auto\"><p>a &lt;b&gt;<br>c</p><p>d</p></div>"
+        );
     }
 
     #[test]
@@ -83,6 +107,9 @@ mod tests {
 
     #[test]
     fn html_flattens() {
-        assert_eq!(html_to_text("<p>Hello &amp; bye</p><p>two<br>three</p>"), "Hello & bye\ntwo\nthree");
+        assert_eq!(
+            html_to_text("<p>Hello &amp; bye</p><p>two<br>three</p>"),
+            "Hello & bye\ntwo\nthree"
+        );
     }
 }

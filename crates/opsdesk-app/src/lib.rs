@@ -43,7 +43,11 @@ impl From<StoreError> for AppError {
             StoreError::NotFound => AppError::NotFound,
             StoreError::Conflict(c) => {
                 let (field, label) = conflict_field(&c);
-                AppError::Invalid(Invalid::one(field, "DuplicateValue", format!("{label}: has already been taken")))
+                AppError::Invalid(Invalid::one(
+                    field,
+                    "DuplicateValue",
+                    format!("{label}: has already been taken"),
+                ))
             }
             StoreError::Unavailable(m) => AppError::Unavailable(m),
             other => AppError::Internal(other.to_string()),
@@ -133,7 +137,11 @@ pub struct App {
 
 impl App {
     pub fn new(store: Store, clock: Arc<dyn Clock>) -> App {
-        App { store, clock, auth_cache: Arc::new(auth::AuthCache::default()) }
+        App {
+            store,
+            clock,
+            auth_cache: Arc::new(auth::AuthCache::default()),
+        }
     }
 
     pub fn now(&self) -> opsdesk_core::Timestamp {

@@ -8,7 +8,7 @@ use opsdesk_core::model::{
 };
 use opsdesk_core::ticket::double_option;
 use opsdesk_core::Invalid;
-use opsdesk_store::{Conn, Cond, OrgField, Page, Paged, UserField, Val};
+use opsdesk_store::{Cond, Conn, OrgField, Page, Paged, UserField, Val};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -146,7 +146,13 @@ fn check_custom(
     for (k, v) in input {
         match defs.iter().find(|d| &d.key == k) {
             None => inv.invalid(field, k, "is not a defined field"),
-            Some(d) => match opsdesk_core::fields::check_value(&d.field_type, &d.custom_field_options, d.regexp_for_validation.as_deref(), &d.title, v) {
+            Some(d) => match opsdesk_core::fields::check_value(
+                &d.field_type,
+                &d.custom_field_options,
+                d.regexp_for_validation.as_deref(),
+                &d.title,
+                v,
+            ) {
                 Ok(v) => {
                     target.insert(k.clone(), v);
                 }
@@ -159,12 +165,20 @@ fn check_custom(
 impl App {
     // ---- users ---------------------------------------------------------------------------
 
-    pub async fn list_users(&self, actor: &Actor, f: &UserFilter, page: &Page) -> Result<Paged<User>> {
+    pub async fn list_users(
+        &self,
+        actor: &Actor,
+        f: &UserFilter,
+        page: &Page,
+    ) -> Result<Paged<User>> {
         actor.require_staff()?;
         let mut c = self.store.read().await?;
         let mut conds = vec![];
         if !f.roles.is_empty() {
-            conds.push(Cond::In("role", f.roles.iter().map(|r| Val::from(r.as_str())).collect()));
+            conds.push(Cond::In(
+                "role",
+                f.roles.iter().map(|r| Val::from(r.as_str())).collect(),
+            ));
         }
         if let Some(o) = f.organization_id {
             conds.push(Cond::Eq("organization_id", Val::Int(o)));
@@ -173,15 +187,26 @@ impl App {
             conds.push(Cond::Eq("external_id", Val::from(e.as_str())));
         }
         if let Some(g) = f.group_id {
-            let ms: Vec<GroupMembership> = c.list(&[Cond::Eq("group_id", Val::Int(g))], &Page::All { limit: 100_000 }).await?.items;
-            conds.push(Cond::In("id", ms.iter().map(|m| Val::Int(m.user_id)).collect()));
+            let ms: Vec<GroupMembership> = c
+                .list(
+                    &[Cond::Eq("group_id", Val::Int(g))],
+                    &Page::All { limit: 100_000 },
+                )
+                .await?
+                .items;
+            conds.push(Cond::In(
+                "id",
+                ms.iter().map(|m| Val::Int(m.user_id)).collect(),
+            ));
         }
         Ok(c.list::<User>(&conds, page).await?)
     }
 
     pub async fn get_user(&self, actor: &Actor, id: Id) -> Result<User> {
         if !actor.is_staff() && actor.id() != id {
-            return Err(AppError::Forbidden("You may only view your own profile".into()));
+            return Err(AppError::Forbidden(
+                "You may only view your own profile".into(),
+            ));
         }
         let mut c = self.store.read().await?;
         not_found_if_none(c.get::<User>(id).await?)
@@ -194,7 +219,9 @@ impl App {
 
     pub async fn user_identities(&self, actor: &Actor, user_id: Id) -> Result<Vec<Identity>> {
         if !actor.is_staff() && actor.id() != user_id {
-            return Err(AppError::Forbidden("You may only view your own identities".into()));
+            return Err(AppError::Forbidden(
+                "You may only view your own identities".into(),
+            ));
         }
         let mut c = self.store.read().await?;
         not_found_if_none(c.get::<User>(user_id).await?)?;
@@ -203,14 +230,24 @@ impl App {
 
     /// `users/search?query=` (name, email, external id; `email:` / `name:` / `external_id:`
     /// prefixes) or `?email=` / `?external_id=`.
-    pub async fn search_users(&self, actor: &Actor, query: Option<&str>, email: Option<&str>, external_id: Option<&str>) -> Result<Vec<User>> {
+    pub async fn search_users(
+        &self,
+        actor: &Actor,
+        query: Option<&str>,
+        email: Option<&str>,
+        external_id: Option<&str>,
+    ) -> Result<Vec<User>> {
         actor.require_staff()?;
         let mut c = self.store.read().await?;
         if let Some(e) = email {
             return Ok(c.user_by_email(e).await?.into_iter().collect());
         }
         if let Some(x) = external_id {
-            return Ok(c.find::<User>(&[Cond::Eq("external_id", Val::from(x))]).await?.into_iter().collect());
+            return Ok(c
+                .find::<User>(&[Cond::Eq("external_id", Val::from(x))])
+                .await?
+                .into_iter()
+                .collect());
         }
         let q = query.unwrap_or("").trim();
         if q.is_empty() {
@@ -223,12 +260,18 @@ impl App {
         if let Some(e) = q.strip_prefix("email:") {
             let e = e.trim().trim_matches('"');
             if e.contains('*') {
-                return Ok(c.search_users(&like_pattern(&e.replace('*', "%"), false), 100).await?);
+                return Ok(c
+                    .search_users(&like_pattern(&e.replace('*', "%"), false), 100)
+                    .await?);
             }
             return Ok(c.user_by_email(e).await?.into_iter().collect());
         }
         if let Some(x) = q.strip_prefix("external_id:") {
-            return Ok(c.find::<User>(&[Cond::Eq("external_id", Val::from(x.trim()))]).await?.into_iter().collect());
+            return Ok(c
+                .find::<User>(&[Cond::Eq("external_id", Val::from(x.trim()))])
+                .await?
+                .into_iter()
+                .collect());
         }
         let term = q.strip_prefix("name:").unwrap_or(q).trim();
         if valid_email(term) {
@@ -241,7 +284,13 @@ impl App {
 
     pub async fn create_user(&self, actor: &Actor, input: UserInput) -> Result<User> {
         actor.require_admin()?;
-        if input.name.as_deref().map(str::trim).unwrap_or("").is_empty() {
+        if input
+            .name
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or("")
+            .is_empty()
+        {
             return Err(Invalid::one("name", "BlankValue", "Name: cannot be blank").into());
         }
         let mut tx = self.store.write().await?;
@@ -257,12 +306,30 @@ impl App {
         let role = match input.role.as_deref() {
             None => Role::EndUser,
             Some(r) => Role::parse(r).unwrap_or_else(|| {
-                inv.invalid("role", "Role", &format!("'{r}' is not one of end-user, agent, admin"));
+                inv.invalid(
+                    "role",
+                    "Role",
+                    &format!("'{r}' is not one of end-user, agent, admin"),
+                );
                 Role::EndUser
             }),
         };
-        let email = input.email.clone().flatten().map(|e| normalize_email(&e)).filter(|e| !e.is_empty());
-        let name = input.name.clone().map(|n| n.trim().to_string()).filter(|n| !n.is_empty()).or_else(|| email.as_ref().map(|e| e.split('@').next().unwrap_or(e).to_string()));
+        let email = input
+            .email
+            .clone()
+            .flatten()
+            .map(|e| normalize_email(&e))
+            .filter(|e| !e.is_empty());
+        let name = input
+            .name
+            .clone()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .or_else(|| {
+                email
+                    .as_ref()
+                    .map(|e| e.split('@').next().unwrap_or(e).to_string())
+            });
         let Some(name) = name else {
             inv.blank("name", "Name");
             return Err(inv.into());
@@ -272,22 +339,45 @@ impl App {
             if !valid_email(e) {
                 inv.invalid("email", "Email", &format!("{e} is not properly formatted"));
             } else if tx.user_by_email(e).await?.is_some() {
-                inv.add("email", "DuplicateValue", format!("Email: {e} is already being used by another user"));
+                inv.add(
+                    "email",
+                    "DuplicateValue",
+                    format!("Email: {e} is already being used by another user"),
+                );
             }
             user.email = Some(e.clone());
         }
         if role.is_staff() && email.is_none() {
             inv.blank("email", "Email");
         }
-        self.apply_user_input(tx, &mut user, &input, &mut inv).await?;
+        self.apply_user_input(tx, &mut user, &input, &mut inv)
+            .await?;
         inv.into_result()?;
         tx.insert(&mut user).await?;
         if let Some(e) = &email {
-            let mut ident = Identity { id: 0, user_id: user.id, kind: "email".into(), value: e.clone(), verified: user.verified, primary: true, created_at: now, updated_at: now };
+            let mut ident = Identity {
+                id: 0,
+                user_id: user.id,
+                kind: "email".into(),
+                value: e.clone(),
+                verified: user.verified,
+                primary: true,
+                created_at: now,
+                updated_at: now,
+            };
             tx.insert(&mut ident).await?;
         }
         if let Some(org) = user.organization_id {
-            let mut m = OrganizationMembership { id: 0, user_id: user.id, organization_id: org, organization_name: None, default: true, view_tickets: true, created_at: now, updated_at: now };
+            let mut m = OrganizationMembership {
+                id: 0,
+                user_id: user.id,
+                organization_id: org,
+                organization_name: None,
+                default: true,
+                view_tickets: true,
+                created_at: now,
+                updated_at: now,
+            };
             tx.insert(&mut m).await?;
         }
         if let Some(p) = &input.password {
@@ -298,7 +388,13 @@ impl App {
         Ok(user)
     }
 
-    async fn apply_user_input(&self, tx: &mut Conn, user: &mut User, input: &UserInput, inv: &mut Invalid) -> Result<()> {
+    async fn apply_user_input(
+        &self,
+        tx: &mut Conn,
+        user: &mut User,
+        input: &UserInput,
+        inv: &mut Invalid,
+    ) -> Result<()> {
         if let Some(n) = &input.name {
             opsdesk_core::model::check_text(n, "name", "Name", 255, inv);
             user.name = n.trim().to_string();
@@ -306,7 +402,11 @@ impl App {
         if let Some(r) = &input.role {
             match Role::parse(r) {
                 Some(r) => user.set_role(r),
-                None => inv.invalid("role", "Role", &format!("'{r}' is not one of end-user, agent, admin")),
+                None => inv.invalid(
+                    "role",
+                    "Role",
+                    &format!("'{r}' is not one of end-user, agent, admin"),
+                ),
             }
         }
         if let Some(v) = input.verified {
@@ -323,7 +423,11 @@ impl App {
                 user.iana_time_zone = tz.clone();
                 user.time_zone = tz.clone();
             } else {
-                inv.invalid("time_zone", "Time zone", &format!("'{tz}' is not a known time zone"));
+                inv.invalid(
+                    "time_zone",
+                    "Time zone",
+                    &format!("'{tz}' is not a known time zone"),
+                );
             }
         }
         if let Some(l) = &input.locale {
@@ -335,9 +439,16 @@ impl App {
         if let Some(v) = &input.external_id {
             let v = opt_text(v.clone());
             if let Some(x) = &v {
-                if let Some(other) = tx.find::<User>(&[Cond::Eq("external_id", Val::from(x.as_str()))]).await? {
+                if let Some(other) = tx
+                    .find::<User>(&[Cond::Eq("external_id", Val::from(x.as_str()))])
+                    .await?
+                {
                     if other.id != user.id {
-                        inv.add("external_id", "DuplicateValue", "External: has already been taken");
+                        inv.add(
+                            "external_id",
+                            "DuplicateValue",
+                            "External: has already been taken",
+                        );
                     }
                 }
             }
@@ -360,8 +471,13 @@ impl App {
         }
         if let Some(v) = &input.ticket_restriction {
             match v.as_deref() {
-                None | Some("organization") | Some("requested") | Some("groups") | Some("assigned") => user.ticket_restriction = v.clone(),
-                Some(o) => inv.invalid("ticket_restriction", "Ticket restriction", &format!("'{o}' is not valid")),
+                None | Some("organization") | Some("requested") | Some("groups")
+                | Some("assigned") => user.ticket_restriction = v.clone(),
+                Some(o) => inv.invalid(
+                    "ticket_restriction",
+                    "Ticket restriction",
+                    &format!("'{o}' is not valid"),
+                ),
             }
         }
         if let Some(t) = &input.tags {
@@ -376,7 +492,11 @@ impl App {
         if let Some(o) = &input.organization_id {
             if let Some(o) = o {
                 if tx.get::<Organization>(*o).await?.is_none() {
-                    inv.invalid("organization_id", "Organization", &format!("{o} does not exist"));
+                    inv.invalid(
+                        "organization_id",
+                        "Organization",
+                        &format!("{o} does not exist"),
+                    );
                 }
             }
             user.organization_id = *o;
@@ -384,7 +504,11 @@ impl App {
         if let Some(g) = &input.default_group_id {
             if let Some(g) = g {
                 if tx.get::<Group>(*g).await?.is_none() {
-                    inv.invalid("default_group_id", "Default group", &format!("{g} does not exist"));
+                    inv.invalid(
+                        "default_group_id",
+                        "Default group",
+                        &format!("{g} does not exist"),
+                    );
                 }
             }
             user.default_group_id = *g;
@@ -395,7 +519,14 @@ impl App {
     pub async fn update_user(&self, actor: &Actor, id: Id, input: UserInput) -> Result<User> {
         if !actor.is_admin() {
             // Users may change a few things about themselves.
-            if actor.id() != id || input.role.is_some() || input.organization_id.is_some() || input.tags.is_some() || input.suspended.is_some() || input.user_fields.is_some() || input.external_id.is_some() {
+            if actor.id() != id
+                || input.role.is_some()
+                || input.organization_id.is_some()
+                || input.tags.is_some()
+                || input.suspended.is_some()
+                || input.user_fields.is_some()
+                || input.external_id.is_some()
+            {
                 actor.require_admin()?;
             }
         }
@@ -403,15 +534,25 @@ impl App {
         let mut user = not_found_if_none(tx.get::<User>(id).await?)?;
         let old_org = user.organization_id;
         let mut inv = Invalid::new();
-        self.apply_user_input(&mut tx, &mut user, &input, &mut inv).await?;
+        self.apply_user_input(&mut tx, &mut user, &input, &mut inv)
+            .await?;
         if let Some(e) = &input.email {
-            let e = e.clone().map(|e| normalize_email(&e)).filter(|e| !e.is_empty());
+            let e = e
+                .clone()
+                .map(|e| normalize_email(&e))
+                .filter(|e| !e.is_empty());
             match &e {
-                Some(e) if !valid_email(e) => inv.invalid("email", "Email", &format!("{e} is not properly formatted")),
+                Some(e) if !valid_email(e) => {
+                    inv.invalid("email", "Email", &format!("{e} is not properly formatted"))
+                }
                 Some(e) => {
                     if let Some(other) = tx.user_by_email(e).await? {
                         if other.id != id {
-                            inv.add("email", "DuplicateValue", format!("Email: {e} is already being used by another user"));
+                            inv.add(
+                                "email",
+                                "DuplicateValue",
+                                format!("Email: {e} is already being used by another user"),
+                            );
                         }
                     }
                 }
@@ -434,7 +575,16 @@ impl App {
                 }
                 if let Some(e) = &e {
                     if !tx.identities_of(id).await?.iter().any(|i| &i.value == e) {
-                        let mut ident = Identity { id: 0, user_id: id, kind: "email".into(), value: e.clone(), verified: false, primary: true, created_at: now, updated_at: now };
+                        let mut ident = Identity {
+                            id: 0,
+                            user_id: id,
+                            kind: "email".into(),
+                            value: e.clone(),
+                            verified: false,
+                            primary: true,
+                            created_at: now,
+                            updated_at: now,
+                        };
                         tx.insert(&mut ident).await?;
                     }
                 }
@@ -459,7 +609,11 @@ impl App {
     }
 
     /// `users/create_or_update`: match by email (then external_id); update or create.
-    pub async fn create_or_update_user(&self, actor: &Actor, input: UserInput) -> Result<(User, bool)> {
+    pub async fn create_or_update_user(
+        &self,
+        actor: &Actor,
+        input: UserInput,
+    ) -> Result<(User, bool)> {
         actor.require_admin()?;
         let existing = {
             let mut c = self.store.read().await?;
@@ -469,7 +623,9 @@ impl App {
             }
             if found.is_none() {
                 if let Some(Some(x)) = &input.external_id {
-                    found = c.find::<User>(&[Cond::Eq("external_id", Val::from(x.as_str()))]).await?;
+                    found = c
+                        .find::<User>(&[Cond::Eq("external_id", Val::from(x.as_str()))])
+                        .await?;
                 }
             }
             found
@@ -491,7 +647,8 @@ impl App {
         user.active = false;
         user.updated_at = self.now();
         tx.update(&user).await?;
-        tx.exec("DELETE FROM api_tokens WHERE user_id = $1", &[Val::Int(id)]).await?;
+        tx.exec("DELETE FROM api_tokens WHERE user_id = $1", &[Val::Int(id)])
+            .await?;
         tx.set_password_hash(id, None).await?;
         tx.commit().await?;
         Ok(user)
@@ -499,10 +656,19 @@ impl App {
 
     // ---- organisations -------------------------------------------------------------------
 
-    pub async fn list_organizations(&self, actor: &Actor, page: &Page) -> Result<Paged<Organization>> {
+    pub async fn list_organizations(
+        &self,
+        actor: &Actor,
+        page: &Page,
+    ) -> Result<Paged<Organization>> {
         let mut c = self.store.read().await?;
         if !actor.is_staff() {
-            let ids: Vec<Val> = c.memberships_of(actor.id()).await?.iter().map(|m| Val::Int(m.organization_id)).collect();
+            let ids: Vec<Val> = c
+                .memberships_of(actor.id())
+                .await?
+                .iter()
+                .map(|m| Val::Int(m.organization_id))
+                .collect();
             return Ok(c.list(&[Cond::In("id", ids)], page).await?);
         }
         Ok(c.list(&[], page).await?)
@@ -510,8 +676,16 @@ impl App {
 
     pub async fn get_organization(&self, actor: &Actor, id: Id) -> Result<Organization> {
         let mut c = self.store.read().await?;
-        if !actor.is_staff() && !c.memberships_of(actor.id()).await?.iter().any(|m| m.organization_id == id) {
-            return Err(AppError::Forbidden("You may only view your own organization".into()));
+        if !actor.is_staff()
+            && !c
+                .memberships_of(actor.id())
+                .await?
+                .iter()
+                .any(|m| m.organization_id == id)
+        {
+            return Err(AppError::Forbidden(
+                "You may only view your own organization".into(),
+            ));
         }
         not_found_if_none(c.get(id).await?)
     }
@@ -521,7 +695,12 @@ impl App {
         Ok(c.get_many(ids).await?)
     }
 
-    pub async fn search_organizations(&self, actor: &Actor, name: Option<&str>, external_id: Option<&str>) -> Result<Vec<Organization>> {
+    pub async fn search_organizations(
+        &self,
+        actor: &Actor,
+        name: Option<&str>,
+        external_id: Option<&str>,
+    ) -> Result<Vec<Organization>> {
         actor.require_staff()?;
         let mut c = self.store.read().await?;
         let mut conds = vec![];
@@ -537,11 +716,20 @@ impl App {
         Ok(c.list(&conds, &Page::All { limit: 100 }).await?.items)
     }
 
-    async fn apply_org_input(&self, tx: &mut Conn, o: &mut Organization, input: &OrganizationInput, inv: &mut Invalid) -> Result<()> {
+    async fn apply_org_input(
+        &self,
+        tx: &mut Conn,
+        o: &mut Organization,
+        input: &OrganizationInput,
+        inv: &mut Invalid,
+    ) -> Result<()> {
         if let Some(n) = &input.name {
             opsdesk_core::model::check_text(n, "name", "Name", 255, inv);
             let n = n.trim().to_string();
-            if let Some(other) = tx.find::<Organization>(&[Cond::Eq("name_key", Val::from(n.to_lowercase()))]).await? {
+            if let Some(other) = tx
+                .find::<Organization>(&[Cond::Eq("name_key", Val::from(n.to_lowercase()))])
+                .await?
+            {
                 if other.id != o.id {
                     inv.add("name", "DuplicateValue", "Name: has already been taken");
                 }
@@ -551,9 +739,16 @@ impl App {
         if let Some(v) = &input.external_id {
             o.external_id = opt_text(v.clone());
             if let Some(x) = &o.external_id {
-                if let Some(other) = tx.find::<Organization>(&[Cond::Eq("external_id", Val::from(x.as_str()))]).await? {
+                if let Some(other) = tx
+                    .find::<Organization>(&[Cond::Eq("external_id", Val::from(x.as_str()))])
+                    .await?
+                {
                     if other.id != o.id {
-                        inv.add("external_id", "DuplicateValue", "External: has already been taken");
+                        inv.add(
+                            "external_id",
+                            "DuplicateValue",
+                            "External: has already been taken",
+                        );
                     }
                 }
             }
@@ -565,8 +760,15 @@ impl App {
                 if d.is_empty() {
                     continue;
                 }
-                if !d.contains('.') || d.chars().any(|c| !(c.is_ascii_alphanumeric() || c == '.' || c == '-')) {
-                    inv.invalid("domain_names", "Domain names", &format!("'{d}' is not a valid domain"));
+                if !d.contains('.')
+                    || d.chars()
+                        .any(|c| !(c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+                {
+                    inv.invalid(
+                        "domain_names",
+                        "Domain names",
+                        &format!("'{d}' is not a valid domain"),
+                    );
                 } else if !out.contains(&d) {
                     out.push(d);
                 }
@@ -600,33 +802,64 @@ impl App {
         if let Some(f) = &input.organization_fields {
             let defs: Vec<OrgField> = tx.list(&[], &Page::All { limit: 10_000 }).await?.items;
             let defs: Vec<_> = defs.into_iter().map(|f| f.0).collect();
-            check_custom(&defs, f, &mut o.organization_fields, "organization_fields", inv);
+            check_custom(
+                &defs,
+                f,
+                &mut o.organization_fields,
+                "organization_fields",
+                inv,
+            );
         }
         Ok(())
     }
 
-    pub async fn create_organization(&self, actor: &Actor, input: OrganizationInput) -> Result<Organization> {
+    pub async fn create_organization(
+        &self,
+        actor: &Actor,
+        input: OrganizationInput,
+    ) -> Result<Organization> {
         actor.require_admin()?;
         let now = self.now();
-        let mut o = Organization { id: 0, name: String::new(), external_id: None, domain_names: vec![], details: None, notes: None, group_id: None, shared_tickets: false, shared_comments: false, tags: vec![], organization_fields: BTreeMap::new(), created_at: now, updated_at: now };
+        let mut o = Organization {
+            id: 0,
+            name: String::new(),
+            external_id: None,
+            domain_names: vec![],
+            details: None,
+            notes: None,
+            group_id: None,
+            shared_tickets: false,
+            shared_comments: false,
+            tags: vec![],
+            organization_fields: BTreeMap::new(),
+            created_at: now,
+            updated_at: now,
+        };
         let mut inv = Invalid::new();
         if input.name.is_none() {
             inv.blank("name", "Name");
         }
         let mut tx = self.store.write().await?;
-        self.apply_org_input(&mut tx, &mut o, &input, &mut inv).await?;
+        self.apply_org_input(&mut tx, &mut o, &input, &mut inv)
+            .await?;
         inv.into_result()?;
         tx.insert(&mut o).await?;
         tx.commit().await?;
         Ok(o)
     }
 
-    pub async fn update_organization(&self, actor: &Actor, id: Id, input: OrganizationInput) -> Result<Organization> {
+    pub async fn update_organization(
+        &self,
+        actor: &Actor,
+        id: Id,
+        input: OrganizationInput,
+    ) -> Result<Organization> {
         actor.require_admin()?;
         let mut tx = self.store.write().await?;
         let mut o = not_found_if_none(tx.get::<Organization>(id).await?)?;
         let mut inv = Invalid::new();
-        self.apply_org_input(&mut tx, &mut o, &input, &mut inv).await?;
+        self.apply_org_input(&mut tx, &mut o, &input, &mut inv)
+            .await?;
         inv.into_result()?;
         o.updated_at = self.now();
         tx.update(&o).await?;
@@ -634,17 +867,28 @@ impl App {
         Ok(o)
     }
 
-    pub async fn create_or_update_organization(&self, actor: &Actor, input: OrganizationInput) -> Result<(Organization, bool)> {
+    pub async fn create_or_update_organization(
+        &self,
+        actor: &Actor,
+        input: OrganizationInput,
+    ) -> Result<(Organization, bool)> {
         actor.require_admin()?;
         let existing = {
             let mut c = self.store.read().await?;
             let mut found = None;
             if let Some(Some(x)) = &input.external_id {
-                found = c.find::<Organization>(&[Cond::Eq("external_id", Val::from(x.as_str()))]).await?;
+                found = c
+                    .find::<Organization>(&[Cond::Eq("external_id", Val::from(x.as_str()))])
+                    .await?;
             }
             if found.is_none() {
                 if let Some(n) = &input.name {
-                    found = c.find::<Organization>(&[Cond::Eq("name_key", Val::from(n.trim().to_lowercase()))]).await?;
+                    found = c
+                        .find::<Organization>(&[Cond::Eq(
+                            "name_key",
+                            Val::from(n.trim().to_lowercase()),
+                        )])
+                        .await?;
                 }
             }
             found
@@ -659,12 +903,22 @@ impl App {
         actor.require_admin()?;
         let mut tx = self.store.write().await?;
         not_found_if_none(tx.get::<Organization>(id).await?)?;
-        let users: Vec<User> = tx.list(&[Cond::Eq("organization_id", Val::Int(id))], &Page::All { limit: 1_000_000 }).await?.items;
+        let users: Vec<User> = tx
+            .list(
+                &[Cond::Eq("organization_id", Val::Int(id))],
+                &Page::All { limit: 1_000_000 },
+            )
+            .await?
+            .items;
         for mut u in users {
             u.organization_id = None;
             tx.update(&u).await?;
         }
-        tx.exec("DELETE FROM organization_memberships WHERE organization_id = $1", &[Val::Int(id)]).await?;
+        tx.exec(
+            "DELETE FROM organization_memberships WHERE organization_id = $1",
+            &[Val::Int(id)],
+        )
+        .await?;
         tx.delete::<Organization>(id).await?;
         tx.commit().await?;
         Ok(())
@@ -672,7 +926,13 @@ impl App {
 
     // ---- organisation memberships --------------------------------------------------------
 
-    pub async fn list_org_memberships(&self, actor: &Actor, user_id: Option<Id>, org_id: Option<Id>, page: &Page) -> Result<Paged<OrganizationMembership>> {
+    pub async fn list_org_memberships(
+        &self,
+        actor: &Actor,
+        user_id: Option<Id>,
+        org_id: Option<Id>,
+        page: &Page,
+    ) -> Result<Paged<OrganizationMembership>> {
         if !actor.is_staff() && user_id != Some(actor.id()) {
             actor.require_staff()?;
         }
@@ -687,7 +947,11 @@ impl App {
         Ok(c.list(&conds, page).await?)
     }
 
-    pub async fn get_org_membership(&self, actor: &Actor, id: Id) -> Result<OrganizationMembership> {
+    pub async fn get_org_membership(
+        &self,
+        actor: &Actor,
+        id: Id,
+    ) -> Result<OrganizationMembership> {
         let mut c = self.store.read().await?;
         let m: OrganizationMembership = not_found_if_none(c.get(id).await?)?;
         if !actor.is_staff() && m.user_id != actor.id() {
@@ -696,13 +960,25 @@ impl App {
         Ok(m)
     }
 
-    async fn ensure_org_membership(&self, tx: &mut Conn, user_id: Id, org_id: Id, make_default: bool) -> Result<OrganizationMembership> {
+    async fn ensure_org_membership(
+        &self,
+        tx: &mut Conn,
+        user_id: Id,
+        org_id: Id,
+        make_default: bool,
+    ) -> Result<OrganizationMembership> {
         let now = self.now();
         let existing: Vec<OrganizationMembership> = tx.memberships_of(user_id).await?;
         if let Some(m) = existing.iter().find(|m| m.organization_id == org_id) {
             return Ok(m.clone());
         }
-        let org: Organization = tx.get(org_id).await?.ok_or_else(|| AppError::Invalid(Invalid::one("organization_id", "InvalidValue", format!("Organization: {org_id} does not exist"))))?;
+        let org: Organization = tx.get(org_id).await?.ok_or_else(|| {
+            AppError::Invalid(Invalid::one(
+                "organization_id",
+                "InvalidValue",
+                format!("Organization: {org_id} does not exist"),
+            ))
+        })?;
         let default = make_default || existing.is_empty();
         if default {
             for mut m in existing {
@@ -713,12 +989,25 @@ impl App {
                 }
             }
         }
-        let mut m = OrganizationMembership { id: 0, user_id, organization_id: org_id, organization_name: Some(org.name), default, view_tickets: true, created_at: now, updated_at: now };
+        let mut m = OrganizationMembership {
+            id: 0,
+            user_id,
+            organization_id: org_id,
+            organization_name: Some(org.name),
+            default,
+            view_tickets: true,
+            created_at: now,
+            updated_at: now,
+        };
         tx.insert(&mut m).await?;
         Ok(m)
     }
 
-    pub async fn create_org_membership(&self, actor: &Actor, input: MembershipInput) -> Result<OrganizationMembership> {
+    pub async fn create_org_membership(
+        &self,
+        actor: &Actor,
+        input: MembershipInput,
+    ) -> Result<OrganizationMembership> {
         actor.require_admin()?;
         let mut inv = Invalid::new();
         let (Some(user_id), Some(org_id)) = (input.user_id, input.organization_id) else {
@@ -731,11 +1020,29 @@ impl App {
             return Err(inv.into());
         };
         let mut tx = self.store.write().await?;
-        let mut user = tx.get::<User>(user_id).await?.ok_or_else(|| Invalid::one("user_id", "InvalidValue", format!("User: {user_id} does not exist")))?;
-        if tx.memberships_of(user_id).await?.iter().any(|m| m.organization_id == org_id) {
-            return Err(Invalid::one("user_id", "DuplicateValue", "User: is already a member of this organization").into());
+        let mut user = tx.get::<User>(user_id).await?.ok_or_else(|| {
+            Invalid::one(
+                "user_id",
+                "InvalidValue",
+                format!("User: {user_id} does not exist"),
+            )
+        })?;
+        if tx
+            .memberships_of(user_id)
+            .await?
+            .iter()
+            .any(|m| m.organization_id == org_id)
+        {
+            return Err(Invalid::one(
+                "user_id",
+                "DuplicateValue",
+                "User: is already a member of this organization",
+            )
+            .into());
         }
-        let m = self.ensure_org_membership(&mut tx, user_id, org_id, input.default.unwrap_or(false)).await?;
+        let m = self
+            .ensure_org_membership(&mut tx, user_id, org_id, input.default.unwrap_or(false))
+            .await?;
         if m.default && user.organization_id != Some(org_id) {
             user.organization_id = Some(org_id);
             user.updated_at = self.now();
@@ -785,13 +1092,27 @@ impl App {
         Ok(c.get_many(ids).await?)
     }
 
-    pub async fn save_group(&self, actor: &Actor, id: Option<Id>, input: GroupInput) -> Result<Group> {
+    pub async fn save_group(
+        &self,
+        actor: &Actor,
+        id: Option<Id>,
+        input: GroupInput,
+    ) -> Result<Group> {
         actor.require_admin()?;
         let now = self.now();
         let mut tx = self.store.write().await?;
         let mut g = match id {
             Some(id) => not_found_if_none(tx.get::<Group>(id).await?)?,
-            None => Group { id: 0, name: String::new(), description: String::new(), default: false, deleted: false, is_public: true, created_at: now, updated_at: now },
+            None => Group {
+                id: 0,
+                name: String::new(),
+                description: String::new(),
+                default: false,
+                deleted: false,
+                is_public: true,
+                created_at: now,
+                updated_at: now,
+            },
         };
         let mut inv = Invalid::new();
         if id.is_none() && input.name.is_none() {
@@ -799,7 +1120,10 @@ impl App {
         }
         if let Some(n) = &input.name {
             opsdesk_core::model::check_text(n, "name", "Name", 255, &mut inv);
-            if let Some(other) = tx.find::<Group>(&[Cond::Eq("name_key", Val::from(n.trim().to_lowercase()))]).await? {
+            if let Some(other) = tx
+                .find::<Group>(&[Cond::Eq("name_key", Val::from(n.trim().to_lowercase()))])
+                .await?
+            {
                 if other.id != g.id {
                     inv.add("name", "DuplicateValue", "Name: has already been taken");
                 }
@@ -841,15 +1165,30 @@ impl App {
         not_found_if_none(tx.get::<Group>(id).await?)?;
         let open = tx.int("SELECT COUNT(*) FROM tickets WHERE group_id = $1 AND status <> 'closed' AND deleted_at IS NULL", &[Val::Int(id)]).await?;
         if open > 0 {
-            return Err(Invalid::one("base", "InvalidValue", format!("Group: has {open} tickets that are not closed; reassign them first")).into());
+            return Err(Invalid::one(
+                "base",
+                "InvalidValue",
+                format!("Group: has {open} tickets that are not closed; reassign them first"),
+            )
+            .into());
         }
-        tx.exec("DELETE FROM group_memberships WHERE group_id = $1", &[Val::Int(id)]).await?;
+        tx.exec(
+            "DELETE FROM group_memberships WHERE group_id = $1",
+            &[Val::Int(id)],
+        )
+        .await?;
         tx.delete::<Group>(id).await?;
         tx.commit().await?;
         Ok(())
     }
 
-    pub async fn list_group_memberships(&self, actor: &Actor, user_id: Option<Id>, group_id: Option<Id>, page: &Page) -> Result<Paged<GroupMembership>> {
+    pub async fn list_group_memberships(
+        &self,
+        actor: &Actor,
+        user_id: Option<Id>,
+        group_id: Option<Id>,
+        page: &Page,
+    ) -> Result<Paged<GroupMembership>> {
         actor.require_staff()?;
         let mut conds = vec![];
         if let Some(u) = user_id {
@@ -868,7 +1207,11 @@ impl App {
         not_found_if_none(c.get(id).await?)
     }
 
-    pub async fn create_group_membership(&self, actor: &Actor, input: MembershipInput) -> Result<GroupMembership> {
+    pub async fn create_group_membership(
+        &self,
+        actor: &Actor,
+        input: MembershipInput,
+    ) -> Result<GroupMembership> {
         actor.require_admin()?;
         let mut inv = Invalid::new();
         let (Some(user_id), Some(group_id)) = (input.user_id, input.group_id) else {
@@ -882,16 +1225,43 @@ impl App {
         };
         let now = self.now();
         let mut tx = self.store.write().await?;
-        let mut user = tx.get::<User>(user_id).await?.ok_or_else(|| Invalid::one("user_id", "InvalidValue", format!("User: {user_id} does not exist")))?;
+        let mut user = tx.get::<User>(user_id).await?.ok_or_else(|| {
+            Invalid::one(
+                "user_id",
+                "InvalidValue",
+                format!("User: {user_id} does not exist"),
+            )
+        })?;
         if !user.role.is_staff() {
-            return Err(Invalid::one("user_id", "InvalidValue", "User: only agents and admins can be group members").into());
+            return Err(Invalid::one(
+                "user_id",
+                "InvalidValue",
+                "User: only agents and admins can be group members",
+            )
+            .into());
         }
         if tx.get::<Group>(group_id).await?.is_none() {
-            return Err(Invalid::one("group_id", "InvalidValue", format!("Group: {group_id} does not exist")).into());
+            return Err(Invalid::one(
+                "group_id",
+                "InvalidValue",
+                format!("Group: {group_id} does not exist"),
+            )
+            .into());
         }
-        let existing: Vec<GroupMembership> = tx.list(&[Cond::Eq("user_id", Val::Int(user_id))], &Page::All { limit: 10_000 }).await?.items;
+        let existing: Vec<GroupMembership> = tx
+            .list(
+                &[Cond::Eq("user_id", Val::Int(user_id))],
+                &Page::All { limit: 10_000 },
+            )
+            .await?
+            .items;
         if existing.iter().any(|m| m.group_id == group_id) {
-            return Err(Invalid::one("user_id", "DuplicateValue", "User: is already a member of this group").into());
+            return Err(Invalid::one(
+                "user_id",
+                "DuplicateValue",
+                "User: is already a member of this group",
+            )
+            .into());
         }
         let default = existing.is_empty() || input.default == Some(true);
         if default {
@@ -904,7 +1274,14 @@ impl App {
             user.updated_at = now;
             tx.update(&user).await?;
         }
-        let mut m = GroupMembership { id: 0, user_id, group_id, default, created_at: now, updated_at: now };
+        let mut m = GroupMembership {
+            id: 0,
+            user_id,
+            group_id,
+            default,
+            created_at: now,
+            updated_at: now,
+        };
         tx.insert(&mut m).await?;
         tx.commit().await?;
         Ok(m)
@@ -917,7 +1294,13 @@ impl App {
         tx.delete::<GroupMembership>(id).await?;
         if m.default {
             if let Some(mut user) = tx.get::<User>(m.user_id).await? {
-                let rest: Vec<GroupMembership> = tx.list(&[Cond::Eq("user_id", Val::Int(m.user_id))], &Page::All { limit: 1 }).await?.items;
+                let rest: Vec<GroupMembership> = tx
+                    .list(
+                        &[Cond::Eq("user_id", Val::Int(m.user_id))],
+                        &Page::All { limit: 1 },
+                    )
+                    .await?
+                    .items;
                 user.default_group_id = rest.first().map(|r| r.group_id);
                 if let Some(mut r) = rest.into_iter().next() {
                     r.default = true;
@@ -932,7 +1315,13 @@ impl App {
 
     /// Whether `user_id` is a member of `group_id`.
     pub(crate) async fn in_group(tx: &mut Conn, user_id: Id, group_id: Id) -> Result<bool> {
-        Ok(tx.count::<GroupMembership>(&[Cond::Eq("user_id", Val::Int(user_id)), Cond::Eq("group_id", Val::Int(group_id))]).await? > 0)
+        Ok(tx
+            .count::<GroupMembership>(&[
+                Cond::Eq("user_id", Val::Int(user_id)),
+                Cond::Eq("group_id", Val::Int(group_id)),
+            ])
+            .await?
+            > 0)
     }
 }
 

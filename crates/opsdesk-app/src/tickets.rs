@@ -5,12 +5,15 @@ use std::collections::BTreeMap;
 
 use opsdesk_core::clock;
 use opsdesk_core::fields::{check_value, tags_for_value, TicketField};
-use opsdesk_core::model::{normalize_tags, check_tags, Group, GroupMembership, Id, JobStatus, Organization, Role, User};
+use opsdesk_core::model::{
+    check_tags, normalize_tags, Group, GroupMembership, Id, JobStatus, Organization, Role, User,
+};
 use opsdesk_core::ticket::{
-    change_events, creation_events, Audit, CcChange, Comment, CommentInput, Priority, Status, Ticket, TicketInput, TicketType, Via,
+    change_events, creation_events, Audit, CcChange, Comment, CommentInput, Priority, Status,
+    Ticket, TicketInput, TicketType, Via,
 };
 use opsdesk_core::Invalid;
-use opsdesk_store::{Conn, Cond, Page, Paged, Val};
+use opsdesk_store::{Cond, Conn, Page, Paged, Val};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -69,7 +72,11 @@ pub struct RequestInput {
 }
 
 fn closed_error() -> AppError {
-    AppError::Invalid(Invalid::one("status", "ClosedPreventsUpdate", "Status: closed prevents ticket update"))
+    AppError::Invalid(Invalid::one(
+        "status",
+        "ClosedPreventsUpdate",
+        "Status: closed prevents ticket update",
+    ))
 }
 
 fn new_job_id() -> String {
@@ -86,7 +93,9 @@ async fn visible_orgs(c: &mut Conn, user: &User) -> Result<Vec<Id>> {
     if ms.is_empty() {
         return Ok(vec![]);
     }
-    let orgs: Vec<Organization> = c.get_many(&ms.iter().map(|m| m.organization_id).collect::<Vec<_>>()).await?;
+    let orgs: Vec<Organization> = c
+        .get_many(&ms.iter().map(|m| m.organization_id).collect::<Vec<_>>())
+        .await?;
     Ok(orgs
         .into_iter()
         .filter(|o| o.shared_tickets || user.ticket_restriction.as_deref() == Some("organization"))
@@ -95,7 +104,9 @@ async fn visible_orgs(c: &mut Conn, user: &User) -> Result<Vec<Id>> {
 }
 
 fn involved(user: &User, t: &Ticket) -> bool {
-    t.requester_id == user.id || t.collaborator_ids.contains(&user.id) || t.email_cc_ids.contains(&user.id)
+    t.requester_id == user.id
+        || t.collaborator_ids.contains(&user.id)
+        || t.email_cc_ids.contains(&user.id)
 }
 
 fn comment_body(c: &CommentInput) -> (String, String, String) {
@@ -108,7 +119,12 @@ fn comment_body(c: &CommentInput) -> (String, String, String) {
         (_, Some(b)) => (html::text_to_html(b), b.clone()),
         _ => (String::new(), String::new()),
     };
-    let body = c.body.clone().or(c.value.clone()).filter(|b| !b.trim().is_empty()).unwrap_or_else(|| plain.clone());
+    let body = c
+        .body
+        .clone()
+        .or(c.value.clone())
+        .filter(|b| !b.trim().is_empty())
+        .unwrap_or_else(|| plain.clone());
     (body, html_body, plain)
 }
 
@@ -149,7 +165,11 @@ impl App {
     }
 
     async fn mark_incidents(&self, c: &mut Conn, ts: &mut [Ticket]) -> Result<()> {
-        let problems: Vec<Id> = ts.iter().filter(|t| t.ticket_type == Some(TicketType::Problem)).map(|t| t.id).collect();
+        let problems: Vec<Id> = ts
+            .iter()
+            .filter(|t| t.ticket_type == Some(TicketType::Problem))
+            .map(|t| t.id)
+            .collect();
         if problems.is_empty() {
             return Ok(());
         }
@@ -171,7 +191,12 @@ impl App {
         Ok(t)
     }
 
-    pub async fn list_tickets(&self, actor: &Actor, f: &TicketFilter, page: &Page) -> Result<Paged<Ticket>> {
+    pub async fn list_tickets(
+        &self,
+        actor: &Actor,
+        f: &TicketFilter,
+        page: &Page,
+    ) -> Result<Paged<Ticket>> {
         actor.require_staff()?;
         let mut conds = vec![];
         if let Some(v) = f.requester_id {
@@ -190,7 +215,10 @@ impl App {
             conds.push(Cond::Eq("external_id", Val::from(v.as_str())));
         }
         if !f.statuses.is_empty() {
-            conds.push(Cond::In("status", f.statuses.iter().map(|s| Val::from(s.as_str())).collect()));
+            conds.push(Cond::In(
+                "status",
+                f.statuses.iter().map(|s| Val::from(s.as_str())).collect(),
+            ));
         }
         let mut c = self.store.read().await?;
         let mut p = c.tickets(&conds, page).await?;
@@ -204,23 +232,45 @@ impl App {
             return Err(AppError::BadRequest(format!("at most {BULK_LIMIT} ids")));
         }
         let mut c = self.store.read().await?;
-        let mut p = c.tickets(&[Cond::In("id", ids.iter().map(|i| Val::Int(*i)).collect())], &Page::All { limit: BULK_LIMIT as i64 }).await?;
+        let mut p = c
+            .tickets(
+                &[Cond::In("id", ids.iter().map(|i| Val::Int(*i)).collect())],
+                &Page::All {
+                    limit: BULK_LIMIT as i64,
+                },
+            )
+            .await?;
         self.mark_incidents(&mut c, &mut p.items).await?;
         Ok(p.items)
     }
 
-    pub async fn incidents(&self, actor: &Actor, problem_id: Id, page: &Page) -> Result<Paged<Ticket>> {
+    pub async fn incidents(
+        &self,
+        actor: &Actor,
+        problem_id: Id,
+        page: &Page,
+    ) -> Result<Paged<Ticket>> {
         actor.require_staff()?;
         let mut c = self.store.read().await?;
         c.ticket(problem_id).await?.ok_or(AppError::NotFound)?;
-        Ok(c.tickets(&[Cond::Eq("problem_id", Val::Int(problem_id))], page).await?)
+        Ok(
+            c.tickets(&[Cond::Eq("problem_id", Val::Int(problem_id))], page)
+                .await?,
+        )
     }
 
-    pub async fn ticket_comments(&self, actor: &Actor, id: Id, page: &Page) -> Result<Paged<Comment>> {
+    pub async fn ticket_comments(
+        &self,
+        actor: &Actor,
+        id: Id,
+        page: &Page,
+    ) -> Result<Paged<Comment>> {
         let mut c = self.store.read().await?;
         let t = c.ticket(id).await?.ok_or(AppError::NotFound)?;
         if !self.can_view(&mut c, actor, &t).await? {
-            return Err(AppError::Forbidden("You do not have access to this ticket".into()));
+            return Err(AppError::Forbidden(
+                "You do not have access to this ticket".into(),
+            ));
         }
         Ok(c.comments(id, !actor.is_staff(), page).await?)
     }
@@ -252,7 +302,13 @@ impl App {
     // ---- writing -------------------------------------------------------------------------
 
     /// Find or create the user a `{"name","email"}` or id or email refers to.
-    async fn resolve_person(&self, tx: &mut Conn, v: &Value, field: &str, inv: &mut Invalid) -> Result<Option<User>> {
+    async fn resolve_person(
+        &self,
+        tx: &mut Conn,
+        v: &Value,
+        field: &str,
+        inv: &mut Invalid,
+    ) -> Result<Option<User>> {
         let (email, name, id) = match v {
             Value::Number(n) => (None, None, n.as_i64()),
             Value::String(s) => (Some(s.clone()), None, None),
@@ -278,22 +334,43 @@ impl App {
             return Ok(Some(u));
         }
         if !opsdesk_core::model::valid_email(&email) {
-            inv.invalid(field, "Email", &format!("{email} is not properly formatted"));
+            inv.invalid(
+                field,
+                "Email",
+                &format!("{email} is not properly formatted"),
+            );
             return Ok(None);
         }
         let u = self
-            .create_user_tx(tx, UserInput { name, email: Some(Some(email)), role: Some("end-user".into()), ..Default::default() })
+            .create_user_tx(
+                tx,
+                UserInput {
+                    name,
+                    email: Some(Some(email)),
+                    role: Some("end-user".into()),
+                    ..Default::default()
+                },
+            )
             .await?;
         Ok(Some(u))
     }
 
-    async fn user_ids_exist(&self, tx: &mut Conn, ids: &[Id], field: &str, staff_only: bool, inv: &mut Invalid) -> Result<Vec<Id>> {
+    async fn user_ids_exist(
+        &self,
+        tx: &mut Conn,
+        ids: &[Id],
+        field: &str,
+        staff_only: bool,
+        inv: &mut Invalid,
+    ) -> Result<Vec<Id>> {
         let mut out: Vec<Id> = vec![];
         let users: Vec<User> = tx.get_many(ids).await?;
         for id in ids {
             match users.iter().find(|u| u.id == *id) {
                 None => inv.invalid(field, field, &format!("user {id} does not exist")),
-                Some(u) if staff_only && !u.role.is_staff() => inv.invalid(field, field, &format!("user {id} is not an agent")),
+                Some(u) if staff_only && !u.role.is_staff() => {
+                    inv.invalid(field, field, &format!("user {id} is not an agent"))
+                }
                 Some(_) => {
                     if !out.contains(id) {
                         out.push(*id)
@@ -305,12 +382,24 @@ impl App {
     }
 
     /// Apply a create/update input to `t`. Reference checks run against `tx`.
-    async fn apply_ticket_input(&self, tx: &mut Conn, actor: &Actor, t: &mut Ticket, input: &TicketInput, creating: bool, inv: &mut Invalid) -> Result<()> {
+    async fn apply_ticket_input(
+        &self,
+        tx: &mut Conn,
+        actor: &Actor,
+        t: &mut Ticket,
+        input: &TicketInput,
+        creating: bool,
+        inv: &mut Invalid,
+    ) -> Result<()> {
         let subject = input.subject.clone().or(input.raw_subject.clone());
         if let Some(s) = subject {
             let s = s.trim().to_string();
             if s.chars().count() > 255 {
-                inv.invalid("subject", "Subject", "is too long (maximum is 255 characters)");
+                inv.invalid(
+                    "subject",
+                    "Subject",
+                    "is too long (maximum is 255 characters)",
+                );
             }
             t.subject = if s.is_empty() { None } else { Some(s) };
             t.raw_subject = t.subject.clone();
@@ -322,7 +411,11 @@ impl App {
         } else if let Some(id) = input.requester_id {
             let u = tx.get::<User>(id).await?;
             if u.is_none() {
-                inv.invalid("requester_id", "Requester", &format!("user {id} does not exist"));
+                inv.invalid(
+                    "requester_id",
+                    "Requester",
+                    &format!("user {id} does not exist"),
+                );
             }
             u
         } else {
@@ -346,7 +439,11 @@ impl App {
             t.submitter_id = actor.id();
             if let Some(s) = input.submitter_id {
                 if tx.get::<User>(s).await?.is_none() {
-                    inv.invalid("submitter_id", "Submitter", &format!("user {s} does not exist"));
+                    inv.invalid(
+                        "submitter_id",
+                        "Submitter",
+                        &format!("user {s} does not exist"),
+                    );
                 } else {
                     t.submitter_id = s;
                 }
@@ -355,9 +452,22 @@ impl App {
         if let Some(o) = &input.organization_id {
             if let Some(o) = o {
                 if tx.get::<Organization>(*o).await?.is_none() {
-                    inv.invalid("organization_id", "Organization", &format!("{o} does not exist"));
-                } else if !tx.memberships_of(t.requester_id).await?.iter().any(|m| m.organization_id == *o) {
-                    inv.invalid("organization_id", "Organization", "the requester is not a member of this organization");
+                    inv.invalid(
+                        "organization_id",
+                        "Organization",
+                        &format!("{o} does not exist"),
+                    );
+                } else if !tx
+                    .memberships_of(t.requester_id)
+                    .await?
+                    .iter()
+                    .any(|m| m.organization_id == *o)
+                {
+                    inv.invalid(
+                        "organization_id",
+                        "Organization",
+                        "the requester is not a member of this organization",
+                    );
                 }
             }
             t.organization_id = *o;
@@ -369,7 +479,11 @@ impl App {
             match tx.user_by_email(email).await? {
                 Some(u) if u.role.is_staff() => t.assignee_id = Some(u.id),
                 Some(_) => inv.invalid("assignee_email", "Assignee", "must be an agent"),
-                None => inv.invalid("assignee_email", "Assignee", &format!("no user with email {email}")),
+                None => inv.invalid(
+                    "assignee_email",
+                    "Assignee",
+                    &format!("no user with email {email}"),
+                ),
             }
         } else if let Some(a) = &input.assignee_id {
             assignee_given = true;
@@ -377,7 +491,11 @@ impl App {
                 match tx.get::<User>(*a).await? {
                     Some(u) if u.role.is_staff() && u.active => {}
                     Some(_) => inv.invalid("assignee_id", "Assignee", "must be an active agent"),
-                    None => inv.invalid("assignee_id", "Assignee", &format!("user {a} does not exist")),
+                    None => inv.invalid(
+                        "assignee_id",
+                        "Assignee",
+                        &format!("user {a} does not exist"),
+                    ),
                 }
             }
             t.assignee_id = *a;
@@ -401,22 +519,40 @@ impl App {
                     }
                 }
             } else if let (Some(a), None) = (t.assignee_id, t.group_id) {
-                let ms: Vec<GroupMembership> = tx.list(&[Cond::Eq("user_id", Val::Int(a))], &Page::All { limit: 100 }).await?.items;
-                t.group_id = ms.iter().find(|m| m.default).or(ms.first()).map(|m| m.group_id);
+                let ms: Vec<GroupMembership> = tx
+                    .list(
+                        &[Cond::Eq("user_id", Val::Int(a))],
+                        &Page::All { limit: 100 },
+                    )
+                    .await?
+                    .items;
+                t.group_id = ms
+                    .iter()
+                    .find(|m| m.default)
+                    .or(ms.first())
+                    .map(|m| m.group_id);
             }
         }
         // Classification.
         if let Some(s) = &input.status {
             match Status::parse(s) {
                 Some(s) => t.status = s,
-                None => inv.invalid("status", "Status", &format!("'{s}' is not one of new, open, pending, hold, solved, closed")),
+                None => inv.invalid(
+                    "status",
+                    "Status",
+                    &format!("'{s}' is not one of new, open, pending, hold, solved, closed"),
+                ),
             }
         }
         if let Some(p) = &input.priority {
             t.priority = match p.as_deref() {
                 None | Some("") => None,
                 Some(p) => Priority::parse(p).or_else(|| {
-                    inv.invalid("priority", "Priority", &format!("'{p}' is not one of low, normal, high, urgent"));
+                    inv.invalid(
+                        "priority",
+                        "Priority",
+                        &format!("'{p}' is not one of low, normal, high, urgent"),
+                    );
                     None
                 }),
             };
@@ -425,7 +561,11 @@ impl App {
             t.ticket_type = match ty.as_deref() {
                 None | Some("") => None,
                 Some(x) => TicketType::parse(x).or_else(|| {
-                    inv.invalid("type", "Type", &format!("'{x}' is not one of question, incident, problem, task"));
+                    inv.invalid(
+                        "type",
+                        "Type",
+                        &format!("'{x}' is not one of question, incident, problem, task"),
+                    );
                     None
                 }),
             };
@@ -434,15 +574,27 @@ impl App {
             if let Some(p) = p {
                 match tx.ticket(*p).await? {
                     Some(pt) if pt.ticket_type == Some(TicketType::Problem) && pt.id != t.id => {}
-                    Some(_) => inv.invalid("problem_id", "Problem", &format!("ticket {p} is not a problem")),
-                    None => inv.invalid("problem_id", "Problem", &format!("ticket {p} does not exist")),
+                    Some(_) => inv.invalid(
+                        "problem_id",
+                        "Problem",
+                        &format!("ticket {p} is not a problem"),
+                    ),
+                    None => inv.invalid(
+                        "problem_id",
+                        "Problem",
+                        &format!("ticket {p} does not exist"),
+                    ),
                 }
             }
             t.problem_id = *p;
         }
         if t.problem_id.is_some() && t.ticket_type != Some(TicketType::Incident) {
             if input.problem_id.is_some() {
-                inv.invalid("problem_id", "Problem", "only incidents can be linked to a problem");
+                inv.invalid(
+                    "problem_id",
+                    "Problem",
+                    "only incidents can be linked to a problem",
+                );
             } else {
                 t.problem_id = None;
             }
@@ -467,8 +619,16 @@ impl App {
         }
         if let Some(f) = &input.ticket_form_id {
             if let Some(f) = f {
-                if tx.get::<opsdesk_core::fields::TicketForm>(*f).await?.is_none() {
-                    inv.invalid("ticket_form_id", "Ticket form", &format!("{f} does not exist"));
+                if tx
+                    .get::<opsdesk_core::fields::TicketForm>(*f)
+                    .await?
+                    .is_none()
+                {
+                    inv.invalid(
+                        "ticket_form_id",
+                        "Ticket form",
+                        &format!("{f} does not exist"),
+                    );
                 }
             }
             t.ticket_form_id = *f;
@@ -493,10 +653,20 @@ impl App {
             let defs: Vec<TicketField> = tx.list(&[], &Page::All { limit: 10_000 }).await?.items;
             for v in cf {
                 let Some(d) = defs.iter().find(|d| d.id == v.id && !d.is_system()) else {
-                    inv.invalid("custom_fields", "Custom fields", &format!("field {} does not exist", v.id));
+                    inv.invalid(
+                        "custom_fields",
+                        "Custom fields",
+                        &format!("field {} does not exist", v.id),
+                    );
                     continue;
                 };
-                match check_value(&d.field_type, &d.custom_field_options, d.regexp_for_validation.as_deref(), &d.title, &v.value) {
+                match check_value(
+                    &d.field_type,
+                    &d.custom_field_options,
+                    d.regexp_for_validation.as_deref(),
+                    &d.title,
+                    &v.value,
+                ) {
                     Ok(nv) => {
                         let old = t.custom_field(d.id).cloned().unwrap_or(Value::Null);
                         let old_tags = tags_for_value(&d.field_type, d.tag.as_deref(), &old);
@@ -516,7 +686,9 @@ impl App {
         check_tags(&t.tags, "tags", inv);
         // Collaborators, CCs, followers.
         if let Some(ids) = &input.collaborator_ids {
-            t.collaborator_ids = self.user_ids_exist(tx, ids, "collaborator_ids", false, inv).await?;
+            t.collaborator_ids = self
+                .user_ids_exist(tx, ids, "collaborator_ids", false, inv)
+                .await?;
         }
         if let Some(list) = &input.collaborators {
             let mut out = vec![];
@@ -530,10 +702,14 @@ impl App {
             t.collaborator_ids = out;
         }
         if let Some(ids) = &input.email_cc_ids {
-            t.email_cc_ids = self.user_ids_exist(tx, ids, "email_cc_ids", false, inv).await?;
+            t.email_cc_ids = self
+                .user_ids_exist(tx, ids, "email_cc_ids", false, inv)
+                .await?;
         }
         if let Some(ids) = &input.follower_ids {
-            t.follower_ids = self.user_ids_exist(tx, ids, "follower_ids", true, inv).await?;
+            t.follower_ids = self
+                .user_ids_exist(tx, ids, "follower_ids", true, inv)
+                .await?;
         }
         for (changes, is_followers) in [(&input.email_ccs, false), (&input.followers, true)] {
             let Some(changes) = changes else { continue };
@@ -542,12 +718,38 @@ impl App {
                     (Some(id), _) => json!(id),
                     (None, Some(e)) => json!({"email": e, "name": ch.user_name}),
                     _ => {
-                        inv.invalid(if is_followers { "followers" } else { "email_ccs" }, "CC", "needs user_id or user_email");
+                        inv.invalid(
+                            if is_followers {
+                                "followers"
+                            } else {
+                                "email_ccs"
+                            },
+                            "CC",
+                            "needs user_id or user_email",
+                        );
                         continue;
                     }
                 };
-                let Some(u) = self.resolve_person(tx, &v, if is_followers { "followers" } else { "email_ccs" }, inv).await? else { continue };
-                let list = if is_followers { &mut t.follower_ids } else { &mut t.email_cc_ids };
+                let Some(u) = self
+                    .resolve_person(
+                        tx,
+                        &v,
+                        if is_followers {
+                            "followers"
+                        } else {
+                            "email_ccs"
+                        },
+                        inv,
+                    )
+                    .await?
+                else {
+                    continue;
+                };
+                let list = if is_followers {
+                    &mut t.follower_ids
+                } else {
+                    &mut t.email_cc_ids
+                };
                 if ch.action.as_deref() == Some("delete") {
                     list.retain(|x| *x != u.id);
                 } else if !list.contains(&u.id) {
@@ -559,7 +761,9 @@ impl App {
                 }
             }
         }
-        if t.collaborator_ids.is_empty() && (!t.email_cc_ids.is_empty() || !t.follower_ids.is_empty()) {
+        if t.collaborator_ids.is_empty()
+            && (!t.email_cc_ids.is_empty() || !t.follower_ids.is_empty())
+        {
             let mut all = t.email_cc_ids.clone();
             for f in &t.follower_ids {
                 if !all.contains(f) {
@@ -579,18 +783,33 @@ impl App {
                     t.group_id = actor.user.default_group_id;
                 }
             } else {
-                inv.add("assignee_id", "BlankValue", "Assignee: is required when solving");
+                inv.add(
+                    "assignee_id",
+                    "BlankValue",
+                    "Assignee: is required when solving",
+                );
             }
         }
         Ok(())
     }
 
-    fn build_comment(&self, actor: &Actor, input: &CommentInput, via: &Via, author: Id, default_public: bool) -> Option<Comment> {
+    fn build_comment(
+        &self,
+        actor: &Actor,
+        input: &CommentInput,
+        via: &Via,
+        author: Id,
+        default_public: bool,
+    ) -> Option<Comment> {
         let (body, html_body, plain) = comment_body(input);
         if body.trim().is_empty() && html_body.is_empty() {
             return None;
         }
-        let public = if actor.is_staff() { input.public.unwrap_or(default_public) } else { true };
+        let public = if actor.is_staff() {
+            input.public.unwrap_or(default_public)
+        } else {
+            true
+        };
         Some(Comment {
             id: 0,
             kind: "Comment".into(),
@@ -608,11 +827,21 @@ impl App {
         })
     }
 
-    async fn comment_author(&self, tx: &mut Conn, actor: &Actor, c: &CommentInput, inv: &mut Invalid) -> Result<Id> {
+    async fn comment_author(
+        &self,
+        tx: &mut Conn,
+        actor: &Actor,
+        c: &CommentInput,
+        inv: &mut Invalid,
+    ) -> Result<Id> {
         match c.author_id {
             Some(a) if actor.is_staff() && a != actor.id() => {
                 if tx.get::<User>(a).await?.is_none() {
-                    inv.invalid("comment", "Comment author", &format!("user {a} does not exist"));
+                    inv.invalid(
+                        "comment",
+                        "Comment author",
+                        &format!("user {a} does not exist"),
+                    );
                 }
                 Ok(a)
             }
@@ -621,25 +850,44 @@ impl App {
     }
 
     /// Create a ticket (tickets API: agents and admins; requests use [`App::create_request`]).
-    pub async fn create_ticket(&self, actor: &Actor, input: TicketInput, via: Via, origin: &Origin) -> Result<(Ticket, Audit)> {
+    pub async fn create_ticket(
+        &self,
+        actor: &Actor,
+        input: TicketInput,
+        via: Via,
+        origin: &Origin,
+    ) -> Result<(Ticket, Audit)> {
         actor.require_staff()?;
         let mut tx = self.store.write().await?;
-        let r = self.create_ticket_tx(&mut tx, actor, input, via, origin).await?;
+        let r = self
+            .create_ticket_tx(&mut tx, actor, input, via, origin)
+            .await?;
         tx.commit().await?;
         Ok(r)
     }
 
-    async fn create_ticket_tx(&self, tx: &mut Conn, actor: &Actor, input: TicketInput, via: Via, origin: &Origin) -> Result<(Ticket, Audit)> {
+    async fn create_ticket_tx(
+        &self,
+        tx: &mut Conn,
+        actor: &Actor,
+        input: TicketInput,
+        via: Via,
+        origin: &Origin,
+    ) -> Result<(Ticket, Audit)> {
         let now = self.now();
         let mut inv = Invalid::new();
         let mut comment_in = input.comment.clone().unwrap_or_default();
-        if comment_in.body.is_none() && comment_in.html_body.is_none() && comment_in.value.is_none() {
+        if comment_in.body.is_none() && comment_in.html_body.is_none() && comment_in.value.is_none()
+        {
             comment_in.body = input.description.clone();
         }
         let mut t = Ticket::blank(0, via.clone(), now);
         t.is_public = comment_in.public.unwrap_or(true) || !actor.is_staff();
-        self.apply_ticket_input(tx, actor, &mut t, &input, true, &mut inv).await?;
-        let author = self.comment_author(tx, actor, &comment_in, &mut inv).await?;
+        self.apply_ticket_input(tx, actor, &mut t, &input, true, &mut inv)
+            .await?;
+        let author = self
+            .comment_author(tx, actor, &comment_in, &mut inv)
+            .await?;
         let comment = self.build_comment(actor, &comment_in, &via, author, true);
         if comment.is_none() {
             inv.blank("description", "Description");
@@ -649,27 +897,58 @@ impl App {
         t.description = comments[0].body.clone();
         if t.subject.is_none() {
             // Zendesk derives a subject from the description when none is given.
-            let first: String = t.description.lines().next().unwrap_or("").chars().take(80).collect();
+            let first: String = t
+                .description
+                .lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(80)
+                .collect();
             t.subject = Some(first).filter(|s| !s.trim().is_empty());
             t.raw_subject = t.subject.clone();
         }
         let mut events = creation_events(&t);
         events.push(comment_event(&comments[0]));
-        let mut audit = Audit { id: 0, ticket_id: 0, author_id: actor.id(), via, metadata: metadata(origin, input.metadata.as_ref()), events, created_at: now };
+        let mut audit = Audit {
+            id: 0,
+            ticket_id: 0,
+            author_id: actor.id(),
+            via,
+            metadata: metadata(origin, input.metadata.as_ref()),
+            events,
+            created_at: now,
+        };
         tx.create_ticket(&mut t, &mut audit, &mut comments).await?;
         Ok((t, audit))
     }
 
     /// Update a ticket; returns the new ticket and the audit (None when nothing changed).
-    pub async fn update_ticket(&self, actor: &Actor, id: Id, input: TicketInput, origin: &Origin) -> Result<(Ticket, Option<Audit>)> {
+    pub async fn update_ticket(
+        &self,
+        actor: &Actor,
+        id: Id,
+        input: TicketInput,
+        origin: &Origin,
+    ) -> Result<(Ticket, Option<Audit>)> {
         actor.require_staff()?;
         let mut tx = self.store.write().await?;
-        let r = self.update_ticket_tx(&mut tx, actor, id, input, Via::api(), origin).await?;
+        let r = self
+            .update_ticket_tx(&mut tx, actor, id, input, Via::api(), origin)
+            .await?;
         tx.commit().await?;
         Ok(r)
     }
 
-    async fn update_ticket_tx(&self, tx: &mut Conn, actor: &Actor, id: Id, input: TicketInput, via: Via, origin: &Origin) -> Result<(Ticket, Option<Audit>)> {
+    async fn update_ticket_tx(
+        &self,
+        tx: &mut Conn,
+        actor: &Actor,
+        id: Id,
+        input: TicketInput,
+        via: Via,
+        origin: &Origin,
+    ) -> Result<(Ticket, Option<Audit>)> {
         let old = tx.ticket_for_update(id).await?.ok_or(AppError::NotFound)?;
         if old.status == Status::Closed {
             return Err(closed_error());
@@ -682,15 +961,38 @@ impl App {
         }
         let mut t = old.clone();
         let mut inv = Invalid::new();
-        self.apply_ticket_input(tx, actor, &mut t, &input, false, &mut inv).await?;
+        self.apply_ticket_input(tx, actor, &mut t, &input, false, &mut inv)
+            .await?;
         let comment_in = input.comment.clone().unwrap_or_default();
-        let author = self.comment_author(tx, actor, &comment_in, &mut inv).await?;
+        let author = self
+            .comment_author(tx, actor, &comment_in, &mut inv)
+            .await?;
         inv.into_result()?;
         let comment = self.build_comment(actor, &comment_in, &via, author, true);
-        self.save_update(tx, actor, old, t, comment, via, origin, input.metadata.as_ref()).await
+        self.save_update(
+            tx,
+            actor,
+            old,
+            t,
+            comment,
+            via,
+            origin,
+            input.metadata.as_ref(),
+        )
+        .await
     }
 
-    async fn save_update(&self, tx: &mut Conn, actor: &Actor, old: Ticket, mut t: Ticket, comment: Option<Comment>, via: Via, origin: &Origin, custom: Option<&Value>) -> Result<(Ticket, Option<Audit>)> {
+    async fn save_update(
+        &self,
+        tx: &mut Conn,
+        actor: &Actor,
+        old: Ticket,
+        mut t: Ticket,
+        comment: Option<Comment>,
+        via: Via,
+        origin: &Origin,
+        custom: Option<&Value>,
+    ) -> Result<(Ticket, Option<Audit>)> {
         let mut events = change_events(&old, &t);
         let mut comments: Vec<Comment> = comment.into_iter().collect();
         for c in &comments {
@@ -701,17 +1003,41 @@ impl App {
         }
         let now = self.now();
         t.updated_at = now;
-        let mut audit = Audit { id: 0, ticket_id: t.id, author_id: actor.id(), via, metadata: metadata(origin, custom), events, created_at: now };
+        let mut audit = Audit {
+            id: 0,
+            ticket_id: t.id,
+            author_id: actor.id(),
+            via,
+            metadata: metadata(origin, custom),
+            events,
+            created_at: now,
+        };
         tx.save_ticket(&t, &mut audit, &mut comments).await?;
         Ok((t, Some(audit)))
     }
 
     /// Set, add or remove tags (`tickets/{id}/tags`). Returns the tags after.
-    pub async fn change_tags(&self, actor: &Actor, id: Id, tags: Vec<String>, mode: TagMode, origin: &Origin) -> Result<Vec<String>> {
+    pub async fn change_tags(
+        &self,
+        actor: &Actor,
+        id: Id,
+        tags: Vec<String>,
+        mode: TagMode,
+        origin: &Origin,
+    ) -> Result<Vec<String>> {
         let input = match mode {
-            TagMode::Set => TicketInput { tags: Some(tags), ..Default::default() },
-            TagMode::Add => TicketInput { additional_tags: Some(tags), ..Default::default() },
-            TagMode::Remove => TicketInput { remove_tags: Some(tags), ..Default::default() },
+            TagMode::Set => TicketInput {
+                tags: Some(tags),
+                ..Default::default()
+            },
+            TagMode::Add => TicketInput {
+                additional_tags: Some(tags),
+                ..Default::default()
+            },
+            TagMode::Remove => TicketInput {
+                remove_tags: Some(tags),
+                ..Default::default()
+            },
         };
         Ok(self.update_ticket(actor, id, input, origin).await?.0.tags)
     }
@@ -720,17 +1046,26 @@ impl App {
     pub async fn delete_ticket(&self, actor: &Actor, id: Id) -> Result<()> {
         actor.require_staff()?;
         let mut tx = self.store.write().await?;
-        if !tx.soft_delete_ticket(id, actor.id(), self.now().as_second()).await? {
+        if !tx
+            .soft_delete_ticket(id, actor.id(), self.now().as_second())
+            .await?
+        {
             return Err(AppError::NotFound);
         }
         tx.commit().await?;
         Ok(())
     }
 
-    pub async fn deleted_tickets(&self, actor: &Actor, page: i64, per_page: i64) -> Result<Vec<(Ticket, i64, i64)>> {
+    pub async fn deleted_tickets(
+        &self,
+        actor: &Actor,
+        page: i64,
+        per_page: i64,
+    ) -> Result<Vec<(Ticket, i64, i64)>> {
         actor.require_staff()?;
         let mut c = self.store.read().await?;
-        Ok(c.deleted_tickets(per_page, (page.max(1) - 1) * per_page).await?)
+        Ok(c.deleted_tickets(per_page, (page.max(1) - 1) * per_page)
+            .await?)
     }
 
     pub async fn restore_ticket(&self, actor: &Actor, id: Id) -> Result<()> {
@@ -758,14 +1093,24 @@ impl App {
     async fn finish_job(&self, job_type: &str, results: Vec<Value>) -> Result<JobStatus> {
         let now = self.now();
         let n = results.len() as i64;
-        let failed = results.iter().filter(|r| r.get("success") == Some(&Value::Bool(false))).count();
+        let failed = results
+            .iter()
+            .filter(|r| r.get("success") == Some(&Value::Bool(false)))
+            .count();
         let job = JobStatus {
             id: new_job_id(),
             job_type: job_type.into(),
             total: n,
             progress: n,
             status: "completed".into(),
-            message: Some(format!("Completed at {}", clock::format(now)) + &if failed > 0 { format!(" ({failed} failed)") } else { String::new() }),
+            message: Some(
+                format!("Completed at {}", clock::format(now))
+                    + &if failed > 0 {
+                        format!(" ({failed} failed)")
+                    } else {
+                        String::new()
+                    },
+            ),
             results,
             created_at: now,
             updated_at: now,
@@ -778,10 +1123,18 @@ impl App {
 
     fn check_bulk(n: usize) -> Result<()> {
         if n == 0 {
-            return Err(AppError::Invalid(Invalid::one("tickets", "BlankValue", "Tickets: cannot be empty")));
+            return Err(AppError::Invalid(Invalid::one(
+                "tickets",
+                "BlankValue",
+                "Tickets: cannot be empty",
+            )));
         }
         if n > BULK_LIMIT {
-            return Err(AppError::Invalid(Invalid::one("tickets", "InvalidValue", format!("Tickets: at most {BULK_LIMIT} per request"))));
+            return Err(AppError::Invalid(Invalid::one(
+                "tickets",
+                "InvalidValue",
+                format!("Tickets: at most {BULK_LIMIT} per request"),
+            )));
         }
         Ok(())
     }
@@ -797,13 +1150,19 @@ impl App {
     }
 
     /// `tickets/create_many`: each ticket in its own transaction; results per index.
-    pub async fn create_many(&self, actor: &Actor, inputs: Vec<TicketInput>, origin: &Origin) -> Result<JobStatus> {
+    pub async fn create_many(
+        &self,
+        actor: &Actor,
+        inputs: Vec<TicketInput>,
+        origin: &Origin,
+    ) -> Result<JobStatus> {
         actor.require_staff()?;
         App::check_bulk(inputs.len())?;
         let mut results = vec![];
         for (i, input) in inputs.into_iter().enumerate() {
             match self.create_ticket(actor, input, Via::api(), origin).await {
-                Ok((t, _)) => results.push(json!({"index": i, "id": t.id, "status": "Created", "success": true})),
+                Ok((t, _)) => results
+                    .push(json!({"index": i, "id": t.id, "status": "Created", "success": true})),
                 Err(AppError::Unavailable(m)) => return Err(AppError::Unavailable(m)),
                 Err(e) => results.push(App::failure(i, None, &e)),
             }
@@ -812,7 +1171,12 @@ impl App {
     }
 
     /// `tickets/update_many`: the same change to many ids, or one change per ticket.
-    pub async fn update_many(&self, actor: &Actor, changes: Vec<(Id, TicketInput)>, origin: &Origin) -> Result<JobStatus> {
+    pub async fn update_many(
+        &self,
+        actor: &Actor,
+        changes: Vec<(Id, TicketInput)>,
+        origin: &Origin,
+    ) -> Result<JobStatus> {
         actor.require_staff()?;
         App::check_bulk(changes.len())?;
         let mut results = vec![];
@@ -848,16 +1212,28 @@ impl App {
 
     // ---- requests (the end-user's view) --------------------------------------------------
 
-    pub async fn list_requests(&self, actor: &Actor, statuses: &[Status], organization_only: bool, page: &Page) -> Result<Paged<Ticket>> {
+    pub async fn list_requests(
+        &self,
+        actor: &Actor,
+        statuses: &[Status],
+        organization_only: bool,
+        page: &Page,
+    ) -> Result<Paged<Ticket>> {
         let mut c = self.store.read().await?;
         let orgs = visible_orgs(&mut c, &actor.user).await?;
-        let mut any = vec![Cond::In("organization_id", orgs.iter().map(|o| Val::Int(*o)).collect())];
+        let mut any = vec![Cond::In(
+            "organization_id",
+            orgs.iter().map(|o| Val::Int(*o)).collect(),
+        )];
         if !organization_only {
             any.push(Cond::Eq("requester_id", Val::Int(actor.id())));
         }
         let mut conds = vec![Cond::Any(any)];
         if !statuses.is_empty() {
-            conds.push(Cond::In("status", statuses.iter().map(|s| Val::from(s.as_str())).collect()));
+            conds.push(Cond::In(
+                "status",
+                statuses.iter().map(|s| Val::from(s.as_str())).collect(),
+            ));
         }
         Ok(c.tickets(&conds, page).await?)
     }
@@ -871,15 +1247,32 @@ impl App {
         Ok(t)
     }
 
-    pub async fn request_comments(&self, actor: &Actor, id: Id, page: &Page) -> Result<Paged<Comment>> {
+    pub async fn request_comments(
+        &self,
+        actor: &Actor,
+        id: Id,
+        page: &Page,
+    ) -> Result<Paged<Comment>> {
         self.get_request(actor, id).await?;
         let mut c = self.store.read().await?;
         Ok(c.comments(id, true, page).await?)
     }
 
-    pub async fn create_request(&self, actor: &Actor, input: RequestInput, via: Via, origin: &Origin) -> Result<(Ticket, Audit)> {
+    pub async fn create_request(
+        &self,
+        actor: &Actor,
+        input: RequestInput,
+        via: Via,
+        origin: &Origin,
+    ) -> Result<(Ticket, Audit)> {
         let mut inv = Invalid::new();
-        if input.subject.as_deref().map(str::trim).unwrap_or("").is_empty() {
+        if input
+            .subject
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or("")
+            .is_empty()
+        {
             inv.blank("subject", "Subject");
         }
         inv.into_result()?;
@@ -895,18 +1288,30 @@ impl App {
             collaborators: input.collaborators.clone(),
             custom_fields: input.custom_fields.clone(),
             ticket_form_id: input.ticket_form_id.map(Some),
-            requester: if actor.is_staff() { input.requester.clone() } else { None },
+            requester: if actor.is_staff() {
+                input.requester.clone()
+            } else {
+                None
+            },
             ..Default::default()
         };
         let mut tx = self.store.write().await?;
         // End-users act through their own record; the input check still treats them as such.
-        let r = self.create_ticket_tx(&mut tx, actor, t, via, origin).await?;
+        let r = self
+            .create_ticket_tx(&mut tx, actor, t, via, origin)
+            .await?;
         tx.commit().await?;
         Ok(r)
     }
 
     /// An end-user's update: a public comment, CCs, or marking their request solved.
-    pub async fn update_request(&self, actor: &Actor, id: Id, input: RequestInput, origin: &Origin) -> Result<(Ticket, Option<Audit>)> {
+    pub async fn update_request(
+        &self,
+        actor: &Actor,
+        id: Id,
+        input: RequestInput,
+        origin: &Origin,
+    ) -> Result<(Ticket, Option<Audit>)> {
         let mut tx = self.store.write().await?;
         let old = tx.ticket_for_update(id).await?.ok_or(AppError::NotFound)?;
         if !self.can_view(&mut tx, actor, &old).await? {
@@ -922,7 +1327,9 @@ impl App {
                 None => None,
             };
             if !org.is_some_and(|o| o.shared_comments) {
-                return Err(AppError::Forbidden("You may not comment on this request".into()));
+                return Err(AppError::Forbidden(
+                    "You may not comment on this request".into(),
+                ));
             }
         }
         let mut t = old.clone();
@@ -933,13 +1340,26 @@ impl App {
         comment.author_id = None;
         let comment = self.build_comment(actor, &comment, &via, actor.id(), true);
         if let Some(cc) = &input.email_ccs {
-            let ti = TicketInput { email_ccs: Some(cc.clone()), ..Default::default() };
-            let staff = Actor { user: User { role: Role::Agent, ..actor.user.clone() } };
-            self.apply_ticket_input(&mut tx, &staff, &mut t, &ti, false, &mut inv).await?;
+            let ti = TicketInput {
+                email_ccs: Some(cc.clone()),
+                ..Default::default()
+            };
+            let staff = Actor {
+                user: User {
+                    role: Role::Agent,
+                    ..actor.user.clone()
+                },
+            };
+            self.apply_ticket_input(&mut tx, &staff, &mut t, &ti, false, &mut inv)
+                .await?;
         }
         if input.solved == Some(true) {
             if t.assignee_id.is_none() {
-                inv.invalid("solved", "Solved", "a request can be solved only once it is assigned");
+                inv.invalid(
+                    "solved",
+                    "Solved",
+                    "a request can be solved only once it is assigned",
+                );
             } else {
                 t.status = Status::Solved;
             }
@@ -948,7 +1368,9 @@ impl App {
             t.status = Status::Open;
         }
         inv.into_result()?;
-        let r = self.save_update(&mut tx, actor, old, t, comment, via, origin, None).await?;
+        let r = self
+            .save_update(&mut tx, actor, old, t, comment, via, origin, None)
+            .await?;
         tx.commit().await?;
         Ok(r)
     }

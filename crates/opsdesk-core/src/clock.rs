@@ -48,7 +48,11 @@ pub fn truncate(t: Timestamp) -> Timestamp {
 
 /// Seconds since the epoch to a timestamp (clamped to jiff's range, never panics).
 pub fn from_unix(secs: i64) -> Timestamp {
-    Timestamp::from_second(secs).unwrap_or(if secs < 0 { Timestamp::MIN } else { Timestamp::MAX })
+    Timestamp::from_second(secs).unwrap_or(if secs < 0 {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
 }
 
 /// Zendesk's rendering: `2026-11-23T12:00:00Z`.
@@ -63,10 +67,16 @@ pub fn parse(s: &str) -> Option<Timestamp> {
         return Some(truncate(t));
     }
     if let Ok(d) = s.parse::<jiff::civil::Date>() {
-        return d.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp());
+        return d
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .ok()
+            .map(|z| z.timestamp());
     }
     if let Ok(dt) = s.parse::<jiff::civil::DateTime>() {
-        return dt.to_zoned(jiff::tz::TimeZone::UTC).ok().map(|z| z.timestamp());
+        return dt
+            .to_zoned(jiff::tz::TimeZone::UTC)
+            .ok()
+            .map(|z| z.timestamp());
     }
     None
 }
@@ -117,7 +127,10 @@ mod tests {
         let t = parse("2026-11-23T12:34:56.789Z").unwrap();
         assert_eq!(format(t), "2026-11-23T12:34:56Z");
         assert_eq!(format(parse("2026-01-02").unwrap()), "2026-01-02T00:00:00Z");
-        assert_eq!(format(parse("2026-01-02T01:00:00+01:00").unwrap()), "2026-01-02T00:00:00Z");
+        assert_eq!(
+            format(parse("2026-01-02T01:00:00+01:00").unwrap()),
+            "2026-01-02T00:00:00Z"
+        );
         assert!(parse("yesterday").is_none());
     }
 

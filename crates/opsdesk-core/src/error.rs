@@ -28,10 +28,13 @@ impl Invalid {
         i
     }
     pub fn add(&mut self, field: &str, error: &str, description: impl Into<String>) {
-        self.details.entry(field.to_string()).or_default().push(FieldError {
-            description: description.into(),
-            error: error.to_string(),
-        });
+        self.details
+            .entry(field.to_string())
+            .or_default()
+            .push(FieldError {
+                description: description.into(),
+                error: error.to_string(),
+            });
     }
     pub fn blank(&mut self, field: &str, label: &str) {
         self.add(field, "BlankValue", format!("{label}: cannot be blank"));

@@ -234,7 +234,11 @@ pub fn check_value(
             if s.chars().count() > max {
                 return Err(bad(&format!("is too long (maximum is {max} characters)")));
             }
-            Ok(if s.is_empty() { Value::Null } else { Value::String(s) })
+            Ok(if s.is_empty() {
+                Value::Null
+            } else {
+                Value::String(s)
+            })
         }
         "checkbox" => match value {
             Value::Bool(b) => Ok(Value::Bool(*b)),
@@ -260,7 +264,9 @@ pub fn check_value(
             if s.is_empty() {
                 return Ok(Value::Null);
             }
-            s.trim().parse::<i64>().map_err(|_| bad("must be a whole number"))?;
+            s.trim()
+                .parse::<i64>()
+                .map_err(|_| bad("must be a whole number"))?;
             Ok(value.clone())
         }
         "decimal" => {
@@ -268,7 +274,10 @@ pub fn check_value(
             if s.is_empty() {
                 return Ok(Value::Null);
             }
-            let f = s.trim().parse::<f64>().map_err(|_| bad("must be a number"))?;
+            let f = s
+                .trim()
+                .parse::<f64>()
+                .map_err(|_| bad("must be a number"))?;
             if !f.is_finite() {
                 return Err(bad("must be a number"));
             }
@@ -279,7 +288,9 @@ pub fn check_value(
             if s.is_empty() {
                 return Ok(Value::Null);
             }
-            let re = regexp.and_then(compile).ok_or_else(|| bad("has no valid pattern"))?;
+            let re = regexp
+                .and_then(compile)
+                .ok_or_else(|| bad("has no valid pattern"))?;
             if !re.is_match(&s) {
                 return Err(bad("is invalid"));
             }
@@ -293,7 +304,9 @@ pub fn check_value(
             if options.iter().any(|o| o.value == s) {
                 Ok(Value::String(s))
             } else {
-                Err(bad(&format!("'{s}' is not one of the field's option values")))
+                Err(bad(&format!(
+                    "'{s}' is not one of the field's option values"
+                )))
             }
         }
         "multiselect" => {
@@ -310,7 +323,9 @@ pub fn check_value(
             let mut out: Vec<String> = Vec::new();
             for s in items {
                 if !options.iter().any(|o| o.value == s) {
-                    return Err(bad(&format!("'{s}' is not one of the field's option values")));
+                    return Err(bad(&format!(
+                        "'{s}' is not one of the field's option values"
+                    )));
                 }
                 if !out.contains(&s) {
                     out.push(s);
@@ -331,10 +346,14 @@ pub fn check_value(
 pub fn tags_for_value(field_type: &str, tag: Option<&str>, value: &Value) -> Vec<String> {
     match (field_type, value) {
         ("tagger" | "dropdown", Value::String(s)) => vec![s.clone()],
-        ("multiselect", Value::Array(a)) => {
-            a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect()
-        }
-        ("checkbox", Value::Bool(true)) => tag.filter(|t| !t.is_empty()).map(|t| vec![t.to_string()]).unwrap_or_default(),
+        ("multiselect", Value::Array(a)) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        ("checkbox", Value::Bool(true)) => tag
+            .filter(|t| !t.is_empty())
+            .map(|t| vec![t.to_string()])
+            .unwrap_or_default(),
         _ => vec![],
     }
 }
@@ -346,49 +365,100 @@ mod tests {
 
     fn opts() -> Vec<FieldOption> {
         vec![
-            FieldOption { id: 1, name: "Gold".into(), raw_name: "Gold".into(), value: "plan_gold".into(), default: false },
-            FieldOption { id: 2, name: "Free".into(), raw_name: "Free".into(), value: "plan_free".into(), default: false },
+            FieldOption {
+                id: 1,
+                name: "Gold".into(),
+                raw_name: "Gold".into(),
+                value: "plan_gold".into(),
+                default: false,
+            },
+            FieldOption {
+                id: 2,
+                name: "Free".into(),
+                raw_name: "Free".into(),
+                value: "plan_free".into(),
+                default: false,
+            },
         ]
     }
 
     #[test]
     fn values_by_type() {
         let o = opts();
-        assert_eq!(check_value("text", &[], None, "F", &json!("x")), Ok(json!("x")));
+        assert_eq!(
+            check_value("text", &[], None, "F", &json!("x")),
+            Ok(json!("x"))
+        );
         assert!(check_value("text", &[], None, "F", &json!({"a":1})).is_err());
-        assert_eq!(check_value("checkbox", &[], None, "F", &json!("true")), Ok(json!(true)));
+        assert_eq!(
+            check_value("checkbox", &[], None, "F", &json!("true")),
+            Ok(json!(true))
+        );
         assert!(check_value("checkbox", &[], None, "F", &json!("maybe")).is_err());
-        assert_eq!(check_value("date", &[], None, "F", &json!("2026-02-03")), Ok(json!("2026-02-03")));
+        assert_eq!(
+            check_value("date", &[], None, "F", &json!("2026-02-03")),
+            Ok(json!("2026-02-03"))
+        );
         assert!(check_value("date", &[], None, "F", &json!("2026-02-30")).is_err());
-        assert_eq!(check_value("integer", &[], None, "F", &json!(42)), Ok(json!(42)));
+        assert_eq!(
+            check_value("integer", &[], None, "F", &json!(42)),
+            Ok(json!(42))
+        );
         assert!(check_value("integer", &[], None, "F", &json!("4.2")).is_err());
-        assert_eq!(check_value("decimal", &[], None, "F", &json!("4.2")), Ok(json!("4.2")));
+        assert_eq!(
+            check_value("decimal", &[], None, "F", &json!("4.2")),
+            Ok(json!("4.2"))
+        );
         assert!(check_value("decimal", &[], None, "F", &json!("NaN")).is_err());
-        assert_eq!(check_value("regexp", &[], Some("^[A-Z]{3}-\\d+$"), "F", &json!("ABC-1")), Ok(json!("ABC-1")));
+        assert_eq!(
+            check_value("regexp", &[], Some("^[A-Z]{3}-\\d+$"), "F", &json!("ABC-1")),
+            Ok(json!("ABC-1"))
+        );
         assert!(check_value("regexp", &[], Some("^[A-Z]{3}-\\d+$"), "F", &json!("abc")).is_err());
-        assert_eq!(check_value("tagger", &o, None, "F", &json!("plan_gold")), Ok(json!("plan_gold")));
+        assert_eq!(
+            check_value("tagger", &o, None, "F", &json!("plan_gold")),
+            Ok(json!("plan_gold"))
+        );
         assert_eq!(
             check_value("tagger", &o, None, "Plan", &json!("plan_x")),
             Err("Plan: 'plan_x' is not one of the field's option values".into())
         );
         assert_eq!(
-            check_value("multiselect", &o, None, "F", &json!(["plan_gold", "plan_gold", "plan_free"])),
+            check_value(
+                "multiselect",
+                &o,
+                None,
+                "F",
+                &json!(["plan_gold", "plan_gold", "plan_free"])
+            ),
             Ok(json!(["plan_gold", "plan_free"]))
         );
-        assert_eq!(check_value("text", &[], None, "F", &Value::Null), Ok(Value::Null));
+        assert_eq!(
+            check_value("text", &[], None, "F", &Value::Null),
+            Ok(Value::Null)
+        );
     }
 
     #[test]
     fn tagger_tags() {
         assert_eq!(tags_for_value("tagger", None, &json!("a")), vec!["a"]);
-        assert_eq!(tags_for_value("checkbox", Some("vip"), &json!(true)), vec!["vip"]);
+        assert_eq!(
+            tags_for_value("checkbox", Some("vip"), &json!(true)),
+            vec!["vip"]
+        );
         assert!(tags_for_value("checkbox", Some("vip"), &json!(false)).is_empty());
     }
 
     #[test]
     fn options_checked() {
         let mut inv = Invalid::new();
-        let mut o = vec![FieldOption { id: 0, name: "A".into(), raw_name: "".into(), value: "Has Space".into(), default: false }];
+        let mut o = vec![FieldOption {
+            id: 0,
+            name: "A".into(),
+            raw_name: "".into(),
+            value: "Has Space".into(),
+            default: false,
+        }];
         check_options("tagger", &mut o, &mut inv);
         assert!(!inv.is_empty());
         let mut inv = Invalid::new();

@@ -282,7 +282,11 @@ pub fn check_text(value: &str, field: &str, label: &str, max: usize, inv: &mut I
     if value.trim().is_empty() {
         inv.blank(field, label);
     } else if value.chars().count() > max {
-        inv.invalid(field, label, &format!("is too long (maximum is {max} characters)"));
+        inv.invalid(
+            field,
+            label,
+            &format!("is too long (maximum is {max} characters)"),
+        );
     }
 }
 
@@ -292,7 +296,10 @@ mod tests {
 
     #[test]
     fn tags_normalise() {
-        assert_eq!(normalize_tags(["Foo bar", "foo", "BAZ,qux"]), vec!["foo", "bar", "baz", "qux"]);
+        assert_eq!(
+            normalize_tags(["Foo bar", "foo", "BAZ,qux"]),
+            vec!["foo", "bar", "baz", "qux"]
+        );
         assert!(normalize_tags(["  "]).is_empty());
     }
 

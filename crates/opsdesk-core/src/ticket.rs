@@ -43,7 +43,9 @@ impl Status {
         }
     }
     pub fn parse(s: &str) -> Option<Status> {
-        Status::ALL.into_iter().find(|x| x.as_str() == s.trim().to_ascii_lowercase())
+        Status::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s.trim().to_ascii_lowercase())
     }
     /// Ordinal used for `status<solved` comparisons.
     pub fn rank(self) -> u8 {
@@ -61,7 +63,12 @@ pub enum Priority {
 }
 
 impl Priority {
-    pub const ALL: [Priority; 4] = [Priority::Low, Priority::Normal, Priority::High, Priority::Urgent];
+    pub const ALL: [Priority; 4] = [
+        Priority::Low,
+        Priority::Normal,
+        Priority::High,
+        Priority::Urgent,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             Priority::Low => "low",
@@ -71,7 +78,9 @@ impl Priority {
         }
     }
     pub fn parse(s: &str) -> Option<Priority> {
-        Priority::ALL.into_iter().find(|x| x.as_str() == s.trim().to_ascii_lowercase())
+        Priority::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s.trim().to_ascii_lowercase())
     }
 }
 
@@ -85,8 +94,12 @@ pub enum TicketType {
 }
 
 impl TicketType {
-    pub const ALL: [TicketType; 4] =
-        [TicketType::Question, TicketType::Incident, TicketType::Problem, TicketType::Task];
+    pub const ALL: [TicketType; 4] = [
+        TicketType::Question,
+        TicketType::Incident,
+        TicketType::Problem,
+        TicketType::Task,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             TicketType::Question => "question",
@@ -96,7 +109,9 @@ impl TicketType {
         }
     }
     pub fn parse(s: &str) -> Option<TicketType> {
-        TicketType::ALL.into_iter().find(|x| x.as_str() == s.trim().to_ascii_lowercase())
+        TicketType::ALL
+            .into_iter()
+            .find(|x| x.as_str() == s.trim().to_ascii_lowercase())
     }
 }
 
@@ -109,7 +124,10 @@ pub struct Via {
 
 impl Via {
     pub fn channel(channel: &str) -> Via {
-        Via { channel: channel.to_string(), source: json!({"from": {}, "to": {}, "rel": null}) }
+        Via {
+            channel: channel.to_string(),
+            source: json!({"from": {}, "to": {}, "rel": null}),
+        }
     }
     pub fn api() -> Via {
         Via::channel("api")
@@ -195,7 +213,10 @@ impl Ticket {
     }
 
     pub fn custom_field(&self, id: Id) -> Option<&Value> {
-        self.custom_fields.iter().find(|c| c.id == id).map(|c| &c.value)
+        self.custom_fields
+            .iter()
+            .find(|c| c.id == id)
+            .map(|c| &c.value)
     }
 
     /// Set (or clear, with `Null`) a custom field value, keeping the list sorted by field id.
@@ -243,7 +264,9 @@ pub struct Audit {
 /// The id of the n-th (0-based) event of an audit. Comment events use this as the comment id,
 /// so comment and event ids share one space, as in Zendesk.
 pub fn event_id(audit_id: Id, index: usize) -> Id {
-    audit_id.saturating_mul(10_000).saturating_add(index as i64 + 1)
+    audit_id
+        .saturating_mul(10_000)
+        .saturating_add(index as i64 + 1)
 }
 
 /// Fields recorded as Create/Change events, in the order events are emitted.
@@ -271,7 +294,8 @@ pub const TRACKED_FIELDS: &[&str] = &[
 ];
 
 fn id_str(v: Option<Id>) -> Value {
-    v.map(|i| Value::String(i.to_string())).unwrap_or(Value::Null)
+    v.map(|i| Value::String(i.to_string()))
+        .unwrap_or(Value::Null)
 }
 
 fn ids(v: &[Id]) -> Value {
@@ -289,8 +313,14 @@ pub fn encode_field(t: &Ticket, field: &str) -> Value {
         "requester_id" => id_str(Some(t.requester_id)),
         "submitter_id" => id_str(Some(t.submitter_id)),
         "status" => Value::String(t.status.as_str().into()),
-        "priority" => t.priority.map(|p| Value::String(p.as_str().into())).unwrap_or(Value::Null),
-        "type" => t.ticket_type.map(|p| Value::String(p.as_str().into())).unwrap_or(Value::Null),
+        "priority" => t
+            .priority
+            .map(|p| Value::String(p.as_str().into()))
+            .unwrap_or(Value::Null),
+        "type" => t
+            .ticket_type
+            .map(|p| Value::String(p.as_str().into()))
+            .unwrap_or(Value::Null),
         "assignee_id" => id_str(t.assignee_id),
         "group_id" => id_str(t.group_id),
         "organization_id" => id_str(t.organization_id),
@@ -299,7 +329,10 @@ pub fn encode_field(t: &Ticket, field: &str) -> Value {
         "follower_ids" => ids(&t.follower_ids),
         "email_cc_ids" => ids(&t.email_cc_ids),
         "problem_id" => id_str(t.problem_id),
-        "due_at" => t.due_at.map(|d| Value::String(clock::format(d))).unwrap_or(Value::Null),
+        "due_at" => t
+            .due_at
+            .map(|d| Value::String(clock::format(d)))
+            .unwrap_or(Value::Null),
         "ticket_form_id" => id_str(t.ticket_form_id),
         "external_id" => opt_str(&t.external_id),
         "recipient" => opt_str(&t.recipient),
@@ -321,7 +354,9 @@ fn parse_id(v: &Value) -> Option<Id> {
 }
 
 fn parse_ids(v: &Value) -> Vec<Id> {
-    v.as_array().map(|a| a.iter().filter_map(parse_id).collect()).unwrap_or_default()
+    v.as_array()
+        .map(|a| a.iter().filter_map(parse_id).collect())
+        .unwrap_or_default()
 }
 
 fn parse_str(v: &Value) -> Option<String> {
@@ -346,7 +381,11 @@ pub fn decode_field(t: &mut Ticket, field: &str, v: &Value) {
         "tags" => {
             t.tags = v
                 .as_array()
-                .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_string)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|x| x.as_str().map(str::to_string))
+                        .collect()
+                })
                 .unwrap_or_default()
         }
         "collaborator_ids" => t.collaborator_ids = parse_ids(v),
@@ -369,8 +408,12 @@ pub fn decode_field(t: &mut Ticket, field: &str, v: &Value) {
 
 fn all_fields(a: &Ticket, b: &Ticket) -> Vec<String> {
     let mut f: Vec<String> = TRACKED_FIELDS.iter().map(|s| s.to_string()).collect();
-    let mut cf: Vec<Id> =
-        a.custom_fields.iter().chain(b.custom_fields.iter()).map(|c| c.id).collect();
+    let mut cf: Vec<Id> = a
+        .custom_fields
+        .iter()
+        .chain(b.custom_fields.iter())
+        .map(|c| c.id)
+        .collect();
     cf.sort_unstable();
     cf.dedup();
     f.extend(cf.into_iter().map(|i| i.to_string()));
@@ -427,11 +470,9 @@ pub fn apply_event(t: &mut Ticket, event: &Value) {
                 decode_field(t, f, event.get("value").unwrap_or(&Value::Null));
             }
         }
-        Some("Comment") => {
-            if t.description.is_empty() {
-                if let Some(b) = event.get("body").and_then(Value::as_str) {
-                    t.description = b.to_string();
-                }
+        Some("Comment") if t.description.is_empty() => {
+            if let Some(b) = event.get("body").and_then(Value::as_str) {
+                t.description = b.to_string();
             }
         }
         _ => {}
@@ -628,40 +669,58 @@ mod tests {
                 proptest::collection::vec("[a-z]{1,6}", 0..4),
                 proptest::collection::vec(1i64..20, 0..3),
                 proptest::option::of(1i64..1000),
-                proptest::collection::btree_map(1i64..5, prop_oneof![Just(Value::Null), "[a-z]{1,4}".prop_map(Value::String), any::<bool>().prop_map(Value::Bool)], 0..3),
+                proptest::collection::btree_map(
+                    1i64..5,
+                    prop_oneof![
+                        Just(Value::Null),
+                        "[a-z]{1,4}".prop_map(Value::String),
+                        any::<bool>().prop_map(Value::Bool)
+                    ],
+                    0..3,
+                ),
                 any::<bool>(),
                 proptest::option::of(0i64..100_000),
             ),
         )
-            .prop_map(|((subject, st, pr, ty, req, asg, grp), (tags, ccs, problem, cf, public, due))| {
-                let mut t = Ticket::blank(7, Via::api(), at(0));
-                t.subject = subject.clone();
-                t.raw_subject = subject;
-                t.status = Status::ALL[st];
-                t.priority = pr.map(|i| Priority::ALL[i]);
-                t.ticket_type = ty.map(|i| TicketType::ALL[i]);
-                t.requester_id = req;
-                t.submitter_id = req;
-                t.assignee_id = asg;
-                t.group_id = grp;
-                let mut tags = tags;
-                tags.dedup();
-                t.tags = tags;
-                t.collaborator_ids = ccs;
-                t.problem_id = problem;
-                for (k, v) in cf {
-                    if !v.is_null() {
-                        t.set_custom_field(k, v);
+            .prop_map(
+                |((subject, st, pr, ty, req, asg, grp), (tags, ccs, problem, cf, public, due))| {
+                    let mut t = Ticket::blank(7, Via::api(), at(0));
+                    t.subject = subject.clone();
+                    t.raw_subject = subject;
+                    t.status = Status::ALL[st];
+                    t.priority = pr.map(|i| Priority::ALL[i]);
+                    t.ticket_type = ty.map(|i| TicketType::ALL[i]);
+                    t.requester_id = req;
+                    t.submitter_id = req;
+                    t.assignee_id = asg;
+                    t.group_id = grp;
+                    let mut tags = tags;
+                    tags.dedup();
+                    t.tags = tags;
+                    t.collaborator_ids = ccs;
+                    t.problem_id = problem;
+                    for (k, v) in cf {
+                        if !v.is_null() {
+                            t.set_custom_field(k, v);
+                        }
                     }
-                }
-                t.is_public = public;
-                t.due_at = due.map(at);
-                t
-            })
+                    t.is_public = public;
+                    t.due_at = due.map(at);
+                    t
+                },
+            )
     }
 
     fn audit(id: Id, events: Vec<Value>, s: i64) -> Audit {
-        Audit { id, ticket_id: 7, author_id: 1, via: Via::api(), metadata: json!({}), events, created_at: at(s) }
+        Audit {
+            id,
+            ticket_id: 7,
+            author_id: 1,
+            via: Via::api(),
+            metadata: json!({}),
+            events,
+            created_at: at(s),
+        }
     }
 
     proptest! {
@@ -695,8 +754,14 @@ mod tests {
         b.assignee_id = Some(9);
         let ev = change_events(&a, &b);
         assert_eq!(ev.len(), 2);
-        assert_eq!(ev[0], json!({"type":"Change","field_name":"status","value":"open","previous_value":"new"}));
-        assert_eq!(ev[1], json!({"type":"Change","field_name":"assignee_id","value":"9","previous_value":null}));
+        assert_eq!(
+            ev[0],
+            json!({"type":"Change","field_name":"status","value":"open","previous_value":"new"})
+        );
+        assert_eq!(
+            ev[1],
+            json!({"type":"Change","field_name":"assignee_id","value":"9","previous_value":null})
+        );
     }
 
     #[test]

@@ -11,7 +11,10 @@ pub enum ApiError {
     /// The body is not JSON, or a parameter cannot be read.
     BadRequest(String),
     /// A JSON body whose values have the wrong types.
-    Unprocessable { field: String, message: String },
+    Unprocessable {
+        field: String,
+        message: String,
+    },
     TooLarge,
     NoEndpoint,
 }
@@ -37,38 +40,67 @@ fn body(status: StatusCode, v: serde_json::Value) -> Response {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
-            ApiError::App(AppError::NotFound) => body(StatusCode::NOT_FOUND, json!({"error": "RecordNotFound", "description": "Not found"})),
+            ApiError::App(AppError::NotFound) => body(
+                StatusCode::NOT_FOUND,
+                json!({"error": "RecordNotFound", "description": "Not found"}),
+            ),
             ApiError::App(AppError::Invalid(i)) => body(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 json!({"error": "RecordInvalid", "description": "Record validation errors", "details": i.details}),
             ),
-            ApiError::App(AppError::Forbidden(m)) => body(StatusCode::FORBIDDEN, json!({"error": "Forbidden", "description": m})),
+            ApiError::App(AppError::Forbidden(m)) => body(
+                StatusCode::FORBIDDEN,
+                json!({"error": "Forbidden", "description": m}),
+            ),
             ApiError::App(AppError::Unauthorized) => {
-                let mut r = body(StatusCode::UNAUTHORIZED, json!({"error": "Couldn't authenticate you"}));
-                r.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Basic realm=\"Web Password\""));
+                let mut r = body(
+                    StatusCode::UNAUTHORIZED,
+                    json!({"error": "Couldn't authenticate you"}),
+                );
+                r.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    header::HeaderValue::from_static("Basic realm=\"Web Password\""),
+                );
                 r
             }
-            ApiError::App(AppError::Conflict(m)) => body(StatusCode::CONFLICT, json!({"error": "UpdateConflict", "description": m})),
-            ApiError::App(AppError::BadRequest(m)) | ApiError::BadRequest(m) => {
-                body(StatusCode::BAD_REQUEST, json!({"error": "InvalidParameter", "description": m}))
-            }
+            ApiError::App(AppError::Conflict(m)) => body(
+                StatusCode::CONFLICT,
+                json!({"error": "UpdateConflict", "description": m}),
+            ),
+            ApiError::App(AppError::BadRequest(m)) | ApiError::BadRequest(m) => body(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "InvalidParameter", "description": m}),
+            ),
             ApiError::App(AppError::Unavailable(m)) => {
                 tracing::warn!(error = %m, "database unavailable");
-                let mut r = body(StatusCode::SERVICE_UNAVAILABLE, json!({"error": "DatabaseUnavailable", "description": "The database is not reachable; try again shortly"}));
-                r.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+                let mut r = body(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"error": "DatabaseUnavailable", "description": "The database is not reachable; try again shortly"}),
+                );
+                r.headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
                 r
             }
             ApiError::App(AppError::Internal(m)) => {
                 tracing::error!(error = %m, "internal error");
-                body(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": "InternalError", "description": "Something went wrong on our side; it has been logged"}))
+                body(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"error": "InternalError", "description": "Something went wrong on our side; it has been logged"}),
+                )
             }
             ApiError::Unprocessable { field, message } => body(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 json!({"error": "RecordInvalid", "description": "Record validation errors",
                        "details": {field: [{"description": message, "error": "InvalidValue"}]}}),
             ),
-            ApiError::TooLarge => body(StatusCode::PAYLOAD_TOO_LARGE, json!({"error": "RequestTooLarge", "description": "The request body is too large"})),
-            ApiError::NoEndpoint => body(StatusCode::NOT_FOUND, json!({"error": "InvalidEndpoint", "description": "Not found"})),
+            ApiError::TooLarge => body(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"error": "RequestTooLarge", "description": "The request body is too large"}),
+            ),
+            ApiError::NoEndpoint => body(
+                StatusCode::NOT_FOUND,
+                json!({"error": "InvalidEndpoint", "description": "Not found"}),
+            ),
         }
     }
 }

@@ -20,11 +20,20 @@ pub struct Auth(pub Actor);
 impl FromRequestParts<AppState> for Auth {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let h = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or(AppError::Unauthorized)?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let h = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or(AppError::Unauthorized)?;
         let (scheme, rest) = h.split_once(' ').ok_or(AppError::Unauthorized)?;
         let actor = if scheme.eq_ignore_ascii_case("basic") {
-            let raw = base64::engine::general_purpose::STANDARD.decode(rest.trim()).map_err(|_| AppError::Unauthorized)?;
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(rest.trim())
+                .map_err(|_| AppError::Unauthorized)?;
             let s = String::from_utf8(raw).map_err(|_| AppError::Unauthorized)?;
             let (user, secret) = s.split_once(':').ok_or(AppError::Unauthorized)?;
             state.app.authenticate_basic(user, secret).await?
@@ -40,7 +49,10 @@ impl FromRequestParts<AppState> for Auth {
 /// Client and address for audit metadata.
 pub fn origin(headers: &HeaderMap) -> Origin {
     Origin {
-        client: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(200).collect()),
+        client: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(200).collect()),
         ip_address: headers
             .get("x-forwarded-for")
             .and_then(|v| v.to_str().ok())
@@ -66,7 +78,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(JsonBody(Value::Object(Default::default())));
         }
-        let v: Value = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadRequest(format!("The request body is not valid JSON: {e}")))?;
+        let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
+            ApiError::BadRequest(format!("The request body is not valid JSON: {e}"))
+        })?;
         Ok(JsonBody(v))
     }
 }
@@ -74,9 +88,14 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 impl JsonBody {
     /// Take the object under `key` (`{"ticket": {...}}`) and decode it.
     pub fn take<T: DeserializeOwned>(&self, key: &str) -> ApiResult<T> {
-        let inner = self.0.get(key).ok_or_else(|| ApiError::BadRequest(format!("The request body needs a \"{key}\" object")))?;
+        let inner = self.0.get(key).ok_or_else(|| {
+            ApiError::BadRequest(format!("The request body needs a \"{key}\" object"))
+        })?;
         if !inner.is_object() {
-            return Err(ApiError::Unprocessable { field: key.into(), message: format!("{key}: must be an object") });
+            return Err(ApiError::Unprocessable {
+                field: key.into(),
+                message: format!("{key}: must be an object"),
+            });
         }
         decode(inner.clone(), key)
     }
@@ -94,10 +113,17 @@ impl JsonBody {
 pub fn decode<T: DeserializeOwned>(v: Value, root: &str) -> ApiResult<T> {
     serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." || path.is_empty() { root.to_string() } else { path };
+        let field = if path == "." || path.is_empty() {
+            root.to_string()
+        } else {
+            path
+        };
         let inner = e.into_inner().to_string();
         let msg = inner.split(" at line").next().unwrap_or(&inner).to_string();
-        ApiError::Unprocessable { message: format!("{field}: {msg}"), field }
+        ApiError::Unprocessable {
+            message: format!("{field}: {msg}"),
+            field,
+        }
     })
 }
 
@@ -109,7 +135,11 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or("");
-        Ok(Query(url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()))
+        Ok(Query(
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect(),
+        ))
     }
 }
 
@@ -121,7 +151,11 @@ impl Query {
     pub fn int(&self, k: &str) -> ApiResult<Option<i64>> {
         match self.get(k) {
             None => Ok(None),
-            Some(s) => s.trim().parse().map(Some).map_err(|_| ApiError::BadRequest(format!("{k} must be a whole number"))),
+            Some(s) => s
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::BadRequest(format!("{k} must be a whole number"))),
         }
     }
 
@@ -132,14 +166,25 @@ impl Query {
             Some(s) => s
                 .split(',')
                 .filter(|x| !x.trim().is_empty())
-                .map(|x| x.trim().parse().map_err(|_| ApiError::BadRequest(format!("{k} must be a comma-separated list of ids"))))
+                .map(|x| {
+                    x.trim().parse().map_err(|_| {
+                        ApiError::BadRequest(format!("{k} must be a comma-separated list of ids"))
+                    })
+                })
                 .collect(),
         }
     }
 
     /// Sideloads asked for (`include=users,groups`); unknown names (and zenpy's `None`) ignored.
     pub fn includes(&self) -> Vec<String> {
-        self.get("include").map(|s| s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty() && x != "None").collect()).unwrap_or_default()
+        self.get("include")
+            .map(|s| {
+                s.split(',')
+                    .map(|x| x.trim().to_string())
+                    .filter(|x| !x.is_empty() && x != "None")
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     /// The page asked for: cursor pagination when any `page[...]` key is present.
@@ -152,11 +197,18 @@ impl Query {
         if cursor {
             let size = self.int("page[size]")?.unwrap_or(100);
             if !(1..=100).contains(&size) {
-                return Err(ApiError::BadRequest("page[size] must be between 1 and 100".into()));
+                return Err(ApiError::BadRequest(
+                    "page[size] must be between 1 and 100".into(),
+                ));
             }
             let after = self.get("page[after]").map(decode_cursor).transpose()?;
             let before = self.get("page[before]").map(decode_cursor).transpose()?;
-            return Ok(Page::Cursor { size, after, before, order });
+            return Ok(Page::Cursor {
+                size,
+                after,
+                before,
+                order,
+            });
         }
         let per_page = self.int("per_page")?.unwrap_or(100).clamp(1, 100);
         let page = self.int("page")?.unwrap_or(1);
@@ -164,9 +216,15 @@ impl Query {
             return Err(ApiError::BadRequest("page must be 1 or more".into()));
         }
         if page.saturating_mul(per_page) > 10_000_000 {
-            return Err(ApiError::BadRequest("page is too deep; use cursor pagination".into()));
+            return Err(ApiError::BadRequest(
+                "page is too deep; use cursor pagination".into(),
+            ));
         }
-        Ok(Page::Offset { page, per_page, order })
+        Ok(Page::Offset {
+            page,
+            per_page,
+            order,
+        })
     }
 }
 
@@ -176,14 +234,20 @@ pub fn encode_cursor(id: i64) -> String {
 
 fn decode_cursor(s: &str) -> ApiResult<i64> {
     let bad = || ApiError::BadRequest("page cursor is invalid".into());
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).map_err(|_| bad())?;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s.trim_end_matches('='))
+        .map_err(|_| bad())?;
     let t = String::from_utf8(raw).map_err(|_| bad())?;
-    t.strip_prefix("id:").and_then(|x| x.parse().ok()).ok_or_else(bad)
+    t.strip_prefix("id:")
+        .and_then(|x| x.parse().ok())
+        .ok_or_else(bad)
 }
 
 /// Parse an id path segment; anything else is "not found".
 pub fn id(s: &str) -> ApiResult<i64> {
-    s.trim_end_matches(".json").parse::<i64>().map_err(|_| ApiError::App(AppError::NotFound))
+    s.trim_end_matches(".json")
+        .parse::<i64>()
+        .map_err(|_| ApiError::App(AppError::NotFound))
 }
 
 /// The scheme and host the client used, for absolute URLs in answers.
@@ -192,8 +256,15 @@ pub fn base_url(headers: &HeaderMap) -> String {
         .get("x-forwarded-host")
         .or(headers.get(header::HOST))
         .and_then(|v| v.to_str().ok())
-        .filter(|h| h.chars().all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c)))
+        .filter(|h| {
+            h.chars()
+                .all(|c| c.is_ascii_alphanumeric() || ".-:[]".contains(c))
+        })
         .unwrap_or("localhost");
-    let scheme = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).filter(|s| *s == "https").unwrap_or("http");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| *s == "https")
+        .unwrap_or("http");
     format!("{scheme}://{host}")
 }

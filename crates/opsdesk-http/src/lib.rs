@@ -39,7 +39,9 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { max_body_bytes: 2 * 1024 * 1024 }
+        HttpConfig {
+            max_body_bytes: 2 * 1024 * 1024,
+        }
     }
 }
 
@@ -51,9 +53,18 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     let db = st.app.store.ping().await;
     let pending = st.app.store.pending_migrations().await;
     match (db, pending) {
-        (Ok(()), Ok(p)) if p.is_empty() => (StatusCode::OK, Json(json!({"status": "ready", "database": st.app.store.backend()}))),
-        (Ok(()), Ok(p)) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "migrations pending", "pending": p}))),
-        (Err(e), _) | (_, Err(e)) => (StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "database unavailable", "error": e.to_string()}))),
+        (Ok(()), Ok(p)) if p.is_empty() => (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "database": st.app.store.backend()})),
+        ),
+        (Ok(()), Ok(p)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "migrations pending", "pending": p})),
+        ),
+        (Err(e), _) | (_, Err(e)) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "database unavailable", "error": e.to_string()})),
+        ),
     }
 }
 
@@ -70,13 +81,25 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
         .route("/tickets/show_many", get(t::show_many))
         .route("/tickets/create_many", post(t::create_many))
         .route("/tickets/update_many", put(t::update_many))
-        .route("/tickets/destroy_many", axum::routing::delete(t::destroy_many))
-        .route("/tickets/{id}", get(t::show).put(t::update).delete(t::destroy))
+        .route(
+            "/tickets/destroy_many",
+            axum::routing::delete(t::destroy_many),
+        )
+        .route(
+            "/tickets/{id}",
+            get(t::show).put(t::update).delete(t::destroy),
+        )
         .route("/tickets/{id}/comments", get(t::comments))
         .route("/tickets/{id}/audits", get(t::audits))
         .route("/tickets/{id}/audits/{audit_id}", get(t::audit))
         .route("/tickets/{id}/incidents", get(t::incidents))
-        .route("/tickets/{id}/tags", get(t::tags).post(t::set_tags).put(t::add_tags).delete(t::remove_tags))
+        .route(
+            "/tickets/{id}/tags",
+            get(t::tags)
+                .post(t::set_tags)
+                .put(t::add_tags)
+                .delete(t::remove_tags),
+        )
         .route("/deleted_tickets", get(t::deleted))
         .route("/deleted_tickets/{id}/restore", put(t::restore))
         .route("/deleted_tickets/{id}", axum::routing::delete(t::purge))
@@ -91,43 +114,126 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
         .route("/users/me", get(people::me))
         .route("/users/search", get(people::search_users))
         .route("/users/show_many", get(people::show_many_users))
-        .route("/users/create_or_update", post(people::create_or_update_user))
-        .route("/users/{id}", get(people::user).put(people::update_user).delete(people::delete_user))
+        .route(
+            "/users/create_or_update",
+            post(people::create_or_update_user),
+        )
+        .route(
+            "/users/{id}",
+            get(people::user)
+                .put(people::update_user)
+                .delete(people::delete_user),
+        )
         .route("/users/{id}/identities", get(people::identities))
-        .route("/users/{id}/password", post(people::set_password).put(people::set_password))
+        .route(
+            "/users/{id}/password",
+            post(people::set_password).put(people::set_password),
+        )
         .route("/users/{id}/tickets/requested", get(t::list_for))
         .route("/users/{id}/tickets/assigned", get(t::list_for))
         .route("/users/{id}/tickets/ccd", get(t::list_for))
-        .route("/users/{id}/organization_memberships", get(people::org_memberships))
+        .route(
+            "/users/{id}/organization_memberships",
+            get(people::org_memberships),
+        )
         .route("/users/{id}/organizations", get(people::user_organizations))
-        .route("/users/{id}/group_memberships", get(people::group_memberships))
+        .route(
+            "/users/{id}/group_memberships",
+            get(people::group_memberships),
+        )
         .route("/users/{id}/groups", get(people::groups))
-        .route("/organizations", get(people::organizations).post(people::create_organization))
-        .route("/organizations/show_many", get(people::show_many_organizations))
+        .route(
+            "/organizations",
+            get(people::organizations).post(people::create_organization),
+        )
+        .route(
+            "/organizations/show_many",
+            get(people::show_many_organizations),
+        )
         .route("/organizations/search", get(people::search_organizations))
-        .route("/organizations/create_or_update", post(people::create_or_update_organization))
-        .route("/organizations/{id}", get(people::organization).put(people::update_organization).delete(people::delete_organization))
+        .route(
+            "/organizations/create_or_update",
+            post(people::create_or_update_organization),
+        )
+        .route(
+            "/organizations/{id}",
+            get(people::organization)
+                .put(people::update_organization)
+                .delete(people::delete_organization),
+        )
         .route("/organizations/{id}/tickets", get(t::list_for))
         .route("/organizations/{id}/users", get(people::users))
-        .route("/organizations/{id}/organization_memberships", get(people::org_memberships))
-        .route("/organization_memberships", get(people::org_memberships).post(people::create_org_membership))
-        .route("/organization_memberships/{id}", get(people::org_membership).delete(people::delete_org_membership))
+        .route(
+            "/organizations/{id}/organization_memberships",
+            get(people::org_memberships),
+        )
+        .route(
+            "/organization_memberships",
+            get(people::org_memberships).post(people::create_org_membership),
+        )
+        .route(
+            "/organization_memberships/{id}",
+            get(people::org_membership).delete(people::delete_org_membership),
+        )
         .route("/groups", get(people::groups).post(people::create_group))
-        .route("/groups/{id}", get(people::group).put(people::update_group).delete(people::delete_group))
+        .route(
+            "/groups/{id}",
+            get(people::group)
+                .put(people::update_group)
+                .delete(people::delete_group),
+        )
         .route("/groups/{id}/memberships", get(people::group_memberships))
         .route("/groups/{id}/users", get(people::users))
         .route("/groups/{id}/tickets", get(t::list_for))
-        .route("/group_memberships", get(people::group_memberships).post(people::create_group_membership))
-        .route("/group_memberships/{id}", get(people::group_membership).delete(people::delete_group_membership))
+        .route(
+            "/group_memberships",
+            get(people::group_memberships).post(people::create_group_membership),
+        )
+        .route(
+            "/group_memberships/{id}",
+            get(people::group_membership).delete(people::delete_group_membership),
+        )
         // configuration
-        .route("/ticket_fields", get(config::ticket_fields).post(config::create_ticket_field))
-        .route("/ticket_fields/{id}", get(config::ticket_field).put(config::update_ticket_field).delete(config::delete_ticket_field))
-        .route("/ticket_forms", get(config::ticket_forms).post(config::create_ticket_form))
-        .route("/ticket_forms/{id}", get(config::ticket_form).put(config::update_ticket_form).delete(config::delete_ticket_form))
-        .route("/user_fields", get(config::custom_fields).post(config::create_custom_field))
-        .route("/user_fields/{id}", get(config::custom_field).put(config::update_custom_field).delete(config::delete_custom_field))
-        .route("/organization_fields", get(config::custom_fields).post(config::create_custom_field))
-        .route("/organization_fields/{id}", get(config::custom_field).put(config::update_custom_field).delete(config::delete_custom_field))
+        .route(
+            "/ticket_fields",
+            get(config::ticket_fields).post(config::create_ticket_field),
+        )
+        .route(
+            "/ticket_fields/{id}",
+            get(config::ticket_field)
+                .put(config::update_ticket_field)
+                .delete(config::delete_ticket_field),
+        )
+        .route(
+            "/ticket_forms",
+            get(config::ticket_forms).post(config::create_ticket_form),
+        )
+        .route(
+            "/ticket_forms/{id}",
+            get(config::ticket_form)
+                .put(config::update_ticket_form)
+                .delete(config::delete_ticket_form),
+        )
+        .route(
+            "/user_fields",
+            get(config::custom_fields).post(config::create_custom_field),
+        )
+        .route(
+            "/user_fields/{id}",
+            get(config::custom_field)
+                .put(config::update_custom_field)
+                .delete(config::delete_custom_field),
+        )
+        .route(
+            "/organization_fields",
+            get(config::custom_fields).post(config::create_custom_field),
+        )
+        .route(
+            "/organization_fields/{id}",
+            get(config::custom_field)
+                .put(config::update_custom_field)
+                .delete(config::delete_custom_field),
+        )
         // search
         .route("/search", get(search::search))
         .route("/search/count", get(search::count));
@@ -165,12 +271,20 @@ fn strip_json(mut req: Request) -> Request {
 }
 
 /// Serve until `shutdown` resolves; in-flight requests finish first.
-pub async fn serve(listener: tokio::net::TcpListener, app: App, cfg: HttpConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: App,
+    cfg: HttpConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let router = router(app, &cfg);
     let svc = tower::util::MapRequestLayer::new(strip_json).layer(router);
-    axum::serve(listener, ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(svc))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        ServiceExt::<Request>::into_make_service_with_connect_info::<SocketAddr>(svc),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Give in-flight work this long after a shutdown signal.

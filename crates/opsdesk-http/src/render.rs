@@ -18,8 +18,14 @@ pub struct Ctx {
 impl Ctx {
     pub fn new(headers: &HeaderMap, uri: &Uri) -> Ctx {
         let path = uri.path().to_string();
-        let query = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
-        Ctx { base: base_url(headers), path, query }
+        let query = url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+        Ctx {
+            base: base_url(headers),
+            path,
+            query,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -31,8 +37,15 @@ impl Ctx {
         let mut v = serde_json::to_value(t).unwrap_or(Value::Null);
         if let Value::Object(m) = &mut v {
             if let Some(id) = m.get("id").cloned() {
-                let id = id.as_i64().map(|i| i.to_string()).or(id.as_str().map(str::to_string)).unwrap_or_default();
-                m.insert("url".into(), Value::String(self.url(&format!("{plural}/{id}"))));
+                let id = id
+                    .as_i64()
+                    .map(|i| i.to_string())
+                    .or(id.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                m.insert(
+                    "url".into(),
+                    Value::String(self.url(&format!("{plural}/{id}"))),
+                );
             }
         }
         v
@@ -40,17 +53,35 @@ impl Ctx {
 
     /// This request's URL with some query parameters replaced (and `drop` removed).
     fn with(&self, set: &[(&str, String)], drop: &[&str]) -> String {
-        let mut q: Vec<(String, String)> = self.query.iter().filter(|(k, _)| !drop.contains(&k.as_str()) && !set.iter().any(|(s, _)| s == k)).cloned().collect();
+        let mut q: Vec<(String, String)> = self
+            .query
+            .iter()
+            .filter(|(k, _)| !drop.contains(&k.as_str()) && !set.iter().any(|(s, _)| s == k))
+            .cloned()
+            .collect();
         for (k, v) in set {
             q.push((k.to_string(), v.clone()));
         }
-        let qs = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(q).finish();
-        let path = if self.path.ends_with(".json") { self.path.clone() } else { format!("{}.json", self.path) };
+        let qs = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(q)
+            .finish();
+        let path = if self.path.ends_with(".json") {
+            self.path.clone()
+        } else {
+            format!("{}.json", self.path)
+        };
         format!("{}{}?{}", self.base, path, qs)
     }
 
     /// `{key: [...], next_page, previous_page, count}` or the cursor form with `meta`/`links`.
-    pub fn page<T>(&self, key: &str, page: &Page, p: &Paged<T>, items: Vec<Value>, id_of: impl Fn(&T) -> i64) -> Value {
+    pub fn page<T>(
+        &self,
+        key: &str,
+        page: &Page,
+        p: &Paged<T>,
+        items: Vec<Value>,
+        id_of: impl Fn(&T) -> i64,
+    ) -> Value {
         let mut m = Map::new();
         m.insert(key.into(), Value::Array(items));
         match page {
@@ -71,11 +102,16 @@ impl Ctx {
                 );
             }
             Page::Offset { page: n, .. } => {
-                let next = p.has_more.then(|| self.with(&[("page", (n + 1).to_string())], &[]));
+                let next = p
+                    .has_more
+                    .then(|| self.with(&[("page", (n + 1).to_string())], &[]));
                 let prev = (*n > 1).then(|| self.with(&[("page", (n - 1).to_string())], &[]));
                 m.insert("next_page".into(), json!(next));
                 m.insert("previous_page".into(), json!(prev));
-                m.insert("count".into(), json!(p.count.unwrap_or(p.items.len() as i64)));
+                m.insert(
+                    "count".into(),
+                    json!(p.count.unwrap_or(p.items.len() as i64)),
+                );
             }
             Page::All { .. } => {
                 m.insert("next_page".into(), Value::Null);

@@ -51,7 +51,13 @@ async fn user_id_for(st: &AppState, a: &Actor, v: &str) -> ApiResult<Option<i64>
     Ok(Some(us.first().map(|u| u.id).unwrap_or(-1)))
 }
 
-async fn run(st: &AppState, a: &Actor, ctx: &Ctx, q: &str, filter_type: Option<&str>) -> ApiResult<Vec<Value>> {
+async fn run(
+    st: &AppState,
+    a: &Actor,
+    ctx: &Ctx,
+    q: &str,
+    filter_type: Option<&str>,
+) -> ApiResult<Vec<Value>> {
     a.require_staff()?;
     let mut ty = filter_type.map(str::to_string);
     let mut free = vec![];
@@ -64,7 +70,9 @@ async fn run(st: &AppState, a: &Actor, ctx: &Ctx, q: &str, filter_type: Option<&
             Some(("email", v)) => email = Some(v.to_string()),
             Some(("name", v)) => free.push(v.to_string()),
             Some(("status", v)) => {
-                f.statuses.push(Status::parse(v).ok_or_else(|| ApiError::BadRequest(format!("status '{v}' is not a ticket status")))?);
+                f.statuses.push(Status::parse(v).ok_or_else(|| {
+                    ApiError::BadRequest(format!("status '{v}' is not a ticket status"))
+                })?);
                 ticket_terms = true;
             }
             Some(("requester", v)) => {
@@ -76,10 +84,16 @@ async fn run(st: &AppState, a: &Actor, ctx: &Ctx, q: &str, filter_type: Option<&
                 ticket_terms = true;
             }
             Some(("organization", v)) => {
-                f.organization_id = Some(v.parse().map_err(|_| ApiError::BadRequest("organization: takes an organization id here".into()))?);
+                f.organization_id = Some(v.parse().map_err(|_| {
+                    ApiError::BadRequest("organization: takes an organization id here".into())
+                })?);
                 ticket_terms = true;
             }
-            Some((k, _)) => return Err(ApiError::BadRequest(format!("search keyword '{k}:' is not supported yet"))),
+            Some((k, _)) => {
+                return Err(ApiError::BadRequest(format!(
+                    "search keyword '{k}:' is not supported yet"
+                )))
+            }
             None => free.push(t),
         }
     }
@@ -87,9 +101,23 @@ async fn run(st: &AppState, a: &Actor, ctx: &Ctx, q: &str, filter_type: Option<&
     match ty.as_deref() {
         Some("ticket") => {
             if !free.is_empty() || email.is_some() {
-                return Err(ApiError::BadRequest("free-text ticket search is not supported yet".into()));
+                return Err(ApiError::BadRequest(
+                    "free-text ticket search is not supported yet".into(),
+                ));
             }
-            let p = st.app.list_tickets(a, &f, &Page::Cursor { size: 100, after: None, before: None, order: Order::Desc }).await?;
+            let p = st
+                .app
+                .list_tickets(
+                    a,
+                    &f,
+                    &Page::Cursor {
+                        size: 100,
+                        after: None,
+                        before: None,
+                        order: Order::Desc,
+                    },
+                )
+                .await?;
             for t in p.items {
                 let mut v = ctx.rec(&t, "tickets");
                 v["result_type"] = json!("ticket");
@@ -98,12 +126,18 @@ async fn run(st: &AppState, a: &Actor, ctx: &Ctx, q: &str, filter_type: Option<&
         }
         Some("user") | Some("organization") | None => {
             if ticket_terms {
-                return Err(ApiError::BadRequest("ticket keywords need type:ticket".into()));
+                return Err(ApiError::BadRequest(
+                    "ticket keywords need type:ticket".into(),
+                ));
             }
             if ty.as_deref() != Some("organization") {
                 let users = match &email {
                     Some(e) => st.app.search_users(a, None, Some(e), None).await?,
-                    None if !free.is_empty() => st.app.search_users(a, Some(&free.join(" ")), None, None).await?,
+                    None if !free.is_empty() => {
+                        st.app
+                            .search_users(a, Some(&free.join(" ")), None, None)
+                            .await?
+                    }
                     None => vec![],
                 };
                 for u in users {
@@ -113,29 +147,55 @@ async fn run(st: &AppState, a: &Actor, ctx: &Ctx, q: &str, filter_type: Option<&
                 }
             }
             if ty.as_deref() != Some("user") && !free.is_empty() {
-                for o in st.app.search_organizations(a, Some(&free.join(" ")), None).await? {
+                for o in st
+                    .app
+                    .search_organizations(a, Some(&free.join(" ")), None)
+                    .await?
+                {
                     let mut v = ctx.rec(&o, "organizations");
                     v["result_type"] = json!("organization");
                     out.push(v);
                 }
             }
         }
-        Some(other) => return Err(ApiError::BadRequest(format!("type:{other} is not searchable"))),
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "type:{other} is not searchable"
+            )))
+        }
     }
     Ok(out)
 }
 
-pub async fn search(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query) -> ApiResult<Json<Value>> {
+pub async fn search(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    q: Query,
+) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
-    let query = q.get("query").ok_or_else(|| ApiError::BadRequest("query is required".into()))?;
+    let query = q
+        .get("query")
+        .ok_or_else(|| ApiError::BadRequest("query is required".into()))?;
     let results = run(&st, &a, &ctx, query, q.get("filter[type]")).await?;
     let n = results.len();
-    Ok(Json(json!({"results": results, "count": n, "next_page": null, "previous_page": null, "facets": null})))
+    Ok(Json(
+        json!({"results": results, "count": n, "next_page": null, "previous_page": null, "facets": null}),
+    ))
 }
 
-pub async fn count(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query) -> ApiResult<Json<Value>> {
+pub async fn count(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    q: Query,
+) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
-    let query = q.get("query").ok_or_else(|| ApiError::BadRequest("query is required".into()))?;
+    let query = q
+        .get("query")
+        .ok_or_else(|| ApiError::BadRequest("query is required".into()))?;
     let n = run(&st, &a, &ctx, query, None).await?.len();
     Ok(Json(json!({"count": n})))
 }

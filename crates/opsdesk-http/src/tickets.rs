@@ -6,9 +6,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use opsdesk_app::tickets::{RequestInput, TagMode, TicketFilter};
 use opsdesk_app::{Actor, Page};
+use opsdesk_core::clock;
 use opsdesk_core::model::Id;
 use opsdesk_core::ticket::{Audit, Comment, Status, Ticket, TicketInput, Via};
-use opsdesk_core::clock;
 use serde_json::{json, Map, Value};
 
 use crate::error::{ApiError, ApiResult};
@@ -19,9 +19,19 @@ use crate::AppState;
 fn ticket_json(ctx: &Ctx, t: &Ticket) -> Value {
     let mut v = ctx.rec(t, "tickets");
     if let Value::Object(m) = &mut v {
-        m.insert("fields".into(), m.get("custom_fields").cloned().unwrap_or(json!([])));
-        m.insert("generated_timestamp".into(), json!(t.updated_at.as_second()));
-        for (k, d) in [("forum_topic_id", Value::Null), ("satisfaction_rating", Value::Null), ("custom_status_id", Value::Null)] {
+        m.insert(
+            "fields".into(),
+            m.get("custom_fields").cloned().unwrap_or(json!([])),
+        );
+        m.insert(
+            "generated_timestamp".into(),
+            json!(t.updated_at.as_second()),
+        );
+        for (k, d) in [
+            ("forum_topic_id", Value::Null),
+            ("satisfaction_rating", Value::Null),
+            ("custom_status_id", Value::Null),
+        ] {
             m.insert(k.into(), d);
         }
         m.insert("sharing_agreement_ids".into(), json!([]));
@@ -53,7 +63,13 @@ fn comment_json(c: &Comment) -> Value {
 }
 
 /// Add `users`, `groups`, `organizations` arrays for the people and teams on these tickets.
-async fn sideload(st: &AppState, ctx: &Ctx, q: &Query, ts: &[&Ticket], out: &mut Map<String, Value>) -> ApiResult<()> {
+async fn sideload(
+    st: &AppState,
+    ctx: &Ctx,
+    q: &Query,
+    ts: &[&Ticket],
+    out: &mut Map<String, Value>,
+) -> ApiResult<()> {
     let inc = q.includes();
     if inc.iter().any(|i| i == "users") {
         let mut ids: Vec<Id> = vec![];
@@ -66,26 +82,41 @@ async fn sideload(st: &AppState, ctx: &Ctx, q: &Query, ts: &[&Ticket], out: &mut
         ids.sort_unstable();
         ids.dedup();
         let users = st.app.users_by_ids(&ids).await?;
-        out.insert("users".into(), Value::Array(users.iter().map(|u| ctx.rec(u, "users")).collect()));
+        out.insert(
+            "users".into(),
+            Value::Array(users.iter().map(|u| ctx.rec(u, "users")).collect()),
+        );
     }
     if inc.iter().any(|i| i == "groups") {
         let mut ids: Vec<Id> = ts.iter().filter_map(|t| t.group_id).collect();
         ids.sort_unstable();
         ids.dedup();
         let gs = st.app.groups_by_ids(&ids).await?;
-        out.insert("groups".into(), Value::Array(gs.iter().map(|g| ctx.rec(g, "groups")).collect()));
+        out.insert(
+            "groups".into(),
+            Value::Array(gs.iter().map(|g| ctx.rec(g, "groups")).collect()),
+        );
     }
     if inc.iter().any(|i| i == "organizations") {
         let mut ids: Vec<Id> = ts.iter().filter_map(|t| t.organization_id).collect();
         ids.sort_unstable();
         ids.dedup();
         let os = st.app.organizations_by_ids(&ids).await?;
-        out.insert("organizations".into(), Value::Array(os.iter().map(|o| ctx.rec(o, "organizations")).collect()));
+        out.insert(
+            "organizations".into(),
+            Value::Array(os.iter().map(|o| ctx.rec(o, "organizations")).collect()),
+        );
     }
     Ok(())
 }
 
-async fn ticket_page(st: &AppState, ctx: &Ctx, q: &Query, page: &Page, p: opsdesk_app::Paged<Ticket>) -> ApiResult<Json<Value>> {
+async fn ticket_page(
+    st: &AppState,
+    ctx: &Ctx,
+    q: &Query,
+    page: &Page,
+    p: opsdesk_app::Paged<Ticket>,
+) -> ApiResult<Json<Value>> {
     let items = p.items.iter().map(|t| ticket_json(ctx, t)).collect();
     let mut v = ctx.page("tickets", page, &p, items, |t| t.id);
     if let Value::Object(m) = &mut v {
@@ -95,10 +126,19 @@ async fn ticket_page(st: &AppState, ctx: &Ctx, q: &Query, page: &Page, p: opsdes
     Ok(Json(v))
 }
 
-pub async fn list(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query) -> ApiResult<Json<Value>> {
+pub async fn list(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    q: Query,
+) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let page = q.page()?;
-    let mut f = TicketFilter { external_id: q.get("external_id").map(str::to_string), ..Default::default() };
+    let mut f = TicketFilter {
+        external_id: q.get("external_id").map(str::to_string),
+        ..Default::default()
+    };
     if let Some(s) = q.get("status") {
         f.statuses = s.split(',').filter_map(Status::parse).collect();
     }
@@ -107,7 +147,14 @@ pub async fn list(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum:
 }
 
 /// `/users/{id}/tickets/{requested|assigned|ccd}`, `/organizations/{id}/tickets`, `/groups/{id}/tickets`.
-pub async fn list_for(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query, Path(p): Path<Vec<(String, String)>>) -> ApiResult<Json<Value>> {
+pub async fn list_for(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    q: Query,
+    Path(p): Path<Vec<(String, String)>>,
+) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let page = q.page()?;
     let rid = id(&p[0].1)?;
@@ -123,13 +170,22 @@ pub async fn list_for(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, a
         f.requester_id = Some(rid);
     } else {
         // ccd: tickets the user is copied on; not indexed yet, answered from the requester index.
-        return Err(ApiError::BadRequest("tickets/ccd is not supported yet".into()));
+        return Err(ApiError::BadRequest(
+            "tickets/ccd is not supported yet".into(),
+        ));
     }
     let p = st.app.list_tickets(&a, &f, &page).await?;
     ticket_page(&st, &ctx, &q, &page, p).await
 }
 
-pub async fn show(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query, Path(tid): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn show(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    q: Query,
+    Path(tid): Path<String>,
+) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let t = st.app.get_ticket(&a, id(&tid)?).await?;
     let mut m = Map::new();
@@ -138,7 +194,13 @@ pub async fn show(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum:
     Ok(Json(Value::Object(m)))
 }
 
-pub async fn show_many(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query) -> ApiResult<Json<Value>> {
+pub async fn show_many(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    q: Query,
+) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let ids = q.ids("ids")?;
     let ts = st.app.tickets_by_ids(&a, &ids).await?;
@@ -152,23 +214,56 @@ pub async fn show_many(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, 
     Ok(Json(Value::Object(m)))
 }
 
-pub async fn create(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, body: JsonBody) -> ApiResult<Response> {
+pub async fn create(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    body: JsonBody,
+) -> ApiResult<Response> {
     let ctx = Ctx::new(&h, &uri);
     let input: TicketInput = body.take("ticket")?;
-    let (t, audit) = st.app.create_ticket(&a, input, Via::api(), &origin(&h)).await?;
+    let (t, audit) = st
+        .app
+        .create_ticket(&a, input, Via::api(), &origin(&h))
+        .await?;
     let loc = ctx.url(&format!("tickets/{}", t.id));
-    Ok((StatusCode::CREATED, [(axum::http::header::LOCATION, loc)], Json(json!({"ticket": ticket_json(&ctx, &t), "audit": audit_json(&audit)}))).into_response())
+    Ok((
+        StatusCode::CREATED,
+        [(axum::http::header::LOCATION, loc)],
+        Json(json!({"ticket": ticket_json(&ctx, &t), "audit": audit_json(&audit)})),
+    )
+        .into_response())
 }
 
-pub async fn update(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, Path(tid): Path<String>, body: JsonBody) -> ApiResult<Json<Value>> {
+pub async fn update(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    Path(tid): Path<String>,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let input: TicketInput = body.take("ticket")?;
-    let (t, audit) = st.app.update_ticket(&a, id(&tid)?, input, &origin(&h)).await?;
-    let audit = audit.as_ref().map(audit_json).unwrap_or_else(|| empty_audit(&t));
-    Ok(Json(json!({"ticket": ticket_json(&ctx, &t), "audit": audit})))
+    let (t, audit) = st
+        .app
+        .update_ticket(&a, id(&tid)?, input, &origin(&h))
+        .await?;
+    let audit = audit
+        .as_ref()
+        .map(audit_json)
+        .unwrap_or_else(|| empty_audit(&t));
+    Ok(Json(
+        json!({"ticket": ticket_json(&ctx, &t), "audit": audit}),
+    ))
 }
 
-pub async fn destroy(State(st): State<AppState>, Auth(a): Auth, Path(tid): Path<String>) -> ApiResult<StatusCode> {
+pub async fn destroy(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    Path(tid): Path<String>,
+) -> ApiResult<StatusCode> {
     st.app.delete_ticket(&a, id(&tid)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -177,24 +272,49 @@ fn job_json(ctx: &Ctx, j: &opsdesk_core::model::JobStatus) -> Value {
     json!({"job_status": ctx.rec(j, "job_statuses")})
 }
 
-pub async fn create_many(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, body: JsonBody) -> ApiResult<Json<Value>> {
+pub async fn create_many(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
-    let inputs: Vec<TicketInput> = body.opt("tickets")?.ok_or_else(|| ApiError::BadRequest("The request body needs a \"tickets\" array".into()))?;
+    let inputs: Vec<TicketInput> = body
+        .opt("tickets")?
+        .ok_or_else(|| ApiError::BadRequest("The request body needs a \"tickets\" array".into()))?;
     let job = st.app.create_many(&a, inputs, &origin(&h)).await?;
     Ok(Json(job_json(&ctx, &job)))
 }
 
-pub async fn update_many(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query, body: JsonBody) -> ApiResult<Json<Value>> {
+pub async fn update_many(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    q: Query,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let ids = q.ids("ids")?;
     let changes: Vec<(Id, TicketInput)> = if !ids.is_empty() {
         let input: TicketInput = body.take("ticket")?;
         ids.into_iter().map(|i| (i, input.clone())).collect()
     } else {
-        let list: Vec<Value> = body.opt("tickets")?.ok_or_else(|| ApiError::BadRequest("give ids=… with a \"ticket\" object, or a \"tickets\" array with ids".into()))?;
+        let list: Vec<Value> = body.opt("tickets")?.ok_or_else(|| {
+            ApiError::BadRequest(
+                "give ids=… with a \"ticket\" object, or a \"tickets\" array with ids".into(),
+            )
+        })?;
         let mut out = vec![];
         for (i, v) in list.into_iter().enumerate() {
-            let tid = v.get("id").and_then(Value::as_i64).ok_or_else(|| ApiError::Unprocessable { field: format!("tickets[{i}].id"), message: format!("tickets[{i}].id: is required") })?;
+            let tid =
+                v.get("id")
+                    .and_then(Value::as_i64)
+                    .ok_or_else(|| ApiError::Unprocessable {
+                        field: format!("tickets[{i}].id"),
+                        message: format!("tickets[{i}].id: is required"),
+                    })?;
             out.push((tid, decode::<TicketInput>(v, &format!("tickets[{i}]"))?));
         }
         out
@@ -203,19 +323,38 @@ pub async fn update_many(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap
     Ok(Json(job_json(&ctx, &job)))
 }
 
-pub async fn destroy_many(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query) -> ApiResult<Json<Value>> {
+pub async fn destroy_many(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    q: Query,
+) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let job = st.app.destroy_many(&a, q.ids("ids")?).await?;
     Ok(Json(job_json(&ctx, &job)))
 }
 
-pub async fn job_status(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, Path(jid): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn job_status(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    Path(jid): Path<String>,
+) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let j = st.app.job_status(&a, jid.trim_end_matches(".json")).await?;
     Ok(Json(job_json(&ctx, &j)))
 }
 
-pub async fn comments(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query, Path(tid): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn comments(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    q: Query,
+    Path(tid): Path<String>,
+) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let page = q.page()?;
     let p = st.app.ticket_comments(&a, id(&tid)?, &page).await?;
@@ -223,7 +362,14 @@ pub async fn comments(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, a
     Ok(Json(ctx.page("comments", &page, &p, items, |c| c.id)))
 }
 
-pub async fn audits(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query, Path(tid): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn audits(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    q: Query,
+    Path(tid): Path<String>,
+) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let page = q.page()?;
     let p = st.app.ticket_audits(&a, id(&tid)?, &page).await?;
@@ -231,39 +377,92 @@ pub async fn audits(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axu
     Ok(Json(ctx.page("audits", &page, &p, items, |c| c.id)))
 }
 
-pub async fn audit(State(st): State<AppState>, Auth(a): Auth, Path((tid, aid)): Path<(String, String)>) -> ApiResult<Json<Value>> {
+pub async fn audit(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    Path((tid, aid)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
     let au = st.app.ticket_audit(&a, id(&tid)?, id(&aid)?).await?;
     Ok(Json(json!({"audit": audit_json(&au)})))
 }
 
-pub async fn incidents(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query, Path(tid): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn incidents(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    q: Query,
+    Path(tid): Path<String>,
+) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let page = q.page()?;
     let p = st.app.incidents(&a, id(&tid)?, &page).await?;
     ticket_page(&st, &ctx, &q, &page, p).await
 }
 
-pub async fn tags(State(st): State<AppState>, Auth(a): Auth, Path(tid): Path<String>) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({"tags": st.app.ticket_tags(&a, id(&tid)?).await?})))
+pub async fn tags(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    Path(tid): Path<String>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        json!({"tags": st.app.ticket_tags(&a, id(&tid)?).await?}),
+    ))
 }
 
-async fn change_tags(st: AppState, a: Actor, h: HeaderMap, tid: String, body: JsonBody, mode: TagMode) -> ApiResult<Json<Value>> {
-    let tags: Vec<String> = body.opt("tags")?.ok_or_else(|| ApiError::BadRequest("The request body needs a \"tags\" array".into()))?;
-    let out = st.app.change_tags(&a, id(&tid)?, tags, mode, &origin(&h)).await?;
+async fn change_tags(
+    st: AppState,
+    a: Actor,
+    h: HeaderMap,
+    tid: String,
+    body: JsonBody,
+    mode: TagMode,
+) -> ApiResult<Json<Value>> {
+    let tags: Vec<String> = body
+        .opt("tags")?
+        .ok_or_else(|| ApiError::BadRequest("The request body needs a \"tags\" array".into()))?;
+    let out = st
+        .app
+        .change_tags(&a, id(&tid)?, tags, mode, &origin(&h))
+        .await?;
     Ok(Json(json!({"tags": out})))
 }
 
-pub async fn set_tags(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, Path(tid): Path<String>, body: JsonBody) -> ApiResult<Json<Value>> {
+pub async fn set_tags(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    Path(tid): Path<String>,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
     change_tags(st, a, h, tid, body, TagMode::Set).await
 }
-pub async fn add_tags(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, Path(tid): Path<String>, body: JsonBody) -> ApiResult<Json<Value>> {
+pub async fn add_tags(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    Path(tid): Path<String>,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
     change_tags(st, a, h, tid, body, TagMode::Add).await
 }
-pub async fn remove_tags(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, Path(tid): Path<String>, body: JsonBody) -> ApiResult<Json<Value>> {
+pub async fn remove_tags(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    Path(tid): Path<String>,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
     change_tags(st, a, h, tid, body, TagMode::Remove).await
 }
 
-pub async fn deleted(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query) -> ApiResult<Json<Value>> {
+pub async fn deleted(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    q: Query,
+) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let page = q.int("page")?.unwrap_or(1);
     let per = q.int("per_page")?.unwrap_or(100).clamp(1, 100);
@@ -275,12 +474,20 @@ pub async fn deleted(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, ax
     Ok(Json(ctx.all("deleted_tickets", items)))
 }
 
-pub async fn restore(State(st): State<AppState>, Auth(a): Auth, Path(tid): Path<String>) -> ApiResult<StatusCode> {
+pub async fn restore(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    Path(tid): Path<String>,
+) -> ApiResult<StatusCode> {
     st.app.restore_ticket(&a, id(&tid)?).await?;
     Ok(StatusCode::OK)
 }
 
-pub async fn purge(State(st): State<AppState>, Auth(a): Auth, Path(tid): Path<String>) -> ApiResult<StatusCode> {
+pub async fn purge(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    Path(tid): Path<String>,
+) -> ApiResult<StatusCode> {
     st.app.purge_ticket(&a, id(&tid)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -301,11 +508,20 @@ fn request_json(ctx: &Ctx, a: &Actor, t: &Ticket) -> Value {
     })
 }
 
-pub async fn requests(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query) -> ApiResult<Json<Value>> {
+pub async fn requests(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    q: Query,
+) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let page = q.page()?;
     let path = uri.path();
-    let mut statuses: Vec<Status> = q.get("status").map(|s| s.split(',').filter_map(Status::parse).collect()).unwrap_or_default();
+    let mut statuses: Vec<Status> = q
+        .get("status")
+        .map(|s| s.split(',').filter_map(Status::parse).collect())
+        .unwrap_or_default();
     if path.contains("/requests/solved") {
         statuses = vec![Status::Solved, Status::Closed];
     } else if path.contains("/requests/open") {
@@ -317,27 +533,63 @@ pub async fn requests(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, a
     Ok(Json(ctx.page("requests", &page, &p, items, |t| t.id)))
 }
 
-pub async fn request(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, Path(rid): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn request(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    Path(rid): Path<String>,
+) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let t = st.app.get_request(&a, id(&rid)?).await?;
     Ok(Json(json!({"request": request_json(&ctx, &a, &t)})))
 }
 
-pub async fn create_request(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, body: JsonBody) -> ApiResult<Response> {
+pub async fn create_request(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    body: JsonBody,
+) -> ApiResult<Response> {
     let ctx = Ctx::new(&h, &uri);
     let input: RequestInput = body.take("request")?;
-    let (t, _) = st.app.create_request(&a, input, Via::channel("api"), &origin(&h)).await?;
-    Ok((StatusCode::CREATED, Json(json!({"request": request_json(&ctx, &a, &t)}))).into_response())
+    let (t, _) = st
+        .app
+        .create_request(&a, input, Via::channel("api"), &origin(&h))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"request": request_json(&ctx, &a, &t)})),
+    )
+        .into_response())
 }
 
-pub async fn update_request(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, Path(rid): Path<String>, body: JsonBody) -> ApiResult<Json<Value>> {
+pub async fn update_request(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    Path(rid): Path<String>,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let input: RequestInput = body.take("request")?;
-    let (t, _) = st.app.update_request(&a, id(&rid)?, input, &origin(&h)).await?;
+    let (t, _) = st
+        .app
+        .update_request(&a, id(&rid)?, input, &origin(&h))
+        .await?;
     Ok(Json(json!({"request": request_json(&ctx, &a, &t)})))
 }
 
-pub async fn request_comments(State(st): State<AppState>, Auth(a): Auth, h: HeaderMap, axum::extract::OriginalUri(uri): axum::extract::OriginalUri, q: Query, Path(rid): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn request_comments(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    q: Query,
+    Path(rid): Path<String>,
+) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let page = q.page()?;
     let rid = id(&rid)?;

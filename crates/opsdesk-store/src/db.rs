@@ -95,10 +95,22 @@ impl Conn {
     /// Run a statement; returns rows affected.
     pub async fn exec(&mut self, sql: &str, args: &[Val]) -> Result<u64, StoreError> {
         let n = match self {
-            Conn::SqliteTx(c) => bind_all!(sqlx::query(sql), args).execute(&mut **c).await?.rows_affected(),
-            Conn::SqliteConn(c) => bind_all!(sqlx::query(sql), args).execute(&mut **c).await?.rows_affected(),
-            Conn::PgTx(c) => bind_all!(sqlx::query(sql), args).execute(&mut **c).await?.rows_affected(),
-            Conn::PgConn(c) => bind_all!(sqlx::query(sql), args).execute(&mut **c).await?.rows_affected(),
+            Conn::SqliteTx(c) => bind_all!(sqlx::query(sql), args)
+                .execute(&mut **c)
+                .await?
+                .rows_affected(),
+            Conn::SqliteConn(c) => bind_all!(sqlx::query(sql), args)
+                .execute(&mut **c)
+                .await?
+                .rows_affected(),
+            Conn::PgTx(c) => bind_all!(sqlx::query(sql), args)
+                .execute(&mut **c)
+                .await?
+                .rows_affected(),
+            Conn::PgConn(c) => bind_all!(sqlx::query(sql), args)
+                .execute(&mut **c)
+                .await?
+                .rows_affected(),
         };
         Ok(n)
     }
@@ -134,10 +146,22 @@ impl Conn {
 
     pub async fn opt(&mut self, sql: &str, args: &[Val]) -> Result<Option<Row>, StoreError> {
         Ok(match self {
-            Conn::SqliteTx(c) => bind_all!(sqlx::query(sql), args).fetch_optional(&mut **c).await?.map(Row::Sqlite),
-            Conn::SqliteConn(c) => bind_all!(sqlx::query(sql), args).fetch_optional(&mut **c).await?.map(Row::Sqlite),
-            Conn::PgTx(c) => bind_all!(sqlx::query(sql), args).fetch_optional(&mut **c).await?.map(Row::Pg),
-            Conn::PgConn(c) => bind_all!(sqlx::query(sql), args).fetch_optional(&mut **c).await?.map(Row::Pg),
+            Conn::SqliteTx(c) => bind_all!(sqlx::query(sql), args)
+                .fetch_optional(&mut **c)
+                .await?
+                .map(Row::Sqlite),
+            Conn::SqliteConn(c) => bind_all!(sqlx::query(sql), args)
+                .fetch_optional(&mut **c)
+                .await?
+                .map(Row::Sqlite),
+            Conn::PgTx(c) => bind_all!(sqlx::query(sql), args)
+                .fetch_optional(&mut **c)
+                .await?
+                .map(Row::Pg),
+            Conn::PgConn(c) => bind_all!(sqlx::query(sql), args)
+                .fetch_optional(&mut **c)
+                .await?
+                .map(Row::Pg),
         })
     }
 

@@ -45,9 +45,18 @@ pub enum Order {
 #[derive(Debug, Clone)]
 pub enum Page {
     /// 1-based page number; `per_page` items each; count the total.
-    Offset { page: i64, per_page: i64, order: Order },
+    Offset {
+        page: i64,
+        per_page: i64,
+        order: Order,
+    },
     /// Keyset pagination on id.
-    Cursor { size: i64, after: Option<Id>, before: Option<Id>, order: Order },
+    Cursor {
+        size: i64,
+        after: Option<Id>,
+        before: Option<Id>,
+        order: Order,
+    },
     /// Everything (bounded by the caller).
     All { limit: i64 },
 }
@@ -66,7 +75,12 @@ pub struct Paged<T> {
 
 impl<T> Paged<T> {
     pub fn map<U>(self, f: impl FnMut(T) -> U) -> Paged<U> {
-        Paged { items: self.items.into_iter().map(f).collect(), count: self.count, has_more: self.has_more, has_prev: self.has_prev }
+        Paged {
+            items: self.items.into_iter().map(f).collect(),
+            count: self.count,
+            has_more: self.has_more,
+            has_prev: self.has_prev,
+        }
     }
 }
 
@@ -75,7 +89,11 @@ pub fn where_sql(conds: &[Cond], args: &mut Vec<Val>) -> String {
     if conds.is_empty() {
         return "1=1".into();
     }
-    conds.iter().map(|c| cond_sql(c, args)).collect::<Vec<_>>().join(" AND ")
+    conds
+        .iter()
+        .map(|c| cond_sql(c, args))
+        .collect::<Vec<_>>()
+        .join(" AND ")
 }
 
 fn push(args: &mut Vec<Val>, v: Val) -> String {
@@ -144,8 +162,11 @@ impl Conn {
     /// Replace a record's data and index columns.
     pub async fn update<D: Doc>(&mut self, d: &D) -> Result<()> {
         let mut args = d.values();
-        let sets: Vec<String> =
-            D::COLUMNS.iter().enumerate().map(|(i, c)| format!("{c} = ${}", i + 1)).collect();
+        let sets: Vec<String> = D::COLUMNS
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c} = ${}", i + 1))
+            .collect();
         args.push(Val::Text(to_json(d)?));
         let data_i = args.len();
         args.push(Val::Int(d.id()));
@@ -172,7 +193,10 @@ impl Conn {
     pub async fn find<D: Doc>(&mut self, conds: &[Cond]) -> Result<Option<D>> {
         let mut args = vec![];
         let w = where_sql(conds, &mut args);
-        let sql = format!("SELECT id, data FROM {} WHERE {w} ORDER BY id LIMIT 1", D::TABLE);
+        let sql = format!(
+            "SELECT id, data FROM {} WHERE {w} ORDER BY id LIMIT 1",
+            D::TABLE
+        );
         match self.opt(&sql, &args).await? {
             Some(r) => Ok(Some(decode(&r)?)),
             None => Ok(None),
@@ -187,7 +211,11 @@ impl Conn {
     pub async fn count<D: Doc>(&mut self, conds: &[Cond]) -> Result<i64> {
         let mut args = vec![];
         let w = where_sql(conds, &mut args);
-        self.int(&format!("SELECT COUNT(*) FROM {} WHERE {w}", D::TABLE), &args).await
+        self.int(
+            &format!("SELECT COUNT(*) FROM {} WHERE {w}", D::TABLE),
+            &args,
+        )
+        .await
     }
 
     /// Records matching `conds`, by id, one page of them.
@@ -195,14 +223,27 @@ impl Conn {
         let mut args = vec![];
         let mut conds = conds.to_vec();
         let (limit, offset, order, reverse, count) = match page {
-            Page::Offset { page, per_page, order } => {
+            Page::Offset {
+                page,
+                per_page,
+                order,
+            } => {
                 let per = (*per_page).clamp(1, 1000);
                 let p = (*page).max(1);
                 (per + 1, (p - 1).saturating_mul(per), *order, false, true)
             }
-            Page::Cursor { size, after, before, order } => {
+            Page::Cursor {
+                size,
+                after,
+                before,
+                order,
+            } => {
                 let size = (*size).clamp(1, 1000);
-                let (gt, lt) = if *order == Order::Asc { (Cond::Gt as fn(_, _) -> _, Cond::Lt as fn(_, _) -> _) } else { (Cond::Lt as fn(_, _) -> _, Cond::Gt as fn(_, _) -> _) };
+                let (gt, lt) = if *order == Order::Asc {
+                    (Cond::Gt as fn(_, _) -> _, Cond::Lt as fn(_, _) -> _)
+                } else {
+                    (Cond::Lt as fn(_, _) -> _, Cond::Gt as fn(_, _) -> _)
+                };
                 let mut rev = false;
                 if let Some(b) = before {
                     conds.push(lt("id", Val::Int(*b)));
@@ -241,12 +282,22 @@ impl Conn {
         let count = if count {
             let mut cargs = vec![];
             let w = where_sql(&conds, &mut cargs);
-            let n = self.int(&format!("SELECT COUNT(*) FROM {} WHERE {w}", D::TABLE), &cargs).await?;
+            let n = self
+                .int(
+                    &format!("SELECT COUNT(*) FROM {} WHERE {w}", D::TABLE),
+                    &cargs,
+                )
+                .await?;
             Some(n)
         } else {
             None
         };
-        Ok(Paged { items, count, has_more, has_prev })
+        Ok(Paged {
+            items,
+            count,
+            has_more,
+            has_prev,
+        })
     }
 
     /// Records with the given ids (any order); missing ids are skipped.
@@ -257,7 +308,10 @@ impl Conn {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let mut args = vec![];
-            let w = where_sql(&[Cond::In("id", chunk.iter().map(|i| Val::Int(*i)).collect())], &mut args);
+            let w = where_sql(
+                &[Cond::In("id", chunk.iter().map(|i| Val::Int(*i)).collect())],
+                &mut args,
+            );
             let sql = format!("SELECT id, data FROM {} WHERE {w} ORDER BY id", D::TABLE);
             for r in self.all(&sql, &args).await? {
                 out.push(decode(&r)?);

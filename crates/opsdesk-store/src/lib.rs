@@ -16,7 +16,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 pub use db::{Conn, Row, Val};
 pub use docs::{Cond, Doc, Order, Page, Paged};
@@ -79,16 +81,22 @@ pub enum DbConfig {
     /// A SQLite file (created if missing).
     Sqlite { path: std::path::PathBuf },
     /// A PostgreSQL URL, optionally confined to one schema (tests use a fresh schema each).
-    Postgres { url: String, schema: Option<String>, max_connections: u32 },
+    Postgres {
+        url: String,
+        schema: Option<String>,
+        max_connections: u32,
+    },
 }
 
 impl Store {
     pub async fn open(cfg: &DbConfig) -> Result<Store> {
         match cfg {
             DbConfig::Sqlite { path } => Store::open_sqlite(path).await,
-            DbConfig::Postgres { url, schema, max_connections } => {
-                Store::open_postgres(url, schema.as_deref(), *max_connections).await
-            }
+            DbConfig::Postgres {
+                url,
+                schema,
+                max_connections,
+            } => Store::open_postgres(url, schema.as_deref(), *max_connections).await,
         }
     }
 
@@ -115,10 +123,16 @@ impl Store {
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(base.read_only(true))
             .await?;
-        Ok(Store { pools: Arc::new(Pools::Sqlite { write, read }) })
+        Ok(Store {
+            pools: Arc::new(Pools::Sqlite { write, read }),
+        })
     }
 
-    pub async fn open_postgres(url: &str, schema: Option<&str>, max_connections: u32) -> Result<Store> {
+    pub async fn open_postgres(
+        url: &str,
+        schema: Option<&str>,
+        max_connections: u32,
+    ) -> Result<Store> {
         let mut opts = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Unavailable(format!("bad database URL: {e}")))?;
         if let Some(s) = schema {
@@ -129,7 +143,9 @@ impl Store {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(opts)
             .await?;
-        Ok(Store { pools: Arc::new(Pools::Pg(pool)) })
+        Ok(Store {
+            pools: Arc::new(Pools::Pg(pool)),
+        })
     }
 
     pub fn backend(&self) -> &'static str {

@@ -2,10 +2,14 @@
 
 use crate::{Result, Store, Val};
 
-pub const MIGRATIONS_SQLITE: &[(&str, &str)] =
-    &[("0001_init", include_str!("../migrations/sqlite/0001_init.sql"))];
-pub const MIGRATIONS_POSTGRES: &[(&str, &str)] =
-    &[("0001_init", include_str!("../migrations/postgres/0001_init.sql"))];
+pub const MIGRATIONS_SQLITE: &[(&str, &str)] = &[(
+    "0001_init",
+    include_str!("../migrations/sqlite/0001_init.sql"),
+)];
+pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[(
+    "0001_init",
+    include_str!("../migrations/postgres/0001_init.sql"),
+)];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)";
@@ -40,7 +44,10 @@ pub async fn run(store: &Store) -> Result<Vec<String>> {
     let mut done = vec![];
     for (name, sql) in list(store) {
         let n = tx
-            .int("SELECT COUNT(*) FROM schema_migrations WHERE version = $1", &[Val::from(*name)])
+            .int(
+                "SELECT COUNT(*) FROM schema_migrations WHERE version = $1",
+                &[Val::from(*name)],
+            )
             .await?;
         if n > 0 {
             continue;

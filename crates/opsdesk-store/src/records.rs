@@ -27,40 +27,126 @@ macro_rules! doc {
     };
 }
 
-doc!(User, "users",
-    ["email", "name_key", "role", "organization_id", "external_id", "active", "created_at", "updated_at"],
-    |u| [Val::from(u.email.as_deref().map(normalize_email)), Val::from(u.name.to_lowercase()),
-         Val::from(u.role.as_str()), Val::from(u.organization_id), Val::from(u.external_id.clone()),
-         Val::from(u.active), secs(u.created_at), secs(u.updated_at)]);
+doc!(
+    User,
+    "users",
+    [
+        "email",
+        "name_key",
+        "role",
+        "organization_id",
+        "external_id",
+        "active",
+        "created_at",
+        "updated_at"
+    ],
+    |u| [
+        Val::from(u.email.as_deref().map(normalize_email)),
+        Val::from(u.name.to_lowercase()),
+        Val::from(u.role.as_str()),
+        Val::from(u.organization_id),
+        Val::from(u.external_id.clone()),
+        Val::from(u.active),
+        secs(u.created_at),
+        secs(u.updated_at)
+    ]
+);
 
-doc!(Identity, "user_identities",
-    ["user_id", "kind", "value", "is_primary", "created_at", "updated_at"],
-    |i| [Val::Int(i.user_id), Val::from(i.kind.as_str()), Val::from(normalize_email(&i.value)),
-         Val::from(i.primary), secs(i.created_at), secs(i.updated_at)]);
+doc!(
+    Identity,
+    "user_identities",
+    [
+        "user_id",
+        "kind",
+        "value",
+        "is_primary",
+        "created_at",
+        "updated_at"
+    ],
+    |i| [
+        Val::Int(i.user_id),
+        Val::from(i.kind.as_str()),
+        Val::from(normalize_email(&i.value)),
+        Val::from(i.primary),
+        secs(i.created_at),
+        secs(i.updated_at)
+    ]
+);
 
-doc!(Organization, "organizations",
+doc!(
+    Organization,
+    "organizations",
     ["name_key", "external_id", "created_at", "updated_at"],
-    |o| [Val::from(o.name.trim().to_lowercase()), Val::from(o.external_id.clone()), secs(o.created_at), secs(o.updated_at)]);
+    |o| [
+        Val::from(o.name.trim().to_lowercase()),
+        Val::from(o.external_id.clone()),
+        secs(o.created_at),
+        secs(o.updated_at)
+    ]
+);
 
-doc!(OrganizationMembership, "organization_memberships",
-    ["user_id", "organization_id", "is_default", "created_at", "updated_at"],
-    |m| [Val::Int(m.user_id), Val::Int(m.organization_id), Val::from(m.default), secs(m.created_at), secs(m.updated_at)]);
+doc!(
+    OrganizationMembership,
+    "organization_memberships",
+    [
+        "user_id",
+        "organization_id",
+        "is_default",
+        "created_at",
+        "updated_at"
+    ],
+    |m| [
+        Val::Int(m.user_id),
+        Val::Int(m.organization_id),
+        Val::from(m.default),
+        secs(m.created_at),
+        secs(m.updated_at)
+    ]
+);
 
-doc!(Group, "agent_groups",
+doc!(
+    Group,
+    "agent_groups",
     ["name_key", "created_at", "updated_at"],
-    |g| [Val::from(g.name.trim().to_lowercase()), secs(g.created_at), secs(g.updated_at)]);
+    |g| [
+        Val::from(g.name.trim().to_lowercase()),
+        secs(g.created_at),
+        secs(g.updated_at)
+    ]
+);
 
-doc!(GroupMembership, "group_memberships",
-    ["user_id", "group_id", "is_default", "created_at", "updated_at"],
-    |m| [Val::Int(m.user_id), Val::Int(m.group_id), Val::from(m.default), secs(m.created_at), secs(m.updated_at)]);
+doc!(
+    GroupMembership,
+    "group_memberships",
+    [
+        "user_id",
+        "group_id",
+        "is_default",
+        "created_at",
+        "updated_at"
+    ],
+    |m| [
+        Val::Int(m.user_id),
+        Val::Int(m.group_id),
+        Val::from(m.default),
+        secs(m.created_at),
+        secs(m.updated_at)
+    ]
+);
 
-doc!(TicketField, "ticket_fields",
+doc!(
+    TicketField,
+    "ticket_fields",
     ["position", "created_at", "updated_at"],
-    |f| [Val::Int(f.position), secs(f.created_at), secs(f.updated_at)]);
+    |f| [Val::Int(f.position), secs(f.created_at), secs(f.updated_at)]
+);
 
-doc!(TicketForm, "ticket_forms",
+doc!(
+    TicketForm,
+    "ticket_forms",
     ["position", "created_at", "updated_at"],
-    |f| [Val::Int(f.position), secs(f.created_at), secs(f.updated_at)]);
+    |f| [Val::Int(f.position), secs(f.created_at), secs(f.updated_at)]
+);
 
 /// A user field (stored in `user_fields`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -75,11 +161,21 @@ macro_rules! field_doc {
     ($ty:ty, $table:expr) => {
         impl Doc for $ty {
             const TABLE: &'static str = $table;
-            const COLUMNS: &'static [&'static str] = &["field_key", "position", "created_at", "updated_at"];
-            fn id(&self) -> Id { self.0.id }
-            fn set_id(&mut self, id: Id) { self.0.id = id; }
+            const COLUMNS: &'static [&'static str] =
+                &["field_key", "position", "created_at", "updated_at"];
+            fn id(&self) -> Id {
+                self.0.id
+            }
+            fn set_id(&mut self, id: Id) {
+                self.0.id = id;
+            }
             fn values(&self) -> Vec<Val> {
-                vec![Val::from(self.0.key.as_str()), Val::Int(self.0.position), secs(self.0.created_at), secs(self.0.updated_at)]
+                vec![
+                    Val::from(self.0.key.as_str()),
+                    Val::Int(self.0.position),
+                    secs(self.0.created_at),
+                    secs(self.0.updated_at),
+                ]
             }
         }
     };
@@ -128,14 +224,20 @@ impl Conn {
             )
             .await?;
         match row {
-            Some(r) => Ok(Some(UserAuth { user: crate::docs::decode(&r)?, password_hash: r.opt_str(2)? })),
+            Some(r) => Ok(Some(UserAuth {
+                user: crate::docs::decode(&r)?,
+                password_hash: r.opt_str(2)?,
+            })),
             None => Ok(None),
         }
     }
 
     pub async fn set_password_hash(&mut self, user_id: Id, hash: Option<&str>) -> Result<()> {
         let n = self
-            .exec("UPDATE users SET password_hash = $1 WHERE id = $2", &[Val::from(hash), Val::Int(user_id)])
+            .exec(
+                "UPDATE users SET password_hash = $1 WHERE id = $2",
+                &[Val::from(hash), Val::Int(user_id)],
+            )
             .await?;
         if n == 0 {
             return Err(StoreError::NotFound);
@@ -169,7 +271,13 @@ impl Conn {
         rows.iter().map(crate::docs::decode).collect()
     }
 
-    pub async fn insert_token(&mut self, user_id: Id, hash: &str, description: Option<&str>, now: i64) -> Result<Id> {
+    pub async fn insert_token(
+        &mut self,
+        user_id: Id,
+        hash: &str,
+        description: Option<&str>,
+        now: i64,
+    ) -> Result<Id> {
         self.int(
             "INSERT INTO api_tokens (user_id, token_hash, description, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
             &[Val::Int(user_id), Val::from(hash), Val::from(description), Val::Int(now)],
@@ -196,18 +304,31 @@ impl Conn {
             .all("SELECT id, user_id, description, created_at FROM api_tokens WHERE user_id = $1 ORDER BY id", &[Val::Int(user_id)])
             .await?;
         rows.iter()
-            .map(|r| Ok(StoredToken { id: r.i64(0)?, user_id: r.i64(1)?, description: r.opt_str(2)?, created_at: r.i64(3)? }))
+            .map(|r| {
+                Ok(StoredToken {
+                    id: r.i64(0)?,
+                    user_id: r.i64(1)?,
+                    description: r.opt_str(2)?,
+                    created_at: r.i64(3)?,
+                })
+            })
             .collect()
     }
 
     pub async fn delete_token(&mut self, id: Id) -> Result<bool> {
-        Ok(self.exec("DELETE FROM api_tokens WHERE id = $1", &[Val::Int(id)]).await? > 0)
+        Ok(self
+            .exec("DELETE FROM api_tokens WHERE id = $1", &[Val::Int(id)])
+            .await?
+            > 0)
     }
 
     /// Organisation memberships of a user.
     pub async fn memberships_of(&mut self, user_id: Id) -> Result<Vec<OrganizationMembership>> {
         Ok(self
-            .list(&[Cond::Eq("user_id", Val::Int(user_id))], &crate::Page::All { limit: 10_000 })
+            .list(
+                &[Cond::Eq("user_id", Val::Int(user_id))],
+                &crate::Page::All { limit: 10_000 },
+            )
             .await?
             .items)
     }
@@ -217,14 +338,24 @@ impl Conn {
         self.exec(
             "INSERT INTO job_statuses (id, data, created_at) VALUES ($1, $2, $3) \
              ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-            &[Val::from(j.id.as_str()), Val::Text(data), Val::Int(j.created_at.as_second())],
+            &[
+                Val::from(j.id.as_str()),
+                Val::Text(data),
+                Val::Int(j.created_at.as_second()),
+            ],
         )
         .await?;
         Ok(())
     }
 
     pub async fn job_status(&mut self, id: &str) -> Result<Option<JobStatus>> {
-        match self.opt("SELECT data FROM job_statuses WHERE id = $1", &[Val::from(id)]).await? {
+        match self
+            .opt(
+                "SELECT data FROM job_statuses WHERE id = $1",
+                &[Val::from(id)],
+            )
+            .await?
+        {
             Some(r) => Ok(Some(r.json(0)?)),
             None => Ok(None),
         }

@@ -76,14 +76,24 @@ const AUDIT_COLS: &str = "id, ticket_id, author_id, created_at, via, metadata, e
 impl Conn {
     /// Insert a new ticket and its first audit. Sets `ticket.id`, `audit.id`, `audit.ticket_id`,
     /// and the ids of the comments (one per Comment event, in order).
-    pub async fn create_ticket(&mut self, t: &mut Ticket, audit: &mut Audit, comments: &mut [Comment]) -> Result<()> {
+    pub async fn create_ticket(
+        &mut self,
+        t: &mut Ticket,
+        audit: &mut Audit,
+        comments: &mut [Comment],
+    ) -> Result<()> {
         self.insert(t).await?;
         audit.ticket_id = t.id;
         self.append_audit(audit, comments).await
     }
 
     /// Write a ticket's new projection and the audit that got it there.
-    pub async fn save_ticket(&mut self, t: &Ticket, audit: &mut Audit, comments: &mut [Comment]) -> Result<()> {
+    pub async fn save_ticket(
+        &mut self,
+        t: &Ticket,
+        audit: &mut Audit,
+        comments: &mut [Comment],
+    ) -> Result<()> {
         self.update(t).await?;
         audit.ticket_id = t.id;
         self.append_audit(audit, comments).await
@@ -146,14 +156,17 @@ impl Conn {
             }
         }
         if ci != comments.len() {
-            return Err(StoreError::Corrupt("comments without Comment events".into()));
+            return Err(StoreError::Corrupt(
+                "comments without Comment events".into(),
+            ));
         }
         Ok(())
     }
 
     /// A live (not deleted) ticket.
     pub async fn ticket(&mut self, id: Id) -> Result<Option<Ticket>> {
-        self.find(&[Cond::Eq("id", Val::Int(id)), Cond::IsNull("deleted_at")]).await
+        self.find(&[Cond::Eq("id", Val::Int(id)), Cond::IsNull("deleted_at")])
+            .await
     }
 
     /// Lock a live ticket for update (PostgreSQL: `FOR UPDATE`; SQLite holds the write lock).
@@ -194,59 +207,119 @@ impl Conn {
     }
 
     /// Deleted tickets: (ticket, deleted_at, deleted_by).
-    pub async fn deleted_tickets(&mut self, limit: i64, offset: i64) -> Result<Vec<(Ticket, i64, i64)>> {
+    pub async fn deleted_tickets(
+        &mut self,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<(Ticket, i64, i64)>> {
         let rows = self
             .all(
                 &format!("SELECT id, data, deleted_at, deleted_by FROM tickets WHERE deleted_at IS NOT NULL ORDER BY id LIMIT {} OFFSET {}", limit.clamp(1, 1000), offset.max(0)),
                 &[],
             )
             .await?;
-        rows.iter().map(|r| Ok((crate::docs::decode(r)?, r.i64(2)?, r.opt_i64(3)?.unwrap_or(0)))).collect()
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    crate::docs::decode(r)?,
+                    r.i64(2)?,
+                    r.opt_i64(3)?.unwrap_or(0),
+                ))
+            })
+            .collect()
     }
 
     /// Permanently remove a soft-deleted ticket with its audits and comments.
     pub async fn purge_ticket(&mut self, id: Id) -> Result<bool> {
-        let n = self.exec("DELETE FROM tickets WHERE id = $1 AND deleted_at IS NOT NULL", &[Val::Int(id)]).await?;
+        let n = self
+            .exec(
+                "DELETE FROM tickets WHERE id = $1 AND deleted_at IS NOT NULL",
+                &[Val::Int(id)],
+            )
+            .await?;
         if n > 0 {
-            self.exec("DELETE FROM ticket_comments WHERE ticket_id = $1", &[Val::Int(id)]).await?;
-            self.exec("DELETE FROM ticket_audits WHERE ticket_id = $1", &[Val::Int(id)]).await?;
+            self.exec(
+                "DELETE FROM ticket_comments WHERE ticket_id = $1",
+                &[Val::Int(id)],
+            )
+            .await?;
+            self.exec(
+                "DELETE FROM ticket_audits WHERE ticket_id = $1",
+                &[Val::Int(id)],
+            )
+            .await?;
         }
         Ok(n > 0)
     }
 
     pub async fn audits(&mut self, ticket_id: Id, page: &Page) -> Result<Paged<Audit>> {
-        self.keyed_page("ticket_audits", AUDIT_COLS, "ticket_id", ticket_id, None, page, decode_audit).await
+        self.keyed_page(
+            "ticket_audits",
+            AUDIT_COLS,
+            "ticket_id",
+            ticket_id,
+            None,
+            page,
+            decode_audit,
+        )
+        .await
     }
 
     pub async fn all_audits(&mut self, ticket_id: Id) -> Result<Vec<Audit>> {
         let rows = self
-            .all(&format!("SELECT {AUDIT_COLS} FROM ticket_audits WHERE ticket_id = $1 ORDER BY id"), &[Val::Int(ticket_id)])
+            .all(
+                &format!("SELECT {AUDIT_COLS} FROM ticket_audits WHERE ticket_id = $1 ORDER BY id"),
+                &[Val::Int(ticket_id)],
+            )
             .await?;
         rows.iter().map(decode_audit).collect()
     }
 
     pub async fn audit(&mut self, ticket_id: Id, audit_id: Id) -> Result<Option<Audit>> {
         let r = self
-            .opt(&format!("SELECT {AUDIT_COLS} FROM ticket_audits WHERE ticket_id = $1 AND id = $2"), &[Val::Int(ticket_id), Val::Int(audit_id)])
+            .opt(
+                &format!("SELECT {AUDIT_COLS} FROM ticket_audits WHERE ticket_id = $1 AND id = $2"),
+                &[Val::Int(ticket_id), Val::Int(audit_id)],
+            )
             .await?;
         r.as_ref().map(decode_audit).transpose()
     }
 
     /// Comments of a ticket, oldest first; `public_only` hides internal notes.
-    pub async fn comments(&mut self, ticket_id: Id, public_only: bool, page: &Page) -> Result<Paged<Comment>> {
-        let extra = if public_only { Some("public = 1") } else { None };
-        self.keyed_page("ticket_comments", "id, data", "ticket_id", ticket_id, extra, page, |r| {
-            let mut c: Comment = r.json(1)?;
-            c.id = r.i64(0)?;
-            Ok(c)
-        })
+    pub async fn comments(
+        &mut self,
+        ticket_id: Id,
+        public_only: bool,
+        page: &Page,
+    ) -> Result<Paged<Comment>> {
+        let extra = if public_only {
+            Some("public = 1")
+        } else {
+            None
+        };
+        self.keyed_page(
+            "ticket_comments",
+            "id, data",
+            "ticket_id",
+            ticket_id,
+            extra,
+            page,
+            |r| {
+                let mut c: Comment = r.json(1)?;
+                c.id = r.i64(0)?;
+                Ok(c)
+            },
+        )
         .await
     }
 
     /// Ids of incidents linked to a problem.
     pub async fn incident_ids(&mut self, problem_id: Id) -> Result<Vec<Id>> {
         let rows = self
-            .all("SELECT id FROM tickets WHERE problem_id = $1 AND deleted_at IS NULL ORDER BY id", &[Val::Int(problem_id)])
+            .all(
+                "SELECT id FROM tickets WHERE problem_id = $1 AND deleted_at IS NULL ORDER BY id",
+                &[Val::Int(problem_id)],
+            )
             .await?;
         rows.iter().map(|r| r.i64(0)).collect()
     }
@@ -257,9 +330,20 @@ impl Conn {
             return Ok(vec![]);
         }
         let mut args = vec![];
-        let w = crate::docs::where_sql(&[Cond::In("problem_id", ids.iter().map(|i| Val::Int(*i)).collect())], &mut args);
+        let w = crate::docs::where_sql(
+            &[Cond::In(
+                "problem_id",
+                ids.iter().map(|i| Val::Int(*i)).collect(),
+            )],
+            &mut args,
+        );
         let rows = self
-            .all(&format!("SELECT DISTINCT problem_id FROM tickets WHERE {w} AND deleted_at IS NULL"), &args)
+            .all(
+                &format!(
+                    "SELECT DISTINCT problem_id FROM tickets WHERE {w} AND deleted_at IS NULL"
+                ),
+                &args,
+            )
             .await?;
         rows.iter().map(|r| r.i64(0)).collect()
     }
@@ -277,16 +361,50 @@ impl Conn {
     ) -> Result<Paged<T>> {
         let extra = extra.map(|e| format!(" AND {e}")).unwrap_or_default();
         let (mut bound, limit, offset, order, reverse, count) = match page {
-            Page::Offset { page, per_page, order } => {
+            Page::Offset {
+                page,
+                per_page,
+                order,
+            } => {
                 let per = (*per_page).clamp(1, 1000);
-                (String::new(), per + 1, ((*page).max(1) - 1).saturating_mul(per), *order, false, true)
+                (
+                    String::new(),
+                    per + 1,
+                    ((*page).max(1) - 1).saturating_mul(per),
+                    *order,
+                    false,
+                    true,
+                )
             }
-            Page::Cursor { size, after, before, order } => {
+            Page::Cursor {
+                size,
+                after,
+                before,
+                order,
+            } => {
                 let size = (*size).clamp(1, 1000);
-                let (gt, lt) = if *order == Order::Asc { (">", "<") } else { ("<", ">") };
+                let (gt, lt) = if *order == Order::Asc {
+                    (">", "<")
+                } else {
+                    ("<", ">")
+                };
                 match (after, before) {
-                    (_, Some(b)) => (format!(" AND id {lt} {b}"), size + 1, 0, *order, true, false),
-                    (Some(a), None) => (format!(" AND id {gt} {a}"), size + 1, 0, *order, false, false),
+                    (_, Some(b)) => (
+                        format!(" AND id {lt} {b}"),
+                        size + 1,
+                        0,
+                        *order,
+                        true,
+                        false,
+                    ),
+                    (Some(a), None) => (
+                        format!(" AND id {gt} {a}"),
+                        size + 1,
+                        0,
+                        *order,
+                        false,
+                        false,
+                    ),
                     _ => (String::new(), size + 1, 0, *order, false, false),
                 }
             }
@@ -316,10 +434,21 @@ impl Conn {
             has_more = true;
         }
         let count = if count {
-            Some(self.int(&format!("SELECT COUNT(*) FROM {table} WHERE {key} = $1{extra}"), &[Val::Int(value)]).await?)
+            Some(
+                self.int(
+                    &format!("SELECT COUNT(*) FROM {table} WHERE {key} = $1{extra}"),
+                    &[Val::Int(value)],
+                )
+                .await?,
+            )
         } else {
             None
         };
-        Ok(Paged { items, count, has_more, has_prev })
+        Ok(Paged {
+            items,
+            count,
+            has_more,
+            has_prev,
+        })
     }
 }

@@ -51,7 +51,10 @@ fn report(label: &str, n: usize, elapsed: Duration, mut lat: Vec<Duration>) -> f
     rate
 }
 
-async fn fresh_store(postgres: &Option<String>, tag: &str) -> Result<(Store, Option<std::path::PathBuf>)> {
+async fn fresh_store(
+    postgres: &Option<String>,
+    tag: &str,
+) -> Result<(Store, Option<std::path::PathBuf>)> {
     match postgres {
         Some(url) => {
             let schema = format!("bench_{tag}_{}", std::process::id());
@@ -60,25 +63,48 @@ async fn fresh_store(postgres: &Option<String>, tag: &str) -> Result<(Store, Opt
             c.exec(&format!("CREATE SCHEMA {schema}"), &[]).await?;
             c.commit().await?;
             admin.close().await;
-            Ok((Store::open(&DbConfig::Postgres { url: url.clone(), schema: Some(schema), max_connections: 32 }).await?, None))
+            Ok((
+                Store::open(&DbConfig::Postgres {
+                    url: url.clone(),
+                    schema: Some(schema),
+                    max_connections: 32,
+                })
+                .await?,
+                None,
+            ))
         }
         None => {
-            let dir = std::env::temp_dir().join(format!("opsdesk-bench-{tag}-{}", std::process::id()));
+            let dir =
+                std::env::temp_dir().join(format!("opsdesk-bench-{tag}-{}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);
             std::fs::create_dir_all(&dir)?;
-            Ok((Store::open_sqlite(&dir.join("opsdesk.db")).await?, Some(dir)))
+            Ok((
+                Store::open_sqlite(&dir.join("opsdesk.db")).await?,
+                Some(dir),
+            ))
         }
     }
 }
 
 pub async fn run(cmd: BenchCommand, _db: Option<String>) -> Result<()> {
     match cmd {
-        BenchCommand::CreateTickets { concurrency, requests, postgres } => create_tickets(concurrency.max(1), requests.max(1), postgres).await,
+        BenchCommand::CreateTickets {
+            concurrency,
+            requests,
+            postgres,
+        } => create_tickets(concurrency.max(1), requests.max(1), postgres).await,
     }
 }
 
 async fn create_tickets(concurrency: usize, n: usize, postgres: Option<String>) -> Result<()> {
-    println!("opsdesk bench create-tickets: {n} tickets, concurrency {concurrency}, backend {}", if postgres.is_some() { "postgres" } else { "sqlite" });
+    println!(
+        "opsdesk bench create-tickets: {n} tickets, concurrency {concurrency}, backend {}",
+        if postgres.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    );
 
     // Phase 1: through the HTTP API.
     let (store, dir) = fresh_store(&postgres, "http").await?;
@@ -86,36 +112,73 @@ async fn create_tickets(concurrency: usize, n: usize, postgres: Option<String>) 
     app.prepare().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut tx = store.write().await?;
     let admin = app
-        .create_user_cli(&mut tx, UserInput { name: Some("Bench Admin".into()), email: Some(Some("bench@opsdesk.example".into())), role: Some("admin".into()), ..Default::default() })
+        .create_user_cli(
+            &mut tx,
+            UserInput {
+                name: Some("Bench Admin".into()),
+                email: Some(Some("bench@opsdesk.example".into())),
+                role: Some("admin".into()),
+                ..Default::default()
+            },
+        )
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let requester = app
-        .create_user_cli(&mut tx, UserInput { name: Some("Bench Customer".into()), email: Some(Some("customer@opsdesk.example".into())), ..Default::default() })
+        .create_user_cli(
+            &mut tx,
+            UserInput {
+                name: Some("Bench Customer".into()),
+                email: Some(Some("customer@opsdesk.example".into())),
+                ..Default::default()
+            },
+        )
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     tx.commit().await?;
-    let token = app.create_token("bench@opsdesk.example", None).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let token = app
+        .create_token("bench@opsdesk.example", None)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(opsdesk_http::serve(listener, app.clone(), Default::default(), async move {
-        let _ = stop_rx.await;
-    }));
-    let client = reqwest::Client::builder().pool_max_idle_per_host(concurrency).build()?;
+    let server = tokio::spawn(opsdesk_http::serve(
+        listener,
+        app.clone(),
+        Default::default(),
+        async move {
+            let _ = stop_rx.await;
+        },
+    ));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
     let url = format!("http://{addr}/api/v2/tickets.json");
     let auth = format!("{}/token", admin.email.clone().unwrap_or_default());
     let rid0 = requester.id;
     let body = move |i: usize| json!({"ticket": {"subject": format!("Benchmark ticket {i}"), "comment": {"body": "The pipeline is stuck in pending since this morning. Could you have a look?"}, "requester_id": rid0, "priority": "normal", "tags": ["bench", "load"]}});
     // Warm up.
     for i in 0..20 {
-        client.post(&url).basic_auth(&auth, Some(&token)).json(&body(i)).send().await?.error_for_status()?;
+        client
+            .post(&url)
+            .basic_auth(&auth, Some(&token))
+            .json(&body(i))
+            .send()
+            .await?
+            .error_for_status()?;
     }
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let t0 = Instant::now();
     let mut tasks = vec![];
     for _ in 0..concurrency {
-        let (client, url, auth, token, next) = (client.clone(), url.clone(), auth.clone(), token.clone(), next.clone());
-        let body = body.clone();
+        let (client, url, auth, token, next) = (
+            client.clone(),
+            url.clone(),
+            auth.clone(),
+            token.clone(),
+            next.clone(),
+        );
+        let body = body;
         tasks.push(tokio::spawn(async move {
             let mut lat = vec![];
             let mut errors = 0usize;
@@ -125,7 +188,13 @@ async fn create_tickets(concurrency: usize, n: usize, postgres: Option<String>) 
                     break;
                 }
                 let s = Instant::now();
-                match client.post(&url).basic_auth(&auth, Some(&token)).json(&body(i)).send().await {
+                match client
+                    .post(&url)
+                    .basic_auth(&auth, Some(&token))
+                    .json(&body(i))
+                    .send()
+                    .await
+                {
                     Ok(r) if r.status().as_u16() == 201 => {
                         let _ = r.bytes().await;
                     }
@@ -208,6 +277,9 @@ async fn create_tickets(concurrency: usize, n: usize, postgres: Option<String>) 
     if let Some(d) = dir {
         let _ = std::fs::remove_dir_all(d);
     }
-    println!("HTTP throughput is {:.2}x below the floor", floor_rate / http_rate.max(1e-9));
+    println!(
+        "HTTP throughput is {:.2}x below the floor",
+        floor_rate / http_rate.max(1e-9)
+    );
     Ok(())
 }

@@ -44,10 +44,86 @@ pub struct DemoArgs {
     pub password: String,
 }
 
-const FIRST: &[&str] = &["Ada", "Alan", "Grace", "Linus", "Margaret", "Dennis", "Barbara", "Ken", "Frances", "Edsger", "Radia", "Tim", "Hedy", "John", "Katherine", "Niklaus", "Sophie", "Yukihiro", "Anita", "Guido", "Mary", "Bjarne", "Joan", "Donald", "Lynn", "Rob", "Shafi", "Leslie", "Fran", "Vint"];
-const LAST: &[&str] = &["Lovelace", "Turing", "Hopper", "Torvalds", "Hamilton", "Ritchie", "Liskov", "Thompson", "Allen", "Dijkstra", "Perlman", "Berners-Lee", "Lamarr", "Backus", "Johnson", "Wirth", "Wilson", "Matsumoto", "Borg", "van Rossum", "Keller", "Stroustrup", "Clarke", "Knuth", "Conway", "Pike", "Goldwasser", "Lamport", "Bilas", "Cerf"];
-const SYL: &[&str] = &["ac", "me", "glo", "bex", "tri", "nova", "cor", "lum", "vant", "zen", "quar", "tel", "pix", "ori", "sol", "kin", "dra", "vex", "mar", "tec"];
-const SUFFIX: &[&str] = &["Systems", "Labs", "Corp", "Industries", "Networks", "Health", "Bank", "Logistics", "Software", "Energy"];
+const FIRST: &[&str] = &[
+    "Ada",
+    "Alan",
+    "Grace",
+    "Linus",
+    "Margaret",
+    "Dennis",
+    "Barbara",
+    "Ken",
+    "Frances",
+    "Edsger",
+    "Radia",
+    "Tim",
+    "Hedy",
+    "John",
+    "Katherine",
+    "Niklaus",
+    "Sophie",
+    "Yukihiro",
+    "Anita",
+    "Guido",
+    "Mary",
+    "Bjarne",
+    "Joan",
+    "Donald",
+    "Lynn",
+    "Rob",
+    "Shafi",
+    "Leslie",
+    "Fran",
+    "Vint",
+];
+const LAST: &[&str] = &[
+    "Lovelace",
+    "Turing",
+    "Hopper",
+    "Torvalds",
+    "Hamilton",
+    "Ritchie",
+    "Liskov",
+    "Thompson",
+    "Allen",
+    "Dijkstra",
+    "Perlman",
+    "Berners-Lee",
+    "Lamarr",
+    "Backus",
+    "Johnson",
+    "Wirth",
+    "Wilson",
+    "Matsumoto",
+    "Borg",
+    "van Rossum",
+    "Keller",
+    "Stroustrup",
+    "Clarke",
+    "Knuth",
+    "Conway",
+    "Pike",
+    "Goldwasser",
+    "Lamport",
+    "Bilas",
+    "Cerf",
+];
+const SYL: &[&str] = &[
+    "ac", "me", "glo", "bex", "tri", "nova", "cor", "lum", "vant", "zen", "quar", "tel", "pix",
+    "ori", "sol", "kin", "dra", "vex", "mar", "tec",
+];
+const SUFFIX: &[&str] = &[
+    "Systems",
+    "Labs",
+    "Corp",
+    "Industries",
+    "Networks",
+    "Health",
+    "Bank",
+    "Logistics",
+    "Software",
+    "Energy",
+];
 const SUBJECTS: &[&str] = &[
     "CI pipeline stuck in pending state",
     "Cannot push to protected branch",
@@ -78,8 +154,18 @@ const REPLIES: &[&str] = &[
     "The fix is included in the next patch release. In the meantime, restarting the affected service clears the state.",
     "We looked at the logs you sent: the error comes from the proxy in front of the instance, not from the application.",
 ];
-const CUSTOMER_REPLIES: &[&str] = &["Here is the output you asked for.", "That worked, thank you!", "We tried that but the problem is still there.", "Any update on this?"];
-const NOTES: &[&str] = &["Checked the logs: same stack trace as the known issue.", "Escalating to the engineering team for a second opinion.", "Customer is on the priority plan; keep an eye on the SLA.", "Pairing on this with a colleague tomorrow."];
+const CUSTOMER_REPLIES: &[&str] = &[
+    "Here is the output you asked for.",
+    "That worked, thank you!",
+    "We tried that but the problem is still there.",
+    "Any update on this?",
+];
+const NOTES: &[&str] = &[
+    "Checked the logs: same stack trace as the known issue.",
+    "Escalating to the engineering team for a second opinion.",
+    "Customer is on the priority plan; keep an eye on the SLA.",
+    "Pairing on this with a colleague tomorrow.",
+];
 
 fn pick<'a, T>(rng: &mut StdRng, xs: &'a [T]) -> &'a T {
     &xs[rng.gen_range(0..xs.len())]
@@ -94,13 +180,29 @@ fn dropdown(key: &str, title: &str, options: &[&str]) -> FieldInput {
         field_type: Some("dropdown".into()),
         key: Some(key.into()),
         title: Some(title.into()),
-        custom_field_options: Some(options.iter().map(|o| FieldOption { id: 0, name: o.to_string(), raw_name: o.to_string(), value: o.to_lowercase().replace(' ', "_"), default: false }).collect()),
+        custom_field_options: Some(
+            options
+                .iter()
+                .map(|o| FieldOption {
+                    id: 0,
+                    name: o.to_string(),
+                    raw_name: o.to_string(),
+                    value: o.to_lowercase().replace(' ', "_"),
+                    default: false,
+                })
+                .collect(),
+        ),
         ..Default::default()
     }
 }
 
 fn simple(key: &str, title: &str, ty: &str) -> FieldInput {
-    FieldInput { field_type: Some(ty.into()), key: Some(key.into()), title: Some(title.into()), ..Default::default() }
+    FieldInput {
+        field_type: Some(ty.into()),
+        key: Some(key.into()),
+        title: Some(title.into()),
+        ..Default::default()
+    }
 }
 
 pub async fn run(real: App, args: DemoArgs) -> Result<()> {
@@ -110,7 +212,10 @@ pub async fn run(real: App, args: DemoArgs) -> Result<()> {
     let fake = Arc::new(FixedClock::new(start));
     let app = App::new(real.store.clone(), fake.clone());
     let mut rng = StdRng::seed_from_u64(args.seed);
-    let origin = Origin { client: Some("opsdesk demo".into()), ip_address: None };
+    let origin = Origin {
+        client: Some("opsdesk demo".into()),
+        ip_address: None,
+    };
 
     {
         let mut c = app.store.read().await?;
@@ -120,7 +225,17 @@ pub async fn run(real: App, args: DemoArgs) -> Result<()> {
     }
     let mut tx = app.store.write().await?;
     let admin = app
-        .create_user_cli(&mut tx, UserInput { name: Some("Demo Admin".into()), email: Some(Some("admin@opsdesk.example".into())), role: Some("admin".into()), password: Some(args.password.clone()), verified: Some(true), ..Default::default() })
+        .create_user_cli(
+            &mut tx,
+            UserInput {
+                name: Some("Demo Admin".into()),
+                email: Some(Some("admin@opsdesk.example".into())),
+                role: Some("admin".into()),
+                password: Some(args.password.clone()),
+                verified: Some(true),
+                ..Default::default()
+            },
+        )
         .await
         .map_err(err)?;
     tx.commit().await?;
@@ -129,16 +244,34 @@ pub async fn run(real: App, args: DemoArgs) -> Result<()> {
     // Organisation fields from the gitlab-support profile.
     for f in [
         simple("salesforce_id", "Salesforce ID", "text"),
-        dropdown("support_level", "Support level", &["Priority", "Standard", "Expired", "Community", "Hold"]),
+        dropdown(
+            "support_level",
+            "Support level",
+            &["Priority", "Standard", "Expired", "Community", "Hold"],
+        ),
         simple("arr", "ARR", "decimal"),
-        dropdown("sales_segmentation", "Sales segmentation", &["Enterprise", "Mid-Market", "SMB", "PubSec"]),
+        dropdown(
+            "sales_segmentation",
+            "Sales segmentation",
+            &["Enterprise", "Mid-Market", "SMB", "PubSec"],
+        ),
         simple("account_owner", "Account owner", "text"),
-        dropdown("account_type", "Account type", &["Customer", "Partner", "Prospect", "Internal"]),
-        simple("technical_account_manager", "Technical account manager", "text"),
+        dropdown(
+            "account_type",
+            "Account type",
+            &["Customer", "Partner", "Prospect", "Internal"],
+        ),
+        simple(
+            "technical_account_manager",
+            "Technical account manager",
+            "text",
+        ),
         simple("seats", "Seats", "integer"),
         dropdown("org_region", "Region", &["AMER", "EMEA", "APAC"]),
     ] {
-        app.save_custom_field(&admin, FieldKind::Organization, None, f).await.map_err(err)?;
+        app.save_custom_field(&admin, FieldKind::Organization, None, f)
+            .await
+            .map_err(err)?;
     }
     let problem_type = app
         .save_ticket_field(
@@ -149,33 +282,125 @@ pub async fn run(real: App, args: DemoArgs) -> Result<()> {
                 title: Some("Problem type".into()),
                 visible_in_portal: Some(true),
                 editable_in_portal: Some(true),
-                custom_field_options: Some(["Installation", "Upgrade", "CI/CD", "Authentication", "Billing", "Performance"].iter().map(|o| FieldOption { id: 0, name: o.to_string(), raw_name: o.to_string(), value: format!("problem_{}", o.to_lowercase().replace('/', "")), default: false }).collect()),
+                custom_field_options: Some(
+                    [
+                        "Installation",
+                        "Upgrade",
+                        "CI/CD",
+                        "Authentication",
+                        "Billing",
+                        "Performance",
+                    ]
+                    .iter()
+                    .map(|o| FieldOption {
+                        id: 0,
+                        name: o.to_string(),
+                        raw_name: o.to_string(),
+                        value: format!("problem_{}", o.to_lowercase().replace('/', "")),
+                        default: false,
+                    })
+                    .collect(),
+                ),
                 ..Default::default()
             },
         )
         .await
         .map_err(err)?;
-    let version = app.save_ticket_field(&admin, None, FieldInput { field_type: Some("text".into()), title: Some("Product version".into()), visible_in_portal: Some(true), editable_in_portal: Some(true), ..Default::default() }).await.map_err(err)?;
-    app.save_ticket_form(&admin, None, opsdesk_app::fields::FormInput { name: Some("Support request".into()), ticket_field_ids: Some(vec![problem_type.id, version.id]), ..Default::default() }).await.map_err(err)?;
+    let version = app
+        .save_ticket_field(
+            &admin,
+            None,
+            FieldInput {
+                field_type: Some("text".into()),
+                title: Some("Product version".into()),
+                visible_in_portal: Some(true),
+                editable_in_portal: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(err)?;
+    app.save_ticket_form(
+        &admin,
+        None,
+        opsdesk_app::fields::FormInput {
+            name: Some("Support request".into()),
+            ticket_field_ids: Some(vec![problem_type.id, version.id]),
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(err)?;
 
     // Groups and agents.
-    let group_names = ["Support AMER", "Support EMEA", "Support APAC", "Support Operations", "Billing", "Security"];
+    let group_names = [
+        "Support AMER",
+        "Support EMEA",
+        "Support APAC",
+        "Support Operations",
+        "Billing",
+        "Security",
+    ];
     let mut groups = vec![];
     for g in group_names {
-        groups.push(app.save_group(&admin, None, GroupInput { name: Some(g.into()), description: Some(format!("{g} team")), ..Default::default() }).await.map_err(err)?);
+        groups.push(
+            app.save_group(
+                &admin,
+                None,
+                GroupInput {
+                    name: Some(g.into()),
+                    description: Some(format!("{g} team")),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(err)?,
+        );
     }
     let mut agents: Vec<(User, Id)> = vec![];
     for i in 0..args.agents {
-        let name = format!("{} {}", FIRST[i % FIRST.len()], LAST[(i * 7 + 3) % LAST.len()]);
+        let name = format!(
+            "{} {}",
+            FIRST[i % FIRST.len()],
+            LAST[(i * 7 + 3) % LAST.len()]
+        );
         let u = app
-            .create_user(&admin, UserInput { name: Some(name), email: Some(Some(format!("agent{}@opsdesk.example", i + 1))), role: Some("agent".into()), password: Some(args.password.clone()), verified: Some(true), ..Default::default() })
+            .create_user(
+                &admin,
+                UserInput {
+                    name: Some(name),
+                    email: Some(Some(format!("agent{}@opsdesk.example", i + 1))),
+                    role: Some("agent".into()),
+                    password: Some(args.password.clone()),
+                    verified: Some(true),
+                    ..Default::default()
+                },
+            )
             .await
             .map_err(err)?;
         let g = &groups[i % 3];
-        app.create_group_membership(&admin, MembershipInput { user_id: Some(u.id), group_id: Some(g.id), ..Default::default() }).await.map_err(err)?;
+        app.create_group_membership(
+            &admin,
+            MembershipInput {
+                user_id: Some(u.id),
+                group_id: Some(g.id),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(err)?;
         if i % 5 == 0 {
             let extra = &groups[3 + (i / 5) % 3];
-            app.create_group_membership(&admin, MembershipInput { user_id: Some(u.id), group_id: Some(extra.id), ..Default::default() }).await.map_err(err)?;
+            app.create_group_membership(
+                &admin,
+                MembershipInput {
+                    user_id: Some(u.id),
+                    group_id: Some(extra.id),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(err)?;
         }
         agents.push((u, g.id));
     }
@@ -190,19 +415,60 @@ pub async fn run(real: App, args: DemoArgs) -> Result<()> {
         }
         let name = format!("{stem} {} {}", pick(&mut rng, SUFFIX), i + 1);
         let domain = format!("{}{}.example", stem.to_lowercase(), i + 1);
-        let level = *pick(&mut rng, &["priority", "priority", "standard", "standard", "standard", "expired", "community"]);
+        let level = *pick(
+            &mut rng,
+            &[
+                "priority",
+                "priority",
+                "standard",
+                "standard",
+                "standard",
+                "expired",
+                "community",
+            ],
+        );
         let region = *pick(&mut rng, &["amer", "emea", "apac"]);
         let mut fields = BTreeMap::new();
-        fields.insert("salesforce_id".to_string(), json!(format!("0016{:011}", rng.gen_range(0..99_999_999_999u64))));
+        fields.insert(
+            "salesforce_id".to_string(),
+            json!(format!("0016{:011}", rng.gen_range(0..99_999_999_999u64))),
+        );
         fields.insert("support_level".to_string(), json!(level));
-        fields.insert("arr".to_string(), json!(format!("{}.00", rng.gen_range(5_000..2_000_000))));
-        fields.insert("sales_segmentation".to_string(), json!(*pick(&mut rng, &["enterprise", "mid-market", "smb", "pubsec"])));
-        fields.insert("account_owner".to_string(), json!(format!("{} {}", pick(&mut rng, FIRST), pick(&mut rng, LAST))));
+        fields.insert(
+            "arr".to_string(),
+            json!(format!("{}.00", rng.gen_range(5_000..2_000_000))),
+        );
+        fields.insert(
+            "sales_segmentation".to_string(),
+            json!(*pick(
+                &mut rng,
+                &["enterprise", "mid-market", "smb", "pubsec"]
+            )),
+        );
+        fields.insert(
+            "account_owner".to_string(),
+            json!(format!(
+                "{} {}",
+                pick(&mut rng, FIRST),
+                pick(&mut rng, LAST)
+            )),
+        );
         fields.insert("account_type".to_string(), json!("customer"));
         fields.insert("seats".to_string(), json!(rng.gen_range(10..5000)));
         fields.insert("org_region".to_string(), json!(region));
         let o = app
-            .create_organization(&admin, OrganizationInput { name: Some(name), domain_names: Some(vec![domain.clone()]), shared_tickets: Some(rng.gen_bool(0.3)), shared_comments: Some(rng.gen_bool(0.2)), tags: Some(vec![level.to_string(), region.to_string()]), organization_fields: Some(fields), ..Default::default() })
+            .create_organization(
+                &admin,
+                OrganizationInput {
+                    name: Some(name),
+                    domain_names: Some(vec![domain.clone()]),
+                    shared_tickets: Some(rng.gen_bool(0.3)),
+                    shared_comments: Some(rng.gen_bool(0.2)),
+                    tags: Some(vec![level.to_string(), region.to_string()]),
+                    organization_fields: Some(fields),
+                    ..Default::default()
+                },
+            )
             .await
             .map_err(err)?;
         orgs.push((o, domain));
@@ -213,12 +479,29 @@ pub async fn run(real: App, args: DemoArgs) -> Result<()> {
         let last = *pick(&mut rng, LAST);
         let (org, email) = if !orgs.is_empty() && rng.gen_bool(0.85) {
             let (o, d) = &orgs[rng.gen_range(0..orgs.len())];
-            (Some(o.id), format!("{}.{}{}@{d}", first.to_lowercase(), last.to_lowercase().replace(' ', ""), i))
+            (
+                Some(o.id),
+                format!(
+                    "{}.{}{}@{d}",
+                    first.to_lowercase(),
+                    last.to_lowercase().replace(' ', ""),
+                    i
+                ),
+            )
         } else {
             (None, format!("{}{}@mail.example", first.to_lowercase(), i))
         };
         let u = app
-            .create_user(&admin, UserInput { name: Some(format!("{first} {last}")), email: Some(Some(email)), organization_id: org.map(Some), verified: Some(true), ..Default::default() })
+            .create_user(
+                &admin,
+                UserInput {
+                    name: Some(format!("{first} {last}")),
+                    email: Some(Some(email)),
+                    organization_id: org.map(Some),
+                    verified: Some(true),
+                    ..Default::default()
+                },
+            )
             .await
             .map_err(err)?;
         customers.push(u);
@@ -229,9 +512,18 @@ pub async fn run(real: App, args: DemoArgs) -> Result<()> {
 
     // Tickets, oldest first, each with its conversation.
     let span = (now.as_second() - start.as_second()).max(1);
-    let mut times: Vec<i64> = (0..args.tickets).map(|_| start.as_second() + rng.gen_range(0..span)).collect();
+    let mut times: Vec<i64> = (0..args.tickets)
+        .map(|_| start.as_second() + rng.gen_range(0..span))
+        .collect();
     times.sort_unstable();
-    let options = ["problem_installation", "problem_upgrade", "problem_cicd", "problem_authentication", "problem_billing", "problem_performance"];
+    let options = [
+        "problem_installation",
+        "problem_upgrade",
+        "problem_cicd",
+        "problem_authentication",
+        "problem_billing",
+        "problem_performance",
+    ];
     let mut updates = 0usize;
     for (n, created) in times.into_iter().enumerate() {
         let requester = &customers[rng.gen_range(0..customers.len())];
@@ -239,22 +531,54 @@ pub async fn run(real: App, args: DemoArgs) -> Result<()> {
         let age_days = (now.as_second() - created) / 86_400;
         fake.set(clock::from_unix(created));
         let subject = *pick(&mut rng, SUBJECTS);
-        let priority = if subject.starts_with("Emergency") { "urgent" } else { *pick(&mut rng, &["low", "normal", "normal", "normal", "high"]) };
+        let priority = if subject.starts_with("Emergency") {
+            "urgent"
+        } else {
+            *pick(&mut rng, &["low", "normal", "normal", "normal", "high"])
+        };
         let input = TicketInput {
             subject: Some(subject.into()),
-            comment: Some(CommentInput { body: Some(pick(&mut rng, BODIES).to_string()), author_id: Some(requester.id), public: Some(true), ..Default::default() }),
+            comment: Some(CommentInput {
+                body: Some(pick(&mut rng, BODIES).to_string()),
+                author_id: Some(requester.id),
+                public: Some(true),
+                ..Default::default()
+            }),
             requester_id: Some(requester.id),
             priority: Some(Some(priority.into())),
-            ticket_type: Some(Some((*pick(&mut rng, &["question", "question", "incident", "problem", "task"])).into())),
-            tags: Some(vec![pick(&mut rng, &["gitlab_com", "self_managed", "dedicated"]).to_string()]),
+            ticket_type: Some(Some(
+                (*pick(
+                    &mut rng,
+                    &["question", "question", "incident", "problem", "task"],
+                ))
+                .into(),
+            )),
+            tags: Some(vec![pick(
+                &mut rng,
+                &["gitlab_com", "self_managed", "dedicated"],
+            )
+            .to_string()]),
             custom_fields: Some(vec![
-                opsdesk_core::ticket::CustomFieldInput { id: problem_type.id, value: json!(*pick(&mut rng, &options)) },
-                opsdesk_core::ticket::CustomFieldInput { id: version.id, value: json!(format!("17.{}.{}", rng.gen_range(0..11), rng.gen_range(0..6))) },
+                opsdesk_core::ticket::CustomFieldInput {
+                    id: problem_type.id,
+                    value: json!(*pick(&mut rng, &options)),
+                },
+                opsdesk_core::ticket::CustomFieldInput {
+                    id: version.id,
+                    value: json!(format!(
+                        "17.{}.{}",
+                        rng.gen_range(0..11),
+                        rng.gen_range(0..6)
+                    )),
+                },
             ]),
             ..Default::default()
         };
         let via = Via::channel(if rng.gen_bool(0.7) { "email" } else { "web" });
-        let (t, _) = app.create_ticket(&admin, input, via, &origin).await.map_err(err)?;
+        let (t, _) = app
+            .create_ticket(&admin, input, via, &origin)
+            .await
+            .map_err(err)?;
         // Where the ticket ends up depends on its age.
         let final_status = match age_days {
             0..=1 => *pick(&mut rng, &["new", "open", "open"]),
@@ -265,7 +589,9 @@ pub async fn run(real: App, args: DemoArgs) -> Result<()> {
         if final_status == "new" {
             continue;
         }
-        let agent_actor = Actor { user: agent.clone() };
+        let agent_actor = Actor {
+            user: agent.clone(),
+        };
         let mut at = created;
         let mut step = |rng: &mut StdRng, hours: f64| {
             at = (at + (rng.gen_range(0.1..hours) * 3600.0) as i64).min(now.as_second() - 60);
@@ -275,37 +601,87 @@ pub async fn run(real: App, args: DemoArgs) -> Result<()> {
         let first_reply = TicketInput {
             assignee_id: Some(Some(agent.id)),
             group_id: Some(Some(agent_group)),
-            status: Some(if final_status == "open" { "open".into() } else { "pending".into() }),
-            comment: Some(CommentInput { body: Some(pick(&mut rng, REPLIES).to_string()), public: Some(true), ..Default::default() }),
+            status: Some(if final_status == "open" {
+                "open".into()
+            } else {
+                "pending".into()
+            }),
+            comment: Some(CommentInput {
+                body: Some(pick(&mut rng, REPLIES).to_string()),
+                public: Some(true),
+                ..Default::default()
+            }),
             ..Default::default()
         };
-        app.update_ticket(&agent_actor, t.id, first_reply, &origin).await.map_err(err)?;
+        app.update_ticket(&agent_actor, t.id, first_reply, &origin)
+            .await
+            .map_err(err)?;
         updates += 1;
         if rng.gen_bool(0.4) {
             fake.set(clock::from_unix(step(&mut rng, 6.0)));
-            let note = TicketInput { comment: Some(CommentInput { body: Some(pick(&mut rng, NOTES).to_string()), public: Some(false), ..Default::default() }), ..Default::default() };
-            app.update_ticket(&agent_actor, t.id, note, &origin).await.map_err(err)?;
+            let note = TicketInput {
+                comment: Some(CommentInput {
+                    body: Some(pick(&mut rng, NOTES).to_string()),
+                    public: Some(false),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            app.update_ticket(&agent_actor, t.id, note, &origin)
+                .await
+                .map_err(err)?;
             updates += 1;
         }
         if final_status == "open" || final_status == "pending" && rng.gen_bool(0.5) {
             continue;
         }
         fake.set(clock::from_unix(step(&mut rng, 48.0)));
-        let reply = TicketInput { status: Some("open".into()), comment: Some(CommentInput { body: Some(pick(&mut rng, CUSTOMER_REPLIES).to_string()), author_id: Some(requester.id), public: Some(true), ..Default::default() }), ..Default::default() };
-        app.update_ticket(&agent_actor, t.id, reply, &origin).await.map_err(err)?;
+        let reply = TicketInput {
+            status: Some("open".into()),
+            comment: Some(CommentInput {
+                body: Some(pick(&mut rng, CUSTOMER_REPLIES).to_string()),
+                author_id: Some(requester.id),
+                public: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        app.update_ticket(&agent_actor, t.id, reply, &origin)
+            .await
+            .map_err(err)?;
         updates += 1;
         let status = match final_status {
             "closed" | "solved" => "solved",
             s => s,
         };
         fake.set(clock::from_unix(step(&mut rng, 24.0)));
-        let answer = TicketInput { status: Some(status.into()), comment: Some(CommentInput { body: Some(pick(&mut rng, REPLIES).to_string()), public: Some(true), ..Default::default() }), ..Default::default() };
-        app.update_ticket(&agent_actor, t.id, answer, &origin).await.map_err(err)?;
+        let answer = TicketInput {
+            status: Some(status.into()),
+            comment: Some(CommentInput {
+                body: Some(pick(&mut rng, REPLIES).to_string()),
+                public: Some(true),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        app.update_ticket(&agent_actor, t.id, answer, &origin)
+            .await
+            .map_err(err)?;
         updates += 1;
         if final_status == "closed" {
             at += 4 * 86_400;
             fake.set(clock::from_unix(at.min(now.as_second() - 60)));
-            app.update_ticket(&admin, t.id, TicketInput { status: Some("closed".into()), ..Default::default() }, &origin).await.map_err(err)?;
+            app.update_ticket(
+                &admin,
+                t.id,
+                TicketInput {
+                    status: Some("closed".into()),
+                    ..Default::default()
+                },
+                &origin,
+            )
+            .await
+            .map_err(err)?;
             updates += 1;
         }
         if (n + 1) % 1000 == 0 {
@@ -323,6 +699,9 @@ pub async fn run(real: App, args: DemoArgs) -> Result<()> {
         updates,
         secs
     );
-    println!("sign in as admin@opsdesk.example or agent1@opsdesk.example with password {:?}", args.password);
+    println!(
+        "sign in as admin@opsdesk.example or agent1@opsdesk.example with password {:?}",
+        args.password
+    );
     Ok(())
 }

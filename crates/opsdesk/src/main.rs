@@ -24,7 +24,12 @@ struct Cli {
     #[command(flatten)]
     db: DbArgs,
     /// Log format: text or json.
-    #[arg(long, env = "OPSDESK_LOG_FORMAT", default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "OPSDESK_LOG_FORMAT",
+        default_value = "text",
+        global = true
+    )]
     log_format: String,
     #[command(subcommand)]
     command: Command,
@@ -33,7 +38,12 @@ struct Cli {
 #[derive(Args, Clone)]
 struct DbArgs {
     /// Directory for the embedded SQLite database (created if missing).
-    #[arg(long, env = "OPSDESK_DATA_DIR", default_value = "./opsdesk-data", global = true)]
+    #[arg(
+        long,
+        env = "OPSDESK_DATA_DIR",
+        default_value = "./opsdesk-data",
+        global = true
+    )]
     data_dir: PathBuf,
     /// PostgreSQL URL (postgres://user@host/db); when set, --data-dir is not used for data.
     #[arg(long, env = "OPSDESK_DATABASE_URL", global = true)]
@@ -110,22 +120,39 @@ enum TokenCommand {
 fn db_config(db: &DbArgs) -> Result<DbConfig> {
     Ok(match &db.database_url {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            DbConfig::Postgres { url: url.clone(), schema: None, max_connections: 16 }
+            DbConfig::Postgres {
+                url: url.clone(),
+                schema: None,
+                max_connections: 16,
+            }
         }
-        Some(url) if url.starts_with("sqlite:") => DbConfig::Sqlite { path: PathBuf::from(url.trim_start_matches("sqlite://").trim_start_matches("sqlite:")) },
+        Some(url) if url.starts_with("sqlite:") => DbConfig::Sqlite {
+            path: PathBuf::from(
+                url.trim_start_matches("sqlite://")
+                    .trim_start_matches("sqlite:"),
+            ),
+        },
         Some(url) => bail!("--database-url must start with postgres:// (or sqlite:), got {url:?}"),
         None => {
-            std::fs::create_dir_all(&db.data_dir).with_context(|| format!("creating data directory {}", db.data_dir.display()))?;
-            DbConfig::Sqlite { path: db.data_dir.join("opsdesk.db") }
+            std::fs::create_dir_all(&db.data_dir)
+                .with_context(|| format!("creating data directory {}", db.data_dir.display()))?;
+            DbConfig::Sqlite {
+                path: db.data_dir.join("opsdesk.db"),
+            }
         }
     })
 }
 
 async fn open_app(db: &DbArgs) -> Result<App> {
     let cfg = db_config(db)?;
-    let store = Store::open(&cfg).await.with_context(|| format!("opening the database ({})", describe(&cfg)))?;
+    let store = Store::open(&cfg)
+        .await
+        .with_context(|| format!("opening the database ({})", describe(&cfg)))?;
     let app = App::new(store, Arc::new(SystemClock));
-    app.prepare().await.map_err(|e| anyhow::anyhow!("{e}")).context("migrating the database")?;
+    app.prepare()
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("migrating the database")?;
     Ok(app)
 }
 
@@ -146,8 +173,11 @@ fn describe(cfg: &DbConfig) -> String {
 }
 
 fn init_logs(format: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("OPSDESK_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
-    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_env("OPSDESK_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if format == "json" {
         b.json().init();
     } else {
@@ -162,7 +192,12 @@ fn lock_data_dir(db: &DbArgs) -> Result<Option<std::fs::File>> {
     }
     std::fs::create_dir_all(&db.data_dir)?;
     let path = db.data_dir.join("opsdesk.lock");
-    let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
     match f.try_lock() {
         Ok(()) => Ok(Some(f)),
         Err(_) => bail!(
@@ -193,22 +228,37 @@ async fn shutdown_signal() {
 
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Serve { listen, max_body_bytes } => {
+        Command::Serve {
+            listen,
+            max_body_bytes,
+        } => {
             let _lock = lock_data_dir(&cli.db)?;
             let app = open_app(&cli.db).await?;
-            let addr: SocketAddr = listen.parse().with_context(|| format!("--listen {listen:?} is not an address like 127.0.0.1:8080"))?;
-            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?;
+            let addr: SocketAddr = listen.parse().with_context(|| {
+                format!("--listen {listen:?} is not an address like 127.0.0.1:8080")
+            })?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding {addr}"))?;
             let local = listener.local_addr()?;
             tracing::info!(listen = %local, backend = app.store.backend(), "opsdesk serving");
             eprintln!("opsdesk listening on http://{local}");
             let store = app.store.clone();
-            opsdesk_http::serve(listener, app, opsdesk_http::HttpConfig { max_body_bytes }, shutdown_signal()).await?;
+            opsdesk_http::serve(
+                listener,
+                app,
+                opsdesk_http::HttpConfig { max_body_bytes },
+                shutdown_signal(),
+            )
+            .await?;
             store.close().await;
             tracing::info!("stopped");
         }
         Command::Migrate => {
             let cfg = db_config(&cli.db)?;
-            let store = Store::open(&cfg).await.with_context(|| format!("opening the database ({})", describe(&cfg)))?;
+            let store = Store::open(&cfg)
+                .await
+                .with_context(|| format!("opening the database ({})", describe(&cfg)))?;
             let app = App::new(store, Arc::new(SystemClock));
             let done = app.prepare().await.map_err(|e| anyhow::anyhow!("{e}"))?;
             if done.is_empty() {
@@ -222,18 +272,38 @@ async fn run(cli: Cli) -> Result<()> {
         Command::User { command } => {
             let app = open_app(&cli.db).await?;
             match command {
-                UserCommand::Create { email, name, role, password } => {
-                    let input = UserInput { name: Some(name), email: Some(Some(email)), role: Some(role), password, verified: Some(true), ..Default::default() };
+                UserCommand::Create {
+                    email,
+                    name,
+                    role,
+                    password,
+                } => {
+                    let input = UserInput {
+                        name: Some(name),
+                        email: Some(Some(email)),
+                        role: Some(role),
+                        password,
+                        verified: Some(true),
+                        ..Default::default()
+                    };
                     let mut tx = app.store.write().await?;
-                    let u = app.create_user_cli(&mut tx, input).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                    let u = app
+                        .create_user_cli(&mut tx, input)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
                     tx.commit().await?;
                     println!("{}", u.id);
                 }
                 UserCommand::Password { email, password } => {
                     let mut c = app.store.read().await?;
-                    let u = c.user_by_email(&email).await?.with_context(|| format!("no user with email {email}"))?;
+                    let u = c
+                        .user_by_email(&email)
+                        .await?
+                        .with_context(|| format!("no user with email {email}"))?;
                     drop(c);
-                    app.set_password(None, u.id, &password).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                    app.set_password(None, u.id, &password)
+                        .await
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
                     println!("password set for {email}");
                 }
             }
@@ -242,10 +312,15 @@ async fn run(cli: Cli) -> Result<()> {
             let app = open_app(&cli.db).await?;
             match command {
                 TokenCommand::Create { email, description } => {
-                    let t = app.create_token(&email, description.as_deref()).await.map_err(|e| match e {
-                        opsdesk_app::AppError::NotFound => anyhow::anyhow!("no user with email {email}"),
-                        e => anyhow::anyhow!("{e}"),
-                    })?;
+                    let t = app
+                        .create_token(&email, description.as_deref())
+                        .await
+                        .map_err(|e| match e {
+                            opsdesk_app::AppError::NotFound => {
+                                anyhow::anyhow!("no user with email {email}")
+                            }
+                            e => anyhow::anyhow!("{e}"),
+                        })?;
                     println!("{t}");
                 }
             }
@@ -262,7 +337,10 @@ async fn run(cli: Cli) -> Result<()> {
 fn main() {
     let cli = Cli::parse();
     init_logs(&cli.log_format);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: starting the runtime: {e}");
