@@ -178,7 +178,6 @@ async fn create_tickets(concurrency: usize, n: usize, postgres: Option<String>) 
             token.clone(),
             next.clone(),
         );
-        let body = body;
         tasks.push(tokio::spawn(async move {
             let mut lat = vec![];
             let mut errors = 0usize;
