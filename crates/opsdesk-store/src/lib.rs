@@ -8,6 +8,7 @@ mod db;
 mod docs;
 mod migrate;
 mod records;
+pub mod testing;
 mod tickets;
 
 use std::path::Path;

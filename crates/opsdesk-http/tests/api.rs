@@ -1,0 +1,994 @@
+//! API tests: the real server on 127.0.0.1:0, driven over HTTP, on every backend this run can
+//! reach (SQLite always; PostgreSQL when OPSDESK_TEST_DATABASE_URL is set).
+
+use std::sync::Arc;
+
+use opsdesk_app::people::UserInput;
+use opsdesk_app::App;
+use opsdesk_core::{clock, FixedClock};
+use opsdesk_store::{testing, Store};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+struct TestApp {
+    name: &'static str,
+    base: String,
+    http: reqwest::Client,
+    app: App,
+    clock: Arc<FixedClock>,
+    admin: (String, String),
+    agent: (String, String),
+    customer: (String, String),
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl TestApp {
+    async fn spawn(name: &'static str, store: Store) -> TestApp {
+        let clock = Arc::new(FixedClock::new(
+            clock::parse("2026-03-01T09:00:00Z").unwrap(),
+        ));
+        let app = App::new(store, clock.clone());
+        app.prepare().await.unwrap();
+        let mut tx = app.store.write().await.unwrap();
+        for (email, n, role) in [
+            ("admin@example.com", "Ada Admin", "admin"),
+            ("agent@example.com", "Alan Agent", "agent"),
+            ("cora@example.com", "Cora Customer", "end-user"),
+        ] {
+            app.create_user_cli(
+                &mut tx,
+                UserInput {
+                    name: Some(n.into()),
+                    email: Some(Some(email.into())),
+                    role: Some(role.into()),
+                    password: Some("password-123".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+        let admin = (
+            "admin@example.com/token".to_string(),
+            app.create_token("admin@example.com", None).await.unwrap(),
+        );
+        let agent = (
+            "agent@example.com/token".to_string(),
+            app.create_token("agent@example.com", None).await.unwrap(),
+        );
+        let customer = ("cora@example.com".to_string(), "password-123".to_string());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let cfg = opsdesk_http::HttpConfig {
+            max_body_bytes: 64 * 1024,
+        };
+        tokio::spawn(opsdesk_http::serve(
+            listener,
+            app.clone(),
+            cfg,
+            async move {
+                let _ = rx.await;
+            },
+        ));
+        TestApp {
+            name,
+            base,
+            http: reqwest::Client::new(),
+            app,
+            clock,
+            admin,
+            agent,
+            customer,
+            stop: Some(tx),
+        }
+    }
+
+    async fn call(
+        &self,
+        who: &(String, String),
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .basic_auth(&who.0, Some(&who.1));
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, v)
+    }
+
+    async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Option<&(String, String)>,
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let mut r = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("content-type", "application/json")
+            .body(body.to_string());
+        if let Some(a) = auth {
+            r = r.basic_auth(&a.0, Some(&a.1));
+        }
+        let resp = r.send().await.unwrap();
+        (resp.status(), resp.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn count(&self, path: &str) -> i64 {
+        let (_, v) = self.call(&self.admin, Method::GET, path, None).await;
+        v["count"].as_i64().unwrap()
+    }
+
+    async fn user_id(&self, email: &str) -> i64 {
+        let (_, v) = self
+            .call(
+                &self.admin,
+                Method::GET,
+                &format!("/api/v2/users/search.json?email={email}"),
+                None,
+            )
+            .await;
+        v["users"][0]["id"].as_i64().unwrap()
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+async fn apps() -> Vec<TestApp> {
+    let mut v = vec![];
+    for (name, store) in testing::all().await.unwrap() {
+        v.push(TestApp::spawn(name, store).await);
+    }
+    v
+}
+
+#[tokio::test]
+async fn bad_input_gets_zendesk_envelopes() {
+    for t in apps().await {
+        let n = t.name;
+        let (s, v) = t
+            .raw(
+                Method::POST,
+                "/api/v2/tickets.json",
+                Some(&t.admin),
+                "{not json",
+            )
+            .await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (StatusCode::BAD_REQUEST, Some("InvalidParameter")),
+            "{n}"
+        );
+        let (s, v) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/tickets.json",
+                Some(json!({"ticket": {"subject": "x", "comment": {"body": "y"}, "priority": 5}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}");
+        assert_eq!(v["error"], "RecordInvalid", "{n}");
+        assert!(
+            v["details"]["priority"][0]["description"]
+                .as_str()
+                .unwrap()
+                .contains("expected a string"),
+            "{n}: {v}"
+        );
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/tickets.json", Some(json!({"ticket": {"subject": "x", "comment": {"body": "y"}, "status": "bogus"}}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}");
+        assert_eq!(v["details"]["status"][0]["error"], "InvalidValue", "{n}");
+        let (s, v) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/tickets.json",
+                Some(json!({"ticket": {"subject": "no description"}})),
+            )
+            .await;
+        assert_eq!(
+            (s, v["details"]["description"][0]["error"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("BlankValue")),
+            "{n}"
+        );
+        let (s, v) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/tickets.json",
+                Some(json!({"tickets": []})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{n}: {v}");
+        let (s, v) = t
+            .call(&t.admin, Method::GET, "/api/v2/tickets/424242.json", None)
+            .await;
+        assert_eq!(
+            (s, v.clone()),
+            (
+                StatusCode::NOT_FOUND,
+                json!({"error": "RecordNotFound", "description": "Not found"})
+            ),
+            "{n}"
+        );
+        let (s, _) = t
+            .call(&t.admin, Method::GET, "/api/v2/tickets/abc", None)
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{n}");
+        let (s, v) = t
+            .call(&t.admin, Method::GET, "/api/v2/no_such_thing.json", None)
+            .await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (StatusCode::NOT_FOUND, Some("InvalidEndpoint")),
+            "{n}"
+        );
+        let big = format!(
+            "{{\"ticket\":{{\"subject\":\"x\",\"comment\":{{\"body\":\"{}\"}}}}}}",
+            "a".repeat(100 * 1024)
+        );
+        let (s, v) = t
+            .raw(Method::POST, "/api/v2/tickets.json", Some(&t.admin), &big)
+            .await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (StatusCode::PAYLOAD_TOO_LARGE, Some("RequestTooLarge")),
+            "{n}"
+        );
+        let (s, v) = t.raw(Method::GET, "/api/v2/users/me.json", None, "").await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("Couldn't authenticate you")),
+            "{n}"
+        );
+        let (s, _) = t
+            .call(
+                &("admin@example.com/token".into(), "wrong".into()),
+                Method::GET,
+                "/api/v2/users/me.json",
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{n}");
+        let (s, _) = t
+            .call(
+                &("agent@example.com/token".into(), t.admin.1.clone()),
+                Method::GET,
+                "/api/v2/users/me.json",
+                None,
+            )
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::UNAUTHORIZED,
+            "{n}: a token only works with its own user's email"
+        );
+        let (s, _) = t
+            .call(
+                &("admin@example.com".into(), "wrong-password".into()),
+                Method::GET,
+                "/api/v2/users/me.json",
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "{n}");
+        let (s, v) = t
+            .call(&t.customer, Method::GET, "/api/v2/tickets.json", None)
+            .await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (StatusCode::FORBIDDEN, Some("Forbidden")),
+            "{n}"
+        );
+        let (s, _) = t
+            .call(
+                &t.agent,
+                Method::POST,
+                "/api/v2/groups.json",
+                Some(json!({"group": {"name": "Nope"}})),
+            )
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::FORBIDDEN,
+            "{n}: only admins change configuration"
+        );
+        let (s, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/tickets.json?page[size]=1000",
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{n}: {v}");
+        let (s, _) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/tickets.json?page[after]=garbage",
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{n}");
+        // Bearer with an API token.
+        let r = t
+            .http
+            .get(format!("{}/api/v2/users/me.json", t.base))
+            .bearer_auth(&t.agent.1)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{n}");
+        assert_eq!(
+            r.json::<Value>().await.unwrap()["user"]["email"],
+            "agent@example.com",
+            "{n}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn failed_writes_leave_nothing_behind() {
+    for t in apps().await {
+        let n = t.name;
+        let users_before = t.count("/api/v2/users.json").await;
+        // A new requester plus an invalid assignee: the whole create is refused, the requester
+        // is not created either.
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/tickets.json", Some(json!({"ticket": {"subject": "x", "comment": {"body": "y"}, "requester": {"name": "New Person", "email": "new.person@example.com"}, "assignee_id": 999999}}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}: {v}");
+        assert!(v["details"]["assignee_id"].is_array(), "{n}: {v}");
+        assert_eq!(
+            t.count("/api/v2/users.json").await,
+            users_before,
+            "{n}: no user half-created"
+        );
+        assert_eq!(t.count("/api/v2/tickets.json").await, 0, "{n}: no ticket");
+
+        // create_many: the good ones are created, the bad one reported by index.
+        let (s, v) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/tickets/create_many.json",
+                Some(json!({"tickets": [
+                    {"subject": "one", "comment": {"body": "a"}},
+                    {"subject": "two", "comment": {"body": "b"}, "priority": "extreme"},
+                    {"subject": "three", "comment": {"body": "c"}}
+                ]})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}: {v}");
+        let job = &v["job_status"];
+        assert_eq!(
+            (job["status"].as_str(), job["total"].as_i64()),
+            (Some("completed"), Some(3)),
+            "{n}"
+        );
+        let results = job["results"].as_array().unwrap();
+        assert_eq!(
+            results
+                .iter()
+                .map(|r| r["success"].as_bool().unwrap())
+                .collect::<Vec<_>>(),
+            vec![true, false, true],
+            "{n}"
+        );
+        assert_eq!(results[1]["index"], 1, "{n}");
+        let (_, polled) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/job_statuses/{}.json", job["id"].as_str().unwrap()),
+                None,
+            )
+            .await;
+        assert_eq!(polled["job_status"]["results"], job["results"], "{n}");
+        assert!(
+            polled["job_status"]["url"]
+                .as_str()
+                .unwrap()
+                .ends_with(&format!(
+                    "/api/v2/job_statuses/{}.json",
+                    job["id"].as_str().unwrap()
+                )),
+            "{n}"
+        );
+        assert_eq!(t.count("/api/v2/tickets.json").await, 2, "{n}");
+
+        // Too many in one call.
+        let many: Vec<Value> = (0..101)
+            .map(|i| json!({"subject": format!("t{i}"), "comment": {"body": "x"}}))
+            .collect();
+        let (s, _) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/tickets/create_many.json",
+                Some(json!({"tickets": many})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}");
+        assert_eq!(t.count("/api/v2/tickets.json").await, 2, "{n}");
+    }
+}
+
+#[tokio::test]
+async fn ticket_lifecycle_audits_and_projection() {
+    for t in apps().await {
+        let n = t.name;
+        let agent_id = t.user_id("agent@example.com").await;
+        let cora = t.user_id("cora@example.com").await;
+        let (_, g) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/groups.json",
+                Some(json!({"group": {"name": "Tier 1"}})),
+            )
+            .await;
+        let gid = g["group"]["id"].as_i64().unwrap();
+        let (s, _) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/group_memberships.json",
+                Some(json!({"group_membership": {"user_id": agent_id, "group_id": gid}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{n}");
+        let (s, _) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/group_memberships.json",
+                Some(json!({"group_membership": {"user_id": cora, "group_id": gid}})),
+            )
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{n}: end-users cannot join groups"
+        );
+
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/tickets.json", Some(json!({"ticket": {"subject": "VPN down", "comment": {"body": "Nothing connects"}, "requester_id": cora, "priority": "urgent", "type": "incident", "tags": ["VPN", "network vpn"]}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+        let tk = &v["ticket"];
+        let id = tk["id"].as_i64().unwrap();
+        assert_eq!(
+            tk["created_at"], "2026-03-01T09:00:00Z",
+            "{n}: the injected clock"
+        );
+        assert_eq!(tk["status"], "new", "{n}");
+        assert_eq!(
+            tk["tags"],
+            json!(["vpn", "network"]),
+            "{n}: tags normalised"
+        );
+        assert_eq!(tk["description"], "Nothing connects", "{n}");
+        assert_eq!(
+            tk["url"],
+            format!("{}/api/v2/tickets/{id}.json", t.base),
+            "{n}"
+        );
+        assert_eq!(
+            v["audit"]["events"][0],
+            json!({"id": v["audit"]["events"][0]["id"], "type": "Create", "field_name": "subject", "value": "VPN down"}),
+            "{n}"
+        );
+
+        // Assigning moves a new ticket to open and sets the group from the agent's default.
+        t.clock.advance_secs(600);
+        let (s, v) = t.call(&t.agent, Method::PUT, &format!("/api/v2/tickets/{id}.json"), Some(json!({"ticket": {"assignee_id": agent_id, "comment": {"body": "Looking", "public": false}}}))).await;
+        assert_eq!(s, StatusCode::OK, "{n}: {v}");
+        assert_eq!(
+            (
+                v["ticket"]["status"].as_str(),
+                v["ticket"]["group_id"].as_i64()
+            ),
+            (Some("open"), Some(gid)),
+            "{n}"
+        );
+        assert_eq!(v["ticket"]["updated_at"], "2026-03-01T09:10:00Z", "{n}");
+        let changes: Vec<(String, Value)> = v["audit"]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "Change")
+            .map(|e| {
+                (
+                    e["field_name"].as_str().unwrap().to_string(),
+                    e["previous_value"].clone(),
+                )
+            })
+            .collect();
+        assert!(
+            changes.contains(&("status".into(), json!("new"))),
+            "{n}: {changes:?}"
+        );
+        assert!(
+            changes.contains(&("assignee_id".into(), Value::Null)),
+            "{n}"
+        );
+
+        // Safe update with a stale stamp is a 409; with the current one it works.
+        let (s, v) = t.call(&t.agent, Method::PUT, &format!("/api/v2/tickets/{id}.json"), Some(json!({"ticket": {"priority": "low", "safe_update": true, "updated_stamp": "2026-03-01T09:00:00Z"}}))).await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (StatusCode::CONFLICT, Some("UpdateConflict")),
+            "{n}"
+        );
+        let (s, _) = t.call(&t.agent, Method::PUT, &format!("/api/v2/tickets/{id}.json"), Some(json!({"ticket": {"priority": "low", "safe_update": true, "updated_stamp": "2026-03-01T09:10:00Z"}}))).await;
+        assert_eq!(s, StatusCode::OK, "{n}");
+
+        // Tags endpoints.
+        let (_, v) = t
+            .call(
+                &t.agent,
+                Method::PUT,
+                &format!("/api/v2/tickets/{id}/tags.json"),
+                Some(json!({"tags": ["escalated"]})),
+            )
+            .await;
+        assert_eq!(v["tags"], json!(["vpn", "network", "escalated"]), "{n}");
+        let (_, v) = t
+            .call(
+                &t.agent,
+                Method::DELETE,
+                &format!("/api/v2/tickets/{id}/tags.json"),
+                Some(json!({"tags": ["network"]})),
+            )
+            .await;
+        assert_eq!(v["tags"], json!(["vpn", "escalated"]), "{n}");
+
+        // Solve, close, and a closed ticket refuses updates.
+        let (_, v) = t.call(&t.agent, Method::PUT, &format!("/api/v2/tickets/{id}.json"), Some(json!({"ticket": {"status": "solved", "comment": {"body": "Fixed the tunnel"}}}))).await;
+        assert_eq!(v["ticket"]["status"], "solved", "{n}");
+        t.call(
+            &t.admin,
+            Method::PUT,
+            &format!("/api/v2/tickets/{id}.json"),
+            Some(json!({"ticket": {"status": "closed"}})),
+        )
+        .await;
+        let (s, v) = t
+            .call(
+                &t.agent,
+                Method::PUT,
+                &format!("/api/v2/tickets/{id}.json"),
+                Some(json!({"ticket": {"comment": {"body": "again"}}})),
+            )
+            .await;
+        assert_eq!(
+            (s, v["details"]["status"][0]["error"].as_str()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some("ClosedPreventsUpdate")
+            ),
+            "{n}"
+        );
+
+        // The stored ticket equals the fold of its audits.
+        let replayed = t.app.replay_ticket(id).await.unwrap().unwrap();
+        let (_, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/tickets/{id}.json?include=users,groups"),
+                None,
+            )
+            .await;
+        let stored = &v["ticket"];
+        let rj = serde_json::to_value(&replayed).unwrap();
+        for f in [
+            "status",
+            "priority",
+            "type",
+            "assignee_id",
+            "group_id",
+            "requester_id",
+            "tags",
+            "subject",
+            "description",
+            "updated_at",
+            "created_at",
+        ] {
+            assert_eq!(rj[f], stored[f], "{n}: projection field {f}");
+        }
+        assert_eq!(v["groups"][0]["id"], gid, "{n}: sideloaded group");
+        assert_eq!(
+            v["users"].as_array().unwrap().len(),
+            3,
+            "{n}: requester, submitter, assignee"
+        );
+
+        // Comments in order, audits paginated.
+        let (_, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/tickets/{id}/comments.json"),
+                None,
+            )
+            .await;
+        let bodies: Vec<&str> = v["comments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["body"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            bodies,
+            vec!["Nothing connects", "Looking", "Fixed the tunnel"],
+            "{n}"
+        );
+        let (_, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/tickets/{id}/audits.json?per_page=2"),
+                None,
+            )
+            .await;
+        assert_eq!(v["count"], 7, "{n}");
+        assert_eq!(
+            v["next_page"],
+            format!(
+                "{}/api/v2/tickets/{id}/audits.json?per_page=2&page=2",
+                t.base
+            ),
+            "{n}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn end_users_see_only_what_they_may() {
+    for t in apps().await {
+        let n = t.name;
+        let cora = t.user_id("cora@example.com").await;
+        let (_, o) = t.call(&t.admin, Method::POST, "/api/v2/organizations.json", Some(json!({"organization": {"name": "Acme", "shared_tickets": true, "domain_names": ["acme.example"]}}))).await;
+        let org = o["organization"]["id"].as_i64().unwrap();
+        let (_, u) = t.call(&t.admin, Method::POST, "/api/v2/users.json", Some(json!({"user": {"name": "Otto Colleague", "email": "otto@acme.example", "organization_id": org}}))).await;
+        let otto = u["user"]["id"].as_i64().unwrap();
+        assert_eq!(u["user"]["organization_id"], org, "{n}");
+        t.app
+            .set_password(None, otto, "password-456")
+            .await
+            .unwrap();
+        let otto_auth = ("otto@acme.example".to_string(), "password-456".to_string());
+        t.call(
+            &t.admin,
+            Method::POST,
+            "/api/v2/organization_memberships.json",
+            Some(json!({"organization_membership": {"user_id": cora, "organization_id": org}})),
+        )
+        .await;
+
+        // Otto's ticket, with an internal note.
+        let (_, v) = t.call(&t.admin, Method::POST, "/api/v2/tickets.json", Some(json!({"ticket": {"subject": "Acme issue", "comment": {"body": "help"}, "requester_id": otto}}))).await;
+        let id = v["ticket"]["id"].as_i64().unwrap();
+        assert_eq!(
+            v["ticket"]["organization_id"], org,
+            "{n}: organisation from the requester"
+        );
+        t.call(
+            &t.agent,
+            Method::PUT,
+            &format!("/api/v2/tickets/{id}.json"),
+            Some(json!({"ticket": {"comment": {"body": "secret note", "public": false}}})),
+        )
+        .await;
+        t.call(
+            &t.agent,
+            Method::PUT,
+            &format!("/api/v2/tickets/{id}.json"),
+            Some(json!({"ticket": {"comment": {"body": "public answer"}}})),
+        )
+        .await;
+        // A ticket of someone outside the organisation.
+        let (_, v) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/tickets.json",
+                Some(json!({"ticket": {"subject": "Admin's own", "comment": {"body": "x"}}})),
+            )
+            .await;
+        let other = v["ticket"]["id"].as_i64().unwrap();
+
+        let (s, v) = t
+            .call(
+                &otto_auth,
+                Method::GET,
+                &format!("/api/v2/requests/{id}/comments.json"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}");
+        let bodies: Vec<&str> = v["comments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["body"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            bodies,
+            vec!["help", "public answer"],
+            "{n}: no internal note for end-users"
+        );
+        // Cora shares the organisation, so she sees the request, still without the note.
+        let (_, v) = t
+            .call(&t.customer, Method::GET, "/api/v2/requests.json", None)
+            .await;
+        assert_eq!(
+            v["requests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_i64().unwrap())
+                .collect::<Vec<_>>(),
+            vec![id],
+            "{n}"
+        );
+        let (s, _) = t
+            .call(
+                &t.customer,
+                Method::GET,
+                &format!("/api/v2/requests/{other}.json"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{n}: not someone else's");
+        let (s, _) = t
+            .call(
+                &t.customer,
+                Method::PUT,
+                &format!("/api/v2/requests/{id}.json"),
+                Some(json!({"request": {"comment": {"body": "me too"}}})),
+            )
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::FORBIDDEN,
+            "{n}: the organisation does not share comments"
+        );
+        // The requester's reply reopens a pending ticket.
+        t.call(
+            &t.agent,
+            Method::PUT,
+            &format!("/api/v2/tickets/{id}.json"),
+            Some(json!({"ticket": {"status": "pending"}})),
+        )
+        .await;
+        let (s, v) = t
+            .call(
+                &otto_auth,
+                Method::PUT,
+                &format!("/api/v2/requests/{id}.json"),
+                Some(json!({"request": {"comment": {"body": "still broken"}}})),
+            )
+            .await;
+        assert_eq!(
+            (s, v["request"]["status"].as_str()),
+            (StatusCode::OK, Some("open")),
+            "{n}: {v}"
+        );
+        // End-users can open requests; the tickets API stays closed to them.
+        let (s, v) = t
+            .call(
+                &t.customer,
+                Method::POST,
+                "/api/v2/requests.json",
+                Some(json!({"request": {"subject": "Mine", "comment": {"body": "please"}}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+        assert_eq!(v["request"]["requester_id"], cora, "{n}");
+        let (s, _) = t
+            .call(
+                &t.customer,
+                Method::GET,
+                &format!("/api/v2/tickets/{id}.json"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{n}");
+    }
+}
+
+#[tokio::test]
+async fn custom_fields_forms_and_pagination() {
+    for t in apps().await {
+        let n = t.name;
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/ticket_fields.json", Some(json!({"ticket_field": {"type": "tagger", "title": "Plan", "custom_field_options": [{"name": "Gold", "value": "plan_gold"}, {"name": "Free", "value": "plan_free"}]}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+        let fid = v["ticket_field"]["id"].as_i64().unwrap();
+        assert!(
+            v["ticket_field"]["custom_field_options"][0]["id"]
+                .as_i64()
+                .unwrap()
+                > 0,
+            "{n}: option ids assigned"
+        );
+        let (s, v) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/ticket_fields.json",
+                Some(json!({"ticket_field": {"type": "regexp", "title": "Case"}})),
+            )
+            .await;
+        assert_eq!(
+            (
+                s,
+                v["details"]["regexp_for_validation"][0]["error"].as_str()
+            ),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("BlankValue")),
+            "{n}"
+        );
+        let (_, v) = t
+            .call(&t.admin, Method::GET, "/api/v2/ticket_fields.json", None)
+            .await;
+        assert_eq!(v["count"], 8, "{n}: 7 system fields and ours");
+        let (s, v) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/ticket_forms.json",
+                Some(
+                    json!({"ticket_form": {"name": "Support", "ticket_field_ids": [fid, 424242]}}),
+                ),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}: {v}");
+
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/tickets.json", Some(json!({"ticket": {"subject": "Plan", "comment": {"body": "x"}, "custom_fields": [{"id": fid, "value": "plan_gold"}]}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+        assert_eq!(
+            v["ticket"]["tags"],
+            json!(["plan_gold"]),
+            "{n}: dropdown values are tags"
+        );
+        let id = v["ticket"]["id"].as_i64().unwrap();
+        let (_, v) = t
+            .call(
+                &t.admin,
+                Method::PUT,
+                &format!("/api/v2/tickets/{id}.json"),
+                Some(json!({"ticket": {"custom_fields": [{"id": fid, "value": "plan_free"}]}})),
+            )
+            .await;
+        assert_eq!(
+            v["ticket"]["tags"],
+            json!(["plan_free"]),
+            "{n}: the old option's tag goes"
+        );
+        let (s, v) = t
+            .call(
+                &t.admin,
+                Method::PUT,
+                &format!("/api/v2/tickets/{id}.json"),
+                Some(json!({"ticket": {"custom_fields": [{"id": fid, "value": "plan_x"}]}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}");
+        assert!(
+            v["details"][format!("custom_fields_{fid}")].is_array(),
+            "{n}: {v}"
+        );
+
+        // Organisation fields are validated too.
+        t.call(&t.admin, Method::POST, "/api/v2/organization_fields.json", Some(json!({"organization_field": {"type": "integer", "key": "seats", "title": "Seats"}}))).await;
+        let (s, _) = t.call(&t.admin, Method::POST, "/api/v2/organizations.json", Some(json!({"organization": {"name": "Big", "organization_fields": {"seats": "many"}}}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}");
+        let (s, v) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/organizations.json",
+                Some(
+                    json!({"organization": {"name": "Big", "organization_fields": {"seats": 500}}}),
+                ),
+            )
+            .await;
+        assert_eq!(
+            (
+                s,
+                v["organization"]["organization_fields"]["seats"].as_i64()
+            ),
+            (StatusCode::CREATED, Some(500)),
+            "{n}"
+        );
+        let (s, v) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/organizations.json",
+                Some(json!({"organization": {"name": "big"}})),
+            )
+            .await;
+        assert_eq!(
+            (s, v["details"]["name"][0]["error"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("DuplicateValue")),
+            "{n}"
+        );
+
+        // Pagination over users: offset with absolute next_page, cursor with links.
+        for i in 0..5 {
+            t.call(&t.admin, Method::POST, "/api/v2/users.json", Some(json!({"user": {"name": format!("User {i}"), "email": format!("u{i}@example.com")}}))).await;
+        }
+        let (_, p1) = t
+            .call(&t.admin, Method::GET, "/api/v2/users.json?per_page=3", None)
+            .await;
+        assert_eq!(
+            (p1["count"].as_i64(), p1["users"].as_array().unwrap().len()),
+            (Some(8), 3),
+            "{n}"
+        );
+        let next = p1["next_page"].as_str().unwrap().to_string();
+        let p2: Value = t
+            .http
+            .get(&next)
+            .basic_auth(&t.admin.0, Some(&t.admin.1))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(p2["users"].as_array().unwrap().len(), 3, "{n}");
+        assert!(p2["previous_page"].is_string(), "{n}");
+        let mut seen = vec![];
+        let mut url = format!("{}/api/v2/users.json?page[size]=3", t.base);
+        for _ in 0..10 {
+            let v: Value = t
+                .http
+                .get(&url)
+                .basic_auth(&t.admin.0, Some(&t.admin.1))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            seen.extend(
+                v["users"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|u| u["id"].as_i64().unwrap()),
+            );
+            if !v["meta"]["has_more"].as_bool().unwrap() {
+                break;
+            }
+            url = v["links"]["next"].as_str().unwrap().to_string();
+        }
+        let mut sorted = seen.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!((seen.len(), sorted.len()), (8, 8), "{n}: every user once");
+    }
+}

@@ -1,0 +1,510 @@
+//! The store conformance suite: every backend must behave the same. Runs on SQLite always and
+//! on PostgreSQL when OPSDESK_TEST_DATABASE_URL is set.
+
+use opsdesk_core::clock::from_unix;
+use opsdesk_core::model::{Group, Identity, JobStatus, Organization, Role, User};
+use opsdesk_core::ticket::{creation_events, event_id, Audit, Comment, Priority, Ticket, Via};
+use opsdesk_store::{
+    testing, Cond, Order, Page, Store, StoreError, Val, MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE,
+};
+use serde_json::json;
+
+fn org(name: &str) -> Organization {
+    let t = from_unix(1_700_000_000);
+    Organization {
+        id: 0,
+        name: name.into(),
+        external_id: None,
+        domain_names: vec![],
+        details: None,
+        notes: None,
+        group_id: None,
+        shared_tickets: false,
+        shared_comments: false,
+        tags: vec![],
+        organization_fields: Default::default(),
+        created_at: t,
+        updated_at: t,
+    }
+}
+
+fn comment(author: i64, body: &str, public: bool) -> Comment {
+    Comment {
+        id: 0,
+        kind: "Comment".into(),
+        ticket_id: 0,
+        audit_id: 0,
+        author_id: author,
+        body: body.into(),
+        html_body: format!("<p>{body}</p>"),
+        plain_body: body.into(),
+        public,
+        attachments: vec![],
+        via: Via::api(),
+        metadata: json!({}),
+        created_at: from_unix(1_700_000_000),
+    }
+}
+
+fn comment_event(c: &Comment) -> serde_json::Value {
+    json!({"type": "Comment", "body": c.body, "public": c.public, "author_id": c.author_id})
+}
+
+async fn new_ticket(
+    s: &Store,
+    requester: i64,
+    priority: Option<Priority>,
+) -> (Ticket, Audit, Comment) {
+    let mut t = Ticket::blank(0, Via::api(), from_unix(1_700_000_000));
+    t.subject = Some("Printer on fire".into());
+    t.requester_id = requester;
+    t.submitter_id = requester;
+    t.priority = priority;
+    t.description = "It is on fire".into();
+    let c = comment(requester, "It is on fire", true);
+    let mut events = creation_events(&t);
+    events.push(comment_event(&c));
+    let mut a = Audit {
+        id: 0,
+        ticket_id: 0,
+        author_id: requester,
+        via: Via::api(),
+        metadata: json!({}),
+        events,
+        created_at: t.created_at,
+    };
+    let mut cs = vec![c];
+    let mut tx = s.write().await.unwrap();
+    tx.create_ticket(&mut t, &mut a, &mut cs).await.unwrap();
+    tx.commit().await.unwrap();
+    (t, a, cs.remove(0))
+}
+
+async fn docs_crud_and_pagination(name: &str, s: &Store) {
+    let mut tx = s.write().await.unwrap();
+    let mut ids = vec![];
+    for i in 0..7 {
+        let mut o = org(&format!("Org {i}"));
+        tx.insert(&mut o).await.unwrap();
+        assert!(o.id > 0, "{name}: id assigned");
+        ids.push(o.id);
+    }
+    tx.commit().await.unwrap();
+    let mut c = s.read().await.unwrap();
+    let o: Organization = c.get(ids[2]).await.unwrap().unwrap();
+    assert_eq!(o.name, "Org 2", "{name}");
+    assert_eq!(o.id, ids[2], "{name}: id comes from the row");
+    assert!(
+        c.get::<Organization>(999_999).await.unwrap().is_none(),
+        "{name}"
+    );
+
+    // Offset pages: 3 + 3 + 1, with the total count.
+    let p1 = c
+        .list::<Organization>(
+            &[],
+            &Page::Offset {
+                page: 1,
+                per_page: 3,
+                order: Order::Asc,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        p1.items.iter().map(|o| o.id).collect::<Vec<_>>(),
+        ids[0..3].to_vec(),
+        "{name}"
+    );
+    assert_eq!(p1.count, Some(7), "{name}");
+    assert!(p1.has_more, "{name}");
+    let p3 = c
+        .list::<Organization>(
+            &[],
+            &Page::Offset {
+                page: 3,
+                per_page: 3,
+                order: Order::Asc,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(p3.items.len(), 1, "{name}");
+    assert!(!p3.has_more, "{name}");
+
+    // Cursor pages forwards and back.
+    let c1 = c
+        .list::<Organization>(
+            &[],
+            &Page::Cursor {
+                size: 3,
+                after: None,
+                before: None,
+                order: Order::Asc,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(c1.has_more && !c1.has_prev, "{name}");
+    let last = c1.items.last().unwrap().id;
+    let c2 = c
+        .list::<Organization>(
+            &[],
+            &Page::Cursor {
+                size: 3,
+                after: Some(last),
+                before: None,
+                order: Order::Asc,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        c2.items.iter().map(|o| o.id).collect::<Vec<_>>(),
+        ids[3..6].to_vec(),
+        "{name}"
+    );
+    assert!(c2.has_prev, "{name}");
+    let back = c
+        .list::<Organization>(
+            &[],
+            &Page::Cursor {
+                size: 3,
+                after: None,
+                before: Some(c2.items[0].id),
+                order: Order::Asc,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        back.items.iter().map(|o| o.id).collect::<Vec<_>>(),
+        ids[0..3].to_vec(),
+        "{name}: before goes back in order"
+    );
+    let desc = c
+        .list::<Organization>(
+            &[],
+            &Page::Cursor {
+                size: 2,
+                after: None,
+                before: None,
+                order: Order::Desc,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        desc.items.iter().map(|o| o.id).collect::<Vec<_>>(),
+        vec![ids[6], ids[5]],
+        "{name}: descending"
+    );
+
+    // Filters.
+    let f = c
+        .list::<Organization>(
+            &[Cond::In("id", vec![Val::Int(ids[1]), Val::Int(ids[4])])],
+            &Page::All { limit: 10 },
+        )
+        .await
+        .unwrap();
+    assert_eq!(f.items.len(), 2, "{name}");
+    assert_eq!(
+        c.count::<Organization>(&[Cond::Gt("id", Val::Int(ids[4]))])
+            .await
+            .unwrap(),
+        2,
+        "{name}"
+    );
+    drop(c);
+
+    // Update and delete.
+    let mut tx = s.write().await.unwrap();
+    let mut o: Organization = tx.get(ids[0]).await.unwrap().unwrap();
+    o.notes = Some("VIP".into());
+    tx.update(&o).await.unwrap();
+    assert!(tx.delete::<Organization>(ids[1]).await.unwrap(), "{name}");
+    assert!(
+        !tx.delete::<Organization>(ids[1]).await.unwrap(),
+        "{name}: second delete finds nothing"
+    );
+    tx.commit().await.unwrap();
+    let mut c = s.read().await.unwrap();
+    assert_eq!(
+        c.get::<Organization>(ids[0])
+            .await
+            .unwrap()
+            .unwrap()
+            .notes
+            .as_deref(),
+        Some("VIP"),
+        "{name}"
+    );
+    assert!(
+        c.get::<Organization>(ids[1]).await.unwrap().is_none(),
+        "{name}"
+    );
+}
+
+async fn uniqueness_is_a_conflict(name: &str, s: &Store) {
+    let mut tx = s.write().await.unwrap();
+    tx.insert(&mut org("Same Name")).await.unwrap();
+    let e = tx.insert(&mut org("same name")).await.unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{name}: {e:?}");
+}
+
+async fn rollback_leaves_nothing(name: &str, s: &Store) {
+    {
+        let mut tx = s.write().await.unwrap();
+        tx.insert(&mut org("Never committed")).await.unwrap();
+        // dropped without commit
+    }
+    let mut c = s.read().await.unwrap();
+    assert_eq!(
+        c.count::<Organization>(&[Cond::Eq("name_key", Val::from("never committed"))])
+            .await
+            .unwrap(),
+        0,
+        "{name}"
+    );
+}
+
+async fn users_identities_tokens(name: &str, s: &Store) {
+    let now = from_unix(1_700_000_000);
+    let mut tx = s.write().await.unwrap();
+    let mut u = User::new(
+        "Cora".into(),
+        Some("cora@example.com".into()),
+        Role::EndUser,
+        now,
+    );
+    tx.insert(&mut u).await.unwrap();
+    let mut i = Identity {
+        id: 0,
+        user_id: u.id,
+        kind: "email".into(),
+        value: "Cora@Example.com".into(),
+        verified: true,
+        primary: true,
+        created_at: now,
+        updated_at: now,
+    };
+    tx.insert(&mut i).await.unwrap();
+    tx.set_password_hash(u.id, Some("hash")).await.unwrap();
+    tx.insert_token(u.id, "abc123", Some("ci"), 1)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let mut c = s.read().await.unwrap();
+    assert_eq!(
+        c.user_by_email("CORA@example.COM")
+            .await
+            .unwrap()
+            .map(|u| u.name),
+        Some("Cora".into()),
+        "{name}: email lookup is case-insensitive"
+    );
+    assert_eq!(
+        c.user_auth_by_email("cora@example.com")
+            .await
+            .unwrap()
+            .and_then(|a| a.password_hash),
+        Some("hash".into()),
+        "{name}"
+    );
+    assert_eq!(
+        c.user_by_token_hash("abc123").await.unwrap().map(|u| u.id),
+        Some(u.id),
+        "{name}"
+    );
+    assert!(
+        c.user_by_token_hash("nope").await.unwrap().is_none(),
+        "{name}"
+    );
+    assert_eq!(
+        c.search_users("%cor%", 10).await.unwrap().len(),
+        1,
+        "{name}"
+    );
+    assert_eq!(
+        c.tokens_of(u.id).await.unwrap()[0].description.as_deref(),
+        Some("ci"),
+        "{name}"
+    );
+}
+
+async fn tickets_audits_comments(name: &str, s: &Store) {
+    // Typed NULLs: a NULL then a value in the same column must both work (PostgreSQL caches
+    // prepared statements with their parameter types).
+    let (t1, a1, c1) = new_ticket(s, 5, None).await;
+    let (t2, _, _) = new_ticket(s, 5, Some(Priority::High)).await;
+    assert!(t2.id > t1.id, "{name}");
+    assert_eq!(a1.ticket_id, t1.id, "{name}");
+    let comment_index = a1
+        .events
+        .iter()
+        .position(|e| e["type"] == "Comment")
+        .unwrap();
+    assert_eq!(
+        c1.id,
+        event_id(a1.id, comment_index),
+        "{name}: comment id is its event id"
+    );
+
+    // An update: projection + second audit with an internal note.
+    let mut tx = s.write().await.unwrap();
+    let mut t = tx.ticket_for_update(t1.id).await.unwrap().unwrap();
+    let old = t.clone();
+    t.assignee_id = Some(9);
+    t.status = opsdesk_core::ticket::Status::Open;
+    let note = comment(9, "internal", false);
+    let mut events = opsdesk_core::ticket::change_events(&old, &t);
+    events.push(comment_event(&note));
+    let mut a2 = Audit {
+        id: 0,
+        ticket_id: t.id,
+        author_id: 9,
+        via: Via::api(),
+        metadata: json!({}),
+        events,
+        created_at: from_unix(1_700_000_100),
+    };
+    tx.save_ticket(&t, &mut a2, &mut [note]).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut c = s.read().await.unwrap();
+    let all = c
+        .comments(t1.id, false, &Page::All { limit: 100 })
+        .await
+        .unwrap();
+    assert_eq!(
+        all.items
+            .iter()
+            .map(|c| c.body.as_str())
+            .collect::<Vec<_>>(),
+        vec!["It is on fire", "internal"],
+        "{name}"
+    );
+    let public = c
+        .comments(t1.id, true, &Page::All { limit: 100 })
+        .await
+        .unwrap();
+    assert_eq!(public.items.len(), 1, "{name}: internal notes filtered");
+    let audits = c.all_audits(t1.id).await.unwrap();
+    assert_eq!(audits.len(), 2, "{name}");
+    assert!(
+        audits[1].events.iter().all(|e| e["id"].as_i64().is_some()),
+        "{name}: events carry ids"
+    );
+    let replayed = opsdesk_core::ticket::replay(t1.id, &audits).unwrap();
+    let stored = c.ticket(t1.id).await.unwrap().unwrap();
+    assert_eq!(replayed.status, stored.status, "{name}");
+    assert_eq!(replayed.assignee_id, Some(9), "{name}");
+    assert_eq!(replayed.description, stored.description, "{name}");
+    let paged = c
+        .audits(
+            t1.id,
+            &Page::Cursor {
+                size: 1,
+                after: None,
+                before: None,
+                order: Order::Asc,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(paged.has_more && paged.items.len() == 1, "{name}");
+    let by_status = c
+        .tickets(
+            &[Cond::Eq("status", Val::from("open"))],
+            &Page::All { limit: 10 },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        by_status.items.iter().map(|t| t.id).collect::<Vec<_>>(),
+        vec![t1.id],
+        "{name}"
+    );
+    drop(c);
+
+    // Soft delete, restore, purge.
+    let mut tx = s.write().await.unwrap();
+    assert!(tx.soft_delete_ticket(t2.id, 1, 1).await.unwrap(), "{name}");
+    assert!(
+        tx.ticket(t2.id).await.unwrap().is_none(),
+        "{name}: deleted tickets are hidden"
+    );
+    assert_eq!(tx.deleted_tickets(10, 0).await.unwrap().len(), 1, "{name}");
+    assert!(tx.restore_ticket(t2.id).await.unwrap(), "{name}");
+    assert!(tx.ticket(t2.id).await.unwrap().is_some(), "{name}");
+    assert!(
+        !tx.purge_ticket(t2.id).await.unwrap(),
+        "{name}: only deleted tickets can be purged"
+    );
+    tx.soft_delete_ticket(t2.id, 1, 1).await.unwrap();
+    assert!(tx.purge_ticket(t2.id).await.unwrap(), "{name}");
+    assert!(tx.all_audits(t2.id).await.unwrap().is_empty(), "{name}");
+    tx.commit().await.unwrap();
+}
+
+async fn job_statuses(name: &str, s: &Store) {
+    let t = from_unix(1_700_000_000);
+    let mut j = JobStatus {
+        id: "abc".into(),
+        job_type: "bulk_create".into(),
+        total: 2,
+        progress: 0,
+        status: "queued".into(),
+        message: None,
+        results: vec![],
+        created_at: t,
+        updated_at: t,
+    };
+    let mut tx = s.write().await.unwrap();
+    tx.put_job_status(&j).await.unwrap();
+    j.status = "completed".into();
+    j.progress = 2;
+    tx.put_job_status(&j).await.unwrap();
+    tx.commit().await.unwrap();
+    let mut c = s.read().await.unwrap();
+    assert_eq!(
+        c.job_status("abc").await.unwrap().unwrap().status,
+        "completed",
+        "{name}"
+    );
+    assert!(c.job_status("nope").await.unwrap().is_none(), "{name}");
+}
+
+async fn migrations_are_idempotent(name: &str, s: &Store) {
+    assert!(
+        s.migrate().await.unwrap().is_empty(),
+        "{name}: nothing left to apply"
+    );
+    assert!(s.pending_migrations().await.unwrap().is_empty(), "{name}");
+    let _: Option<Group> = s.read().await.unwrap().get(1).await.unwrap();
+}
+
+#[tokio::test]
+async fn conformance() {
+    for (name, s) in testing::all().await.unwrap() {
+        docs_crud_and_pagination(name, &s).await;
+        uniqueness_is_a_conflict(name, &s).await;
+        rollback_leaves_nothing(name, &s).await;
+        users_identities_tokens(name, &s).await;
+        tickets_audits_comments(name, &s).await;
+        job_statuses(name, &s).await;
+        migrations_are_idempotent(name, &s).await;
+        s.close().await;
+    }
+}
+
+#[test]
+fn migration_lists_match() {
+    let a: Vec<&str> = MIGRATIONS_SQLITE.iter().map(|m| m.0).collect();
+    let b: Vec<&str> = MIGRATIONS_POSTGRES.iter().map(|m| m.0).collect();
+    assert_eq!(
+        a, b,
+        "every migration exists for both backends, in the same order"
+    );
+}
