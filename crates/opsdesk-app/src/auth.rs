@@ -193,10 +193,31 @@ impl App {
         password: &str,
     ) -> Result<()> {
         if let Some(a) = actor {
-            if !a.is_admin() && a.id() != user_id {
-                a.require_admin()?;
-            }
+            a.require_admin()?;
         }
+        self.store_password(user_id, password).await
+    }
+
+    /// A user changes their own password, proving the previous one.
+    pub async fn change_own_password(
+        &self,
+        actor: &Actor,
+        previous: &str,
+        password: &str,
+    ) -> Result<()> {
+        let email = actor.user.email.clone().unwrap_or_default();
+        if self.authenticate_password(&email, previous).await.is_err() {
+            return Err(opsdesk_core::Invalid::one(
+                "previous_password",
+                "InvalidValue",
+                "Previous password: is not correct",
+            )
+            .into());
+        }
+        self.store_password(actor.id(), password).await
+    }
+
+    async fn store_password(&self, user_id: Id, password: &str) -> Result<()> {
         check_password(password)?;
         let pw = password.to_string();
         let hash = tokio::task::spawn_blocking(move || hash_password(&pw))

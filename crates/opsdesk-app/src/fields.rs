@@ -154,8 +154,11 @@ impl App {
         actor: &Actor,
         page: &Page,
     ) -> Result<Paged<TicketField>> {
+        let _ = page; // the list is small: always whole, sorted by position
         let mut c = self.store.read().await?;
-        let mut p = c.list::<TicketField>(&[], page).await?;
+        let mut p = c
+            .list::<TicketField>(&[], &Page::All { limit: 10_000 })
+            .await?;
         if !actor.is_staff() {
             p.items.retain(|f| f.visible_in_portal && f.active);
         }
@@ -329,8 +332,11 @@ impl App {
     // ---- forms ---------------------------------------------------------------------------
 
     pub async fn list_ticket_forms(&self, actor: &Actor, page: &Page) -> Result<Paged<TicketForm>> {
+        let _ = page; // the list is small: always whole, sorted by position
         let mut c = self.store.read().await?;
-        let mut p = c.list::<TicketForm>(&[], page).await?;
+        let mut p = c
+            .list::<TicketForm>(&[], &Page::All { limit: 10_000 })
+            .await?;
         if !actor.is_staff() {
             p.items.retain(|f| f.end_user_visible && f.active);
         }

@@ -518,15 +518,24 @@ impl App {
 
     pub async fn update_user(&self, actor: &Actor, id: Id, input: UserInput) -> Result<User> {
         if !actor.is_admin() {
-            // Users may change a few things about themselves.
-            if actor.id() != id
-                || input.role.is_some()
-                || input.organization_id.is_some()
-                || input.tags.is_some()
-                || input.suspended.is_some()
-                || input.user_fields.is_some()
-                || input.external_id.is_some()
-            {
+            // Users may change only their own profile basics; everything that affects what
+            // they can see or do is for admins.
+            let i = &input;
+            let restricted = i.role.is_some()
+                || i.email.is_some()
+                || i.verified.is_some()
+                || i.suspended.is_some()
+                || i.organization_id.is_some()
+                || i.default_group_id.is_some()
+                || i.external_id.is_some()
+                || i.details.is_some()
+                || i.notes.is_some()
+                || i.tags.is_some()
+                || i.user_fields.is_some()
+                || i.only_private_comments.is_some()
+                || i.ticket_restriction.is_some()
+                || i.password.is_some();
+            if actor.id() != id || restricted {
                 actor.require_admin()?;
             }
         }

@@ -32,6 +32,8 @@ pub struct TicketFilter {
     pub group_id: Option<Id>,
     pub external_id: Option<String>,
     pub statuses: Vec<Status>,
+    /// Only tickets without an assignee.
+    pub unassigned: bool,
 }
 
 /// How `tickets/{id}/tags` changes tags.
@@ -220,6 +222,9 @@ impl App {
                 f.statuses.iter().map(|s| Val::from(s.as_str())).collect(),
             ));
         }
+        if f.unassigned {
+            conds.push(Cond::IsNull("assignee_id"));
+        }
         let mut c = self.store.read().await?;
         let mut p = c.tickets(&conds, page).await?;
         self.mark_incidents(&mut c, &mut p.items).await?;
@@ -265,14 +270,10 @@ impl App {
         id: Id,
         page: &Page,
     ) -> Result<Paged<Comment>> {
+        actor.require_staff()?;
         let mut c = self.store.read().await?;
-        let t = c.ticket(id).await?.ok_or(AppError::NotFound)?;
-        if !self.can_view(&mut c, actor, &t).await? {
-            return Err(AppError::Forbidden(
-                "You do not have access to this ticket".into(),
-            ));
-        }
-        Ok(c.comments(id, !actor.is_staff(), page).await?)
+        c.ticket(id).await?.ok_or(AppError::NotFound)?;
+        Ok(c.comments(id, false, page).await?)
     }
 
     pub async fn ticket_audits(&self, actor: &Actor, id: Id, page: &Page) -> Result<Paged<Audit>> {
@@ -793,6 +794,16 @@ impl App {
         Ok(())
     }
 
+    fn check_uploads(input: &CommentInput, inv: &mut Invalid) {
+        if input.uploads.as_ref().is_some_and(|u| !u.is_empty()) {
+            inv.invalid(
+                "comment",
+                "Uploads",
+                "attachments are not supported yet (issue #6); send the comment without uploads",
+            );
+        }
+    }
+
     fn build_comment(
         &self,
         actor: &Actor,
@@ -834,6 +845,7 @@ impl App {
         c: &CommentInput,
         inv: &mut Invalid,
     ) -> Result<Id> {
+        App::check_uploads(c, inv);
         match c.author_id {
             Some(a) if actor.is_staff() && a != actor.id() => {
                 if tx.get::<User>(a).await?.is_none() {
@@ -885,6 +897,10 @@ impl App {
         t.is_public = comment_in.public.unwrap_or(true) || !actor.is_staff();
         self.apply_ticket_input(tx, actor, &mut t, &input, true, &mut inv)
             .await?;
+        // The submitter authors the first comment unless the comment names its author.
+        if comment_in.author_id.is_none() && t.submitter_id != actor.id() {
+            comment_in.author_id = Some(t.submitter_id);
+        }
         let author = self
             .comment_author(tx, actor, &comment_in, &mut inv)
             .await?;
@@ -1064,8 +1080,11 @@ impl App {
     ) -> Result<Vec<(Ticket, i64, i64)>> {
         actor.require_staff()?;
         let mut c = self.store.read().await?;
-        Ok(c.deleted_tickets(per_page, (page.max(1) - 1) * per_page)
-            .await?)
+        // One more than asked, so the caller knows whether another page follows.
+        Ok(
+            c.deleted_tickets(per_page + 1, (page.max(1) - 1) * per_page)
+                .await?,
+        )
     }
 
     pub async fn restore_ticket(&self, actor: &Actor, id: Id) -> Result<()> {
@@ -1079,7 +1098,7 @@ impl App {
     }
 
     pub async fn purge_ticket(&self, actor: &Actor, id: Id) -> Result<()> {
-        actor.require_admin()?;
+        actor.require_staff()?;
         let mut tx = self.store.write().await?;
         if !tx.purge_ticket(id).await? {
             return Err(AppError::NotFound);
@@ -1212,23 +1231,34 @@ impl App {
 
     // ---- requests (the end-user's view) --------------------------------------------------
 
+    /// The requests an end-user may see: their own and their shared organisations'; with
+    /// `organization`, only that organisation's (empty when it is not visible to them).
     pub async fn list_requests(
         &self,
         actor: &Actor,
         statuses: &[Status],
-        organization_only: bool,
+        organization: Option<Id>,
         page: &Page,
     ) -> Result<Paged<Ticket>> {
         let mut c = self.store.read().await?;
-        let orgs = visible_orgs(&mut c, &actor.user).await?;
-        let mut any = vec![Cond::In(
-            "organization_id",
-            orgs.iter().map(|o| Val::Int(*o)).collect(),
-        )];
-        if !organization_only {
-            any.push(Cond::Eq("requester_id", Val::Int(actor.id())));
+        let mut orgs = visible_orgs(&mut c, &actor.user).await?;
+        let mut conds = vec![];
+        match organization {
+            Some(o) => {
+                orgs.retain(|x| *x == o);
+                conds.push(Cond::In(
+                    "organization_id",
+                    orgs.iter().map(|o| Val::Int(*o)).collect(),
+                ));
+            }
+            None => conds.push(Cond::Any(vec![
+                Cond::In(
+                    "organization_id",
+                    orgs.iter().map(|o| Val::Int(*o)).collect(),
+                ),
+                Cond::Eq("requester_id", Val::Int(actor.id())),
+            ])),
         }
-        let mut conds = vec![Cond::Any(any)];
         if !statuses.is_empty() {
             conds.push(Cond::In(
                 "status",
@@ -1334,7 +1364,7 @@ impl App {
         }
         let mut t = old.clone();
         let mut inv = Invalid::new();
-        let via = Via::channel("web");
+        let via = Via::api();
         let mut comment = input.comment.clone().unwrap_or_default();
         comment.public = Some(true);
         comment.author_id = None;
@@ -1354,7 +1384,13 @@ impl App {
                 .await?;
         }
         if input.solved == Some(true) {
-            if t.assignee_id.is_none() {
+            if t.requester_id != actor.id() || t.ticket_type == Some(TicketType::Problem) {
+                inv.invalid(
+                    "solved",
+                    "Solved",
+                    "only the requester can solve a request, and not a problem ticket",
+                );
+            } else if t.assignee_id.is_none() {
                 inv.invalid(
                     "solved",
                     "Solved",

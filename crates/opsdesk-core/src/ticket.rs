@@ -503,7 +503,6 @@ where
 
 /// A comment as posted: `{"body", "html_body", "public", "author_id", "uploads"}`.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct CommentInput {
     #[serde(default)]
     pub body: Option<String>,

@@ -127,25 +127,34 @@ pub fn decode<T: DeserializeOwned>(v: Value, root: &str) -> ApiResult<T> {
     })
 }
 
-/// Query parameters (repeated keys keep the last value).
-pub struct Query(pub HashMap<String, String>);
+/// Query parameters (for single-valued keys the last value wins; [`Query::all`] sees every one).
+pub struct Query(pub HashMap<String, String>, pub Vec<(String, String)>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Query {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         let q = parts.uri.query().unwrap_or("");
-        Ok(Query(
-            url::form_urlencoded::parse(q.as_bytes())
-                .into_owned()
-                .collect(),
-        ))
+        let pairs: Vec<(String, String)> = url::form_urlencoded::parse(q.as_bytes())
+            .into_owned()
+            .collect();
+        Ok(Query(pairs.iter().cloned().collect(), pairs))
     }
 }
 
 impl Query {
     pub fn get(&self, k: &str) -> Option<&str> {
         self.0.get(k).map(String::as_str).filter(|s| !s.is_empty())
+    }
+
+    /// Every value of a repeated key (`role[]=agent&role[]=admin`).
+    pub fn all(&self, k: &str) -> Vec<&str> {
+        self.1
+            .iter()
+            .filter(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .filter(|v| !v.is_empty())
+            .collect()
     }
 
     pub fn int(&self, k: &str) -> ApiResult<Option<i64>> {
@@ -189,9 +198,30 @@ impl Query {
 
     /// The page asked for: cursor pagination when any `page[...]` key is present.
     pub fn page(&self) -> ApiResult<Page> {
-        let order = match self.get("sort_order").or(self.get("sort")) {
-            Some("desc") | Some("-id") | Some("-created_at") => Order::Desc,
-            _ => Order::Asc,
+        // Lists are kept in id order, which is creation order; other sorts are refused, not ignored.
+        if let Some(by) = self.get("sort_by") {
+            if by != "id" && by != "created_at" {
+                return Err(ApiError::BadRequest(format!(
+                    "sort_by={by} is not supported yet; lists are ordered by id (created_at)"
+                )));
+            }
+        }
+        let order = match (self.get("sort_order"), self.get("sort")) {
+            (Some("desc"), _) => Order::Desc,
+            (Some("asc") | None, None) => Order::Asc,
+            (Some("asc"), _) => Order::Asc,
+            (_, Some("-id") | Some("-created_at")) => Order::Desc,
+            (_, Some("id") | Some("created_at")) => Order::Asc,
+            (Some(o), _) => {
+                return Err(ApiError::BadRequest(format!(
+                    "sort_order={o} must be asc or desc"
+                )))
+            }
+            (_, Some(o)) => {
+                return Err(ApiError::BadRequest(format!(
+                    "sort={o} is not supported yet; use id or -id"
+                )))
+            }
         };
         let cursor = self.0.keys().any(|k| k.starts_with("page["));
         if cursor {

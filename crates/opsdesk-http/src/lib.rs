@@ -127,7 +127,7 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
         .route("/users/{id}/identities", get(people::identities))
         .route(
             "/users/{id}/password",
-            post(people::set_password).put(people::set_password),
+            post(people::set_password).put(people::change_password),
         )
         .route("/users/{id}/tickets/requested", get(t::list_for))
         .route("/users/{id}/tickets/assigned", get(t::list_for))

@@ -34,7 +34,7 @@ pub async fn users(
         ..Default::default()
     };
     for key in ["role", "role[]"] {
-        if let Some(r) = q.get(key) {
+        for r in q.all(key) {
             for r in r.split(',') {
                 f.roles.push(Role::parse(r).ok_or_else(|| {
                     ApiError::BadRequest(format!("role '{r}' is not one of end-user, agent, admin"))
@@ -85,6 +85,11 @@ pub async fn show_many_users(
 ) -> ApiResult<Json<Value>> {
     a.require_staff().map_err(ApiError::from)?;
     let ctx = Ctx::new(&h, &uri);
+    if q.get("external_ids").is_some() {
+        return Err(ApiError::BadRequest(
+            "show_many by external_ids is not supported yet; use ids".into(),
+        ));
+    }
     let ids = q.ids("ids")?;
     if ids.len() > 100 {
         return Err(ApiError::BadRequest("at most 100 ids".into()));
@@ -202,6 +207,29 @@ pub async fn set_password(
     Ok(Json(json!({})))
 }
 
+/// `PUT /users/{id}/password`: a user changes their own password with the previous one.
+pub async fn change_password(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    Path(uid): Path<String>,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    if id(&uid)? != a.id() {
+        return Err(opsdesk_app::AppError::Forbidden(
+            "You can only change your own password".into(),
+        )
+        .into());
+    }
+    let pw: String = body
+        .opt("password")?
+        .ok_or_else(|| ApiError::BadRequest("The request body needs \"password\"".into()))?;
+    let prev: String = body.opt("previous_password")?.ok_or_else(|| {
+        ApiError::BadRequest("The request body needs \"previous_password\"".into())
+    })?;
+    st.app.change_own_password(&a, &prev, &pw).await?;
+    Ok(Json(json!({})))
+}
+
 // ---- organisations ---------------------------------------------------------------------
 
 pub async fn organizations(
@@ -264,6 +292,11 @@ pub async fn show_many_organizations(
 ) -> ApiResult<Json<Value>> {
     a.require_staff().map_err(ApiError::from)?;
     let ctx = Ctx::new(&h, &uri);
+    if q.get("external_ids").is_some() {
+        return Err(ApiError::BadRequest(
+            "show_many by external_ids is not supported yet; use ids".into(),
+        ));
+    }
     let ids = q.ids("ids")?;
     if ids.len() > 100 {
         return Err(ApiError::BadRequest("at most 100 ids".into()));

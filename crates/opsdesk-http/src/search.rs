@@ -80,7 +80,10 @@ async fn run(
                 ticket_terms = true;
             }
             Some(("assignee", v)) => {
-                f.assignee_id = Some(user_id_for(st, a, v).await?.unwrap_or(-1));
+                match user_id_for(st, a, v).await? {
+                    Some(id) => f.assignee_id = Some(id),
+                    None => f.unassigned = true,
+                }
                 ticket_terms = true;
             }
             Some(("organization", v)) => {
@@ -92,6 +95,11 @@ async fn run(
             Some((k, _)) => {
                 return Err(ApiError::BadRequest(format!(
                     "search keyword '{k}:' is not supported yet"
+                )))
+            }
+            None if t.contains(['<', '>', '=']) || t.starts_with('-') || t.contains('*') => {
+                return Err(ApiError::BadRequest(format!(
+                    "'{t}': comparisons, exclusions and wildcards are not supported yet"
                 )))
             }
             None => free.push(t),
@@ -129,6 +137,10 @@ async fn run(
                 return Err(ApiError::BadRequest(
                     "ticket keywords need type:ticket".into(),
                 ));
+            }
+            if ty.is_none() && !free.is_empty() {
+                // Zendesk would search tickets too; opsdesk cannot yet, so it says so.
+                return Err(ApiError::BadRequest("free text without type: would include tickets, which is not supported yet; add type:user or type:organization".into()));
             }
             if ty.as_deref() != Some("organization") {
                 let users = match &email {

@@ -140,7 +140,13 @@ pub async fn list(
         ..Default::default()
     };
     if let Some(s) = q.get("status") {
-        f.statuses = s.split(',').filter_map(Status::parse).collect();
+        for x in s.split(',') {
+            f.statuses.push(Status::parse(x).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "status '{x}' is not one of new, open, pending, hold, solved, closed"
+                ))
+            })?);
+        }
     }
     let p = st.app.list_tickets(&a, &f, &page).await?;
     ticket_page(&st, &ctx, &q, &page, p).await
@@ -466,12 +472,30 @@ pub async fn deleted(
     let ctx = Ctx::new(&h, &uri);
     let page = q.int("page")?.unwrap_or(1);
     let per = q.int("per_page")?.unwrap_or(100).clamp(1, 100);
-    let rows = st.app.deleted_tickets(&a, page, per).await?;
+    let mut rows = st.app.deleted_tickets(&a, page, per).await?;
+    let has_more = rows.len() as i64 > per;
+    rows.truncate(per as usize);
     let items: Vec<Value> = rows
         .iter()
         .map(|(t, at, by)| json!({"id": t.id, "subject": t.subject, "description": t.description, "actor": {"id": by}, "deleted_at": clock::format(clock::from_unix(*at)), "previous_state": t.status}))
         .collect();
-    Ok(Json(ctx.all("deleted_tickets", items)))
+    let paged = opsdesk_app::Paged {
+        items: rows.iter().map(|r| r.0.id).collect::<Vec<_>>(),
+        count: None,
+        has_more,
+        has_prev: page > 1,
+    };
+    Ok(Json(ctx.page(
+        "deleted_tickets",
+        &opsdesk_app::Page::Offset {
+            page,
+            per_page: per,
+            order: opsdesk_app::Order::Asc,
+        },
+        &paged,
+        items,
+        |i| *i,
+    )))
 }
 
 pub async fn restore(
@@ -500,7 +524,7 @@ fn request_json(ctx: &Ctx, a: &Actor, t: &Ticket) -> Value {
         "status": t.status, "priority": t.priority, "type": t.ticket_type, "requester_id": t.requester_id,
         "organization_id": t.organization_id, "assignee_id": t.assignee_id, "group_id": t.group_id,
         "collaborator_ids": t.collaborator_ids, "email_cc_ids": t.email_cc_ids, "via": t.via, "is_public": t.is_public,
-        "due_at": t.due_at.map(clock::format), "can_be_solved_by_me": t.assignee_id.is_some() && t.requester_id == a.id(),
+        "due_at": t.due_at.map(clock::format), "can_be_solved_by_me": t.assignee_id.is_some() && t.requester_id == a.id() && t.ticket_type != Some(opsdesk_core::ticket::TicketType::Problem) && !matches!(t.status, Status::Solved | Status::Closed),
         "solved": matches!(t.status, Status::Solved | Status::Closed), "ticket_form_id": t.ticket_form_id,
         "recipient": t.recipient, "custom_fields": t.custom_fields, "fields": t.custom_fields,
         "created_at": clock::format(t.created_at), "updated_at": clock::format(t.updated_at),
@@ -518,17 +542,23 @@ pub async fn requests(
     let ctx = Ctx::new(&h, &uri);
     let page = q.page()?;
     let path = uri.path();
-    let mut statuses: Vec<Status> = q
-        .get("status")
-        .map(|s| s.split(',').filter_map(Status::parse).collect())
-        .unwrap_or_default();
+    let mut statuses: Vec<Status> = vec![];
+    if let Some(s) = q.get("status") {
+        for x in s.split(',') {
+            statuses.push(Status::parse(x).ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "status '{x}' is not one of new, open, pending, hold, solved, closed"
+                ))
+            })?);
+        }
+    }
     if path.contains("/requests/solved") {
         statuses = vec![Status::Solved, Status::Closed];
     } else if path.contains("/requests/open") {
         statuses = vec![Status::New, Status::Open, Status::Pending, Status::Hold];
     }
-    let org_only = q.get("organization_id").is_some();
-    let p = st.app.list_requests(&a, &statuses, org_only, &page).await?;
+    let org = q.int("organization_id")?;
+    let p = st.app.list_requests(&a, &statuses, org, &page).await?;
     let items = p.items.iter().map(|t| request_json(&ctx, &a, t)).collect();
     Ok(Json(ctx.page("requests", &page, &p, items, |t| t.id)))
 }

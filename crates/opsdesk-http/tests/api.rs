@@ -992,3 +992,155 @@ async fn custom_fields_forms_and_pagination() {
         assert_eq!((seen.len(), sorted.len()), (8, 8), "{n}: every user once");
     }
 }
+
+#[tokio::test]
+async fn self_service_is_limited_and_unsupported_queries_are_refused() {
+    for t in apps().await {
+        let n = t.name;
+        let cora = t.user_id("cora@example.com").await;
+        // End-users may rename themselves but not widen what they see.
+        let (s, v) = t
+            .call(
+                &t.customer,
+                Method::PUT,
+                &format!("/api/v2/users/{cora}.json"),
+                Some(json!({"user": {"name": "Cora C."}})),
+            )
+            .await;
+        assert_eq!(
+            (s, v["user"]["name"].as_str()),
+            (StatusCode::OK, Some("Cora C.")),
+            "{n}"
+        );
+        for body in [
+            json!({"ticket_restriction": "organization"}),
+            json!({"role": "admin"}),
+            json!({"verified": true}),
+            json!({"email": "x@example.com"}),
+        ] {
+            let (s, _) = t
+                .call(
+                    &t.customer,
+                    Method::PUT,
+                    &format!("/api/v2/users/{cora}.json"),
+                    Some(json!({"user": body})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::FORBIDDEN, "{n}: {body}");
+        }
+        // Changing one's own password needs the previous one.
+        let (s, v) = t
+            .call(
+                &t.customer,
+                Method::PUT,
+                &format!("/api/v2/users/{cora}/password.json"),
+                Some(json!({"previous_password": "nope-nope", "password": "new-password-1"})),
+            )
+            .await;
+        assert_eq!(
+            (s, v["details"]["previous_password"][0]["error"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("InvalidValue")),
+            "{n}"
+        );
+        let (s, _) = t
+            .call(
+                &t.customer,
+                Method::PUT,
+                &format!("/api/v2/users/{cora}/password.json"),
+                Some(json!({"previous_password": "password-123", "password": "new-password-1"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}");
+        let (s, _) = t
+            .call(&t.customer, Method::GET, "/api/v2/users/me.json", None)
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::UNAUTHORIZED,
+            "{n}: the old password no longer works"
+        );
+        let cora_new = ("cora@example.com".to_string(), "new-password-1".to_string());
+        let (s, _) = t
+            .call(
+                &cora_new,
+                Method::POST,
+                &format!("/api/v2/users/{cora}/password.json"),
+                Some(json!({"password": "another-one-2"})),
+            )
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::FORBIDDEN,
+            "{n}: setting a password without the old one is for admins"
+        );
+
+        // The submitter authors the first comment; only the requester solves a request.
+        let agent_id = t.user_id("agent@example.com").await;
+        let (_, v) = t.call(&t.admin, Method::POST, "/api/v2/tickets.json", Some(json!({"ticket": {"subject": "On behalf", "comment": {"body": "from the customer"}, "requester_id": cora, "submitter_id": cora, "assignee_id": agent_id}}))).await;
+        let id = v["ticket"]["id"].as_i64().unwrap();
+        let comment = v["audit"]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["type"] == "Comment")
+            .unwrap()
+            .clone();
+        assert_eq!(comment["author_id"], cora, "{n}");
+        let (s, v) = t
+            .call(
+                &cora_new,
+                Method::PUT,
+                &format!("/api/v2/requests/{id}.json"),
+                Some(json!({"request": {"solved": true, "comment": {"body": "works now"}}})),
+            )
+            .await;
+        assert_eq!(
+            (s, v["request"]["status"].as_str()),
+            (StatusCode::OK, Some("solved")),
+            "{n}: {v}"
+        );
+
+        // Unsupported queries are refused with a reason, never answered wrongly.
+        for path in [
+            "/api/v2/tickets.json?status=bogus",
+            "/api/v2/tickets.json?sort_by=updated_at",
+            "/api/v2/search.json?query=status<solved",
+            "/api/v2/search.json?query=printer",
+            "/api/v2/search.json?query=type:ticket%20priority:high",
+            "/api/v2/users/show_many.json?external_ids=a,b",
+        ] {
+            let (s, v) = t.call(&t.admin, Method::GET, path, None).await;
+            assert_eq!(
+                (s, v["error"].as_str()),
+                (StatusCode::BAD_REQUEST, Some("InvalidParameter")),
+                "{n}: {path}"
+            );
+        }
+        let (s, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/search.json?query=type:ticket%20assignee:none",
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}");
+        assert!(
+            v["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["assignee_id"].is_null() && r["result_type"] == "ticket"),
+            "{n}"
+        );
+        let (_, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/users.json?role[]=agent&role[]=admin",
+                None,
+            )
+            .await;
+        assert_eq!(v["count"], 2, "{n}: repeated role[] keys all count");
+    }
+}
