@@ -1368,6 +1368,7 @@ impl App {
         let mut comment = input.comment.clone().unwrap_or_default();
         comment.public = Some(true);
         comment.author_id = None;
+        App::check_uploads(&comment, &mut inv);
         let comment = self.build_comment(actor, &comment, &via, actor.id(), true);
         if let Some(cc) = &input.email_ccs {
             let ti = TicketInput {

@@ -59,7 +59,7 @@ impl From<Option<&str>> for Val {
 
 /// A connection or transaction on either backend.
 pub enum Conn {
-    SqliteTx(Transaction<'static, Sqlite>),
+    SqliteTx(crate::group::GroupTx),
     SqliteConn(PoolConnection<Sqlite>),
     PgTx(Transaction<'static, Postgres>),
     PgConn(PoolConnection<Postgres>),

@@ -6,6 +6,7 @@
 
 mod db;
 mod docs;
+mod group;
 mod migrate;
 mod records;
 pub mod testing;
@@ -66,7 +67,10 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[derive(Clone)]
 enum Pools {
-    Sqlite { write: SqlitePool, read: SqlitePool },
+    Sqlite {
+        write: Arc<group::GroupWriter>,
+        read: SqlitePool,
+    },
     Pg(PgPool),
 }
 
@@ -117,13 +121,8 @@ impl Store {
             // (docs/benchmarks.md).
             .pragma("wal_autocheckpoint", "1000");
         // A local file cannot go stale: no ping before each use (it would cost a round trip).
-        let write = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(base.clone())
-            .await?;
+        // The one writer connection, shared by use cases through group commit.
+        let write = group::GroupWriter::new(sqlx::ConnectOptions::connect(&base).await?);
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)

@@ -508,3 +508,62 @@ fn migration_lists_match() {
         "every migration exists for both backends, in the same order"
     );
 }
+
+/// Many concurrent write transactions, some abandoned midway: exactly the committed ones stay
+/// (on SQLite they share physical transactions through group commit).
+#[tokio::test]
+async fn concurrent_commits_and_rollbacks() {
+    for (name, s) in testing::all().await.unwrap() {
+        let mut tasks = vec![];
+        for i in 0..60 {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tx = s.write().await.unwrap();
+                tx.insert(&mut org(&format!("Concurrent {i}")))
+                    .await
+                    .unwrap();
+                tokio::task::yield_now().await;
+                if i % 3 == 0 {
+                    drop(tx); // abandoned: must leave nothing
+                    false
+                } else {
+                    tx.commit().await.unwrap();
+                    true
+                }
+            }));
+        }
+        let mut committed = 0;
+        for t in tasks {
+            if tokio::time::timeout(std::time::Duration::from_secs(30), t)
+                .await
+                .expect("no writer may hang")
+                .unwrap()
+            {
+                committed += 1;
+            }
+        }
+        // Acknowledged commits are visible to a fresh reader at once.
+        let mut c = s.read().await.unwrap();
+        let n = c
+            .count::<Organization>(&[Cond::Like("name_key", Val::from("concurrent %"))])
+            .await
+            .unwrap();
+        assert_eq!((n, committed), (40, 40), "{name}");
+        drop(c);
+        // The writer is still usable after abandoned transactions.
+        let mut tx = s.write().await.unwrap();
+        tx.insert(&mut org("After")).await.unwrap();
+        tx.commit().await.unwrap();
+        assert!(
+            s.read()
+                .await
+                .unwrap()
+                .find::<Organization>(&[Cond::Eq("name_key", Val::from("after"))])
+                .await
+                .unwrap()
+                .is_some(),
+            "{name}"
+        );
+        s.close().await;
+    }
+}

@@ -1,0 +1,243 @@
+//! Group commit for SQLite's single writer.
+//!
+//! SQLite has one writer; each COMMIT writes every B-tree page the transaction touched to the
+//! WAL. Use cases that arrive together touch the same pages (the right-most leaves of the
+//! tickets, audits and comments tables and their indexes), so committing them together writes
+//! those pages once. Each use case still gets its own transaction semantics: it runs inside a
+//! SAVEPOINT on the shared physical transaction, a failure rolls back to its savepoint only, and
+//! `commit()` returns only after the physical COMMIT is durable — so nothing is acknowledged
+//! before it is on disk, and if that COMMIT fails every use case in the group gets the error.
+//!
+//! A use case's `commit()` defers the physical COMMIT while other use cases are queued for the
+//! writer (up to [`MAX_GROUP`]); the last one in the group commits and wakes the others.
+
+use std::future::Future;
+use std::ops::{Deref, DerefMut};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::{Connection, SqliteConnection};
+use tokio::sync::{watch, Mutex, OwnedMutexGuard};
+
+use crate::StoreError;
+
+/// Run one statement. Boxed with a concrete lifetime so futures that use it can be spawned
+/// (sqlx's executor bounds otherwise defeat the `Send` check).
+fn run<'c>(
+    c: &'c mut SqliteConnection,
+    sql: &'static str,
+) -> Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'c>> {
+    Box::pin(async move { sqlx::query(sql).execute(c).await.map(|_| ()) })
+}
+
+/// Most logical transactions folded into one physical one.
+pub const MAX_GROUP: usize = 64;
+
+pub struct WriterState {
+    conn: Option<SqliteConnection>,
+    in_tx: bool,
+    generation: u64,
+    pending: usize,
+}
+
+pub struct GroupWriter {
+    state: Arc<Mutex<WriterState>>,
+    waiting: AtomicUsize,
+    /// (last committed or failed generation, its error if it failed)
+    done: watch::Sender<(u64, Option<String>)>,
+}
+
+impl GroupWriter {
+    pub fn new(conn: SqliteConnection) -> Arc<GroupWriter> {
+        let (done, _) = watch::channel((0, None));
+        Arc::new(GroupWriter {
+            state: Arc::new(Mutex::new(WriterState {
+                conn: Some(conn),
+                in_tx: false,
+                generation: 0,
+                pending: 0,
+            })),
+            waiting: AtomicUsize::new(0),
+            done,
+        })
+    }
+
+    /// Start a logical transaction (a savepoint on the shared physical one).
+    pub async fn begin(self: &Arc<Self>) -> Result<GroupTx, StoreError> {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut g = self.state.clone().lock_owned().await;
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        if !g.in_tx {
+            let conn = g
+                .conn
+                .as_mut()
+                .ok_or_else(|| StoreError::Unavailable("the database is closed".into()))?;
+            run(conn, "BEGIN IMMEDIATE").await?;
+            g.in_tx = true;
+            g.generation += 1;
+        }
+        let conn = g
+            .conn
+            .as_mut()
+            .ok_or_else(|| StoreError::Unavailable("the database is closed".into()))?;
+        if let Err(e) = run(conn, "SAVEPOINT opsdesk_tx").await {
+            // Leave the connection usable for the next caller.
+            finish_physical(&mut g, self, false).await;
+            return Err(e.into());
+        }
+        Ok(GroupTx {
+            guard: Some(g),
+            writer: self.clone(),
+        })
+    }
+
+    /// Close the connection (waits for the current user).
+    pub async fn close(&self) {
+        let mut g = self.state.lock().await;
+        if let Some(c) = g.conn.take() {
+            let _ = c.close().await;
+        }
+    }
+}
+
+/// COMMIT (or ROLLBACK) the physical transaction and wake everyone waiting on it.
+async fn finish_physical(g: &mut WriterState, w: &GroupWriter, commit: bool) -> Option<String> {
+    let generation = g.generation;
+    let err = match g.conn.as_mut() {
+        Some(c) if g.in_tx => {
+            let sql = if commit { "COMMIT" } else { "ROLLBACK" };
+            match run(c, sql).await {
+                Ok(_) => None,
+                Err(e) => {
+                    // A failed COMMIT leaves the transaction open: roll it back.
+                    let _ = run(c, "ROLLBACK").await;
+                    Some(e.to_string())
+                }
+            }
+        }
+        _ => None,
+    };
+    let had_pending = g.pending > 0;
+    g.in_tx = false;
+    g.pending = 0;
+    let err = if !commit && had_pending {
+        Some("the grouped transaction was rolled back".to_string())
+    } else {
+        err
+    };
+    w.done.send_replace((generation, err.clone()));
+    err
+}
+
+/// One use case's transaction on the shared writer.
+pub struct GroupTx {
+    guard: Option<OwnedMutexGuard<WriterState>>,
+    writer: Arc<GroupWriter>,
+}
+
+impl Deref for GroupTx {
+    type Target = SqliteConnection;
+    fn deref(&self) -> &SqliteConnection {
+        #[allow(clippy::expect_used)]
+        self.guard
+            .as_ref()
+            .and_then(|g| g.conn.as_ref())
+            .expect("a live GroupTx holds the writer")
+    }
+}
+
+impl DerefMut for GroupTx {
+    fn deref_mut(&mut self) -> &mut SqliteConnection {
+        #[allow(clippy::expect_used)]
+        self.guard
+            .as_mut()
+            .and_then(|g| g.conn.as_mut())
+            .expect("a live GroupTx holds the writer")
+    }
+}
+
+impl GroupTx {
+    /// Release the savepoint and return once the physical transaction holding it has committed.
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        let Some(mut g) = self.guard.take() else {
+            return Ok(());
+        };
+        let writer = self.writer.clone();
+        if let Some(c) = g.conn.as_mut() {
+            if let Err(e) = run(c, "RELEASE opsdesk_tx").await {
+                let _ = run(c, "ROLLBACK TO opsdesk_tx").await;
+                let _ = run(c, "RELEASE opsdesk_tx").await;
+                if g.pending == 0 {
+                    finish_physical(&mut g, &writer, true).await;
+                }
+                return Err(e.into());
+            }
+        }
+        g.pending += 1;
+        let generation = g.generation;
+        if writer.waiting.load(Ordering::SeqCst) > 0 && g.pending < MAX_GROUP {
+            // Others are queued: let them join; the last of the group commits.
+            let mut rx = writer.done.subscribe();
+            drop(g);
+            loop {
+                {
+                    let v = rx.borrow_and_update();
+                    if v.0 >= generation {
+                        return match &v.1 {
+                            None => Ok(()),
+                            Some(e) if v.0 == generation => Err(StoreError::Db(e.clone())),
+                            Some(_) => Ok(()),
+                        };
+                    }
+                }
+                // Nobody may be left to commit (the queue drained into rollbacks): check.
+                if tokio::time::timeout(Duration::from_millis(5), rx.changed())
+                    .await
+                    .is_err()
+                {
+                    let mut g = writer.state.clone().lock_owned().await;
+                    if g.in_tx
+                        && g.generation == generation
+                        && writer.waiting.load(Ordering::SeqCst) == 0
+                    {
+                        return match finish_physical(&mut g, &writer, true).await {
+                            None => Ok(()),
+                            Some(e) => Err(StoreError::Db(e)),
+                        };
+                    }
+                }
+            }
+        }
+        match finish_physical(&mut g, &writer, true).await {
+            None => Ok(()),
+            Some(e) => Err(StoreError::Db(e)),
+        }
+    }
+}
+
+impl Drop for GroupTx {
+    fn drop(&mut self) {
+        // Dropped without commit: undo this use case's writes only. The guard moves into a task,
+        // so nobody else uses the connection before the rollback has run.
+        if let Some(g) = self.guard.take() {
+            let writer = self.writer.clone();
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(rollback_dropped(g, writer));
+            }
+        }
+    }
+}
+
+/// Undo a dropped use case's savepoint; commit what the group already holds if nobody else will.
+async fn rollback_dropped(mut g: OwnedMutexGuard<WriterState>, writer: Arc<GroupWriter>) {
+    if let Some(c) = g.conn.as_mut() {
+        let _ = run(c, "ROLLBACK TO opsdesk_tx").await;
+        let _ = run(c, "RELEASE opsdesk_tx").await;
+    }
+    if writer.waiting.load(Ordering::SeqCst) == 0 {
+        let commit = g.pending > 0;
+        finish_physical(&mut g, &writer, commit).await;
+    }
+}
