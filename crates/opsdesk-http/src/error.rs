@@ -17,6 +17,11 @@ pub enum ApiError {
     },
     TooLarge,
     NoEndpoint,
+    /// Over the per-minute API limit (429 with an integer `Retry-After`, as Zendesk).
+    RateLimited {
+        retry_after: u64,
+        limit: u32,
+    },
 }
 
 impl From<AppError> for ApiError {
@@ -101,6 +106,17 @@ impl IntoResponse for ApiError {
                 StatusCode::NOT_FOUND,
                 json!({"error": "InvalidEndpoint", "description": "Not found"}),
             ),
+            ApiError::RateLimited { retry_after, limit } => {
+                let mut r = body(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    json!({"error": "APIRateLimitExceeded", "description": format!("Number of allowed API requests per minute exceeded ({limit}); retry after {retry_after} seconds")}),
+                );
+                let h = r.headers_mut();
+                h.insert(header::RETRY_AFTER, header::HeaderValue::from(retry_after));
+                h.insert("x-rate-limit", header::HeaderValue::from(limit));
+                h.insert("x-rate-limit-remaining", header::HeaderValue::from(0u32));
+                r
+            }
         }
     }
 }

@@ -42,7 +42,13 @@ impl FromRequestParts<AppState> for Auth {
         } else {
             return Err(AppError::Unauthorized.into());
         };
-        Ok(Auth(actor))
+        match state.limiter.check(actor.id()) {
+            Ok(_) => Ok(Auth(actor)),
+            Err(l) => Err(ApiError::RateLimited {
+                retry_after: l.retry_after,
+                limit: l.limit,
+            }),
+        }
     }
 }
 

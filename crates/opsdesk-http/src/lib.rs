@@ -4,6 +4,7 @@
 mod config;
 mod error;
 mod extract;
+mod ops;
 mod people;
 mod render;
 mod search;
@@ -28,6 +29,7 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub struct AppState {
     pub app: App,
+    pub limiter: std::sync::Arc<ops::RateLimiter>,
 }
 
 /// Server settings.
@@ -35,12 +37,15 @@ pub struct AppState {
 pub struct HttpConfig {
     /// Largest request body accepted (bytes).
     pub max_body_bytes: usize,
+    /// API requests per user per minute (0: no limit).
+    pub rate_limit_per_minute: u32,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             max_body_bytes: 2 * 1024 * 1024,
+            rate_limit_per_minute: 0,
         }
     }
 }
@@ -61,10 +66,13 @@ async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "migrations pending", "pending": p})),
         ),
-        (Err(e), _) | (_, Err(e)) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "database unavailable", "error": e.to_string()})),
-        ),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "database unavailable"})),
+            )
+        }
     }
 }
 
@@ -74,6 +82,8 @@ async fn not_found() -> ApiError {
 
 /// The `/api/v2` routes (paths without `.json`; [`strip_json`] removes the suffix first).
 pub fn router(app: App, cfg: &HttpConfig) -> Router {
+    // Install the metrics recorder before the first request is counted.
+    let _ = ops::prometheus();
     use tickets as t;
     let api = Router::new()
         // tickets
@@ -236,11 +246,13 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
         )
         // search
         .route("/search", get(search::search))
-        .route("/search/count", get(search::count));
+        .route("/search/count", get(search::count))
+        .route_layer(axum::middleware::from_fn(ops::observe));
 
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(ops::metrics))
         .nest("/api/v2", api)
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
@@ -248,7 +260,7 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "InternalError", "description": "Something went wrong on our side; it has been logged"}))).into_response()
         }))
-        .with_state(AppState { app })
+        .with_state(AppState { app, limiter: std::sync::Arc::new(ops::RateLimiter::new(cfg.rate_limit_per_minute)) })
 }
 
 /// Drop a trailing `.json` from the path (Zendesk clients use both forms).

@@ -63,6 +63,7 @@ impl TestApp {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let cfg = opsdesk_http::HttpConfig {
             max_body_bytes: 64 * 1024,
+            ..Default::default()
         };
         tokio::spawn(opsdesk_http::serve(
             listener,
@@ -333,6 +334,26 @@ async fn bad_input_gets_zendesk_envelopes() {
             )
             .await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{n}");
+        // Operator endpoints answer on every backend.
+        let r = t
+            .http
+            .get(format!("{}/readyz", t.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{n}");
+        assert_eq!(r.json::<Value>().await.unwrap()["status"], "ready", "{n}");
+        let r = t
+            .http
+            .get(format!("{}/metrics", t.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{n}");
+        assert!(
+            r.text().await.unwrap().contains("http_requests_total"),
+            "{n}"
+        );
         // Bearer with an API token.
         let r = t
             .http

@@ -74,6 +74,13 @@ enum Pools {
     Pg(PgPool),
 }
 
+/// Connection pool figures for `/metrics`.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolStats {
+    pub size: u32,
+    pub idle: u32,
+}
+
 /// The database handle. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
@@ -154,6 +161,20 @@ impl Store {
         })
     }
 
+    /// Connections open and idle (SQLite: the read pool; the writer is one more).
+    pub fn pool_stats(&self) -> PoolStats {
+        match &*self.pools {
+            Pools::Sqlite { read, .. } => PoolStats {
+                size: read.size() + 1,
+                idle: read.num_idle() as u32,
+            },
+            Pools::Pg(p) => PoolStats {
+                size: p.size(),
+                idle: p.num_idle() as u32,
+            },
+        }
+    }
+
     pub fn backend(&self) -> &'static str {
         match &*self.pools {
             Pools::Sqlite { .. } => "sqlite",
@@ -191,7 +212,7 @@ impl Store {
     /// Check the database answers.
     pub async fn ping(&self) -> Result<()> {
         let mut c = self.read().await?;
-        c.int("SELECT 1", &[]).await?;
+        c.int("SELECT CAST(1 AS BIGINT)", &[]).await?;
         Ok(())
     }
 

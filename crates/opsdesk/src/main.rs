@@ -60,6 +60,23 @@ enum Command {
         /// Largest accepted request body in bytes.
         #[arg(long, env = "OPSDESK_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
         max_body_bytes: usize,
+        /// API requests per user per minute before 429 (0: unlimited).
+        #[arg(long, env = "OPSDESK_RATE_LIMIT_PER_MINUTE", default_value_t = 6000)]
+        rate_limit_per_minute: u32,
+    },
+    /// Write a consistent copy of the database while the server runs (SQLite; for PostgreSQL
+    /// use pg_dump, see docs/operations.md).
+    Backup {
+        /// The backup file to create (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Replace the database with a backup (the server must be stopped; the current database is
+    /// kept beside it as opsdesk.db.before-restore-TIMESTAMP).
+    Restore {
+        /// A file written by `opsdesk backup`.
+        #[arg(long)]
+        from: PathBuf,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -231,6 +248,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Serve {
             listen,
             max_body_bytes,
+            rate_limit_per_minute,
         } => {
             let _lock = lock_data_dir(&cli.db)?;
             let app = open_app(&cli.db).await?;
@@ -247,13 +265,18 @@ async fn run(cli: Cli) -> Result<()> {
             opsdesk_http::serve(
                 listener,
                 app,
-                opsdesk_http::HttpConfig { max_body_bytes },
+                opsdesk_http::HttpConfig {
+                    max_body_bytes,
+                    rate_limit_per_minute,
+                },
                 shutdown_signal(),
             )
             .await?;
             store.close().await;
             tracing::info!("stopped");
         }
+        Command::Backup { to } => backup(&cli.db, &to).await?,
+        Command::Restore { from } => restore(&cli.db, &from).await?,
         Command::Migrate => {
             let cfg = db_config(&cli.db)?;
             let store = Store::open(&cfg)
@@ -331,6 +354,101 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench { command } => bench::run(command, cli.db.database_url.clone()).await?,
     }
+    Ok(())
+}
+
+async fn backup(db: &DbArgs, to: &std::path::Path) -> Result<()> {
+    if db.database_url.is_some() {
+        bail!("backup copies the embedded SQLite database; for PostgreSQL use pg_dump --format=custom (docs/operations.md)");
+    }
+    if to.exists() {
+        bail!("{} already exists; choose a new file", to.display());
+    }
+    let path = db.data_dir.join("opsdesk.db");
+    if !path.exists() {
+        bail!("no database at {}", path.display());
+    }
+    let store = Store::open_sqlite(&path).await?;
+    let started = std::time::Instant::now();
+    // VACUUM INTO reads one consistent snapshot while writers carry on (WAL).
+    let target = to.to_str().context("the backup path must be valid UTF-8")?;
+    let mut c = store.read().await?;
+    c.exec("VACUUM INTO $1", &[opsdesk_store::Val::from(target)])
+        .await
+        .context("writing the backup")?;
+    let tickets = c.int("SELECT COUNT(*) FROM tickets", &[]).await?;
+    drop(c);
+    store.close().await;
+    let bytes = std::fs::metadata(to).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "backup written to {} ({} tickets, {} bytes, {:.2} s)",
+        to.display(),
+        tickets,
+        bytes,
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn restore(db: &DbArgs, from: &std::path::Path) -> Result<()> {
+    if db.database_url.is_some() {
+        bail!("restore replaces the embedded SQLite database; for PostgreSQL use pg_restore (docs/operations.md)");
+    }
+    if !from.is_file() {
+        bail!("{} is not a file", from.display());
+    }
+    let _lock = lock_data_dir(db).context("the server must be stopped before a restore")?;
+    // Check the backup before touching anything.
+    let check = Store::open_sqlite(from)
+        .await
+        .with_context(|| format!("opening {}", from.display()))?;
+    let mut c = check.read().await?;
+    let ok = c.one("PRAGMA integrity_check", &[]).await?.str(0)?;
+    if ok != "ok" {
+        bail!("{} fails SQLite's integrity check: {ok}", from.display());
+    }
+    let tickets = c
+        .int("SELECT COUNT(*) FROM tickets", &[])
+        .await
+        .context("this file is not an opsdesk backup")?;
+    drop(c);
+    check.close().await;
+    let path = db.data_dir.join("opsdesk.db");
+    if path.exists() {
+        let stamp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let aside = db
+            .data_dir
+            .join(format!("opsdesk.db.before-restore-{stamp}"));
+        // Fold the WAL into the old file so the copy kept aside is complete.
+        // (closing the last connection checkpoints the WAL into the file)
+        let old = Store::open_sqlite(&path).await?;
+        old.close().await;
+        std::fs::rename(&path, &aside)?;
+        for ext in ["-wal", "-shm"] {
+            let p = db.data_dir.join(format!("opsdesk.db{ext}"));
+            if p.exists() {
+                std::fs::rename(
+                    &p,
+                    db.data_dir
+                        .join(format!("opsdesk.db.before-restore-{stamp}{ext}")),
+                )?;
+            }
+        }
+        println!("the previous database is kept as {}", aside.display());
+    }
+    std::fs::copy(from, &path)
+        .with_context(|| format!("copying {} into {}", from.display(), path.display()))?;
+    let app = open_app(db).await?;
+    app.store.close().await;
+    println!(
+        "restored {} ({} tickets) into {}",
+        from.display(),
+        tickets,
+        path.display()
+    );
     Ok(())
 }
 

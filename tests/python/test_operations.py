@@ -1,0 +1,294 @@
+"""Operations, tested the way an operator meets them: a server of its own per test, real
+signals, real files. Crash safety (kill -9 mid-load), online backup under write load and
+restore, metrics, request ids, rate limits.
+
+These start extra servers with the same binary and backend as the session one.
+"""
+
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+
+import conftest
+
+HTTP = 10
+
+
+class Instance:
+    """One opsdesk server process with its own database."""
+
+    def __init__(self, extra_args=()):
+        self.binary = os.path.abspath(os.environ["OPSDESK_BIN"])
+        self.backend = os.environ.get("OPSDESK_BACKEND", "sqlite")
+        self.tmp = tempfile.mkdtemp(prefix="opsdesk-ops-")
+        if self.backend == "postgres":
+            admin = os.environ["OPSDESK_TEST_DATABASE_URL"]
+            self.dbname = "opsdesk_ops_" + uuid.uuid4().hex[:12]
+            conftest._psql(admin, f"CREATE DATABASE {self.dbname}")
+            self.db_args = ["--database-url", conftest._with_database(admin, self.dbname)]
+        else:
+            self.dbname = None
+            self.data_dir = os.path.join(self.tmp, "data")
+            self.db_args = ["--data-dir", self.data_dir]
+        self.extra = list(extra_args)
+        self.cli("migrate")
+        self.cli("user", "create", "--email", "ops@example.com", "--name", "Ops Admin", "--role", "admin")
+        self.token = self.cli("token", "create", "--email", "ops@example.com").strip()
+        self.auth = ("ops@example.com/token", self.token)
+        self.proc = None
+        self.log = os.path.join(self.tmp, "server.log")
+
+    def cli(self, *args):
+        return conftest._run_cli(self.binary, [*args, *self.db_args], " ".join(args[:2]))
+
+    def start(self):
+        self.port = conftest._free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [self.binary, "serve", *self.db_args, "--listen", f"127.0.0.1:{self.port}", *self.extra],
+            stdin=subprocess.DEVNULL, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, conftest._tail(conftest._read_log(self.log))
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("server did not start:\n" + conftest._tail(conftest._read_log(self.log)))
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                return None
+        return self.proc.returncode if self.proc else None
+
+    def close(self):
+        self.stop()
+        if self.dbname:
+            conftest._psql(os.environ["OPSDESK_TEST_DATABASE_URL"], f"DROP DATABASE IF EXISTS {self.dbname} WITH (FORCE)")
+
+    def get(self, path, **kw):
+        return requests.get(f"{self.url}/api/v2/{path}", auth=self.auth, timeout=HTTP, **kw)
+
+
+@pytest.fixture
+def instance():
+    made = []
+
+    def make(*extra):
+        i = Instance(extra)
+        made.append(i)
+        return i
+
+    yield make
+    for i in made:
+        i.close()
+
+
+class Load:
+    """Writers that create tickets and comment on them, recording what was acknowledged."""
+
+    def __init__(self, inst, threads=6):
+        self.inst = inst
+        self.stop = threading.Event()
+        self.acked = {}  # subject -> (ticket id, [acknowledged comment bodies])
+        self.lock = threading.Lock()
+        self.errors = 0
+        self.threads = [threading.Thread(target=self.run, args=(n,), daemon=True) for n in range(threads)]
+
+    def run(self, n):
+        s = requests.Session()
+        s.auth = self.inst.auth
+        i = 0
+        while not self.stop.is_set() and i < 10_000:
+            i += 1
+            subject = f"load-{n}-{i}-{uuid.uuid4().hex[:6]}"
+            try:
+                r = s.post(f"{self.inst.url}/api/v2/tickets.json", json={"ticket": {"subject": subject, "comment": {"body": "first"}}}, timeout=HTTP)
+            except requests.RequestException:
+                self.errors += 1
+                continue
+            if r.status_code != 201:
+                self.errors += 1
+                continue
+            tid = r.json()["ticket"]["id"]
+            with self.lock:
+                self.acked[subject] = (tid, ["first"])
+            body = f"reply-{i}"
+            try:
+                r = s.put(f"{self.inst.url}/api/v2/tickets/{tid}.json", json={"ticket": {"comment": {"body": body, "public": False}}}, timeout=HTTP)
+            except requests.RequestException:
+                continue
+            if r.status_code == 200:
+                with self.lock:
+                    self.acked[subject][1].append(body)
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *a):
+        self.stop.set()
+        for t in self.threads:
+            t.join(timeout=30)
+
+    def snapshot(self):
+        with self.lock:
+            return {k: (v[0], list(v[1])) for k, v in self.acked.items()}
+
+
+def all_tickets(inst):
+    out = {}
+    url = f"{inst.url}/api/v2/tickets.json?page[size]=100"
+    for _ in range(10_000):
+        r = requests.get(url, auth=inst.auth, timeout=HTTP)
+        assert r.status_code == 200, r.text
+        d = r.json()
+        for t in d["tickets"]:
+            out.setdefault(t["subject"], []).append(t["id"])
+        if not d["meta"]["has_more"]:
+            return out
+        url = d["links"]["next"]
+    raise AssertionError("pagination did not end")
+
+
+def test_kill_9_mid_load_loses_no_acknowledged_write(instance):
+    inst = instance()
+    inst.start()
+    with Load(inst) as load:
+        deadline = time.monotonic() + 15
+        while len(load.snapshot()) < 150 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        inst.kill9()  # mid-load: requests are in flight
+        time.sleep(0.3)
+    acked = load.snapshot()
+    assert len(acked) >= 100, f"the load made too little progress ({len(acked)}, {load.errors} errors)"
+    inst.start()
+    stored = all_tickets(inst)
+    for subject, (tid, comments) in acked.items():
+        assert stored.get(subject) == [tid], f"acknowledged ticket {tid} ({subject}) missing or duplicated: {stored.get(subject)}"
+    dupes = {s: ids for s, ids in stored.items() if len(ids) > 1}
+    assert not dupes, dupes
+    # Every acknowledged comment is there, once, in order.
+    for subject, (tid, comments) in list(acked.items())[:: max(1, len(acked) // 40)]:
+        r = inst.get(f"tickets/{tid}/comments.json")
+        bodies = [c["body"] for c in r.json()["comments"]]
+        assert bodies[: len(comments)] == comments, (tid, bodies, comments)
+    # The restarted server takes writes again, and SIGTERM stops it cleanly.
+    r = requests.post(f"{inst.url}/api/v2/tickets.json", auth=inst.auth, json={"ticket": {"subject": "after", "comment": {"body": "x"}}}, timeout=HTTP)
+    assert r.status_code == 201
+    assert inst.stop() == 0
+
+
+def test_online_backup_under_write_load_then_restore(instance):
+    inst = instance()
+    if inst.backend != "sqlite":
+        pytest.skip("opsdesk backup is for the embedded SQLite database; PostgreSQL uses pg_dump (see test_pg_dump_round_trip)")
+    inst.start()
+    backup = os.path.join(inst.tmp, "backup.db")
+    with Load(inst) as load:
+        deadline = time.monotonic() + 15
+        while len(load.snapshot()) < 80 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        before = load.snapshot()  # acknowledged before the backup starts
+        out = inst.cli("backup", "--to", backup)
+        assert "backup written" in out
+        time.sleep(0.3)  # writes carry on during and after the backup
+    assert len(load.snapshot()) > len(before)
+    assert inst.stop() == 0
+    # Restore into a fresh data directory and serve it.
+    restored = Instance.__new__(Instance)
+    restored.__dict__.update(inst.__dict__)
+    restored.data_dir = os.path.join(inst.tmp, "restored")
+    os.mkdir(restored.data_dir)
+    restored.db_args = ["--data-dir", restored.data_dir]
+    restored.proc = None
+    out = restored.cli("restore", "--from", backup)
+    assert "restored" in out
+    restored.start()
+    try:
+        stored = all_tickets(restored)
+        for subject, (tid, _) in before.items():
+            assert stored.get(subject) == [tid], f"ticket {tid} acknowledged before the backup is missing"
+    finally:
+        restored.stop()
+    # A restore refuses to run beside a live server, and refuses a file that is not a backup.
+    inst.start()
+    with pytest.raises(RuntimeError, match="stopped"):
+        inst.cli("restore", "--from", backup)
+    inst.stop()
+    bogus = os.path.join(inst.tmp, "bogus.db")
+    with open(bogus, "w") as f:
+        f.write("not a database")
+    with pytest.raises(RuntimeError, match="not a database"):
+        inst.cli("restore", "--from", bogus)
+
+
+def test_pg_dump_round_trip(instance):
+    inst = instance()
+    if inst.backend != "postgres":
+        pytest.skip("PostgreSQL only")
+    inst.start()
+    for i in range(5):
+        requests.post(f"{inst.url}/api/v2/tickets.json", auth=inst.auth, json={"ticket": {"subject": f"pg-{i}", "comment": {"body": "x"}}}, timeout=HTTP)
+    admin = os.environ["OPSDESK_TEST_DATABASE_URL"]
+    dump = os.path.join(inst.tmp, "opsdesk.dump")
+    subprocess.run(["pg_dump", "--format=custom", "--file", dump, conftest._with_database(admin, inst.dbname)], check=True, timeout=120)
+    copy = Instance.__new__(Instance)
+    copy.__dict__.update(inst.__dict__)
+    copy.dbname = "opsdesk_ops_" + uuid.uuid4().hex[:12]
+    conftest._psql(admin, f"CREATE DATABASE {copy.dbname}")
+    try:
+        subprocess.run(["pg_restore", "--no-owner", "--dbname", conftest._with_database(admin, copy.dbname), dump], check=True, timeout=120)
+        copy.db_args = ["--database-url", conftest._with_database(admin, copy.dbname)]
+        copy.proc = None
+        copy.start()
+        subjects = sorted(s for s in all_tickets(copy) if s.startswith("pg-"))
+        assert subjects == [f"pg-{i}" for i in range(5)]
+        copy.stop()
+    finally:
+        conftest._psql(admin, f"DROP DATABASE IF EXISTS {copy.dbname} WITH (FORCE)")
+
+
+def test_metrics_request_ids_and_rate_limits(instance):
+    inst = instance("--rate-limit-per-minute", "5")
+    inst.start()
+    codes = []
+    for _ in range(6):
+        r = inst.get("tickets.json", headers={"X-Request-Id": "trace-me-123"})
+        codes.append(r.status_code)
+    assert codes == [200] * 5 + [429]
+    assert r.json()["error"] == "APIRateLimitExceeded"
+    assert int(r.headers["Retry-After"]) >= 1  # zenpy calls int() on it
+    ok = requests.get(f"{inst.url}/api/v2/users/me.json", auth=("nobody@example.com", "wrong-password"), timeout=HTTP)
+    assert ok.status_code == 401
+    assert ok.headers.get("x-request-id"), "every API answer carries a request id"
+    first = requests.get(f"{inst.url}/api/v2/tickets.json", timeout=HTTP)
+    assert first.status_code == 401
+    metrics = requests.get(f"{inst.url}/metrics", timeout=HTTP).text
+    assert 'http_requests_total{method="GET",route="/api/v2/tickets",status="200"} 5' in metrics, metrics
+    assert 'status="429"' in metrics
+    assert "http_request_duration_seconds_bucket" in metrics
+    assert "db_pool_connections" in metrics
+    ready = requests.get(f"{inst.url}/readyz", timeout=HTTP)
+    assert ready.status_code == 200 and ready.json()["status"] == "ready"
