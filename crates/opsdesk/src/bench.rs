@@ -14,6 +14,11 @@ use serde_json::json;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// Mixed, realistic traffic against a running server (e.g. one serving `opsdesk demo`
+    /// data): ticket creates, agent updates with comments, ticket reads, list pages, searches,
+    /// user lookups. Reports throughput and latency per operation, and with --pid the server's
+    /// CPU and memory.
+    Load(LoadArgs),
     /// Create tickets through `POST /api/v2/tickets.json` at a given concurrency against an
     /// in-process server on a fresh database, then insert the same rows directly (the floor).
     CreateTickets {
@@ -88,6 +93,7 @@ async fn fresh_store(
 
 pub async fn run(cmd: BenchCommand, _db: Option<String>) -> Result<()> {
     match cmd {
+        BenchCommand::Load(a) => load(a).await,
         BenchCommand::CreateTickets {
             concurrency,
             requests,
@@ -280,5 +286,132 @@ async fn create_tickets(concurrency: usize, n: usize, postgres: Option<String>) 
         "floor / HTTP throughput: {:.2} (1.0: the HTTP layer costs nothing; the aim is under 3)",
         floor_rate / http_rate.max(1e-9)
     );
+    Ok(())
+}
+
+#[derive(clap::Args)]
+pub struct LoadArgs {
+    /// Base URL of the server.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    url: String,
+    /// An agent's or admin's email.
+    #[arg(long)]
+    email: String,
+    /// That user's API token.
+    #[arg(long)]
+    token: String,
+    /// How long to run.
+    #[arg(long, default_value_t = 20)]
+    seconds: u64,
+    /// Concurrent clients.
+    #[arg(long, default_value_t = 16)]
+    concurrency: usize,
+    /// The server's process id, to report its CPU time and resident memory.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Random seed.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+}
+
+/// (utime + stime in seconds, VmRSS in KiB) of a process, from /proc.
+fn proc_usage(pid: u32) -> Option<(f64, u64)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    Some((ticks / 100.0, rss))
+}
+
+const OPS: &[(&str, u32)] = &[("create ticket", 10), ("update + comment", 20), ("show ticket", 25), ("list tickets", 15), ("audits", 10), ("search", 10), ("show user", 10)];
+
+async fn load(a: LoadArgs) -> Result<()> {
+    use rand::{Rng, SeedableRng};
+    let client = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).build()?;
+    let api = format!("{}/api/v2", a.url.trim_end_matches('/'));
+    let auth = (format!("{}/token", a.email), a.token.clone());
+    // Ticket and user ids to work on: the newest page of each.
+    let first: serde_json::Value = client.get(format!("{api}/tickets.json?page[size]=100&sort=-id")).basic_auth(&auth.0, Some(&auth.1)).send().await?.error_for_status().context("listing tickets (is the server up, the token right?)")?.json().await?;
+    let mut ticket_ids: Vec<i64> = first["tickets"].as_array().map(|a| a.iter().filter(|t| t["status"] != "closed").filter_map(|t| t["id"].as_i64()).collect()).unwrap_or_default();
+    let users: serde_json::Value = client.get(format!("{api}/users.json?page[size]=100")).basic_auth(&auth.0, Some(&auth.1)).send().await?.json().await?;
+    let user_ids: Vec<i64> = users["users"].as_array().map(|a| a.iter().filter_map(|u| u["id"].as_i64()).collect()).unwrap_or_default();
+    let requester = users["users"].as_array().and_then(|a| a.iter().find(|u| u["role"] == "end-user")).and_then(|u| u["id"].as_i64());
+    if ticket_ids.is_empty() {
+        // An empty instance: make a few tickets to update.
+        for i in 0..20 {
+            let r: serde_json::Value = client.post(format!("{api}/tickets.json")).basic_auth(&auth.0, Some(&auth.1)).json(&json!({"ticket": {"subject": format!("load seed {i}"), "comment": {"body": "seed"}}})).send().await?.json().await?;
+            ticket_ids.extend(r["ticket"]["id"].as_i64());
+        }
+    }
+    let before = a.pid.and_then(proc_usage);
+    let until = Instant::now() + Duration::from_secs(a.seconds);
+    let total: u32 = OPS.iter().map(|o| o.1).sum();
+    let mut tasks = vec![];
+    for w in 0..a.concurrency {
+        let (client, api, auth, ticket_ids, user_ids) = (client.clone(), api.clone(), auth.clone(), ticket_ids.clone(), user_ids.clone());
+        let seed = a.seed + w as u64;
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+            let mut lat: Vec<Vec<Duration>> = vec![vec![]; OPS.len()];
+            let mut errs = vec![0usize; OPS.len()];
+            while Instant::now() < until {
+                let mut roll = rng.gen_range(0..total);
+                let op = OPS.iter().position(|o| if roll < o.1 { true } else { roll -= o.1; false }).unwrap_or(0);
+                let tid = ticket_ids[rng.gen_range(0..ticket_ids.len())];
+                let req = match op {
+                    0 => client.post(format!("{api}/tickets.json")).json(&json!({"ticket": {"subject": "Load: pipeline stuck", "comment": {"body": "Our pipelines are stuck in pending."}, "requester_id": requester, "priority": "normal", "tags": ["load"]}})),
+                    1 => client.put(format!("{api}/tickets/{tid}.json")).json(&json!({"ticket": {"status": if rng.gen_bool(0.5) { "open" } else { "pending" }, "comment": {"body": "Looking into it; will update shortly.", "public": rng.gen_bool(0.6)}}})),
+                    2 => client.get(format!("{api}/tickets/{tid}.json?include=users,groups,organizations")),
+                    3 => client.get(format!("{api}/tickets.json?per_page=50&page={}", rng.gen_range(1..20))),
+                    4 => client.get(format!("{api}/tickets/{tid}/audits.json")),
+                    5 => client.get(format!("{api}/search.json?query=type:ticket%20status:open")),
+                    _ => client.get(format!("{api}/users/{}.json", user_ids.get(rng.gen_range(0..user_ids.len().max(1))).copied().unwrap_or(1))),
+                };
+                let s = Instant::now();
+                match req.basic_auth(&auth.0, Some(&auth.1)).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                    }
+                    _ => errs[op] += 1,
+                }
+                lat[op].push(s.elapsed());
+            }
+            (lat, errs)
+        }));
+    }
+    let mut lat: Vec<Vec<Duration>> = vec![vec![]; OPS.len()];
+    let mut errs = vec![0usize; OPS.len()];
+    for t in tasks {
+        let (l, e) = t.await?;
+        for i in 0..OPS.len() {
+            lat[i].extend(&l[i]);
+            errs[i] += e[i];
+        }
+    }
+    let after = a.pid.and_then(proc_usage);
+    println!("opsdesk bench load: {} s, concurrency {}, {}", a.seconds, a.concurrency, a.url);
+    println!("{:<18} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9}", "operation", "count", "errors", "per s", "p50 ms", "p95 ms", "p99 ms");
+    let mut all = 0;
+    for (i, (name, _)) in OPS.iter().enumerate() {
+        let mut l = std::mem::take(&mut lat[i]);
+        l.sort_unstable();
+        all += l.len();
+        println!(
+            "{:<18} {:>8} {:>8} {:>9.0} {:>9.2} {:>9.2} {:>9.2}",
+            name,
+            l.len(),
+            errs[i],
+            l.len() as f64 / a.seconds as f64,
+            percentile(&l, 0.50).as_secs_f64() * 1e3,
+            percentile(&l, 0.95).as_secs_f64() * 1e3,
+            percentile(&l, 0.99).as_secs_f64() * 1e3
+        );
+    }
+    println!("{:<18} {:>8} {:>8} {:>9.0}", "all", all, errs.iter().sum::<usize>(), all as f64 / a.seconds as f64);
+    if let (Some((c0, _)), Some((c1, rss))) = (before, after) {
+        println!("server: {:.0} % CPU (of one core) over the run, {:.1} MB resident at the end", (c1 - c0) / a.seconds as f64 * 100.0, rss as f64 / 1024.0);
+    }
     Ok(())
 }
