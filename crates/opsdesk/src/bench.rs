@@ -321,23 +321,67 @@ fn proc_usage(pid: u32) -> Option<(f64, u64)> {
     let f: Vec<&str> = rest.split_whitespace().collect();
     let ticks: f64 = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let rss = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok()?;
+    let rss = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
     Some((ticks / 100.0, rss))
 }
 
-const OPS: &[(&str, u32)] = &[("create ticket", 10), ("update + comment", 20), ("show ticket", 25), ("list tickets", 15), ("audits", 10), ("search", 10), ("show user", 10)];
+const OPS: &[(&str, u32)] = &[
+    ("create ticket", 10),
+    ("update + comment", 20),
+    ("show ticket", 25),
+    ("list tickets", 15),
+    ("audits", 10),
+    ("search", 10),
+    ("show user", 10),
+];
 
 async fn load(a: LoadArgs) -> Result<()> {
     use rand::{Rng, SeedableRng};
-    let client = reqwest::Client::builder().pool_max_idle_per_host(a.concurrency).build()?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(a.concurrency)
+        .build()?;
     let api = format!("{}/api/v2", a.url.trim_end_matches('/'));
     let auth = (format!("{}/token", a.email), a.token.clone());
     // Ticket and user ids to work on: the newest page of each.
-    let first: serde_json::Value = client.get(format!("{api}/tickets.json?page[size]=100&sort=-id")).basic_auth(&auth.0, Some(&auth.1)).send().await?.error_for_status().context("listing tickets (is the server up, the token right?)")?.json().await?;
-    let mut ticket_ids: Vec<i64> = first["tickets"].as_array().map(|a| a.iter().filter(|t| t["status"] != "closed").filter_map(|t| t["id"].as_i64()).collect()).unwrap_or_default();
-    let users: serde_json::Value = client.get(format!("{api}/users.json?page[size]=100")).basic_auth(&auth.0, Some(&auth.1)).send().await?.json().await?;
-    let user_ids: Vec<i64> = users["users"].as_array().map(|a| a.iter().filter_map(|u| u["id"].as_i64()).collect()).unwrap_or_default();
-    let requester = users["users"].as_array().and_then(|a| a.iter().find(|u| u["role"] == "end-user")).and_then(|u| u["id"].as_i64());
+    let first: serde_json::Value = client
+        .get(format!("{api}/tickets.json?page[size]=100&sort=-id"))
+        .basic_auth(&auth.0, Some(&auth.1))
+        .send()
+        .await?
+        .error_for_status()
+        .context("listing tickets (is the server up, the token right?)")?
+        .json()
+        .await?;
+    let mut ticket_ids: Vec<i64> = first["tickets"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|t| t["status"] != "closed")
+                .filter_map(|t| t["id"].as_i64())
+                .collect()
+        })
+        .unwrap_or_default();
+    let users: serde_json::Value = client
+        .get(format!("{api}/users.json?page[size]=100"))
+        .basic_auth(&auth.0, Some(&auth.1))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let user_ids: Vec<i64> = users["users"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|u| u["id"].as_i64()).collect())
+        .unwrap_or_default();
+    let requester = users["users"]
+        .as_array()
+        .and_then(|a| a.iter().find(|u| u["role"] == "end-user"))
+        .and_then(|u| u["id"].as_i64());
     if ticket_ids.is_empty() {
         // An empty instance: make a few tickets to update.
         for i in 0..20 {
@@ -350,7 +394,13 @@ async fn load(a: LoadArgs) -> Result<()> {
     let total: u32 = OPS.iter().map(|o| o.1).sum();
     let mut tasks = vec![];
     for w in 0..a.concurrency {
-        let (client, api, auth, ticket_ids, user_ids) = (client.clone(), api.clone(), auth.clone(), ticket_ids.clone(), user_ids.clone());
+        let (client, api, auth, ticket_ids, user_ids) = (
+            client.clone(),
+            api.clone(),
+            auth.clone(),
+            ticket_ids.clone(),
+            user_ids.clone(),
+        );
         let seed = a.seed + w as u64;
         tasks.push(tokio::spawn(async move {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
@@ -391,8 +441,14 @@ async fn load(a: LoadArgs) -> Result<()> {
         }
     }
     let after = a.pid.and_then(proc_usage);
-    println!("opsdesk bench load: {} s, concurrency {}, {}", a.seconds, a.concurrency, a.url);
-    println!("{:<18} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9}", "operation", "count", "errors", "per s", "p50 ms", "p95 ms", "p99 ms");
+    println!(
+        "opsdesk bench load: {} s, concurrency {}, {}",
+        a.seconds, a.concurrency, a.url
+    );
+    println!(
+        "{:<18} {:>8} {:>8} {:>9} {:>9} {:>9} {:>9}",
+        "operation", "count", "errors", "per s", "p50 ms", "p95 ms", "p99 ms"
+    );
     let mut all = 0;
     for (i, (name, _)) in OPS.iter().enumerate() {
         let mut l = std::mem::take(&mut lat[i]);
@@ -409,9 +465,19 @@ async fn load(a: LoadArgs) -> Result<()> {
             percentile(&l, 0.99).as_secs_f64() * 1e3
         );
     }
-    println!("{:<18} {:>8} {:>8} {:>9.0}", "all", all, errs.iter().sum::<usize>(), all as f64 / a.seconds as f64);
+    println!(
+        "{:<18} {:>8} {:>8} {:>9.0}",
+        "all",
+        all,
+        errs.iter().sum::<usize>(),
+        all as f64 / a.seconds as f64
+    );
     if let (Some((c0, _)), Some((c1, rss))) = (before, after) {
-        println!("server: {:.0} % CPU (of one core) over the run, {:.1} MB resident at the end", (c1 - c0) / a.seconds as f64 * 100.0, rss as f64 / 1024.0);
+        println!(
+            "server: {:.0} % CPU (of one core) over the run, {:.1} MB resident at the end",
+            (c1 - c0) / a.seconds as f64 * 100.0,
+            rss as f64 / 1024.0
+        );
     }
     Ok(())
 }

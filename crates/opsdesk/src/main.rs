@@ -262,16 +262,29 @@ async fn run(cli: Cli) -> Result<()> {
             tracing::info!(listen = %local, backend = app.store.backend(), "opsdesk serving");
             eprintln!("opsdesk listening on http://{local}");
             let store = app.store.clone();
-            opsdesk_http::serve(
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let shutdown = async move {
+                shutdown_signal().await;
+                let _ = stop_tx.send(true);
+            };
+            let server = opsdesk_http::serve(
                 listener,
                 app,
                 opsdesk_http::HttpConfig {
                     max_body_bytes,
                     rate_limit_per_minute,
                 },
-                shutdown_signal(),
-            )
-            .await?;
+                shutdown,
+            );
+            let mut stop_rx = stop_rx;
+            let grace = async move {
+                let _ = stop_rx.wait_for(|stopping| *stopping).await;
+                tokio::time::sleep(opsdesk_http::SHUTDOWN_GRACE).await;
+            };
+            tokio::select! {
+                r = server => r?,
+                _ = grace => tracing::warn!(grace_secs = opsdesk_http::SHUTDOWN_GRACE.as_secs(), "in-flight requests did not finish in time; stopping anyway"),
+            }
             store.close().await;
             tracing::info!("stopped");
         }
