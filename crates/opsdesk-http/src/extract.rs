@@ -24,23 +24,24 @@ impl FromRequestParts<AppState> for Auth {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let h = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .ok_or(AppError::Unauthorized)?;
-        let (scheme, rest) = h.split_once(' ').ok_or(AppError::Unauthorized)?;
-        let actor = if scheme.eq_ignore_ascii_case("basic") {
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(rest.trim())
-                .map_err(|_| AppError::Unauthorized)?;
-            let s = String::from_utf8(raw).map_err(|_| AppError::Unauthorized)?;
-            let (user, secret) = s.split_once(':').ok_or(AppError::Unauthorized)?;
-            state.app.authenticate_basic(user, secret).await?
-        } else if scheme.eq_ignore_ascii_case("bearer") {
-            state.app.authenticate_bearer(rest.trim()).await?
-        } else {
-            return Err(AppError::Unauthorized.into());
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0.ip());
+        if let Some(l) = peer.and_then(|ip| state.auth_failures.blocked(&ip)) {
+            return Err(ApiError::RateLimited {
+                retry_after: l.retry_after,
+                limit: l.limit,
+            });
+        }
+        let actor = match authenticate(parts, state).await {
+            Ok(a) => a,
+            Err(e) => {
+                if let Some(ip) = peer {
+                    let _ = state.auth_failures.check(ip);
+                }
+                return Err(e.into());
+            }
         };
         match state.limiter.check(actor.id()) {
             Ok(_) => Ok(Auth(actor)),
@@ -49,6 +50,27 @@ impl FromRequestParts<AppState> for Auth {
                 limit: l.limit,
             }),
         }
+    }
+}
+
+async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, AppError> {
+    let h = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(AppError::Unauthorized)?;
+    let (scheme, rest) = h.split_once(' ').ok_or(AppError::Unauthorized)?;
+    if scheme.eq_ignore_ascii_case("basic") {
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(rest.trim())
+            .map_err(|_| AppError::Unauthorized)?;
+        let s = String::from_utf8(raw).map_err(|_| AppError::Unauthorized)?;
+        let (user, secret) = s.split_once(':').ok_or(AppError::Unauthorized)?;
+        state.app.authenticate_basic(user, secret).await
+    } else if scheme.eq_ignore_ascii_case("bearer") {
+        state.app.authenticate_bearer(rest.trim()).await
+    } else {
+        Err(AppError::Unauthorized)
     }
 }
 

@@ -30,7 +30,12 @@ pub use error::ApiError;
 pub struct AppState {
     pub app: App,
     pub limiter: std::sync::Arc<ops::RateLimiter>,
+    /// Failed authentications per client address (slows password guessing).
+    pub auth_failures: std::sync::Arc<ops::RateLimiter<std::net::IpAddr>>,
 }
+
+/// Failed authentications allowed per client address per minute.
+pub const AUTH_FAILURES_PER_MINUTE: u32 = 100;
 
 /// Server settings.
 #[derive(Debug, Clone)]
@@ -260,7 +265,11 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": "InternalError", "description": "Something went wrong on our side; it has been logged"}))).into_response()
         }))
-        .with_state(AppState { app, limiter: std::sync::Arc::new(ops::RateLimiter::new(cfg.rate_limit_per_minute)) })
+        .with_state(AppState {
+            app,
+            limiter: std::sync::Arc::new(ops::RateLimiter::new(cfg.rate_limit_per_minute)),
+            auth_failures: std::sync::Arc::new(ops::RateLimiter::new(AUTH_FAILURES_PER_MINUTE)),
+        })
 }
 
 /// Drop a trailing `.json` from the path (Zendesk clients use both forms).

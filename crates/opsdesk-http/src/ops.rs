@@ -103,9 +103,9 @@ pub async fn observe(req: Request, next: Next) -> Response {
 
 /// Fixed one-minute windows per user, like Zendesk's per-minute API limits. Per node: with
 /// several nodes each enforces its own window.
-pub struct RateLimiter {
+pub struct RateLimiter<K = i64> {
     per_minute: u32,
-    windows: Mutex<HashMap<i64, (Instant, u32)>>,
+    windows: Mutex<HashMap<K, (Instant, u32)>>,
 }
 
 /// The caller is over the limit; retry after this many seconds.
@@ -114,8 +114,23 @@ pub struct Limited {
     pub limit: u32,
 }
 
-impl RateLimiter {
-    pub fn new(per_minute: u32) -> RateLimiter {
+impl<K: std::hash::Hash + Eq> RateLimiter<K> {
+    /// Whether `key` is over the limit now, without counting.
+    pub fn blocked(&self, key: &K) -> Option<Limited> {
+        if self.per_minute == 0 {
+            return None;
+        }
+        let now = Instant::now();
+        let m = self.windows.lock().ok()?;
+        let w = m.get(key)?;
+        let age = now.duration_since(w.0);
+        (age < Duration::from_secs(60) && w.1 >= self.per_minute).then(|| Limited {
+            retry_after: Duration::from_secs(60).saturating_sub(age).as_secs().max(1),
+            limit: self.per_minute,
+        })
+    }
+
+    pub fn new(per_minute: u32) -> RateLimiter<K> {
         RateLimiter {
             per_minute,
             windows: Mutex::new(HashMap::new()),
@@ -123,7 +138,7 @@ impl RateLimiter {
     }
 
     /// Count one request; `Ok(remaining)` or the time to wait.
-    pub fn check(&self, user: i64) -> Result<Option<u32>, Limited> {
+    pub fn check(&self, user: K) -> Result<Option<u32>, Limited> {
         if self.per_minute == 0 {
             return Ok(None);
         }

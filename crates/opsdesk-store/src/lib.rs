@@ -48,7 +48,18 @@ impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::RowNotFound => StoreError::NotFound,
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+            // Connection exceptions (class 08) and server shutdown (57P01-57P03): the database is
+            // going away or coming back, not a bug.
+            sqlx::Error::Database(d)
+                if d.code().is_some_and(|c| {
+                    c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03")
+                }) =>
+            {
                 StoreError::Unavailable(e.to_string())
             }
             sqlx::Error::Database(d) => {
