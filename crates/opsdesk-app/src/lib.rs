@@ -5,6 +5,7 @@ pub mod auth;
 pub mod fields;
 mod html;
 pub mod people;
+pub mod rules;
 pub mod tickets;
 
 use std::sync::Arc;
@@ -133,6 +134,7 @@ pub struct App {
     pub store: Store,
     pub clock: Arc<dyn Clock>,
     auth_cache: Arc<auth::AuthCache>,
+    rules_cache: Arc<rules::RulesCache>,
 }
 
 impl App {
@@ -141,6 +143,7 @@ impl App {
             store,
             clock,
             auth_cache: Arc::new(auth::AuthCache::default()),
+            rules_cache: Arc::new(rules::RulesCache::default()),
         }
     }
 

@@ -926,12 +926,23 @@ impl App {
         }
         let mut events = creation_events(&t);
         events.push(comment_event(&comments[0]));
+        let outcome = self
+            .run_triggers(tx, actor, None, t.clone(), comments.first(), &via)
+            .await?;
+        events.extend(outcome.events);
+        comments.extend(outcome.comments);
+        let mut t = outcome.ticket;
+        t.updated_at = now;
+        let mut meta = metadata(origin, input.metadata.as_ref());
+        if !outcome.trace.is_null() {
+            meta["trigger_trace"] = outcome.trace;
+        }
         let mut audit = Audit {
             id: 0,
             ticket_id: 0,
             author_id: actor.id(),
             via,
-            metadata: metadata(origin, input.metadata.as_ref()),
+            metadata: meta,
             events,
             created_at: now,
         };
@@ -1017,14 +1028,24 @@ impl App {
         if events.is_empty() {
             return Ok((old, None));
         }
+        let outcome = self
+            .run_triggers(tx, actor, Some(&old), t.clone(), comments.first(), &via)
+            .await?;
+        events.extend(outcome.events);
+        comments.extend(outcome.comments);
+        t = outcome.ticket;
         let now = self.now();
         t.updated_at = now;
+        let mut meta = metadata(origin, custom);
+        if !outcome.trace.is_null() {
+            meta["trigger_trace"] = outcome.trace;
+        }
         let mut audit = Audit {
             id: 0,
             ticket_id: t.id,
             author_id: actor.id(),
             via,
-            metadata: metadata(origin, custom),
+            metadata: meta,
             events,
             created_at: now,
         };

@@ -7,6 +7,7 @@ mod extract;
 mod ops;
 mod people;
 mod render;
+mod rules;
 mod search;
 mod tickets;
 
@@ -250,6 +251,15 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
                 .delete(config::delete_custom_field),
         )
         // search
+        .route("/triggers", get(rules::triggers).post(rules::create))
+        .route("/triggers/active", get(rules::triggers))
+        .route("/triggers/definitions", get(rules::definitions))
+        .route("/triggers/reorder", put(rules::reorder))
+        .route(
+            "/triggers/{id}",
+            get(rules::trigger).put(rules::update).delete(rules::delete),
+        )
+        .route("/tickets/{id}/rule_trace", get(rules::rule_trace))
         .route("/search", get(search::search))
         .route("/search/count", get(search::count))
         .route_layer(axum::middleware::from_fn(ops::observe));

@@ -1165,3 +1165,184 @@ async fn self_service_is_limited_and_unsupported_queries_are_refused() {
         assert_eq!(v["count"], 2, "{n}: repeated role[] keys all count");
     }
 }
+
+#[tokio::test]
+async fn triggers_fire_in_order_and_explain_themselves() {
+    for t in apps().await {
+        let n = t.name;
+        let (_, g) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/groups.json",
+                Some(json!({"group": {"name": "Escalations"}})),
+            )
+            .await;
+        let gid = g["group"]["id"].as_i64().unwrap();
+
+        // A bad definition is refused, naming the bad condition and action.
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/triggers.json", Some(json!({"trigger": {"title": "Bad", "conditions": {"all": [{"field": "priorty", "operator": "is", "value": "high"}]}, "actions": [{"field": "status", "value": "sideways"}]}}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}: {v}");
+        assert!(
+            v["details"]["conditions"][0]["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("conditions.all[0] (priorty)"),
+            "{n}: {v}"
+        );
+        assert!(
+            v["details"]["actions"][0]["description"]
+                .as_str()
+                .unwrap()
+                .starts_with("actions[0] (status)"),
+            "{n}: {v}"
+        );
+        let (s, _) = t.call(&t.agent, Method::POST, "/api/v2/triggers.json", Some(json!({"trigger": {"title": "x", "conditions": {"all": [{"field": "status", "operator": "is", "value": "new"}]}, "actions": [{"field": "priority", "value": "low"}]}}))).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{n}: only admins write triggers");
+
+        // T2 (position 2) reacts to what T1 (position 1)… no: T1 waits for T2's tag, so the
+        // cycle must restart after T2 for T1 to fire.
+        let (s, t1) = t.call(&t.admin, Method::POST, "/api/v2/triggers.json", Some(json!({"trigger": {"title": "Route escalations", "conditions": {"all": [{"field": "current_tags", "operator": "includes", "value": "escalated"}]}, "actions": [{"field": "group_id", "value": gid.to_string()}]}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {t1}");
+        let t1 = t1["trigger"]["id"].as_i64().unwrap();
+        // Older clients post all/any at the top level.
+        let (s, t2) = t.call(&t.admin, Method::POST, "/api/v2/triggers.json", Some(json!({"trigger": {"title": "VIP on create", "all": [{"field": "update_type", "operator": "is", "value": "Create"}, {"field": "current_tags", "operator": "includes", "value": "vip"}], "actions": [{"field": "priority", "value": "urgent"}, {"field": "current_tags", "value": "escalated"}, {"field": "comment_mode_is_public", "value": "true"}, {"field": "comment_value", "value": ["channel:all", "We received your request."]}]}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {t2}");
+        assert_eq!(t2["trigger"]["position"], 2, "{n}");
+        let t2 = t2["trigger"]["id"].as_i64().unwrap();
+        let (_, defs) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/triggers/definitions.json",
+                None,
+            )
+            .await;
+        assert!(
+            defs["definitions"]["conditions_all"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|d| d["subject"] == "current_tags"),
+            "{n}"
+        );
+
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/tickets.json", Some(json!({"ticket": {"subject": "Help", "comment": {"body": "please"}, "tags": ["vip"]}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+        let tk = &v["ticket"];
+        let id = tk["id"].as_i64().unwrap();
+        assert_eq!(
+            (tk["priority"].as_str(), tk["group_id"].as_i64()),
+            (Some("urgent"), Some(gid)),
+            "{n}: {tk}"
+        );
+        assert_eq!(tk["tags"], json!(["vip", "escalated"]), "{n}");
+        let by_rule: Vec<(i64, String)> = v["audit"]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["via"]["channel"] == "rule")
+            .map(|e| {
+                (
+                    e["via"]["source"]["from"]["id"].as_i64().unwrap(),
+                    e["field_name"].as_str().unwrap_or("comment").to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            by_rule,
+            vec![
+                (t2, "priority".into()),
+                (t2, "tags".into()),
+                (t2, "comment".into()),
+                (t1, "group_id".into())
+            ],
+            "{n}: every rule change is attributed"
+        );
+        let trace = &v["audit"]["metadata"]["trigger_trace"];
+        assert_eq!(
+            trace["fired"],
+            json!([{"id": t2, "title": "VIP on create", "pass": 1}, {"id": t1, "title": "Route escalations", "pass": 2}]),
+            "{n}"
+        );
+        let (_, c) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/tickets/{id}/comments.json"),
+                None,
+            )
+            .await;
+        assert_eq!(c["comments"][1]["body"], "We received your request.", "{n}");
+
+        // On an update, the trace says why each trigger did not fire.
+        let (_, v) = t.call(&t.admin, Method::PUT, &format!("/api/v2/tickets/{id}.json"), Some(json!({"ticket": {"comment": {"body": "noted", "public": false}, "remove_tags": ["escalated"]}}))).await;
+        let not_fired = v["audit"]["metadata"]["trigger_trace"]["not_fired"]
+            .as_array()
+            .unwrap()
+            .clone();
+        assert!(not_fired.contains(&json!({"id": t1, "title": "Route escalations", "failed": "all[0]: current_tags includes \"escalated\""})), "{n}: {not_fired:?}");
+        assert!(not_fired.contains(&json!({"id": t2, "title": "VIP on create", "failed": "all[0]: update_type is \"Create\""})), "{n}: {not_fired:?}");
+        let (_, rt) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/tickets/{id}/rule_trace.json"),
+                None,
+            )
+            .await;
+        assert_eq!(rt["rule_traces"].as_array().unwrap().len(), 2, "{n}");
+
+        // The projection still equals the fold of the audits, rule events included.
+        let replayed =
+            serde_json::to_value(t.app.replay_ticket(id).await.unwrap().unwrap()).unwrap();
+        let (_, cur) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/tickets/{id}.json"),
+                None,
+            )
+            .await;
+        for f in ["priority", "group_id", "tags", "status"] {
+            assert_eq!(replayed[f], cur["ticket"][f], "{n}: {f}");
+        }
+
+        // Reorder, deactivate: an inactive trigger is not run.
+        let (_, v) = t
+            .call(
+                &t.admin,
+                Method::PUT,
+                "/api/v2/triggers/reorder.json",
+                Some(json!({"trigger_ids": [t2, t1]})),
+            )
+            .await;
+        assert_eq!(v["triggers"][0]["id"], t2, "{n}");
+        t.call(
+            &t.admin,
+            Method::PUT,
+            &format!("/api/v2/triggers/{t2}.json"),
+            Some(json!({"trigger": {"active": false}})),
+        )
+        .await;
+        let (_, v) = t
+            .call(&t.admin, Method::GET, "/api/v2/triggers/active.json", None)
+            .await;
+        assert_eq!(v["count"], 1, "{n}");
+        let (_, v) = t.call(&t.admin, Method::POST, "/api/v2/tickets.json", Some(json!({"ticket": {"subject": "Again", "comment": {"body": "x"}, "tags": ["vip"]}}))).await;
+        assert_eq!(
+            v["ticket"]["priority"],
+            Value::Null,
+            "{n}: the deactivated trigger did not fire"
+        );
+        let (s, _) = t
+            .call(
+                &t.admin,
+                Method::DELETE,
+                &format!("/api/v2/triggers/{t1}.json"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{n}");
+    }
+}

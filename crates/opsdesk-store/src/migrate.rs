@@ -2,14 +2,26 @@
 
 use crate::{Result, Store, Val};
 
-pub const MIGRATIONS_SQLITE: &[(&str, &str)] = &[(
-    "0001_init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-)];
-pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[(
-    "0001_init",
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+pub const MIGRATIONS_SQLITE: &[(&str, &str)] = &[
+    (
+        "0001_init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        "0002_triggers",
+        include_str!("../migrations/sqlite/0002_triggers.sql"),
+    ),
+];
+pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
+    (
+        "0001_init",
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        "0002_triggers",
+        include_str!("../migrations/postgres/0002_triggers.sql"),
+    ),
+];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
     version TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)";

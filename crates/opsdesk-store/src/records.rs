@@ -148,6 +148,18 @@ doc!(
     |f| [Val::Int(f.position), secs(f.created_at), secs(f.updated_at)]
 );
 
+doc!(
+    opsdesk_core::rules::Trigger,
+    "triggers",
+    ["position", "active", "created_at", "updated_at"],
+    |t| [
+        Val::Int(t.position),
+        Val::from(t.active),
+        secs(t.created_at),
+        secs(t.updated_at)
+    ]
+);
+
 /// A user field (stored in `user_fields`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -331,6 +343,24 @@ impl Conn {
             )
             .await?
             .items)
+    }
+
+    /// The current rules version (bumped on every trigger change).
+    pub async fn rules_version(&mut self) -> Result<i64> {
+        self.int(
+            "SELECT value FROM settings WHERE name = 'rules_version'",
+            &[],
+        )
+        .await
+    }
+
+    pub async fn bump_rules_version(&mut self) -> Result<()> {
+        self.exec(
+            "UPDATE settings SET value = value + 1 WHERE name = 'rules_version'",
+            &[],
+        )
+        .await?;
+        Ok(())
     }
 
     pub async fn put_job_status(&mut self, j: &JobStatus) -> Result<()> {

@@ -1,0 +1,446 @@
+//! Triggers: administration (CRUD, order, definitions) and running them inside every ticket
+//! write, in the same transaction.
+
+use std::sync::{Arc, RwLock};
+
+use opsdesk_core::model::{Group, Id, Organization, User};
+use opsdesk_core::rules::{self, Action, CommentFacts, Conditions, Facts, SideEffect, Trigger};
+use opsdesk_core::ticket::{change_events, Comment, Status, Ticket, Via};
+use opsdesk_core::Invalid;
+use opsdesk_store::{Cond, Conn, Page, Val};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::{html, Actor, App, AppError, Result};
+
+/// Active triggers compiled for the engine, with the rules version they came from.
+#[derive(Default)]
+pub struct RulesCache {
+    inner: RwLock<Option<(i64, Arc<Vec<rules::Rule>>)>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TriggerInput {
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub active: Option<bool>,
+    #[serde(default)]
+    pub position: Option<i64>,
+    #[serde(default)]
+    pub conditions: Option<Conditions>,
+    /// Older clients post `all`/`any` at the top level.
+    #[serde(default)]
+    pub all: Option<Vec<rules::Condition>>,
+    #[serde(default)]
+    pub any: Option<Vec<rules::Condition>>,
+    #[serde(default)]
+    pub actions: Option<Vec<Action>>,
+    #[serde(default)]
+    pub category_id: Option<String>,
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, Value>,
+}
+
+/// What the triggers did to one write.
+pub(crate) struct RuleOutcome {
+    pub ticket: Ticket,
+    /// Change and Comment events, each with `via` naming its trigger.
+    pub events: Vec<Value>,
+    pub comments: Vec<Comment>,
+    pub trace: Value,
+}
+
+fn rule_via(id: Id, title: &str) -> Value {
+    json!({"channel": "rule", "source": {"from": {"id": id, "title": title, "deleted": false}, "to": {}, "rel": "trigger"}})
+}
+
+fn sorted(mut v: Vec<Trigger>) -> Vec<Trigger> {
+    v.sort_by_key(|t| (t.position, t.id));
+    v
+}
+
+impl App {
+    // ---- administration ------------------------------------------------------------------
+
+    pub async fn list_triggers(&self, actor: &Actor, active_only: bool) -> Result<Vec<Trigger>> {
+        actor.require_staff()?;
+        let mut c = self.store.read().await?;
+        let conds = if active_only {
+            vec![Cond::Eq("active", Val::Int(1))]
+        } else {
+            vec![]
+        };
+        Ok(sorted(
+            c.list::<Trigger>(&conds, &Page::All { limit: 10_000 })
+                .await?
+                .items,
+        ))
+    }
+
+    pub async fn get_trigger(&self, actor: &Actor, id: Id) -> Result<Trigger> {
+        actor.require_staff()?;
+        let mut c = self.store.read().await?;
+        c.get(id).await?.ok_or(AppError::NotFound)
+    }
+
+    pub async fn save_trigger(
+        &self,
+        actor: &Actor,
+        id: Option<Id>,
+        input: TriggerInput,
+    ) -> Result<Trigger> {
+        actor.require_admin()?;
+        let now = self.now();
+        let mut tx = self.store.write().await?;
+        let mut t = match id {
+            Some(id) => tx.get::<Trigger>(id).await?.ok_or(AppError::NotFound)?,
+            None => {
+                let count = tx.count::<Trigger>(&[]).await?;
+                Trigger {
+                    id: 0,
+                    title: String::new(),
+                    raw_title: String::new(),
+                    description: None,
+                    active: true,
+                    position: count + 1,
+                    conditions: Conditions::default(),
+                    actions: vec![],
+                    category_id: None,
+                    default: false,
+                    created_at: now,
+                    updated_at: now,
+                }
+            }
+        };
+        let mut inv = Invalid::new();
+        if id.is_none() && input.title.is_none() {
+            inv.blank("title", "Title");
+        }
+        if let Some(title) = &input.title {
+            opsdesk_core::model::check_text(title, "title", "Title", 255, &mut inv);
+            t.title = title.trim().to_string();
+            t.raw_title = t.title.clone();
+        }
+        if let Some(d) = &input.description {
+            t.description = Some(d.clone());
+        }
+        if let Some(a) = input.active {
+            t.active = a;
+        }
+        if let Some(p) = input.position {
+            t.position = p;
+        }
+        if let Some(c) = &input.category_id {
+            t.category_id = Some(c.clone());
+        }
+        if let Some(c) = input.conditions.clone() {
+            t.conditions = c;
+        } else if input.all.is_some() || input.any.is_some() {
+            t.conditions = Conditions {
+                all: input.all.clone().unwrap_or_default(),
+                any: input.any.clone().unwrap_or_default(),
+            };
+        }
+        if let Some(a) = &input.actions {
+            t.actions = a.clone();
+        }
+        if let Err(e) = rules::validate(&t.conditions, &t.actions, true) {
+            for (k, v) in e.details {
+                inv.details.entry(k).or_default().extend(v);
+            }
+        }
+        inv.into_result()?;
+        t.updated_at = now;
+        if id.is_some() {
+            tx.update(&t).await?;
+        } else {
+            tx.insert(&mut t).await?;
+        }
+        tx.bump_rules_version().await?;
+        tx.commit().await?;
+        Ok(t)
+    }
+
+    pub async fn delete_trigger(&self, actor: &Actor, id: Id) -> Result<()> {
+        actor.require_admin()?;
+        let mut tx = self.store.write().await?;
+        if !tx.delete::<Trigger>(id).await? {
+            return Err(AppError::NotFound);
+        }
+        tx.bump_rules_version().await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// `triggers/reorder`: the given ids take positions 1, 2, …; others keep theirs after them.
+    pub async fn reorder_triggers(&self, actor: &Actor, ids: &[Id]) -> Result<Vec<Trigger>> {
+        actor.require_admin()?;
+        let mut tx = self.store.write().await?;
+        let all = sorted(
+            tx.list::<Trigger>(&[], &Page::All { limit: 10_000 })
+                .await?
+                .items,
+        );
+        for id in ids {
+            if !all.iter().any(|t| t.id == *id) {
+                return Err(Invalid::one(
+                    "trigger_ids",
+                    "InvalidValue",
+                    format!("Triggers: {id} does not exist"),
+                )
+                .into());
+            }
+        }
+        let mut order: Vec<Id> = ids.to_vec();
+        order.dedup();
+        order.extend(all.iter().map(|t| t.id).filter(|i| !ids.contains(i)));
+        let now = self.now();
+        let mut out = vec![];
+        for (pos, id) in order.iter().enumerate() {
+            if let Some(mut t) = all.iter().find(|t| t.id == *id).cloned() {
+                if t.position != pos as i64 + 1 {
+                    t.position = pos as i64 + 1;
+                    t.updated_at = now;
+                    tx.update(&t).await?;
+                }
+                out.push(t);
+            }
+        }
+        tx.bump_rules_version().await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// `triggers/definitions`: every condition field with its operators, every action field.
+    pub fn trigger_definitions(&self) -> Value {
+        let conditions: Vec<Value> = rules::condition_fields()
+            .into_iter()
+            .map(|(f, ops)| {
+                let mut ops: Vec<&str> = ops.to_vec();
+                if ["status", "priority", "type", "group_id", "assignee_id", "requester_id", "organization_id", "ticket_form_id"].contains(&f) {
+                    ops.extend(rules::CHANGE_OPERATORS);
+                }
+                let values: Value = match f {
+                    "status" => json!(Status::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>()),
+                    "priority" => json!(["low", "normal", "high", "urgent"]),
+                    "type" => json!(["question", "incident", "problem", "task"]),
+                    "update_type" => json!(["Create", "Change"]),
+                    "comment_is_public" => json!(["true", "false", "not_relevant"]),
+                    "ticket_is_public" => json!(["public", "private"]),
+                    "role" => json!(["end_user", "agent", "admin"]),
+                    "via_id" | "current_via_id" => json!(["web", "email", "api", "rule"]),
+                    _ => Value::Null,
+                };
+                json!({"subject": f, "title": f, "operators": ops.iter().map(|o| json!({"value": o, "title": o})).collect::<Vec<_>>(), "values": values, "group": "ticket", "nullable": matches!(f, "assignee_id" | "group_id" | "organization_id" | "priority" | "type")})
+            })
+            .chain([
+                json!({"subject": "custom_fields_<id>", "title": "Ticket field", "operators": ["is", "is_not", "present", "not_present", "includes", "not_includes", "changed", "not_changed", "value", "not_value", "value_previous", "not_value_previous"], "group": "ticket"}),
+                json!({"subject": "requester.custom_fields_<key>", "title": "Requester field", "operators": ["is", "is_not", "present", "not_present", "includes", "not_includes"], "group": "requester"}),
+                json!({"subject": "organization.custom_fields_<key>", "title": "Organization field", "operators": ["is", "is_not", "present", "not_present", "includes", "not_includes"], "group": "organization"}),
+            ])
+            .collect();
+        let actions: Vec<Value> = rules::ACTION_FIELDS
+            .iter()
+            .map(|f| json!({"subject": f, "title": f}))
+            .chain([json!({"subject": "custom_fields_<id>", "title": "Ticket field"})])
+            .collect();
+        json!({"definitions": {"conditions_all": conditions, "conditions_any": conditions, "actions": actions}})
+    }
+
+    /// The trigger traces of a ticket's audits: which triggers fired on each update and, for
+    /// each that did not, the first condition that did not hold.
+    pub async fn rule_trace(&self, actor: &Actor, ticket_id: Id) -> Result<Vec<Value>> {
+        actor.require_staff()?;
+        let mut c = self.store.read().await?;
+        c.ticket(ticket_id).await?.ok_or(AppError::NotFound)?;
+        let audits = c.all_audits(ticket_id).await?;
+        Ok(audits
+            .into_iter()
+            .map(|a| json!({"audit_id": a.id, "created_at": opsdesk_core::clock::format(a.created_at), "author_id": a.author_id, "trigger_trace": a.metadata.get("trigger_trace").cloned().unwrap_or(Value::Null)}))
+            .collect())
+    }
+
+    // ---- running -------------------------------------------------------------------------
+
+    /// The active triggers, compiled once per rules version (checked on every write, so every
+    /// node sees a change at its next write).
+    async fn active_rules(&self, tx: &mut Conn) -> Result<Arc<Vec<rules::Rule>>> {
+        let version = tx.rules_version().await?;
+        if let Ok(g) = self.rules_cache.inner.read() {
+            if let Some((v, r)) = g.as_ref() {
+                if *v == version {
+                    return Ok(r.clone());
+                }
+            }
+        }
+        let all = sorted(
+            tx.list::<Trigger>(
+                &[Cond::Eq("active", Val::Int(1))],
+                &Page::All { limit: 10_000 },
+            )
+            .await?
+            .items,
+        );
+        let compiled: Arc<Vec<rules::Rule>> = Arc::new(all.iter().map(Trigger::rule).collect());
+        if let Ok(mut g) = self.rules_cache.inner.write() {
+            *g = Some((version, compiled.clone()));
+        }
+        Ok(compiled)
+    }
+
+    /// Run the trigger cycle on a ticket about to be written.
+    pub(crate) async fn run_triggers(
+        &self,
+        tx: &mut Conn,
+        actor: &Actor,
+        previous: Option<&Ticket>,
+        ticket: Ticket,
+        comment: Option<&Comment>,
+        via: &Via,
+    ) -> Result<RuleOutcome> {
+        let triggers = self.active_rules(tx).await?;
+        if triggers.is_empty() {
+            return Ok(RuleOutcome {
+                ticket,
+                events: vec![],
+                comments: vec![],
+                trace: Value::Null,
+            });
+        }
+        let needs = |p: &str| {
+            triggers.iter().any(|r| {
+                r.conditions
+                    .all
+                    .iter()
+                    .chain(&r.conditions.any)
+                    .any(|c| c.field.starts_with(p))
+            })
+        };
+        let mut facts = Facts {
+            previous: previous.cloned(),
+            comment: comment.map(|c| CommentFacts {
+                public: c.public,
+                body: c.body.clone(),
+            }),
+            current_user: actor.id(),
+            current_role: actor.user.role,
+            requester_fields: Default::default(),
+            organization_fields: Default::default(),
+        };
+        if needs("requester.") {
+            if let Some(u) = tx.get::<User>(ticket.requester_id).await? {
+                facts.requester_fields = u.user_fields.into_iter().collect();
+            }
+        }
+        if needs("organization.") {
+            if let Some(o) = match ticket.organization_id {
+                Some(o) => tx.get::<Organization>(o).await?,
+                None => None,
+            } {
+                facts.organization_fields = o.organization_fields.into_iter().collect();
+            }
+        }
+        let start = ticket.clone();
+        let result = rules::run_cycle(&triggers, ticket, &facts);
+        if result.bounded {
+            tracing::warn!(ticket.id = start.id, "trigger cycle stopped at its bound");
+        }
+        let mut trace = result.trace;
+        let mut t = result.ticket;
+        // References a rule names may have gone since it was written: keep the ticket valid.
+        let mut warnings = vec![];
+        if t.assignee_id != start.assignee_id {
+            if let Some(a) = t.assignee_id {
+                if !tx
+                    .get::<User>(a)
+                    .await?
+                    .is_some_and(|u| u.role.is_staff() && u.active)
+                {
+                    warnings.push(format!(
+                        "assignee {a} is not an active agent; assignment not changed"
+                    ));
+                    t.assignee_id = start.assignee_id;
+                }
+            }
+        }
+        if t.group_id != start.group_id {
+            if let Some(g) = t.group_id {
+                if tx.get::<Group>(g).await?.is_none() {
+                    warnings.push(format!("group {g} does not exist; group not changed"));
+                    t.group_id = start.group_id;
+                }
+            }
+        }
+        if t.assignee_id.is_some() && t.status == Status::New {
+            t.status = Status::Open;
+        }
+        if !warnings.is_empty() {
+            trace["warnings"] = json!(warnings);
+        }
+        // Events: each firing's changes and comments, attributed to its trigger.
+        let mut events = vec![];
+        let mut comments = vec![];
+        let mut prev = start;
+        for (i, f) in result.firings.iter().enumerate() {
+            // The last firing's "after" is corrected to the final ticket.
+            let after = if i + 1 == result.firings.len() {
+                &t
+            } else {
+                &f.after
+            };
+            for mut e in change_events(&prev, after) {
+                e["via"] = rule_via(f.rule_id, &f.title);
+                events.push(e);
+            }
+            prev = after.clone();
+            for fx in &f.effects {
+                let SideEffect::Comment {
+                    body,
+                    html: is_html,
+                    public,
+                } = fx;
+                let (plain, html_body) = if *is_html {
+                    (
+                        html::html_to_text(&html::sanitize(body)),
+                        html::sanitize(body),
+                    )
+                } else {
+                    (body.clone(), html::text_to_html(body))
+                };
+                let author = t.assignee_id.unwrap_or(actor.id());
+                let c = Comment {
+                    id: 0,
+                    kind: "Comment".into(),
+                    ticket_id: t.id,
+                    audit_id: 0,
+                    author_id: author,
+                    body: plain.clone(),
+                    html_body,
+                    plain_body: plain,
+                    public: *public,
+                    attachments: vec![],
+                    via: Via {
+                        channel: "rule".into(),
+                        source: rule_via(f.rule_id, &f.title)["source"].clone(),
+                    },
+                    metadata: json!({}),
+                    created_at: self.now(),
+                };
+                let mut e = json!({"type": "Comment", "author_id": c.author_id, "body": c.body, "html_body": c.html_body, "plain_body": c.plain_body, "public": c.public, "attachments": []});
+                e["via"] = rule_via(f.rule_id, &f.title);
+                events.push(e);
+                comments.push(c);
+            }
+        }
+        let _ = via;
+        Ok(RuleOutcome {
+            ticket: t,
+            events,
+            comments,
+            trace,
+        })
+    }
+}
