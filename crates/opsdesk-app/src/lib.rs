@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod fields;
 mod html;
+pub mod macros;
 pub mod people;
 pub mod rules;
 pub mod tickets;
@@ -135,6 +136,8 @@ pub struct App {
     pub clock: Arc<dyn Clock>,
     auth_cache: Arc<auth::AuthCache>,
     rules_cache: Arc<rules::RulesCache>,
+    /// Where people reach this instance (`{{ticket.url}}`, links in notifications).
+    pub public_url: String,
 }
 
 impl App {
@@ -144,7 +147,14 @@ impl App {
             clock,
             auth_cache: Arc::new(auth::AuthCache::default()),
             rules_cache: Arc::new(rules::RulesCache::default()),
+            public_url: "http://127.0.0.1:8080".into(),
         }
+    }
+
+    /// Set the public URL (`opsdesk serve --public-url`).
+    pub fn with_public_url(mut self, url: &str) -> App {
+        self.public_url = url.trim_end_matches('/').to_string();
+        self
     }
 
     pub fn now(&self) -> opsdesk_core::Timestamp {

@@ -383,6 +383,12 @@ impl App {
         // Events: each firing's changes and comments, attributed to its trigger.
         let mut events = vec![];
         let mut comments = vec![];
+        let has_comments = result.firings.iter().any(|f| !f.effects.is_empty());
+        let values = if has_comments {
+            self.placeholder_values(tx, &t, actor).await?
+        } else {
+            Default::default()
+        };
         let mut prev = start;
         for (i, f) in result.firings.iter().enumerate() {
             // The last firing's "after" is corrected to the final ticket.
@@ -402,6 +408,7 @@ impl App {
                     html: is_html,
                     public,
                 } = fx;
+                let body = &opsdesk_core::placeholders::render(body, &values);
                 let (plain, html_body) = if *is_html {
                     (
                         html::html_to_text(&html::sanitize(body)),

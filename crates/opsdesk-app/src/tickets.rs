@@ -924,6 +924,7 @@ impl App {
             t.subject = Some(first).filter(|s| !s.trim().is_empty());
             t.raw_subject = t.subject.clone();
         }
+        t.id = tx.next_ticket_id().await?;
         let mut events = creation_events(&t);
         events.push(comment_event(&comments[0]));
         let outcome = self

@@ -6,6 +6,7 @@ pub mod clock;
 pub mod error;
 pub mod fields;
 pub mod model;
+pub mod placeholders;
 pub mod rules;
 pub mod ticket;
 

@@ -90,6 +90,54 @@ impl Trigger {
     }
 }
 
+/// A macro: actions an agent applies to a ticket, previewed before saving.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Macro {
+    pub id: Id,
+    pub title: String,
+    pub raw_title: String,
+    pub description: Option<String>,
+    pub active: bool,
+    pub position: i64,
+    pub actions: Vec<Action>,
+    /// `null` (everyone), `{"type": "Group", "id", "ids": [...]}` or `{"type": "User", "id"}`.
+    pub restriction: Option<Value>,
+    pub default: bool,
+    #[serde(with = "crate::clock::ts")]
+    pub created_at: crate::Timestamp,
+    #[serde(with = "crate::clock::ts")]
+    pub updated_at: crate::Timestamp,
+}
+
+/// Validate a macro's actions (the trigger actions plus `subject`).
+pub fn validate_actions(actions: &[Action]) -> Result<(), Invalid> {
+    let mut inv = Invalid::new();
+    if actions.is_empty() {
+        inv.blank("actions", "Actions");
+    }
+    if actions.len() > 100 {
+        inv.invalid("actions", "Actions", "at most 100");
+    }
+    for (i, a) in actions.iter().enumerate() {
+        if a.field == "subject" {
+            if value_str(&a.value).trim().is_empty() {
+                inv.add(
+                    "actions",
+                    "InvalidValue",
+                    format!("actions[{i}] (subject): needs the subject"),
+                );
+            }
+            continue;
+        }
+        check_action(a, &format!("actions[{i}]"), &mut inv);
+    }
+    if inv.is_empty() {
+        Ok(())
+    } else {
+        Err(inv)
+    }
+}
+
 /// A rule as the engine holds it.
 #[derive(Debug, Clone)]
 pub struct Rule {
@@ -760,6 +808,11 @@ fn apply_action(
             }
         }
         "comment_mode_is_public" => *public = value_str(v) == "true",
+        "subject" => {
+            let s = value_str(v);
+            t.subject = Some(s.clone()).filter(|s| !s.trim().is_empty());
+            t.raw_subject = t.subject.clone();
+        }
         "comment_value" | "comment_value_html" => {
             // Zendesk accepts "text" or ["channel:all", "text"].
             let text = match v {

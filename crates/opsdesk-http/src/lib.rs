@@ -260,6 +260,19 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
             get(rules::trigger).put(rules::update).delete(rules::delete),
         )
         .route("/tickets/{id}/rule_trace", get(rules::rule_trace))
+        .route("/macros", get(rules::macros).post(rules::create_macro))
+        .route("/macros/active", get(rules::macros))
+        .route(
+            "/macros/{id}",
+            get(rules::macro_)
+                .put(rules::update_macro)
+                .delete(rules::delete_macro),
+        )
+        .route("/macros/{id}/apply", get(rules::apply_macro))
+        .route(
+            "/tickets/{id}/macros/{macro_id}/apply",
+            get(rules::apply_macro),
+        )
         .route("/search", get(search::search))
         .route("/search/count", get(search::count))
         .route_layer(axum::middleware::from_fn(ops::observe));

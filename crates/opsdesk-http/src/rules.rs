@@ -4,6 +4,7 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use opsdesk_app::macros::MacroInput;
 use opsdesk_app::rules::TriggerInput;
 use serde_json::{json, Value};
 
@@ -109,4 +110,100 @@ pub async fn rule_trace(
 ) -> ApiResult<Json<Value>> {
     let traces = st.app.rule_trace(&a, id(&tid)?).await?;
     Ok(Json(json!({"rule_traces": traces})))
+}
+
+// ---- macros ----------------------------------------------------------------------------
+
+pub async fn macros(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Json<Value>> {
+    let ctx = Ctx::new(&h, &uri);
+    let active = uri.path().ends_with("/active");
+    let ms = st.app.list_macros(&a, active).await?;
+    Ok(Json(ctx.all(
+        "macros",
+        ms.iter().map(|m| ctx.rec(m, "macros")).collect(),
+    )))
+}
+
+pub async fn macro_(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    Path(mid): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let ctx = Ctx::new(&h, &uri);
+    let m = st.app.get_macro(&a, id(&mid)?).await?;
+    Ok(Json(json!({"macro": ctx.rec(&m, "macros")})))
+}
+
+pub async fn create_macro(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    let ctx = Ctx::new(&h, &uri);
+    let input: MacroInput = body.take("macro")?;
+    let m = st.app.save_macro(&a, None, input).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"macro": ctx.rec(&m, "macros")})),
+    )
+        .into_response())
+}
+
+pub async fn update_macro(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    Path(mid): Path<String>,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    let ctx = Ctx::new(&h, &uri);
+    let input: MacroInput = body.take("macro")?;
+    let m = st.app.save_macro(&a, Some(id(&mid)?), input).await?;
+    Ok(Json(json!({"macro": ctx.rec(&m, "macros")})))
+}
+
+pub async fn delete_macro(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    Path(mid): Path<String>,
+) -> ApiResult<StatusCode> {
+    st.app.delete_macro(&a, id(&mid)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `macros/{id}/apply` (the fields the macro sets) and `tickets/{t}/macros/{id}/apply` (the
+/// whole ticket as it would be). Nothing is saved.
+pub async fn apply_macro(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    Path(p): Path<Vec<(String, String)>>,
+) -> ApiResult<Json<Value>> {
+    let ctx = Ctx::new(&h, &uri);
+    let (ticket, mac) = match p.as_slice() {
+        [(_, t), (_, m)] => (Some(id(t)?), id(m)?),
+        [(_, m)] => (None, id(m)?),
+        _ => return Err(ApiError::NoEndpoint),
+    };
+    let preview = st.app.apply_macro(&a, mac, ticket).await?;
+    let t = match ticket {
+        Some(_) => crate::tickets::ticket_json(&ctx, &preview.ticket),
+        None => Value::Object(preview.changes),
+    };
+    let mut result = json!({"ticket": t});
+    if let Some(c) = preview.comment {
+        result["comment"] = c;
+    }
+    Ok(Json(json!({"result": result})))
 }

@@ -16,7 +16,7 @@ use crate::extract::{decode, id, origin, Auth, JsonBody, Query};
 use crate::render::Ctx;
 use crate::AppState;
 
-fn ticket_json(ctx: &Ctx, t: &Ticket) -> Value {
+pub(crate) fn ticket_json(ctx: &Ctx, t: &Ticket) -> Value {
     let mut v = ctx.rec(t, "tickets");
     if let Value::Object(m) = &mut v {
         m.insert(

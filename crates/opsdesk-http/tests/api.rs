@@ -1346,3 +1346,111 @@ async fn triggers_fire_in_order_and_explain_themselves() {
         assert_eq!(s, StatusCode::NO_CONTENT, "{n}");
     }
 }
+
+#[tokio::test]
+async fn macros_preview_without_saving() {
+    for t in apps().await {
+        let n = t.name;
+        let agent_id = t.user_id("agent@example.com").await;
+        let cora = t.user_id("cora@example.com").await;
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/macros.json", Some(json!({"macro": {"title": "Ask for logs", "actions": [
+            {"field": "status", "value": "pending"},
+            {"field": "current_tags", "value": "needs_logs"},
+            {"field": "comment_value", "value": "Hi {{ticket.requester.first_name}}, could you send the logs for ticket #{{ticket.id}}? — {{current_user.name}}{{ticket.unknown}}"}
+        ]}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+        let mid = v["macro"]["id"].as_i64().unwrap();
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/macros.json", Some(json!({"macro": {"title": "Bad", "actions": [{"field": "priority", "value": "meh"}]}}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}: {v}");
+        // Agents: personal macros only.
+        let (s, _) = t.call(&t.agent, Method::POST, "/api/v2/macros.json", Some(json!({"macro": {"title": "Shared", "actions": [{"field": "status", "value": "open"}]}}))).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{n}");
+        let (s, v) = t.call(&t.agent, Method::POST, "/api/v2/macros.json", Some(json!({"macro": {"title": "Mine", "restriction": {"type": "User", "id": agent_id}, "actions": [{"field": "priority", "value": "low"}]}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+        let (_, v) = t
+            .call(&t.agent, Method::GET, "/api/v2/macros.json", None)
+            .await;
+        assert_eq!(v["count"], 2, "{n}: shared + personal");
+
+        let (_, tk) = t.call(&t.admin, Method::POST, "/api/v2/tickets.json", Some(json!({"ticket": {"subject": "Crash", "comment": {"body": "It crashed"}, "requester_id": cora}}))).await;
+        let id = tk["ticket"]["id"].as_i64().unwrap();
+        let (s, v) = t
+            .call(
+                &t.agent,
+                Method::GET,
+                &format!("/api/v2/tickets/{id}/macros/{mid}/apply.json"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}: {v}");
+        let r = &v["result"];
+        assert_eq!(
+            (r["ticket"]["status"].as_str(), r["ticket"]["id"].as_i64()),
+            (Some("pending"), Some(id)),
+            "{n}"
+        );
+        assert_eq!(r["ticket"]["tags"], json!(["needs_logs"]), "{n}");
+        assert_eq!(
+            r["comment"]["body"],
+            format!("Hi Cora, could you send the logs for ticket #{id}? — Alan Agent"),
+            "{n}: placeholders rendered, unknown ones empty"
+        );
+        assert_eq!(r["comment"]["public"], true, "{n}");
+        // Nothing was saved.
+        let (_, cur) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/tickets/{id}.json"),
+                None,
+            )
+            .await;
+        assert_eq!(cur["ticket"]["status"], "new", "{n}");
+        let (_, au) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/tickets/{id}/audits.json"),
+                None,
+            )
+            .await;
+        assert_eq!(au["count"], 1, "{n}");
+        // Without a ticket: only what the macro sets.
+        let (_, v) = t
+            .call(
+                &t.agent,
+                Method::GET,
+                &format!("/api/v2/macros/{mid}/apply.json"),
+                None,
+            )
+            .await;
+        assert_eq!(v["result"]["ticket"]["status"], "pending", "{n}");
+        assert!(v["result"]["ticket"].get("subject").is_none(), "{n}: {v}");
+        let (s, _) = t
+            .call(
+                &t.agent,
+                Method::GET,
+                &format!("/api/v2/tickets/424242/macros/{mid}/apply.json"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{n}");
+        // Placeholders also work in trigger comments.
+        t.call(&t.admin, Method::POST, "/api/v2/triggers.json", Some(json!({"trigger": {"title": "Ack", "conditions": {"all": [{"field": "update_type", "operator": "is", "value": "Create"}]}, "actions": [{"field": "comment_value", "value": "Thanks {{ticket.requester.name}}, we have ticket {{ticket.id}}."}]}}))).await;
+        let (_, v) = t.call(&t.admin, Method::POST, "/api/v2/tickets.json", Some(json!({"ticket": {"subject": "Another", "comment": {"body": "x"}, "requester_id": cora}}))).await;
+        let id2 = v["ticket"]["id"].as_i64().unwrap();
+        let (_, c) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/tickets/{id2}/comments.json"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            c["comments"][1]["body"],
+            format!("Thanks Cora Customer, we have ticket {id2}."),
+            "{n}"
+        );
+    }
+}

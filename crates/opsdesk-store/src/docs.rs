@@ -159,6 +159,22 @@ impl Conn {
         Ok(id)
     }
 
+    /// Insert a record with the id it already has.
+    pub async fn insert_with_id<D: Doc>(&mut self, d: &mut D) -> Result<Id> {
+        let mut args = vec![Val::Int(d.id())];
+        args.extend(d.values());
+        args.push(Val::Text(to_json(d)?));
+        let cols = D::COLUMNS.join(", ");
+        let ps: Vec<String> = (1..=args.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "INSERT INTO {} (id, {cols}, data) VALUES ({})",
+            D::TABLE,
+            ps.join(", ")
+        );
+        self.exec(&sql, &args).await?;
+        Ok(d.id())
+    }
+
     /// Replace a record's data and index columns.
     pub async fn update<D: Doc>(&mut self, d: &D) -> Result<()> {
         let mut args = d.values();

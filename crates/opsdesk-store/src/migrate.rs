@@ -11,6 +11,10 @@ pub const MIGRATIONS_SQLITE: &[(&str, &str)] = &[
         "0002_triggers",
         include_str!("../migrations/sqlite/0002_triggers.sql"),
     ),
+    (
+        "0003_macros",
+        include_str!("../migrations/sqlite/0003_macros.sql"),
+    ),
 ];
 pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
@@ -20,6 +24,10 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
         "0002_triggers",
         include_str!("../migrations/postgres/0002_triggers.sql"),
+    ),
+    (
+        "0003_macros",
+        include_str!("../migrations/postgres/0003_macros.sql"),
     ),
 ];
 

@@ -82,7 +82,11 @@ impl Conn {
         audit: &mut Audit,
         comments: &mut [Comment],
     ) -> Result<()> {
-        self.insert(t).await?;
+        if t.id > 0 {
+            self.insert_with_id(t).await?;
+        } else {
+            self.insert(t).await?;
+        }
         audit.ticket_id = t.id;
         self.append_audit(audit, comments).await
     }
@@ -161,6 +165,25 @@ impl Conn {
             ));
         }
         Ok(())
+    }
+
+    /// The id the next ticket will get, reserved for this transaction (so triggers and
+    /// placeholders can see it before the row exists). Ids are never reused.
+    pub async fn next_ticket_id(&mut self) -> Result<Id> {
+        if self.is_postgres() {
+            self.int(
+                "SELECT nextval(pg_get_serial_sequence('tickets', 'id'))",
+                &[],
+            )
+            .await
+        } else {
+            // The writer holds the database's write lock for the whole transaction.
+            self.int(
+                "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'tickets'), 0) + 1",
+                &[],
+            )
+            .await
+        }
     }
 
     /// A live (not deleted) ticket.

@@ -60,6 +60,9 @@ enum Command {
         /// Largest accepted request body in bytes.
         #[arg(long, env = "OPSDESK_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
         max_body_bytes: usize,
+        /// The URL people reach this instance at (used in `{{ticket.url}}` and links).
+        #[arg(long, env = "OPSDESK_PUBLIC_URL")]
+        public_url: Option<String>,
         /// API requests per user per minute before 429 (0: unlimited).
         #[arg(long, env = "OPSDESK_RATE_LIMIT_PER_MINUTE", default_value_t = 6000)]
         rate_limit_per_minute: u32,
@@ -249,9 +252,12 @@ async fn run(cli: Cli) -> Result<()> {
             listen,
             max_body_bytes,
             rate_limit_per_minute,
+            public_url,
         } => {
             let _lock = lock_data_dir(&cli.db)?;
             let app = open_app(&cli.db).await?;
+            let app =
+                app.with_public_url(&public_url.unwrap_or_else(|| format!("http://{listen}")));
             let addr: SocketAddr = listen.parse().with_context(|| {
                 format!("--listen {listen:?} is not an address like 127.0.0.1:8080")
             })?;
