@@ -8,6 +8,7 @@ pub mod macros;
 pub mod people;
 pub mod rules;
 pub mod tickets;
+pub mod views;
 
 use std::sync::Arc;
 

@@ -154,34 +154,83 @@ impl App {
     }
 
     async fn visible_macro(&self, c: &mut Conn, actor: &Actor, m: &Macro) -> Result<bool> {
-        if actor.is_admin() {
-            return Ok(true);
+        restriction_allows(c, actor, &m.restriction).await
+    }
+}
+
+/// Whether a shared (`null`), group or personal restriction lets this user see a record.
+pub(crate) async fn restriction_allows(
+    c: &mut Conn,
+    actor: &Actor,
+    restriction: &Option<Value>,
+) -> Result<bool> {
+    if actor.is_admin() {
+        return Ok(true);
+    }
+    let Some(r) = restriction else {
+        return Ok(true);
+    };
+    match r.get("type").and_then(Value::as_str) {
+        Some("User") => Ok(r.get("id").and_then(Value::as_i64) == Some(actor.id())),
+        Some("Group") => {
+            let mut ids: Vec<Id> = r
+                .get("ids")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_i64).collect())
+                .unwrap_or_default();
+            ids.extend(r.get("id").and_then(Value::as_i64));
+            let mine: Vec<GroupMembership> = c
+                .list(
+                    &[Cond::Eq("user_id", Val::Int(actor.id()))],
+                    &Page::All { limit: 1000 },
+                )
+                .await?
+                .items;
+            Ok(mine.iter().any(|m| ids.contains(&m.group_id)))
         }
-        let Some(r) = &m.restriction else {
-            return Ok(true);
-        };
-        match r.get("type").and_then(Value::as_str) {
-            Some("User") => Ok(r.get("id").and_then(Value::as_i64) == Some(actor.id())),
+        _ => Ok(false),
+    }
+}
+
+/// Check a restriction's shape; agents may only use their own personal one.
+pub(crate) fn check_restriction(
+    actor: &Actor,
+    restriction: &Option<Value>,
+    what: &str,
+    inv: &mut Invalid,
+) -> Result<()> {
+    if let Some(r) = restriction {
+        let ok = match r.get("type").and_then(Value::as_str) {
+            Some("User") => r.get("id").and_then(Value::as_i64).is_some(),
             Some("Group") => {
-                let mut ids: Vec<Id> = r
-                    .get("ids")
-                    .and_then(Value::as_array)
-                    .map(|a| a.iter().filter_map(Value::as_i64).collect())
-                    .unwrap_or_default();
-                ids.extend(r.get("id").and_then(Value::as_i64));
-                let mine: Vec<GroupMembership> = c
-                    .list(
-                        &[Cond::Eq("user_id", Val::Int(actor.id()))],
-                        &Page::All { limit: 1000 },
-                    )
-                    .await?
-                    .items;
-                Ok(mine.iter().any(|m| ids.contains(&m.group_id)))
+                r.get("id").and_then(Value::as_i64).is_some()
+                    || r.get("ids")
+                        .and_then(Value::as_array)
+                        .is_some_and(|a| !a.is_empty() && a.iter().all(|x| x.is_i64()))
             }
-            _ => Ok(false),
+            _ => false,
+        };
+        if !ok {
+            inv.invalid(
+                "restriction",
+                "Restriction",
+                "must be {\"type\": \"User\", \"id\"} or {\"type\": \"Group\", \"ids\": [...]}",
+            );
         }
     }
+    if !actor.is_admin() {
+        let personal = restriction.as_ref().is_some_and(|r| {
+            r.get("type").and_then(Value::as_str) == Some("User")
+                && r.get("id").and_then(Value::as_i64) == Some(actor.id())
+        });
+        if !personal {
+            return Err(AppError::Forbidden(format!("Agents may only create and change their personal {what} (restriction {{\"type\": \"User\", \"id\": <their id>}})")));
+        }
+    }
+    Ok(())
+}
 
+impl App {
     /// The macros this agent may use (admins: all), by position.
     pub async fn list_macros(&self, actor: &Actor, active_only: bool) -> Result<Vec<Macro>> {
         actor.require_staff()?;
@@ -272,36 +321,9 @@ impl App {
             m.actions = a.clone();
         }
         if let Some(r) = &input.restriction {
-            match r {
-                None => m.restriction = None,
-                Some(r) => {
-                    let ty = r.get("type").and_then(Value::as_str);
-                    let ok = match ty {
-                        Some("User") => r.get("id").and_then(Value::as_i64).is_some(),
-                        Some("Group") => {
-                            r.get("id").and_then(Value::as_i64).is_some()
-                                || r.get("ids")
-                                    .and_then(Value::as_array)
-                                    .is_some_and(|a| !a.is_empty() && a.iter().all(|x| x.is_i64()))
-                        }
-                        _ => false,
-                    };
-                    if !ok {
-                        inv.invalid("restriction", "Restriction", "must be {\"type\": \"User\", \"id\"} or {\"type\": \"Group\", \"ids\": [...]}");
-                    }
-                    m.restriction = Some(r.clone());
-                }
-            }
+            m.restriction = r.clone();
         }
-        if !actor.is_admin() {
-            let personal = m.restriction.as_ref().is_some_and(|r| {
-                r.get("type").and_then(Value::as_str) == Some("User")
-                    && r.get("id").and_then(Value::as_i64) == Some(actor.id())
-            });
-            if !personal {
-                return Err(AppError::Forbidden("Agents may only create and change their personal macros (restriction {\"type\": \"User\", \"id\": <their id>})".into()));
-            }
-        }
+        check_restriction(actor, &m.restriction, "macros", &mut inv)?;
         if let Err(e) = rules::validate_actions(&m.actions) {
             for (k, v) in e.details {
                 inv.details.entry(k).or_default().extend(v);

@@ -138,6 +138,126 @@ pub fn validate_actions(actions: &[Action]) -> Result<(), Invalid> {
     }
 }
 
+/// How a view shows its tickets.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ViewExecution {
+    /// `[{"id": "subject", "title": "Subject"}, …]`
+    #[serde(default)]
+    pub columns: Vec<Value>,
+    #[serde(default)]
+    pub group_by: Option<String>,
+    #[serde(default)]
+    pub group_order: Option<String>,
+    #[serde(default)]
+    pub sort_by: Option<String>,
+    #[serde(default)]
+    pub sort_order: Option<String>,
+}
+
+/// A view: a saved ticket filter with columns and an order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct View {
+    pub id: Id,
+    pub title: String,
+    pub raw_title: String,
+    pub description: Option<String>,
+    pub active: bool,
+    pub position: i64,
+    pub conditions: Conditions,
+    pub execution: ViewExecution,
+    pub restriction: Option<Value>,
+    pub default: bool,
+    #[serde(with = "crate::clock::ts")]
+    pub created_at: crate::Timestamp,
+    #[serde(with = "crate::clock::ts")]
+    pub updated_at: crate::Timestamp,
+}
+
+/// View columns and their titles.
+pub const VIEW_COLUMNS: &[(&str, &str)] = &[
+    ("ticket_id", "ID"),
+    ("subject", "Subject"),
+    ("status", "Status"),
+    ("priority", "Priority"),
+    ("type", "Type"),
+    ("requester", "Requester"),
+    ("assignee", "Assignee"),
+    ("group", "Group"),
+    ("organization", "Organization"),
+    ("created", "Requested"),
+    ("updated", "Updated"),
+    ("due_date", "Due date"),
+];
+
+/// Sort keys a view may use.
+pub const VIEW_SORTS: &[&str] = &[
+    "id",
+    "ticket_id",
+    "created",
+    "created_at",
+    "updated",
+    "updated_at",
+    "status",
+    "priority",
+    "subject",
+    "due_date",
+];
+
+/// Validate view conditions (no trigger-only fields or change operators; at least one).
+pub fn validate_view(conditions: &Conditions, execution: &ViewExecution) -> Result<(), Invalid> {
+    let mut inv = Invalid::new();
+    if conditions.all.is_empty() && conditions.any.is_empty() {
+        inv.blank("conditions", "Conditions");
+    }
+    for (i, c) in conditions.all.iter().enumerate() {
+        check_condition(c, false, &format!("conditions.all[{i}]"), &mut inv);
+    }
+    for (i, c) in conditions.any.iter().enumerate() {
+        check_condition(c, false, &format!("conditions.any[{i}]"), &mut inv);
+    }
+    for (i, c) in conditions.all.iter().chain(&conditions.any).enumerate() {
+        if c.field.starts_with("requester.") || c.field.starts_with("organization.") {
+            inv.add("conditions", "InvalidValue", format!("condition {i} ({}): requester and organization fields are not supported in views yet", c.field));
+        }
+    }
+    for (i, col) in execution.columns.iter().enumerate() {
+        let id = col
+            .get("id")
+            .map(value_str)
+            .unwrap_or_else(|| value_str(col));
+        if !VIEW_COLUMNS.iter().any(|(c, _)| *c == id) && id.parse::<Id>().is_err() {
+            inv.add(
+                "execution",
+                "InvalidValue",
+                format!("columns[{i}]: '{id}' is not a view column"),
+            );
+        }
+    }
+    if let Some(s) = &execution.sort_by {
+        if !VIEW_SORTS.contains(&s.as_str()) {
+            inv.add(
+                "execution",
+                "InvalidValue",
+                format!("sort_by: '{s}' is not one of {}", VIEW_SORTS.join(", ")),
+            );
+        }
+    }
+    if let Some(o) = &execution.sort_order {
+        if o != "asc" && o != "desc" {
+            inv.add(
+                "execution",
+                "InvalidValue",
+                "sort_order: must be asc or desc",
+            );
+        }
+    }
+    if inv.is_empty() {
+        Ok(())
+    } else {
+        Err(inv)
+    }
+}
+
 /// A rule as the engine holds it.
 #[derive(Debug, Clone)]
 pub struct Rule {

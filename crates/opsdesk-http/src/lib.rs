@@ -260,6 +260,18 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
             get(rules::trigger).put(rules::update).delete(rules::delete),
         )
         .route("/tickets/{id}/rule_trace", get(rules::rule_trace))
+        .route("/views", get(rules::views).post(rules::create_view))
+        .route("/views/active", get(rules::views))
+        .route("/views/count_many", get(rules::count_many))
+        .route(
+            "/views/{id}",
+            get(rules::view)
+                .put(rules::update_view)
+                .delete(rules::delete_view),
+        )
+        .route("/views/{id}/execute", get(rules::execute_view))
+        .route("/views/{id}/tickets", get(rules::execute_view))
+        .route("/views/{id}/count", get(rules::count_view))
         .route("/macros", get(rules::macros).post(rules::create_macro))
         .route("/macros/active", get(rules::macros))
         .route(

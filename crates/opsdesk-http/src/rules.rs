@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use opsdesk_app::macros::MacroInput;
 use opsdesk_app::rules::TriggerInput;
+use opsdesk_app::views::ViewInput;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
@@ -206,4 +207,192 @@ pub async fn apply_macro(
         result["comment"] = c;
     }
     Ok(Json(json!({"result": result})))
+}
+
+// ---- views -----------------------------------------------------------------------------
+
+pub async fn views(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+) -> ApiResult<Json<Value>> {
+    let ctx = Ctx::new(&h, &uri);
+    let active = uri.path().ends_with("/active");
+    let vs = st.app.list_views(&a, active).await?;
+    Ok(Json(ctx.all(
+        "views",
+        vs.iter().map(|v| ctx.rec(v, "views")).collect(),
+    )))
+}
+
+pub async fn view(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    Path(vid): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let ctx = Ctx::new(&h, &uri);
+    let v = st.app.get_view(&a, id(&vid)?).await?;
+    Ok(Json(json!({"view": ctx.rec(&v, "views")})))
+}
+
+pub async fn create_view(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    let ctx = Ctx::new(&h, &uri);
+    let input: ViewInput = body.take("view")?;
+    let v = st.app.save_view(&a, None, input).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"view": ctx.rec(&v, "views")})),
+    )
+        .into_response())
+}
+
+pub async fn update_view(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    Path(vid): Path<String>,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    let ctx = Ctx::new(&h, &uri);
+    let input: ViewInput = body.take("view")?;
+    let v = st.app.save_view(&a, Some(id(&vid)?), input).await?;
+    Ok(Json(json!({"view": ctx.rec(&v, "views")})))
+}
+
+pub async fn delete_view(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    Path(vid): Path<String>,
+) -> ApiResult<StatusCode> {
+    st.app.delete_view(&a, id(&vid)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+fn view_page_links(ctx: &Ctx, uri_path: &str, page: i64, per: i64, count: i64) -> (Value, Value) {
+    let mk = |p: i64| {
+        Value::String(format!(
+            "{}{}?page={p}&per_page={per}",
+            ctx.base,
+            if uri_path.ends_with(".json") {
+                uri_path.to_string()
+            } else {
+                format!("{uri_path}.json")
+            }
+        ))
+    };
+    let next = if page * per < count {
+        mk(page + 1)
+    } else {
+        Value::Null
+    };
+    let prev = if page > 1 { mk(page - 1) } else { Value::Null };
+    (next, prev)
+}
+
+/// `views/{id}/execute` (rows and columns) and `views/{id}/tickets` (tickets).
+pub async fn execute_view(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    q: crate::extract::Query,
+    Path(vid): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let ctx = Ctx::new(&h, &uri);
+    let page = q.int("page")?.unwrap_or(1).max(1);
+    let per = q.int("per_page")?.unwrap_or(100).clamp(1, 100);
+    let vp = st
+        .app
+        .execute_view(
+            &a,
+            id(&vid)?,
+            page,
+            per,
+            q.get("sort_by"),
+            q.get("sort_order"),
+        )
+        .await?;
+    let (next, prev) = view_page_links(&ctx, uri.path(), page, per, vp.count);
+    if uri.path().ends_with("/tickets") {
+        let items: Vec<Value> = vp
+            .tickets
+            .iter()
+            .map(|t| crate::tickets::ticket_json(&ctx, t))
+            .collect();
+        return Ok(Json(
+            json!({"tickets": items, "count": vp.count, "next_page": next, "previous_page": prev}),
+        ));
+    }
+    let rows: Vec<Value> = vp
+        .tickets
+        .iter()
+        .map(|t| {
+            let mut row = json!({
+                "ticket_id": t.id,
+                "ticket": {"id": t.id, "subject": t.subject, "description": t.description, "status": t.status, "type": t.ticket_type, "priority": t.priority, "url": ctx.url(&format!("tickets/{}", t.id))},
+                "subject": t.subject, "status": t.status, "priority": t.priority, "type": t.ticket_type,
+                "requester_id": t.requester_id, "assignee_id": t.assignee_id, "group_id": t.group_id, "organization_id": t.organization_id,
+                "created": opsdesk_core::clock::format(t.created_at), "updated": opsdesk_core::clock::format(t.updated_at),
+                "due_date": t.due_at.map(opsdesk_core::clock::format),
+            });
+            for col in &vp.view.execution.columns {
+                if let Some(fid) = col.get("id").and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))) {
+                    row[fid.to_string()] = t.custom_field(fid).cloned().unwrap_or(Value::Null);
+                }
+            }
+            row
+        })
+        .collect();
+    Ok(Json(
+        json!({"rows": rows, "columns": vp.view.execution.columns, "view": ctx.rec(&vp.view, "views"), "groups": [], "count": vp.count, "next_page": next, "previous_page": prev}),
+    ))
+}
+
+fn view_count_json(ctx: &Ctx, vid: i64, n: i64) -> Value {
+    json!({"view_id": vid, "url": ctx.url(&format!("views/{vid}/count")), "value": n, "pretty": n.to_string(), "fresh": true, "active": true})
+}
+
+pub async fn count_view(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    Path(vid): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let ctx = Ctx::new(&h, &uri);
+    let vid = id(&vid)?;
+    let n = st.app.count_view(&a, vid).await?;
+    Ok(Json(json!({"view_count": view_count_json(&ctx, vid, n)})))
+}
+
+pub async fn count_many(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    q: crate::extract::Query,
+) -> ApiResult<Json<Value>> {
+    let ctx = Ctx::new(&h, &uri);
+    let ids = q.ids("ids")?;
+    if ids.is_empty() || ids.len() > 20 {
+        return Err(ApiError::BadRequest(
+            "ids: give between 1 and 20 view ids".into(),
+        ));
+    }
+    let mut out = vec![];
+    for vid in ids {
+        let n = st.app.count_view(&a, vid).await?;
+        out.push(view_count_json(&ctx, vid, n));
+    }
+    Ok(Json(json!({"view_counts": out})))
 }

@@ -1454,3 +1454,122 @@ async fn macros_preview_without_saving() {
         );
     }
 }
+
+#[tokio::test]
+async fn views_select_exactly_their_conditions() {
+    for t in apps().await {
+        let n = t.name;
+        let agent_id = t.user_id("agent@example.com").await;
+        let mut ids = vec![];
+        for (i, (prio, tags)) in [
+            ("urgent", vec!["vip"]),
+            ("low", vec![]),
+            ("urgent", vec![]),
+            ("high", vec!["vip"]),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let (_, v) = t.call(&t.admin, Method::POST, "/api/v2/tickets.json", Some(json!({"ticket": {"subject": format!("T{i}"), "comment": {"body": "x"}, "priority": prio, "tags": tags}}))).await;
+            ids.push(v["ticket"]["id"].as_i64().unwrap());
+        }
+        t.call(
+            &t.admin,
+            Method::PUT,
+            &format!("/api/v2/tickets/{}.json", ids[3]),
+            Some(json!({"ticket": {"assignee_id": agent_id}})),
+        )
+        .await;
+        t.call(
+            &t.admin,
+            Method::PUT,
+            &format!("/api/v2/tickets/{}.json", ids[1]),
+            Some(json!({"ticket": {"status": "solved"}})),
+        )
+        .await;
+
+        // Zendesk's write shape: top-level all/any and "output".
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/views.json", Some(json!({"view": {"title": "Unsolved VIP or urgent", "all": [{"field": "status", "operator": "less_than", "value": "solved"}], "any": [{"field": "current_tags", "operator": "includes", "value": "vip"}, {"field": "priority", "operator": "is", "value": "urgent"}], "output": {"columns": ["subject", "requester", "status"], "sort_by": "priority", "sort_order": "desc"}}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+        let vid = v["view"]["id"].as_i64().unwrap();
+        assert_eq!(
+            v["view"]["execution"]["columns"][0],
+            json!({"id": "subject", "title": "Subject"}),
+            "{n}"
+        );
+        let (_, v) = t
+            .call(
+                &t.agent,
+                Method::GET,
+                &format!("/api/v2/views/{vid}/execute.json"),
+                None,
+            )
+            .await;
+        let got: Vec<i64> = v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["ticket_id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(
+            got,
+            vec![ids[0], ids[2], ids[3]],
+            "{n}: urgent first (desc), then high; the solved one excluded"
+        );
+        assert_eq!(v["count"], 3, "{n}");
+        let (_, c) = t
+            .call(
+                &t.agent,
+                Method::GET,
+                &format!("/api/v2/views/{vid}/count.json"),
+                None,
+            )
+            .await;
+        assert_eq!(c["view_count"]["value"], 3, "{n}");
+
+        // A view of my open tickets counts from the index alone.
+        let (_, mine) = t.call(&t.agent, Method::POST, "/api/v2/views.json", Some(json!({"view": {"title": "Mine", "restriction": {"type": "User", "id": agent_id}, "conditions": {"all": [{"field": "assignee_id", "operator": "is", "value": "current_user"}, {"field": "status", "operator": "is", "value": "open"}]}}}))).await;
+        let mid = mine["view"]["id"].as_i64().unwrap();
+        let (_, c) = t
+            .call(
+                &t.agent,
+                Method::GET,
+                &format!("/api/v2/views/count_many.json?ids={vid},{mid}"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            c["view_counts"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["value"].as_i64().unwrap())
+                .collect::<Vec<_>>(),
+            vec![3, 1],
+            "{n}"
+        );
+        let (_, tl) = t
+            .call(
+                &t.agent,
+                Method::GET,
+                &format!("/api/v2/views/{mid}/tickets.json"),
+                None,
+            )
+            .await;
+        assert_eq!(tl["tickets"][0]["id"], ids[3], "{n}");
+        // Another agent's personal view is invisible to others; shared views are for admins to write.
+        let (s, _) = t.call(&t.agent, Method::POST, "/api/v2/views.json", Some(json!({"view": {"title": "Shared", "all": [{"field": "status", "operator": "is", "value": "new"}]}}))).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{n}");
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/views.json", Some(json!({"view": {"title": "Bad", "all": [{"field": "update_type", "operator": "is", "value": "Create"}], "output": {"columns": ["nonsense"]}}}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}: {v}");
+        let (s, _) = t
+            .call(
+                &t.agent,
+                Method::GET,
+                "/api/v2/views/count_many.json?ids=",
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{n}");
+    }
+}

@@ -15,6 +15,10 @@ pub const MIGRATIONS_SQLITE: &[(&str, &str)] = &[
         "0003_macros",
         include_str!("../migrations/sqlite/0003_macros.sql"),
     ),
+    (
+        "0004_views",
+        include_str!("../migrations/sqlite/0004_views.sql"),
+    ),
 ];
 pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
@@ -28,6 +32,10 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
         "0003_macros",
         include_str!("../migrations/postgres/0003_macros.sql"),
+    ),
+    (
+        "0004_views",
+        include_str!("../migrations/postgres/0004_views.sql"),
     ),
 ];
 

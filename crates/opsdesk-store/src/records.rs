@@ -172,6 +172,18 @@ doc!(
     ]
 );
 
+doc!(
+    opsdesk_core::rules::View,
+    "views",
+    ["position", "active", "created_at", "updated_at"],
+    |t| [
+        Val::Int(t.position),
+        Val::from(t.active),
+        secs(t.created_at),
+        secs(t.updated_at)
+    ]
+);
+
 /// A user field (stored in `user_fields`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
