@@ -257,9 +257,23 @@ impl App {
         let mut c = self.store.read().await?;
         c.ticket(ticket_id).await?.ok_or(AppError::NotFound)?;
         let audits = c.all_audits(ticket_id).await?;
+        let defs: Vec<rules::Rule> = c
+            .list::<Trigger>(&[], &Page::All { limit: 10_000 })
+            .await?
+            .items
+            .iter()
+            .map(Trigger::rule)
+            .collect();
         Ok(audits
             .into_iter()
-            .map(|a| json!({"audit_id": a.id, "created_at": opsdesk_core::clock::format(a.created_at), "author_id": a.author_id, "trigger_trace": a.metadata.get("trigger_trace").cloned().unwrap_or(Value::Null)}))
+            .map(|a| {
+                let mut trace = a.metadata.get("trigger_trace").cloned().unwrap_or(Value::Null);
+                if let Some(compact) = trace.get("not_fired").and_then(Value::as_str).map(str::to_string) {
+                    // Described with the triggers as they are now.
+                    trace["not_fired"] = Value::Array(rules::expand_not_fired(&compact, &defs));
+                }
+                json!({"audit_id": a.id, "created_at": opsdesk_core::clock::format(a.created_at), "author_id": a.author_id, "trigger_trace": trace})
+            })
             .collect())
     }
 

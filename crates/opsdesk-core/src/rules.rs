@@ -294,9 +294,9 @@ pub struct Firing {
 pub struct CycleResult {
     pub ticket: Ticket,
     pub firings: Vec<Firing>,
-    /// Why: `{"passes", "fired": [{"id", "title", "pass"}], "not_fired": [{"id", "title",
-    /// "failed": "all[0]: status is \"solved\""}]}` — for each trigger that did not fire, the
-    /// first condition that did not hold in the last pass.
+    /// Why: `{"passes", "fired": [{"id", "title", "pass"}], "not_fired": "12:0 13:any"}` — for
+    /// each trigger that did not fire, the first condition that did not hold in the last pass
+    /// (compact; see [`expand_not_fired`]).
     pub trace: Value,
     /// The cycle stopped at the bound instead of settling.
     pub bounded: bool,
@@ -864,20 +864,16 @@ pub fn holds(c: &Condition, t: &Ticket, f: &Facts) -> bool {
     }
 }
 
-/// Evaluate conditions; on failure, which condition did not hold: `("all[2]", condition)`, or
-/// `("any", first any-condition)` when none of the `any` conditions held.
-pub fn evaluate<'a>(
-    cs: &'a Conditions,
-    t: &Ticket,
-    f: &Facts,
-) -> Result<(), (String, &'a Condition)> {
+/// Evaluate conditions; on failure, which condition did not hold: `Some(i)` for `all[i]`, or
+/// `None` when none of the `any` conditions held.
+pub fn evaluate(cs: &Conditions, t: &Ticket, f: &Facts) -> Result<(), Option<usize>> {
     for (i, c) in cs.all.iter().enumerate() {
         if !holds(c, t, f) {
-            return Err((format!("all[{i}]"), c));
+            return Err(Some(i));
         }
     }
     if !cs.any.is_empty() && !cs.any.iter().any(|c| holds(c, t, f)) {
-        return Err(("any".into(), &cs.any[0]));
+        return Err(None);
     }
     Ok(())
 }
@@ -981,15 +977,39 @@ pub fn apply(actions: &[Action], t: &mut Ticket, f: &Facts) -> Vec<SideEffect> {
     effects
 }
 
-fn describe(path: &str, c: &Condition) -> String {
-    if path == "any" {
+fn describe(cs: &Conditions, failed: Option<usize>) -> String {
+    let Some(i) = failed else {
         return "any: none of the any-conditions held".into();
-    }
+    };
+    let Some(c) = cs.all.get(i) else {
+        return String::new();
+    };
     let v = match &c.value {
         Value::Null => String::new(),
         other => format!(" {other}"),
     };
-    format!("{path}: {} {}{v}", c.field, c.operator)
+    format!("all[{i}]: {} {}{v}", c.field, c.operator)
+}
+
+/// Expand a trace's compact `not_fired` ("12:0 13:any") with the triggers' definitions:
+/// `[{"id", "title", "failed": "all[0]: status is \"solved\""}]`. Unknown ids (deleted triggers)
+/// keep their id with `"deleted": true`.
+pub fn expand_not_fired(compact: &str, triggers: &[Rule]) -> Vec<Value> {
+    compact
+        .split_whitespace()
+        .filter_map(|item| {
+            let (id, idx) = item.split_once(':')?;
+            let id: Id = id.parse().ok()?;
+            let failed = match idx {
+                "any" => Some(None),
+                n => n.parse::<usize>().ok().map(Some),
+            };
+            Some(match triggers.iter().find(|r| r.id == id) {
+                Some(r) => json!({"id": id, "title": r.title, "failed": failed.map(|f| describe(&r.conditions, f))}),
+                None => json!({"id": id, "deleted": true, "failed": idx}),
+            })
+        })
+        .collect()
 }
 
 /// Zendesk's trigger cycle: check active triggers in position order; when one fires (its
@@ -1001,7 +1021,8 @@ pub fn run_cycle(triggers: &[Rule], ticket: Ticket, facts: &Facts) -> CycleResul
     let mut fired: Vec<Id> = vec![];
     let mut firings = vec![];
     let mut fired_trace = vec![];
-    let mut last_failure: std::collections::HashMap<Id, String> = std::collections::HashMap::new();
+    // Per trigger (by index), the condition that failed last; formatted once at the end.
+    let mut last_failure: Vec<Option<Option<usize>>> = vec![None; triggers.len()];
     let mut pass = 0;
     let mut bounded = false;
     loop {
@@ -1011,7 +1032,7 @@ pub fn run_cycle(triggers: &[Rule], ticket: Ticket, facts: &Facts) -> CycleResul
             break;
         }
         let mut fired_this_pass = false;
-        for r in triggers {
+        for (ri, r) in triggers.iter().enumerate() {
             if fired.contains(&r.id) {
                 continue;
             }
@@ -1032,20 +1053,29 @@ pub fn run_cycle(triggers: &[Rule], ticket: Ticket, facts: &Facts) -> CycleResul
                     // Start again from the first trigger.
                     break;
                 }
-                Err((path, c)) => {
-                    last_failure.insert(r.id, describe(&path, c));
-                }
+                Err(failed) => last_failure[ri] = Some(failed),
             }
         }
         if !fired_this_pass {
             break;
         }
     }
-    let not_fired: Vec<Value> = triggers
-        .iter()
-        .filter(|r| !fired.contains(&r.id))
-        .map(|r| json!({"id": r.id, "title": r.title, "failed": last_failure.get(&r.id)}))
-        .collect();
+    // Compact, one string: "id:index" per trigger that did not fire (index of the failing
+    // `all` condition, or "any"). `expand_not_fired` turns it into readable entries on demand.
+    let mut not_fired = String::new();
+    for (i, r) in triggers.iter().enumerate() {
+        if fired.contains(&r.id) {
+            continue;
+        }
+        if !not_fired.is_empty() {
+            not_fired.push(' ');
+        }
+        match last_failure[i] {
+            Some(Some(n)) => not_fired.push_str(&format!("{}:{n}", r.id)),
+            Some(None) => not_fired.push_str(&format!("{}:any", r.id)),
+            None => not_fired.push_str(&format!("{}:?", r.id)),
+        }
+    }
     let trace =
         json!({"passes": pass, "fired": fired_trace, "not_fired": not_fired, "bounded": bounded});
     CycleResult {
@@ -1199,7 +1229,7 @@ mod tests {
             all: vec![c("status", "is", json!("new"))],
             any: vec![c("priority", "is", json!("urgent"))],
         };
-        assert_eq!(evaluate(&cs, &t, &f).unwrap_err().0, "any");
+        assert_eq!(evaluate(&cs, &t, &f).unwrap_err(), None);
     }
 
     fn rule(id: Id, all: Vec<Condition>, actions: Vec<Action>) -> Rule {
@@ -1259,9 +1289,11 @@ mod tests {
             ],
             vec![act("status", json!("open"))],
         );
-        let r = run_cycle(&[t4], ticket(), &facts(None));
+        let r = run_cycle(std::slice::from_ref(&t4), ticket(), &facts(None));
+        assert_eq!(r.trace["not_fired"], "4:1");
+        let expanded = expand_not_fired(r.trace["not_fired"].as_str().unwrap(), &[t4]);
         assert_eq!(
-            r.trace["not_fired"][0]["failed"], "all[1]: priority is \"low\"",
+            expanded[0]["failed"], "all[1]: priority is \"low\"",
             "the trace names the failing condition"
         );
     }

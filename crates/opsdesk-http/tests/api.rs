@@ -1277,7 +1277,20 @@ async fn triggers_fire_in_order_and_explain_themselves() {
 
         // On an update, the trace says why each trigger did not fire.
         let (_, v) = t.call(&t.admin, Method::PUT, &format!("/api/v2/tickets/{id}.json"), Some(json!({"ticket": {"comment": {"body": "noted", "public": false}, "remove_tags": ["escalated"]}}))).await;
-        let not_fired = v["audit"]["metadata"]["trigger_trace"]["not_fired"]
+        assert_eq!(
+            v["audit"]["metadata"]["trigger_trace"]["not_fired"],
+            format!("{t1}:0 {t2}:0"),
+            "{n}: compact in the audit"
+        );
+        let (_, rt) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/tickets/{id}/rule_trace.json"),
+                None,
+            )
+            .await;
+        let not_fired = rt["rule_traces"][1]["trigger_trace"]["not_fired"]
             .as_array()
             .unwrap()
             .clone();

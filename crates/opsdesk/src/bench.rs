@@ -14,6 +14,13 @@ use serde_json::json;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
+    /// The trigger engine alone: one ticket update against N active triggers (no IO).
+    Rules {
+        #[arg(long, default_value_t = 200)]
+        triggers: usize,
+        #[arg(long, default_value_t = 20_000)]
+        iterations: usize,
+    },
     /// Mixed, realistic traffic against a running server (e.g. one serving `opsdesk demo`
     /// data): ticket creates, agent updates with comments, ticket reads, list pages, searches,
     /// user lookups. Reports throughput and latency per operation, and with --pid the server's
@@ -94,6 +101,13 @@ async fn fresh_store(
 pub async fn run(cmd: BenchCommand, _db: Option<String>) -> Result<()> {
     match cmd {
         BenchCommand::Load(a) => load(a).await,
+        BenchCommand::Rules {
+            triggers,
+            iterations,
+        } => {
+            rules_bench(triggers.max(1), iterations.max(1));
+            Ok(())
+        }
         BenchCommand::CreateTickets {
             concurrency,
             requests,
@@ -480,4 +494,138 @@ async fn load(a: LoadArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Realistic triggers: most test tags, groups and statuses that do not match; a few fire.
+fn rules_bench(n: usize, iterations: usize) {
+    use opsdesk_core::rules::{
+        run_cycle, Action, CommentFacts, Condition, Conditions, Facts, Rule,
+    };
+    let c = |f: &str, o: &str, v: serde_json::Value| Condition {
+        field: f.into(),
+        operator: o.into(),
+        value: v,
+    };
+    let a = |f: &str, v: serde_json::Value| Action {
+        field: f.into(),
+        value: v,
+    };
+    let rules: Vec<Rule> = (0..n as i64)
+        .map(|i| {
+            let (all, actions) = match i % 10 {
+                0 => (
+                    vec![
+                        c("update_type", "is", json!("Change")),
+                        c("current_tags", "includes", json!(format!("team_{i}"))),
+                    ],
+                    vec![a("group_id", json!(i))],
+                ),
+                1 => (
+                    vec![
+                        c("status", "changed", json!(null)),
+                        c("status", "value", json!("solved")),
+                        c("group_id", "is", json!(i)),
+                    ],
+                    vec![a("current_tags", json!("solved_by_rule"))],
+                ),
+                2 => (
+                    vec![c(
+                        "comment_includes_word",
+                        "includes",
+                        json!(format!("keyword{i} other{i}")),
+                    )],
+                    vec![a("priority", json!("high"))],
+                ),
+                3 => (
+                    vec![
+                        c("priority", "is", json!("urgent")),
+                        c("organization_id", "is", json!(i)),
+                    ],
+                    vec![a("current_tags", json!("vip"))],
+                ),
+                4 => (
+                    vec![
+                        c("via_id", "is", json!("email")),
+                        c(
+                            "subject_includes_word",
+                            "includes",
+                            json!(format!("refund{i}")),
+                        ),
+                    ],
+                    vec![a("group_id", json!(i))],
+                ),
+                5 => (
+                    vec![
+                        c("assignee_id", "is", json!(i)),
+                        c("status", "less_than", json!("solved")),
+                    ],
+                    vec![a("current_tags", json!(format!("owner_{i}")))],
+                ),
+                6 => (
+                    vec![c("custom_fields_7", "is", json!(format!("plan_{i}")))],
+                    vec![a("priority", json!("normal"))],
+                ),
+                7 => (
+                    vec![
+                        c("role", "is", json!("end_user")),
+                        c("current_tags", "not_includes", json!("x")),
+                    ],
+                    vec![a("status", json!("open"))],
+                ),
+                8 => (
+                    vec![c("requester_id", "is", json!(i))],
+                    vec![a("current_tags", json!("known"))],
+                ),
+                _ => (
+                    vec![
+                        c("ticket_is_public", "is", json!("private")),
+                        c("group_id", "is", json!(i)),
+                    ],
+                    vec![a("remove_tags", json!("tmp"))],
+                ),
+            };
+            Rule {
+                id: i + 1,
+                title: format!("Trigger {i}"),
+                position: i,
+                conditions: Conditions { all, any: vec![] },
+                actions,
+            }
+        })
+        .collect();
+    let mut before = Ticket::blank(1, Via::api(), SystemClock.now());
+    before.requester_id = 10_000;
+    before.subject = Some("Pipeline stuck in pending".into());
+    before.description = "Our pipelines have been stuck since this morning".into();
+    before.tags = vec!["gitlab_com".into(), "team_3".into()];
+    before.priority = Some(opsdesk_core::ticket::Priority::Normal);
+    let mut after = before.clone();
+    after.status = opsdesk_core::ticket::Status::Open;
+    after.assignee_id = Some(5);
+    let facts = Facts {
+        previous: Some(before),
+        comment: Some(CommentFacts {
+            public: true,
+            body: "We are looking into it and will update you shortly".into(),
+        }),
+        current_user: 5,
+        current_role: opsdesk_core::model::Role::Agent,
+        requester_fields: Default::default(),
+        organization_fields: Default::default(),
+    };
+    let warm = run_cycle(&rules, after.clone(), &facts);
+    let t0 = Instant::now();
+    let mut fired = 0;
+    for _ in 0..iterations {
+        let r = run_cycle(&rules, after.clone(), &facts);
+        fired += r.firings.len();
+    }
+    let per = t0.elapsed().as_secs_f64() / iterations as f64;
+    println!(
+        "opsdesk bench rules: {n} active triggers, {} fired per update ({} passes): {:.1} µs per update ({iterations} updates)",
+        warm.firings.len(),
+        warm.trace["passes"],
+        per * 1e6
+    );
+    let _ = fired;
 }
