@@ -85,16 +85,25 @@ pub enum FieldKind {
     Organization,
 }
 
+/// Give options without an id (or with a repeated or out-of-range one) a fresh id, unique in
+/// the field: `field id * 1000 + n`.
 fn assign_option_ids(opts: &mut [FieldOption], seed: Id) {
-    let mut next = opts
-        .iter()
-        .map(|o| o.id)
-        .max()
-        .unwrap_or(0)
-        .max(seed * 1000);
+    const MAX_ID: Id = 1 << 52;
+    let mut seen = std::collections::HashSet::new();
+    let mut next = seed.saturating_mul(1000);
+    for o in opts.iter_mut() {
+        if o.id <= 0 || o.id > MAX_ID || !seen.insert(o.id) {
+            o.id = 0;
+        }
+    }
     for o in opts.iter_mut() {
         if o.id == 0 {
-            next += 1;
+            loop {
+                next = next.saturating_add(1);
+                if seen.insert(next) {
+                    break;
+                }
+            }
             o.id = next;
         }
     }
@@ -344,9 +353,13 @@ impl App {
         Ok(p)
     }
 
-    pub async fn get_ticket_form(&self, _actor: &Actor, id: Id) -> Result<TicketForm> {
+    pub async fn get_ticket_form(&self, actor: &Actor, id: Id) -> Result<TicketForm> {
         let mut c = self.store.read().await?;
-        c.get(id).await?.ok_or(AppError::NotFound)
+        let f: TicketForm = c.get(id).await?.ok_or(AppError::NotFound)?;
+        if !(actor.is_staff() || f.active && f.end_user_visible) {
+            return Err(AppError::NotFound);
+        }
+        Ok(f)
     }
 
     pub async fn save_ticket_form(

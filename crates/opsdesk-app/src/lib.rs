@@ -53,6 +53,14 @@ impl From<StoreError> for AppError {
                 ))
             }
             StoreError::Unavailable(m) => AppError::Unavailable(m),
+            StoreError::Rejected(m) => {
+                tracing::info!(error = %m, "value refused by the database");
+                AppError::Invalid(Invalid::one(
+                    "base",
+                    "InvalidValue",
+                    "A value is too long or malformed for storage",
+                ))
+            }
             other => AppError::Internal(other.to_string()),
         }
     }

@@ -261,7 +261,7 @@ impl App {
             let e = e.trim().trim_matches('"');
             if e.contains('*') {
                 return Ok(c
-                    .search_users(&like_pattern(&e.replace('*', "%"), false), 100)
+                    .search_users(&like_pattern(e, false).replace('*', "%"), 100)
                     .await?);
             }
             return Ok(c.user_by_email(e).await?.into_iter().collect());
@@ -438,6 +438,13 @@ impl App {
         }
         if let Some(v) = &input.external_id {
             let v = opt_text(v.clone());
+            if v.as_ref().is_some_and(|x| x.chars().count() > 255) {
+                inv.invalid(
+                    "external_id",
+                    "External id",
+                    "is too long (maximum is 255 characters)",
+                );
+            }
             if let Some(x) = &v {
                 if let Some(other) = tx
                     .find::<User>(&[Cond::Eq("external_id", Val::from(x.as_str()))])
@@ -747,6 +754,16 @@ impl App {
         }
         if let Some(v) = &input.external_id {
             o.external_id = opt_text(v.clone());
+            if o.external_id
+                .as_ref()
+                .is_some_and(|x| x.chars().count() > 255)
+            {
+                inv.invalid(
+                    "external_id",
+                    "External id",
+                    "is too long (maximum is 255 characters)",
+                );
+            }
             if let Some(x) = &o.external_id {
                 if let Some(other) = tx
                     .find::<Organization>(&[Cond::Eq("external_id", Val::from(x.as_str()))])
@@ -1181,11 +1198,39 @@ impl App {
             )
             .into());
         }
+        // Members whose default group this was get another of their groups (or none).
+        let members: Vec<GroupMembership> = tx
+            .list(
+                &[Cond::Eq("group_id", Val::Int(id))],
+                &Page::All { limit: 100_000 },
+            )
+            .await?
+            .items;
         tx.exec(
             "DELETE FROM group_memberships WHERE group_id = $1",
             &[Val::Int(id)],
         )
         .await?;
+        for m in members {
+            if let Some(mut u) = tx.get::<User>(m.user_id).await? {
+                if u.default_group_id == Some(id) {
+                    let rest: Vec<GroupMembership> = tx
+                        .list(
+                            &[Cond::Eq("user_id", Val::Int(u.id))],
+                            &Page::All { limit: 1 },
+                        )
+                        .await?
+                        .items;
+                    u.default_group_id = rest.first().map(|r| r.group_id);
+                    if let Some(mut r) = rest.into_iter().next() {
+                        r.default = true;
+                        tx.update(&r).await?;
+                    }
+                    u.updated_at = self.now();
+                    tx.update(&u).await?;
+                }
+            }
+        }
         tx.delete::<Group>(id).await?;
         tx.commit().await?;
         Ok(())
@@ -1336,7 +1381,12 @@ impl App {
 
 /// A LIKE pattern for `term` (escaping nothing: `%`/`_` in user terms are rare and harmless).
 fn like_pattern(term: &str, contains: bool) -> String {
-    let t = term.to_lowercase();
+    // The user's text is matched literally: escape LIKE's own wildcards (ESCAPE '\').
+    let t = term
+        .to_lowercase()
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
     if contains {
         format!("%{t}%")
     } else {

@@ -195,7 +195,8 @@ impl App {
             }
         }
         let mut order: Vec<Id> = ids.to_vec();
-        order.dedup();
+        let mut seen = std::collections::HashSet::new();
+        order.retain(|i| seen.insert(*i));
         order.extend(all.iter().map(|t| t.id).filter(|i| !ids.contains(i)));
         let now = self.now();
         let mut out = vec![];
@@ -387,6 +388,81 @@ impl App {
                     t.group_id = start.group_id;
                 }
             }
+        }
+        if t.collaborator_ids != start.collaborator_ids {
+            let added: Vec<Id> = t
+                .collaborator_ids
+                .iter()
+                .copied()
+                .filter(|i| !start.collaborator_ids.contains(i))
+                .collect();
+            let known: Vec<User> = tx.get_many(&added).await?;
+            let before = t.collaborator_ids.len();
+            t.collaborator_ids
+                .retain(|i| start.collaborator_ids.contains(i) || known.iter().any(|u| u.id == *i));
+            if t.collaborator_ids.len() != before {
+                warnings.push("a CC named by a trigger does not exist; not added".to_string());
+            }
+        }
+        if t.ticket_form_id != start.ticket_form_id {
+            if let Some(f) = t.ticket_form_id {
+                if tx
+                    .get::<opsdesk_core::fields::TicketForm>(f)
+                    .await?
+                    .is_none()
+                {
+                    warnings.push(format!("ticket form {f} does not exist; form not changed"));
+                    t.ticket_form_id = start.ticket_form_id;
+                }
+            }
+        }
+        if t.custom_fields != start.custom_fields {
+            let defs: Vec<opsdesk_core::fields::TicketField> =
+                tx.list(&[], &Page::All { limit: 10_000 }).await?.items;
+            let changed: Vec<(Id, Value)> = t
+                .custom_fields
+                .iter()
+                .filter(|c| start.custom_field(c.id) != Some(&c.value))
+                .map(|c| (c.id, c.value.clone()))
+                .collect();
+            for (id, value) in changed {
+                let ok = defs.iter().find(|d| d.id == id && !d.is_system()).map(|d| {
+                    opsdesk_core::fields::check_value(
+                        &d.field_type,
+                        &d.custom_field_options,
+                        d.regexp_for_validation.as_deref(),
+                        &d.title,
+                        &value,
+                    )
+                });
+                match ok {
+                    Some(Ok(v)) => t.set_custom_field(id, v),
+                    Some(Err(m)) => {
+                        warnings.push(format!("{m}; field not changed"));
+                        t.set_custom_field(
+                            id,
+                            start.custom_field(id).cloned().unwrap_or(Value::Null),
+                        );
+                    }
+                    None => {
+                        warnings.push(format!("field {id} does not exist; not set"));
+                        t.set_custom_field(
+                            id,
+                            start.custom_field(id).cloned().unwrap_or(Value::Null),
+                        );
+                    }
+                }
+            }
+            t.custom_fields.retain(|c| !c.value.is_null());
+        }
+        if matches!(t.status, Status::Solved | Status::Closed)
+            && t.assignee_id.is_none()
+            && t.status != start.status
+        {
+            warnings.push(
+                "a ticket cannot be solved without an assignee; status not changed".to_string(),
+            );
+            t.status = start.status;
         }
         if t.assignee_id.is_some() && t.status == Status::New {
             t.status = Status::Open;

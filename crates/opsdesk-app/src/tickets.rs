@@ -20,6 +20,9 @@ use serde_json::{json, Value};
 use crate::people::UserInput;
 use crate::{html, Actor, App, AppError, Origin, Result};
 
+/// The most people (CCs, followers, collaborators) and custom field values one write may name.
+pub const MAX_PEOPLE: usize = 100;
+
 /// The most records one bulk call may carry (Zendesk's limit).
 pub const BULK_LIMIT: usize = 100;
 
@@ -156,6 +159,10 @@ impl App {
     async fn can_view(&self, c: &mut Conn, actor: &Actor, t: &Ticket) -> Result<bool> {
         if actor.is_staff() {
             return Ok(true);
+        }
+        // A ticket opened with an internal note is private: end-users never see it.
+        if !t.is_public {
+            return Ok(false);
         }
         if involved(&actor.user, t) {
             return Ok(true);
@@ -392,6 +399,70 @@ impl App {
         creating: bool,
         inv: &mut Invalid,
     ) -> Result<()> {
+        // Bound every list before any work, so no request can hold the writer for long.
+        let people = [
+            (
+                "collaborator_ids",
+                input.collaborator_ids.as_ref().map_or(0, Vec::len),
+            ),
+            (
+                "collaborators",
+                input.collaborators.as_ref().map_or(0, Vec::len),
+            ),
+            (
+                "email_cc_ids",
+                input.email_cc_ids.as_ref().map_or(0, Vec::len),
+            ),
+            ("email_ccs", input.email_ccs.as_ref().map_or(0, Vec::len)),
+            (
+                "follower_ids",
+                input.follower_ids.as_ref().map_or(0, Vec::len),
+            ),
+            ("followers", input.followers.as_ref().map_or(0, Vec::len)),
+            (
+                "custom_fields",
+                input
+                    .custom_fields
+                    .as_ref()
+                    .or(input.fields.as_ref())
+                    .map_or(0, Vec::len),
+            ),
+        ];
+        for (field, n) in people {
+            if n > MAX_PEOPLE {
+                return Err(Invalid::one(
+                    field,
+                    "TooManyValues",
+                    format!("{field}: at most {MAX_PEOPLE} entries"),
+                )
+                .into());
+            }
+        }
+        for (field, tags) in [
+            ("tags", &input.tags),
+            ("additional_tags", &input.additional_tags),
+            ("remove_tags", &input.remove_tags),
+        ] {
+            if let Some(tags) = tags {
+                if tags.len() > 1000 || tags.iter().map(String::len).sum::<usize>() > 64 * 1024 {
+                    return Err(Invalid::one(
+                        field,
+                        "TooManyValues",
+                        format!("{field}: at most 1000 tags, 64 KiB in all"),
+                    )
+                    .into());
+                }
+            }
+        }
+        if let Some(x) = input.external_id.as_ref().and_then(|x| x.as_ref()) {
+            if x.chars().count() > 255 {
+                inv.invalid(
+                    "external_id",
+                    "External id",
+                    "is too long (maximum is 255 characters)",
+                );
+            }
+        }
         let subject = input.subject.clone().or(input.raw_subject.clone());
         if let Some(s) = subject {
             let s = s.trim().to_string();
@@ -478,7 +549,7 @@ impl App {
         if let Some(email) = &input.assignee_email {
             assignee_given = true;
             match tx.user_by_email(email).await? {
-                Some(u) if u.role.is_staff() => t.assignee_id = Some(u.id),
+                Some(u) if u.role.is_staff() && u.active => t.assignee_id = Some(u.id),
                 Some(_) => inv.invalid("assignee_email", "Assignee", "must be an agent"),
                 None => inv.invalid(
                     "assignee_email",
@@ -813,7 +884,7 @@ impl App {
         default_public: bool,
     ) -> Option<Comment> {
         let (body, html_body, plain) = comment_body(input);
-        if body.trim().is_empty() && html_body.is_empty() {
+        if body.trim().is_empty() && plain.trim().is_empty() {
             return None;
         }
         let public = if actor.is_staff() {
@@ -1104,7 +1175,7 @@ impl App {
         let mut c = self.store.read().await?;
         // One more than asked, so the caller knows whether another page follows.
         Ok(
-            c.deleted_tickets(per_page + 1, (page.max(1) - 1) * per_page)
+            c.deleted_tickets(per_page + 1, (page.max(1) - 1).saturating_mul(per_page))
                 .await?,
         )
     }
@@ -1287,7 +1358,21 @@ impl App {
                 statuses.iter().map(|s| Val::from(s.as_str())).collect(),
             ));
         }
-        Ok(c.tickets(&conds, page).await?)
+        let mut p = c.tickets(&conds, page).await?;
+        // Private tickets (opened with an internal note) are not the end-user's to see.
+        p.items.retain(|t| t.is_public);
+        Ok(p)
+    }
+
+    /// Ids of the custom fields end-users may see.
+    pub async fn portal_field_ids(&self) -> Result<Vec<Id>> {
+        let mut c = self.store.read().await?;
+        let defs: Vec<TicketField> = c.list(&[], &Page::All { limit: 10_000 }).await?.items;
+        Ok(defs
+            .into_iter()
+            .filter(|d| d.active && d.visible_in_portal)
+            .map(|d| d.id)
+            .collect())
     }
 
     pub async fn get_request(&self, actor: &Actor, id: Id) -> Result<Ticket> {
@@ -1326,6 +1411,34 @@ impl App {
             .is_empty()
         {
             inv.blank("subject", "Subject");
+        }
+        if !actor.is_staff() {
+            // End-users may set only the fields and forms the portal offers them.
+            let mut c = self.store.read().await?;
+            if let Some(cf) = &input.custom_fields {
+                let defs: Vec<TicketField> = c.list(&[], &Page::All { limit: 10_000 }).await?.items;
+                for v in cf {
+                    if !defs.iter().any(|d| {
+                        d.id == v.id && d.active && d.visible_in_portal && d.editable_in_portal
+                    }) {
+                        inv.invalid(
+                            "custom_fields",
+                            "Custom fields",
+                            &format!("field {} cannot be set by end-users", v.id),
+                        );
+                    }
+                }
+            }
+            if let Some(f) = input.ticket_form_id {
+                let form: Option<opsdesk_core::fields::TicketForm> = c.get(f).await?;
+                if !form.is_some_and(|f| f.active && f.end_user_visible) {
+                    inv.invalid(
+                        "ticket_form_id",
+                        "Ticket form",
+                        &format!("{f} is not available to end-users"),
+                    );
+                }
+            }
         }
         inv.into_result()?;
         let mut comment = input.comment.clone().unwrap_or_default();
@@ -1403,8 +1516,13 @@ impl App {
                     ..actor.user.clone()
                 },
             };
-            self.apply_ticket_input(&mut tx, &staff, &mut t, &ti, false, &mut inv)
+            // Apply the CC change on a copy and keep only the CC lists: nothing else an agent's
+            // update would do (assignment, status rules) may follow from an end-user's request.
+            let mut scratch = t.clone();
+            self.apply_ticket_input(&mut tx, &staff, &mut scratch, &ti, false, &mut inv)
                 .await?;
+            t.email_cc_ids = scratch.email_cc_ids;
+            t.collaborator_ids = scratch.collaborator_ids;
         }
         if input.solved == Some(true) {
             if t.requester_id != actor.id() || t.ticket_type == Some(TicketType::Problem) {

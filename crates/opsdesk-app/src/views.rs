@@ -325,7 +325,7 @@ impl App {
             o.then(a.id.cmp(&b.id))
         });
         let per = per_page.clamp(1, 100);
-        let start = ((page.max(1) - 1) * per) as usize;
+        let start = usize::try_from((page.max(1) - 1).saturating_mul(per)).unwrap_or(usize::MAX);
         let tickets = all.into_iter().skip(start).take(per as usize).collect();
         Ok(ViewPage {
             view,

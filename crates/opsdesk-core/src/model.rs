@@ -256,10 +256,11 @@ where
     S: AsRef<str>,
 {
     let mut out: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for t in tags {
         for part in t.as_ref().split(|c: char| c.is_whitespace() || c == ',') {
             let p = part.trim().to_lowercase();
-            if !p.is_empty() && !out.contains(&p) {
+            if !p.is_empty() && seen.insert(p.clone()) {
                 out.push(p);
             }
         }

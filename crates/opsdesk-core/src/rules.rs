@@ -890,7 +890,8 @@ fn apply_action(
         match v {
             Value::String(s) if s == "current_user" => Some(f.current_user),
             Value::String(s) if s == "requester_id" => Some(t.requester_id),
-            other => id_value(other).ok().flatten(),
+            Value::String(s) if s == "assignee_id" => t.assignee_id,
+            other => id_value(other).ok().flatten().filter(|id| *id > 0),
         }
     };
     match a.field.as_str() {

@@ -109,6 +109,12 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::BadRequest(format!("The request body is not valid JSON: {e}"))
         })?;
+        if has_nul(&v) {
+            return Err(ApiError::BadRequest(
+                "The request body contains a NUL character (\\u0000), which opsdesk does not store"
+                    .into(),
+            ));
+        }
         Ok(JsonBody(v))
     }
 }
@@ -134,6 +140,15 @@ impl JsonBody {
             None | Some(Value::Null) => Ok(None),
             Some(v) => decode(v.clone(), key).map(Some),
         }
+    }
+}
+
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(m) => m.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
     }
 }
 
@@ -166,6 +181,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
         let pairs: Vec<(String, String)> = url::form_urlencoded::parse(q.as_bytes())
             .into_owned()
             .collect();
+        if pairs
+            .iter()
+            .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(ApiError::BadRequest(
+                "A query parameter contains a NUL character".into(),
+            ));
+        }
         Ok(Query(pairs.iter().cloned().collect(), pairs))
     }
 }

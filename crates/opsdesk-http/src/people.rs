@@ -13,6 +13,33 @@ use crate::extract::{id, Auth, JsonBody, Query};
 use crate::render::Ctx;
 use crate::AppState;
 
+/// What an end-user may see of a user or organisation record: not the staff's notes, details,
+/// tags or custom fields.
+fn for_viewer(mut v: Value, viewer: &opsdesk_app::Actor) -> Value {
+    if !viewer.is_staff() {
+        if let Value::Object(m) = &mut v {
+            for k in [
+                "notes",
+                "details",
+                "tags",
+                "user_fields",
+                "organization_fields",
+                "external_id",
+                "suspended",
+                "moderator",
+                "restricted_agent",
+                "only_private_comments",
+                "ticket_restriction",
+                "shared",
+                "signature",
+            ] {
+                m.remove(k);
+            }
+        }
+    }
+    v
+}
+
 fn created(v: Value) -> Response {
     (StatusCode::CREATED, Json(v)).into_response()
 }
@@ -64,7 +91,7 @@ pub async fn user(
 ) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let u = st.app.get_user(&a, id(&uid)?).await?;
-    Ok(Json(json!({"user": ctx.rec(&u, "users")})))
+    Ok(Json(json!({"user": for_viewer(ctx.rec(&u, "users"), &a)})))
 }
 
 pub async fn me(
@@ -73,7 +100,9 @@ pub async fn me(
     axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
 ) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
-    Ok(Json(json!({"user": ctx.rec(&a.user, "users")})))
+    Ok(Json(
+        json!({"user": for_viewer(ctx.rec(&a.user, "users"), &a)}),
+    ))
 }
 
 pub async fn show_many_users(
@@ -143,7 +172,7 @@ pub async fn update_user(
     let ctx = Ctx::new(&h, &uri);
     let input: UserInput = body.take("user")?;
     let u = st.app.update_user(&a, id(&uid)?, input).await?;
-    Ok(Json(json!({"user": ctx.rec(&u, "users")})))
+    Ok(Json(json!({"user": for_viewer(ctx.rec(&u, "users"), &a)})))
 }
 
 pub async fn create_or_update_user(
@@ -173,7 +202,7 @@ pub async fn delete_user(
 ) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let u = st.app.delete_user(&a, id(&uid)?).await?;
-    Ok(Json(json!({"user": ctx.rec(&u, "users")})))
+    Ok(Json(json!({"user": for_viewer(ctx.rec(&u, "users"), &a)})))
 }
 
 pub async fn identities(
@@ -280,7 +309,9 @@ pub async fn organization(
 ) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
     let o = st.app.get_organization(&a, id(&oid)?).await?;
-    Ok(Json(json!({"organization": ctx.rec(&o, "organizations")})))
+    Ok(Json(
+        json!({"organization": for_viewer(ctx.rec(&o, "organizations"), &a)}),
+    ))
 }
 
 pub async fn show_many_organizations(
@@ -352,7 +383,9 @@ pub async fn update_organization(
     let ctx = Ctx::new(&h, &uri);
     let input: OrganizationInput = body.take("organization")?;
     let o = st.app.update_organization(&a, id(&oid)?, input).await?;
-    Ok(Json(json!({"organization": ctx.rec(&o, "organizations")})))
+    Ok(Json(
+        json!({"organization": for_viewer(ctx.rec(&o, "organizations"), &a)}),
+    ))
 }
 
 pub async fn create_or_update_organization(

@@ -290,7 +290,7 @@ fn view_page_links(ctx: &Ctx, uri_path: &str, page: i64, per: i64, count: i64) -
             }
         ))
     };
-    let next = if page * per < count {
+    let next = if page.saturating_mul(per) < count {
         mk(page + 1)
     } else {
         Value::Null

@@ -518,7 +518,13 @@ pub async fn purge(
 
 // ---- requests --------------------------------------------------------------------------
 
-fn request_json(ctx: &Ctx, a: &Actor, t: &Ticket) -> Value {
+fn request_json(ctx: &Ctx, a: &Actor, t: &Ticket, visible_fields: &[Id]) -> Value {
+    // End-users see only the fields the portal shows them.
+    let custom: Vec<&opsdesk_core::ticket::CustomFieldValue> = t
+        .custom_fields
+        .iter()
+        .filter(|c| a.is_staff() || visible_fields.contains(&c.id))
+        .collect();
     json!({
         "id": t.id, "url": ctx.url(&format!("requests/{}", t.id)), "subject": t.subject, "description": t.description,
         "status": t.status, "priority": t.priority, "type": t.ticket_type, "requester_id": t.requester_id,
@@ -526,7 +532,7 @@ fn request_json(ctx: &Ctx, a: &Actor, t: &Ticket) -> Value {
         "collaborator_ids": t.collaborator_ids, "email_cc_ids": t.email_cc_ids, "via": t.via, "is_public": t.is_public,
         "due_at": t.due_at.map(clock::format), "can_be_solved_by_me": t.assignee_id.is_some() && t.requester_id == a.id() && t.ticket_type != Some(opsdesk_core::ticket::TicketType::Problem) && !matches!(t.status, Status::Solved | Status::Closed),
         "solved": matches!(t.status, Status::Solved | Status::Closed), "ticket_form_id": t.ticket_form_id,
-        "recipient": t.recipient, "custom_fields": t.custom_fields, "fields": t.custom_fields,
+        "recipient": t.recipient, "custom_fields": custom, "fields": custom,
         "created_at": clock::format(t.created_at), "updated_at": clock::format(t.updated_at),
         "followup_source_id": null, "custom_status_id": null,
     })
@@ -540,6 +546,7 @@ pub async fn requests(
     q: Query,
 ) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
+    let visible = st.app.portal_field_ids().await?;
     let page = q.page()?;
     let path = uri.path();
     let mut statuses: Vec<Status> = vec![];
@@ -559,7 +566,11 @@ pub async fn requests(
     }
     let org = q.int("organization_id")?;
     let p = st.app.list_requests(&a, &statuses, org, &page).await?;
-    let items = p.items.iter().map(|t| request_json(&ctx, &a, t)).collect();
+    let items = p
+        .items
+        .iter()
+        .map(|t| request_json(&ctx, &a, t, &visible))
+        .collect();
     Ok(Json(ctx.page("requests", &page, &p, items, |t| t.id)))
 }
 
@@ -571,8 +582,11 @@ pub async fn request(
     Path(rid): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
+    let visible = st.app.portal_field_ids().await?;
     let t = st.app.get_request(&a, id(&rid)?).await?;
-    Ok(Json(json!({"request": request_json(&ctx, &a, &t)})))
+    Ok(Json(
+        json!({"request": request_json(&ctx, &a, &t, &visible)}),
+    ))
 }
 
 pub async fn create_request(
@@ -583,6 +597,7 @@ pub async fn create_request(
     body: JsonBody,
 ) -> ApiResult<Response> {
     let ctx = Ctx::new(&h, &uri);
+    let visible = st.app.portal_field_ids().await?;
     let input: RequestInput = body.take("request")?;
     let (t, _) = st
         .app
@@ -590,7 +605,7 @@ pub async fn create_request(
         .await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"request": request_json(&ctx, &a, &t)})),
+        Json(json!({"request": request_json(&ctx, &a, &t, &visible)})),
     )
         .into_response())
 }
@@ -604,12 +619,15 @@ pub async fn update_request(
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
+    let visible = st.app.portal_field_ids().await?;
     let input: RequestInput = body.take("request")?;
     let (t, _) = st
         .app
         .update_request(&a, id(&rid)?, input, &origin(&h))
         .await?;
-    Ok(Json(json!({"request": request_json(&ctx, &a, &t)})))
+    Ok(Json(
+        json!({"request": request_json(&ctx, &a, &t, &visible)}),
+    ))
 }
 
 pub async fn request_comments(

@@ -1586,3 +1586,156 @@ async fn views_select_exactly_their_conditions() {
         assert_eq!(s, StatusCode::BAD_REQUEST, "{n}");
     }
 }
+
+/// Defects found by review, each pinned by the request that showed it.
+#[tokio::test]
+async fn review_findings_stay_fixed() {
+    for t in apps().await {
+        let n = t.name;
+        let cora = t.user_id("cora@example.com").await;
+        // A ticket opened with an internal note is invisible to its requester.
+        let (_, v) = t.call(&t.admin, Method::POST, "/api/v2/tickets.json", Some(json!({"ticket": {"comment": {"body": "INTERNAL: fraud risk", "public": false}, "requester_id": cora}}))).await;
+        let private = v["ticket"]["id"].as_i64().unwrap();
+        let (s, _) = t
+            .call(
+                &t.customer,
+                Method::GET,
+                &format!("/api/v2/requests/{private}.json"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{n}");
+        let (_, v) = t
+            .call(&t.customer, Method::GET, "/api/v2/requests.json", None)
+            .await;
+        assert!(!v.to_string().contains("fraud"), "{n}: {v}");
+        // Agent-only fields stay agent-only.
+        let (_, f) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/ticket_fields.json",
+                Some(json!({"ticket_field": {"type": "text", "title": "Churn risk"}})),
+            )
+            .await;
+        let fid = f["ticket_field"]["id"].as_i64().unwrap();
+        let (_, v) = t.call(&t.admin, Method::POST, "/api/v2/tickets.json", Some(json!({"ticket": {"subject": "Q", "comment": {"body": "q"}, "requester_id": cora, "custom_fields": [{"id": fid, "value": "high churn"}]}}))).await;
+        let id = v["ticket"]["id"].as_i64().unwrap();
+        let (_, v) = t
+            .call(
+                &t.customer,
+                Method::GET,
+                &format!("/api/v2/requests/{id}.json"),
+                None,
+            )
+            .await;
+        assert_eq!(v["request"]["custom_fields"], json!([]), "{n}");
+        let (s, _) = t.call(&t.customer, Method::POST, "/api/v2/requests.json", Some(json!({"request": {"subject": "x", "comment": {"body": "y"}, "custom_fields": [{"id": fid, "value": "mine"}]}}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}");
+        // End-users do not see staff notes about themselves.
+        t.call(
+            &t.admin,
+            Method::PUT,
+            &format!("/api/v2/users/{cora}.json"),
+            Some(json!({"user": {"notes": "abusive caller"}})),
+        )
+        .await;
+        let (_, me) = t
+            .call(&t.customer, Method::GET, "/api/v2/users/me.json", None)
+            .await;
+        assert!(
+            me["user"].get("notes").is_none() && me["user"]["name"].is_string(),
+            "{n}: {me}"
+        );
+        // Blank comments are not comments.
+        let (s, _) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/tickets.json",
+                Some(json!({"ticket": {"subject": "blank", "comment": {"body": "   "}}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}");
+        // Unbounded lists and NUL bytes are refused before any work; huge pages do not overflow.
+        let many: Vec<i64> = vec![cora; 5000];
+        let (s, v) = t.call(&t.customer, Method::POST, "/api/v2/requests.json", Some(json!({"request": {"subject": "x", "comment": {"body": "y"}, "collaborators": many}}))).await;
+        assert_eq!(
+            (s, v["details"]["collaborators"][0]["error"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("TooManyValues")),
+            "{n}"
+        );
+        let (s, _) = t.call(&t.admin, Method::PUT, &format!("/api/v2/tickets/{id}.json"), Some(json!({"ticket": {"tags": (0..1001).map(|i| format!("t{i}")).collect::<Vec<_>>()}}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}");
+        let (s, _) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/organizations.json",
+                Some(json!({"organization": {"name": "nul\u{0}org"}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{n}");
+        let (s, _) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/users/search.json?query=a%00b",
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{n}");
+        let (s, _) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/users.json",
+                Some(json!({"user": {"name": "Long", "external_id": "x".repeat(10_000)}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}");
+        let (s, _) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/deleted_tickets.json?page=9223372036854775807",
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}");
+        let (s, _) = t.call(&t.admin, Method::POST, "/api/v2/ticket_fields.json", Some(json!({"ticket_field": {"type": "tagger", "title": "T", "custom_field_options": [{"id": i64::MAX, "name": "a", "value": "a"}, {"name": "b", "value": "b"}]}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}");
+        // LIKE wildcards in a user search are literal.
+        let (_, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/users/search.json?query=%25",
+                None,
+            )
+            .await;
+        assert_eq!(v["count"], 0, "{n}: '%' matches nobody's name");
+        // A trigger cannot solve a ticket that has no assignee, nor add CCs that do not exist.
+        t.call(&t.admin, Method::POST, "/api/v2/triggers.json", Some(json!({"trigger": {"title": "Thanks closes", "conditions": {"all": [{"field": "subject_includes_word", "operator": "includes", "value": "thanks"}]}, "actions": [{"field": "status", "value": "solved"}, {"field": "cc", "value": "424242"}]}}))).await;
+        let (s, v) = t
+            .call(
+                &t.customer,
+                Method::POST,
+                "/api/v2/requests.json",
+                Some(
+                    json!({"request": {"subject": "thanks all fixed", "comment": {"body": "ok"}}}),
+                ),
+            )
+            .await;
+        assert_eq!(
+            (
+                s,
+                v["request"]["status"].as_str(),
+                v["request"]["assignee_id"].as_i64()
+            ),
+            (StatusCode::CREATED, Some("new"), None),
+            "{n}: {v}"
+        );
+        assert_eq!(v["request"]["collaborator_ids"], json!([]), "{n}");
+    }
+}

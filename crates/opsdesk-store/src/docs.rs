@@ -143,6 +143,14 @@ fn to_json<D: Serialize>(d: &D) -> Result<String> {
 }
 
 impl Conn {
+    fn lock_clause(&self) -> &'static str {
+        if matches!(self, Conn::PgTx(_)) {
+            " FOR UPDATE"
+        } else {
+            ""
+        }
+    }
+
     /// Insert a record; sets its id.
     pub async fn insert<D: Doc>(&mut self, d: &mut D) -> Result<Id> {
         let mut args = d.values();
@@ -198,8 +206,14 @@ impl Conn {
         }
     }
 
+    /// A record by id. Inside a PostgreSQL transaction the row is locked (`FOR UPDATE`) until
+    /// the transaction ends, so read-modify-write use cases cannot lose each other's changes.
     pub async fn get<D: Doc>(&mut self, id: Id) -> Result<Option<D>> {
-        let sql = format!("SELECT id, data FROM {} WHERE id = $1", D::TABLE);
+        let sql = format!(
+            "SELECT id, data FROM {} WHERE id = $1{}",
+            D::TABLE,
+            self.lock_clause()
+        );
         match self.opt(&sql, &[Val::Int(id)]).await? {
             Some(r) => Ok(Some(decode(&r)?)),
             None => Ok(None),

@@ -40,6 +40,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// The database refused a value (too long for an index, malformed text).
+    #[error("value refused by the database: {0}")]
+    Rejected(String),
     #[error("database error: {0}")]
     Db(String),
 }
@@ -61,6 +64,19 @@ impl From<sqlx::Error> for StoreError {
                 }) =>
             {
                 StoreError::Unavailable(e.to_string())
+            }
+            sqlx::Error::Database(d)
+                if d.code()
+                    .is_some_and(|c| c.starts_with("22") || c.as_ref() == "54000") =>
+            {
+                StoreError::Rejected(d.message().to_string())
+            }
+            // Deadlocks and serialization failures: the client may simply retry.
+            sqlx::Error::Database(d)
+                if d.code()
+                    .is_some_and(|c| c.as_ref() == "40P01" || c.as_ref() == "40001") =>
+            {
+                StoreError::Unavailable(d.message().to_string())
             }
             sqlx::Error::Database(d) => {
                 if d.is_unique_violation() {

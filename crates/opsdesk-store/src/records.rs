@@ -297,8 +297,8 @@ impl Conn {
         let rows = self
             .all(
                 &format!(
-                    "SELECT id, data FROM users WHERE name_key LIKE $1 OR id IN \
-                     (SELECT user_id FROM user_identities WHERE value LIKE $1) ORDER BY id LIMIT {}",
+                    "SELECT id, data FROM users WHERE name_key LIKE $1 ESCAPE '\\' OR id IN \
+                     (SELECT user_id FROM user_identities WHERE value LIKE $1 ESCAPE '\\') ORDER BY id LIMIT {}",
                     limit.clamp(1, 10_000)
                 ),
                 &[Val::from(pattern.to_lowercase())],
