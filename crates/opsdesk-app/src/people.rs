@@ -549,6 +549,7 @@ impl App {
         let mut tx = self.store.write().await?;
         let mut user = not_found_if_none(tx.get::<User>(id).await?)?;
         let old_org = user.organization_id;
+        let old_role = user.role;
         let mut inv = Invalid::new();
         self.apply_user_input(&mut tx, &mut user, &input, &mut inv)
             .await?;
@@ -605,6 +606,26 @@ impl App {
                     }
                 }
                 user.email = e;
+            }
+        }
+        if old_role.is_staff() && !user.role.is_staff() {
+            // An end-user cannot hold assignments or group memberships.
+            let assigned = tx.int("SELECT COUNT(*) FROM tickets WHERE assignee_id = $1 AND status NOT IN ('solved', 'closed') AND deleted_at IS NULL", &[Val::Int(id)]).await?;
+            if assigned > 0 {
+                inv.invalid(
+                    "role",
+                    "Role",
+                    &format!(
+                        "this agent has {assigned} unsolved assigned tickets; reassign them first"
+                    ),
+                );
+            } else {
+                tx.exec(
+                    "DELETE FROM group_memberships WHERE user_id = $1",
+                    &[Val::Int(id)],
+                )
+                .await?;
+                user.default_group_id = None;
             }
         }
         inv.into_result()?;
@@ -929,6 +950,10 @@ impl App {
         actor.require_admin()?;
         let mut tx = self.store.write().await?;
         not_found_if_none(tx.get::<Organization>(id).await?)?;
+        let open = tx.int("SELECT COUNT(*) FROM tickets WHERE organization_id = $1 AND status <> 'closed' AND deleted_at IS NULL", &[Val::Int(id)]).await?;
+        if open > 0 {
+            return Err(Invalid::one("base", "InvalidValue", format!("Organization: has {open} tickets that are not closed; move or close them first")).into());
+        }
         let users: Vec<User> = tx
             .list(
                 &[Cond::Eq("organization_id", Val::Int(id))],
@@ -996,6 +1021,20 @@ impl App {
         let now = self.now();
         let existing: Vec<OrganizationMembership> = tx.memberships_of(user_id).await?;
         if let Some(m) = existing.iter().find(|m| m.organization_id == org_id) {
+            if make_default && !m.default {
+                // Keep exactly one default membership, the one asked for.
+                for mut o in existing.iter().cloned() {
+                    let want = o.organization_id == org_id;
+                    if o.default != want {
+                        o.default = want;
+                        o.updated_at = now;
+                        tx.update(&o).await?;
+                    }
+                }
+                let mut m = m.clone();
+                m.default = true;
+                return Ok(m);
+            }
             return Ok(m.clone());
         }
         let org: Organization = tx.get(org_id).await?.ok_or_else(|| {

@@ -73,6 +73,11 @@ impl Ctx {
         format!("{}{}?{}", self.base, path, qs)
     }
 
+    /// This request's URL with some query parameters replaced.
+    pub fn with_params(&self, set: &[(&str, String)]) -> String {
+        self.with(set, &[])
+    }
+
     /// `{key: [...], next_page, previous_page, count}` or the cursor form with `meta`/`links`.
     pub fn page<T>(
         &self,

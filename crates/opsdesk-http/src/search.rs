@@ -57,7 +57,8 @@ async fn run(
     ctx: &Ctx,
     q: &str,
     filter_type: Option<&str>,
-) -> ApiResult<Vec<Value>> {
+    page: (i64, i64),
+) -> ApiResult<(Vec<Value>, i64)> {
     a.require_staff()?;
     let mut ty = filter_type.map(str::to_string);
     let mut free = vec![];
@@ -113,24 +114,26 @@ async fn run(
                     "free-text ticket search is not supported yet".into(),
                 ));
             }
+            // Newest first, one offset page; the count is of every match.
             let p = st
                 .app
                 .list_tickets(
                     a,
                     &f,
-                    &Page::Cursor {
-                        size: 100,
-                        after: None,
-                        before: None,
+                    &Page::Offset {
+                        page: page.0,
+                        per_page: page.1,
                         order: Order::Desc,
                     },
                 )
                 .await?;
+            let total = p.count.unwrap_or(p.items.len() as i64);
             for t in p.items {
                 let mut v = ctx.rec(&t, "tickets");
                 v["result_type"] = json!("ticket");
                 out.push(v);
             }
+            return Ok((out, total));
         }
         Some("user") | Some("organization") | None => {
             if ticket_terms {
@@ -176,7 +179,8 @@ async fn run(
             )))
         }
     }
-    Ok(out)
+    let n = out.len() as i64;
+    Ok((out, n))
 }
 
 pub async fn search(
@@ -190,10 +194,14 @@ pub async fn search(
     let query = q
         .get("query")
         .ok_or_else(|| ApiError::BadRequest("query is required".into()))?;
-    let results = run(&st, &a, &ctx, query, q.get("filter[type]")).await?;
-    let n = results.len();
+    let page = q.int("page")?.unwrap_or(1).max(1);
+    let per = q.int("per_page")?.unwrap_or(100).clamp(1, 100);
+    let (results, n) = run(&st, &a, &ctx, query, q.get("filter[type]"), (page, per)).await?;
+    let next = (page.saturating_mul(per) < n)
+        .then(|| ctx.with_params(&[("page", (page + 1).to_string())]));
+    let prev = (page > 1).then(|| ctx.with_params(&[("page", (page - 1).to_string())]));
     Ok(Json(
-        json!({"results": results, "count": n, "next_page": null, "previous_page": null, "facets": null}),
+        json!({"results": results, "count": n, "next_page": next, "previous_page": prev, "facets": null}),
     ))
 }
 
@@ -208,6 +216,6 @@ pub async fn count(
     let query = q
         .get("query")
         .ok_or_else(|| ApiError::BadRequest("query is required".into()))?;
-    let n = run(&st, &a, &ctx, query, None).await?.len();
+    let (_, n) = run(&st, &a, &ctx, query, q.get("filter[type]"), (1, 1)).await?;
     Ok(Json(json!({"count": n})))
 }
