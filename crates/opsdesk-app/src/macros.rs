@@ -300,23 +300,23 @@ impl App {
             }
         };
         let mut inv = Invalid::new();
-        if id.is_none() && input.title.is_none() {
-            inv.blank("title", "Title");
-        }
-        if let Some(t) = &input.title {
-            opsdesk_core::model::check_text(t, "title", "Title", 255, &mut inv);
-            m.title = t.trim().to_string();
-            m.raw_title = m.title.clone();
-        }
-        if let Some(d) = &input.description {
-            m.description = Some(d.clone());
-        }
-        if let Some(a) = input.active {
-            m.active = a;
-        }
-        if let Some(p) = input.position {
-            m.position = p;
-        }
+        crate::rules::apply_common(
+            crate::rules::CommonInput {
+                title: &input.title,
+                description: &input.description,
+                active: input.active,
+                position: input.position,
+            },
+            crate::rules::CommonFields {
+                title: &mut m.title,
+                raw_title: &mut m.raw_title,
+                description: &mut m.description,
+                active: &mut m.active,
+                position: &mut m.position,
+            },
+            id.is_none(),
+            &mut inv,
+        );
         if let Some(a) = &input.actions {
             m.actions = a.clone();
         }

@@ -53,6 +53,49 @@ pub(crate) struct RuleOutcome {
     pub trace: Value,
 }
 
+/// The attributes every rule record (trigger, macro, view) shares, as an update carries them.
+pub(crate) struct CommonInput<'a> {
+    pub title: &'a Option<String>,
+    pub description: &'a Option<String>,
+    pub active: Option<bool>,
+    pub position: Option<i64>,
+}
+
+/// The same attributes on the record being written.
+pub(crate) struct CommonFields<'a> {
+    pub title: &'a mut String,
+    pub raw_title: &'a mut String,
+    pub description: &'a mut Option<String>,
+    pub active: &'a mut bool,
+    pub position: &'a mut i64,
+}
+
+/// Apply and check the shared attributes (a new record needs a title).
+pub(crate) fn apply_common(
+    input: CommonInput,
+    rec: CommonFields,
+    creating: bool,
+    inv: &mut Invalid,
+) {
+    if creating && input.title.is_none() {
+        inv.blank("title", "Title");
+    }
+    if let Some(t) = input.title {
+        opsdesk_core::model::check_text(t, "title", "Title", 255, inv);
+        *rec.title = t.trim().to_string();
+        *rec.raw_title = rec.title.clone();
+    }
+    if let Some(d) = input.description {
+        *rec.description = Some(d.clone());
+    }
+    if let Some(a) = input.active {
+        *rec.active = a;
+    }
+    if let Some(p) = input.position {
+        *rec.position = p;
+    }
+}
+
 fn rule_via(id: Id, title: &str) -> Value {
     json!({"channel": "rule", "source": {"from": {"id": id, "title": title, "deleted": false}, "to": {}, "rel": "trigger"}})
 }
@@ -116,23 +159,23 @@ impl App {
             }
         };
         let mut inv = Invalid::new();
-        if id.is_none() && input.title.is_none() {
-            inv.blank("title", "Title");
-        }
-        if let Some(title) = &input.title {
-            opsdesk_core::model::check_text(title, "title", "Title", 255, &mut inv);
-            t.title = title.trim().to_string();
-            t.raw_title = t.title.clone();
-        }
-        if let Some(d) = &input.description {
-            t.description = Some(d.clone());
-        }
-        if let Some(a) = input.active {
-            t.active = a;
-        }
-        if let Some(p) = input.position {
-            t.position = p;
-        }
+        crate::rules::apply_common(
+            crate::rules::CommonInput {
+                title: &input.title,
+                description: &input.description,
+                active: input.active,
+                position: input.position,
+            },
+            crate::rules::CommonFields {
+                title: &mut t.title,
+                raw_title: &mut t.raw_title,
+                description: &mut t.description,
+                active: &mut t.active,
+                position: &mut t.position,
+            },
+            id.is_none(),
+            &mut inv,
+        );
         if let Some(c) = &input.category_id {
             t.category_id = Some(c.clone());
         }

@@ -241,23 +241,23 @@ impl App {
             }
         };
         let mut inv = Invalid::new();
-        if id.is_none() && input.title.is_none() {
-            inv.blank("title", "Title");
-        }
-        if let Some(t) = &input.title {
-            opsdesk_core::model::check_text(t, "title", "Title", 255, &mut inv);
-            v.title = t.trim().to_string();
-            v.raw_title = v.title.clone();
-        }
-        if let Some(d) = &input.description {
-            v.description = Some(d.clone());
-        }
-        if let Some(a) = input.active {
-            v.active = a;
-        }
-        if let Some(p) = input.position {
-            v.position = p;
-        }
+        crate::rules::apply_common(
+            crate::rules::CommonInput {
+                title: &input.title,
+                description: &input.description,
+                active: input.active,
+                position: input.position,
+            },
+            crate::rules::CommonFields {
+                title: &mut v.title,
+                raw_title: &mut v.raw_title,
+                description: &mut v.description,
+                active: &mut v.active,
+                position: &mut v.position,
+            },
+            id.is_none(),
+            &mut inv,
+        );
         if let Some(c) = input.conditions.clone() {
             v.conditions = c;
         } else if input.all.is_some() || input.any.is_some() {
