@@ -402,7 +402,12 @@ impl App {
             }
         }
         let start = ticket.clone();
+        let cycle_started = std::time::Instant::now();
         let result = rules::run_cycle(&triggers, ticket, &facts);
+        metrics::counter!("rules_trigger_cycles_total").increment(1);
+        metrics::counter!("rules_triggers_fired_total").increment(result.firings.len() as u64);
+        metrics::histogram!("rules_trigger_cycle_seconds")
+            .record(cycle_started.elapsed().as_secs_f64());
         if result.bounded {
             tracing::warn!(ticket.id = start.id, "trigger cycle stopped at its bound");
         }

@@ -1019,6 +1019,7 @@ impl App {
             created_at: now,
         };
         tx.create_ticket(&mut t, &mut audit, &mut comments).await?;
+        tracing::debug!(ticket.id = t.id, audit.id = audit.id, "ticket created");
         Ok((t, audit))
     }
 
@@ -1122,6 +1123,7 @@ impl App {
             created_at: now,
         };
         tx.save_ticket(&t, &mut audit, &mut comments).await?;
+        tracing::debug!(ticket.id = t.id, audit.id = audit.id, "ticket updated");
         Ok((t, Some(audit)))
     }
 

@@ -348,11 +348,13 @@ fn proc_usage(pid: u32) -> Option<(f64, u64)> {
 const OPS: &[(&str, u32)] = &[
     ("create ticket", 10),
     ("update + comment", 20),
-    ("show ticket", 25),
-    ("list tickets", 15),
+    ("show ticket", 15),
+    ("list tickets", 10),
     ("audits", 10),
     ("search", 10),
-    ("show user", 10),
+    ("show user", 5),
+    ("view count", 10),
+    ("view execute", 10),
 ];
 
 async fn load(a: LoadArgs) -> Result<()> {
@@ -403,17 +405,50 @@ async fn load(a: LoadArgs) -> Result<()> {
             ticket_ids.extend(r["ticket"]["id"].as_i64());
         }
     }
+    // Views to count and execute: the instance's, or two typical ones made for the run.
+    let views: serde_json::Value = client
+        .get(format!("{api}/views.json"))
+        .basic_auth(&auth.0, Some(&auth.1))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let mut view_ids: Vec<i64> = views["views"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v["id"].as_i64()).collect())
+        .unwrap_or_default();
+    if view_ids.is_empty() {
+        for body in [
+            json!({"view": {"title": "Load: unsolved", "all": [{"field": "status", "operator": "less_than", "value": "solved"}], "output": {"columns": ["subject", "requester", "updated"], "sort_by": "updated", "sort_order": "desc"}}}),
+            json!({"view": {"title": "Load: urgent and high", "all": [{"field": "status", "operator": "less_than", "value": "solved"}, {"field": "priority", "operator": "greater_than", "value": "normal"}]}}),
+        ] {
+            let r: serde_json::Value = client
+                .post(format!("{api}/views.json"))
+                .basic_auth(&auth.0, Some(&auth.1))
+                .json(&body)
+                .send()
+                .await?
+                .json()
+                .await?;
+            view_ids.extend(r["view"]["id"].as_i64());
+        }
+    }
+    anyhow::ensure!(
+        !view_ids.is_empty(),
+        "no views to exercise (the token's user may not create views)"
+    );
     let before = a.pid.and_then(proc_usage);
     let until = Instant::now() + Duration::from_secs(a.seconds);
     let total: u32 = OPS.iter().map(|o| o.1).sum();
     let mut tasks = vec![];
     for w in 0..a.concurrency {
-        let (client, api, auth, ticket_ids, user_ids) = (
+        let (client, api, auth, ticket_ids, user_ids, view_ids) = (
             client.clone(),
             api.clone(),
             auth.clone(),
             ticket_ids.clone(),
             user_ids.clone(),
+            view_ids.clone(),
         );
         let seed = a.seed + w as u64;
         tasks.push(tokio::spawn(async move {
@@ -431,6 +466,8 @@ async fn load(a: LoadArgs) -> Result<()> {
                     3 => client.get(format!("{api}/tickets.json?per_page=50&page={}", rng.gen_range(1..20))),
                     4 => client.get(format!("{api}/tickets/{tid}/audits.json")),
                     5 => client.get(format!("{api}/search.json?query=type:ticket%20status:open")),
+                    7 => client.get(format!("{api}/views/{}/count.json", view_ids[rng.gen_range(0..view_ids.len())])),
+                    8 => client.get(format!("{api}/views/{}/execute.json?per_page=50", view_ids[rng.gen_range(0..view_ids.len())])),
                     _ => client.get(format!("{api}/users/{}.json", user_ids.get(rng.gen_range(0..user_ids.len().max(1))).copied().unwrap_or(1))),
                 };
                 let s = Instant::now();
