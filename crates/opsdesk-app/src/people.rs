@@ -669,7 +669,32 @@ impl App {
         };
         match existing {
             Some(u) => Ok((self.update_user(actor, u.id, input).await?, false)),
-            None => Ok((self.create_user(actor, input).await?, true)),
+            None => match self.create_user(actor, input.clone()).await {
+                // Another request created the same user meanwhile: this one updates it.
+                Err(AppError::Invalid(i))
+                    if i.details
+                        .values()
+                        .flatten()
+                        .any(|e| e.error == "DuplicateValue") =>
+                {
+                    // Look in a write transaction: it sees what the other request wrote even
+                    // before its group commit is durable.
+                    let found = match &input.email {
+                        Some(Some(e)) => {
+                            let mut tx = self.store.write().await?;
+                            let u = tx.user_by_email(e).await?;
+                            tx.commit().await?;
+                            u
+                        }
+                        _ => None,
+                    };
+                    match found {
+                        Some(u) => Ok((self.update_user(actor, u.id, input).await?, false)),
+                        None => Err(AppError::Invalid(i)),
+                    }
+                }
+                other => Ok((other?, true)),
+            },
         }
     }
 
@@ -942,7 +967,40 @@ impl App {
         };
         match existing {
             Some(o) => Ok((self.update_organization(actor, o.id, input).await?, false)),
-            None => Ok((self.create_organization(actor, input).await?, true)),
+            None => match self.create_organization(actor, input.clone()).await {
+                // Another request created the same organisation meanwhile: this one updates it.
+                Err(AppError::Invalid(i))
+                    if i.details
+                        .values()
+                        .flatten()
+                        .any(|e| e.error == "DuplicateValue") =>
+                {
+                    // Look in a write transaction: it sees what the other request wrote.
+                    let mut c = self.store.write().await?;
+                    let mut found = None;
+                    if let Some(Some(x)) = &input.external_id {
+                        found = c
+                            .find::<Organization>(&[Cond::Eq("external_id", Val::from(x.as_str()))])
+                            .await?;
+                    }
+                    if found.is_none() {
+                        if let Some(n) = &input.name {
+                            found = c
+                                .find::<Organization>(&[Cond::Eq(
+                                    "name_key",
+                                    Val::from(n.trim().to_lowercase()),
+                                )])
+                                .await?;
+                        }
+                    }
+                    c.commit().await?;
+                    match found {
+                        Some(o) => Ok((self.update_organization(actor, o.id, input).await?, false)),
+                        None => Err(AppError::Invalid(i)),
+                    }
+                }
+                other => Ok((other?, true)),
+            },
         }
     }
 

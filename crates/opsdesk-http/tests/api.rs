@@ -1739,3 +1739,61 @@ async fn review_findings_stay_fixed() {
         assert_eq!(v["request"]["collaborator_ids"], json!([]), "{n}");
     }
 }
+
+#[tokio::test]
+async fn concurrent_create_or_update_converges() {
+    for t in apps().await {
+        let n = t.name;
+        let calls = (0..12).map(|i| {
+            t.call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/users/create_or_update.json",
+                Some(json!({"user": {"name": format!("Racer {i}"), "email": "racer@example.com"}})),
+            )
+        });
+        let results = futures_join(calls).await;
+        let statuses: Vec<u16> = results.iter().map(|(s, _)| s.as_u16()).collect();
+        assert!(
+            statuses.iter().all(|s| *s == 200 || *s == 201),
+            "{n}: {statuses:?}"
+        );
+        assert_eq!(
+            statuses.iter().filter(|s| **s == 201).count(),
+            1,
+            "{n}: exactly one create"
+        );
+        let ids: std::collections::HashSet<i64> = results
+            .iter()
+            .map(|(_, v)| v["user"]["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(ids.len(), 1, "{n}: one user");
+    }
+}
+
+async fn futures_join<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let handles: Vec<F> = fs.collect();
+    let mut out = vec![];
+    // Poll them together: join_all without an extra dependency.
+    let mut pinned: Vec<std::pin::Pin<Box<F>>> = handles.into_iter().map(Box::pin).collect();
+    let mut done: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if done[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => done[i] = Some(v),
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    out.extend(done.into_iter().flatten());
+    out
+}
