@@ -9,10 +9,11 @@ use opsdesk_core::fields::{
 use opsdesk_core::model::Id;
 use opsdesk_core::ticket::double_option;
 use opsdesk_core::Invalid;
-use opsdesk_store::{Doc, OrgField, Page, Paged, UserField};
+use opsdesk_store::{OrgField, Page, Paged, UserField};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::records::save_doc;
 use crate::{Actor, App, AppError, Result};
 
 /// A field definition as posted (ticket, user or organisation field).
@@ -645,13 +646,4 @@ impl App {
         tx.commit().await?;
         Ok(())
     }
-}
-
-async fn save_doc<D: Doc>(tx: &mut opsdesk_store::Conn, mut d: D, exists: bool) -> Result<D> {
-    if exists {
-        tx.update(&d).await?;
-    } else {
-        tx.insert(&mut d).await?;
-    }
-    Ok(d)
 }

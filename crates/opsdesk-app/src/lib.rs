@@ -6,6 +6,7 @@ pub mod fields;
 mod html;
 pub mod macros;
 pub mod people;
+mod records;
 pub mod rules;
 pub mod tickets;
 pub mod views;

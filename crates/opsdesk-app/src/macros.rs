@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use opsdesk_core::clock;
-use opsdesk_core::model::{Group, GroupMembership, Id, Organization, User};
+use opsdesk_core::model::{Group, Id, Organization, User};
 use opsdesk_core::placeholders;
 use opsdesk_core::rules::{self, Action, Facts, Macro, SideEffect};
 use opsdesk_core::ticket::Ticket;
@@ -13,6 +13,7 @@ use opsdesk_store::{Cond, Conn, Page, Val};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::records::{check_restriction, restriction_allows};
 use crate::{html, Actor, App, AppError, Result};
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -158,78 +159,6 @@ impl App {
     }
 }
 
-/// Whether a shared (`null`), group or personal restriction lets this user see a record.
-pub(crate) async fn restriction_allows(
-    c: &mut Conn,
-    actor: &Actor,
-    restriction: &Option<Value>,
-) -> Result<bool> {
-    if actor.is_admin() {
-        return Ok(true);
-    }
-    let Some(r) = restriction else {
-        return Ok(true);
-    };
-    match r.get("type").and_then(Value::as_str) {
-        Some("User") => Ok(r.get("id").and_then(Value::as_i64) == Some(actor.id())),
-        Some("Group") => {
-            let mut ids: Vec<Id> = r
-                .get("ids")
-                .and_then(Value::as_array)
-                .map(|a| a.iter().filter_map(Value::as_i64).collect())
-                .unwrap_or_default();
-            ids.extend(r.get("id").and_then(Value::as_i64));
-            let mine: Vec<GroupMembership> = c
-                .list(
-                    &[Cond::Eq("user_id", Val::Int(actor.id()))],
-                    &Page::All { limit: 1000 },
-                )
-                .await?
-                .items;
-            Ok(mine.iter().any(|m| ids.contains(&m.group_id)))
-        }
-        _ => Ok(false),
-    }
-}
-
-/// Check a restriction's shape; agents may only use their own personal one.
-pub(crate) fn check_restriction(
-    actor: &Actor,
-    restriction: &Option<Value>,
-    what: &str,
-    inv: &mut Invalid,
-) -> Result<()> {
-    if let Some(r) = restriction {
-        let ok = match r.get("type").and_then(Value::as_str) {
-            Some("User") => r.get("id").and_then(Value::as_i64).is_some(),
-            Some("Group") => {
-                r.get("id").and_then(Value::as_i64).is_some()
-                    || r.get("ids")
-                        .and_then(Value::as_array)
-                        .is_some_and(|a| !a.is_empty() && a.iter().all(|x| x.is_i64()))
-            }
-            _ => false,
-        };
-        if !ok {
-            inv.invalid(
-                "restriction",
-                "Restriction",
-                "must be {\"type\": \"User\", \"id\"} or {\"type\": \"Group\", \"ids\": [...]}",
-            );
-        }
-    }
-    if !actor.is_admin() {
-        let personal = restriction.as_ref().is_some_and(|r| {
-            r.get("type").and_then(Value::as_str) == Some("User")
-                && r.get("id").and_then(Value::as_i64) == Some(actor.id())
-        });
-        if !personal {
-            return Err(AppError::Forbidden(format!("Agents may only create and change their personal {what} (restriction {{\"type\": \"User\", \"id\": <their id>}})")));
-        }
-    }
-    Ok(())
-}
-
 impl App {
     /// The macros this agent may use (admins: all), by position.
     pub async fn list_macros(&self, actor: &Actor, active_only: bool) -> Result<Vec<Macro>> {
@@ -300,14 +229,14 @@ impl App {
             }
         };
         let mut inv = Invalid::new();
-        crate::rules::apply_common(
-            crate::rules::CommonInput {
+        crate::records::apply_common(
+            crate::records::CommonInput {
                 title: &input.title,
                 description: &input.description,
                 active: input.active,
                 position: input.position,
             },
-            crate::rules::CommonFields {
+            crate::records::CommonFields {
                 title: &mut m.title,
                 raw_title: &mut m.raw_title,
                 description: &mut m.description,
@@ -331,11 +260,7 @@ impl App {
         }
         inv.into_result()?;
         m.updated_at = now;
-        if id.is_some() {
-            tx.update(&m).await?;
-        } else {
-            tx.insert(&mut m).await?;
-        }
+        let m = crate::records::save_doc(&mut tx, m, id.is_some()).await?;
         tx.commit().await?;
         Ok(m)
     }

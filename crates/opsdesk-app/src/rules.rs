@@ -53,49 +53,6 @@ pub(crate) struct RuleOutcome {
     pub trace: Value,
 }
 
-/// The attributes every rule record (trigger, macro, view) shares, as an update carries them.
-pub(crate) struct CommonInput<'a> {
-    pub title: &'a Option<String>,
-    pub description: &'a Option<String>,
-    pub active: Option<bool>,
-    pub position: Option<i64>,
-}
-
-/// The same attributes on the record being written.
-pub(crate) struct CommonFields<'a> {
-    pub title: &'a mut String,
-    pub raw_title: &'a mut String,
-    pub description: &'a mut Option<String>,
-    pub active: &'a mut bool,
-    pub position: &'a mut i64,
-}
-
-/// Apply and check the shared attributes (a new record needs a title).
-pub(crate) fn apply_common(
-    input: CommonInput,
-    rec: CommonFields,
-    creating: bool,
-    inv: &mut Invalid,
-) {
-    if creating && input.title.is_none() {
-        inv.blank("title", "Title");
-    }
-    if let Some(t) = input.title {
-        opsdesk_core::model::check_text(t, "title", "Title", 255, inv);
-        *rec.title = t.trim().to_string();
-        *rec.raw_title = rec.title.clone();
-    }
-    if let Some(d) = input.description {
-        *rec.description = Some(d.clone());
-    }
-    if let Some(a) = input.active {
-        *rec.active = a;
-    }
-    if let Some(p) = input.position {
-        *rec.position = p;
-    }
-}
-
 fn rule_via(id: Id, title: &str) -> Value {
     json!({"channel": "rule", "source": {"from": {"id": id, "title": title, "deleted": false}, "to": {}, "rel": "trigger"}})
 }
@@ -159,14 +116,14 @@ impl App {
             }
         };
         let mut inv = Invalid::new();
-        crate::rules::apply_common(
-            crate::rules::CommonInput {
+        crate::records::apply_common(
+            crate::records::CommonInput {
                 title: &input.title,
                 description: &input.description,
                 active: input.active,
                 position: input.position,
             },
-            crate::rules::CommonFields {
+            crate::records::CommonFields {
                 title: &mut t.title,
                 raw_title: &mut t.raw_title,
                 description: &mut t.description,
@@ -197,11 +154,7 @@ impl App {
         }
         inv.into_result()?;
         t.updated_at = now;
-        if id.is_some() {
-            tx.update(&t).await?;
-        } else {
-            tx.insert(&mut t).await?;
-        }
+        let t = crate::records::save_doc(&mut tx, t, id.is_some()).await?;
         tx.bump_rules_version().await?;
         tx.commit().await?;
         Ok(t)
@@ -357,7 +310,6 @@ impl App {
         previous: Option<&Ticket>,
         ticket: Ticket,
         comment: Option<&Comment>,
-        via: &Via,
     ) -> Result<RuleOutcome> {
         let triggers = self.active_rules(tx).await?;
         if triggers.is_empty() {
@@ -580,7 +532,6 @@ impl App {
                 comments.push(c);
             }
         }
-        let _ = via;
         Ok(RuleOutcome {
             ticket: t,
             events,

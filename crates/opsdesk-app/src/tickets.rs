@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use opsdesk_core::clock;
 use opsdesk_core::fields::{check_value, tags_for_value, TicketField};
 use opsdesk_core::model::{
-    check_tags, normalize_tags, Group, GroupMembership, Id, JobStatus, Organization, Role, User,
+    check_tags, normalize_tags, Group, GroupMembership, Id, JobStatus, Organization, User,
 };
 use opsdesk_core::ticket::{
     change_events, creation_events, Audit, CcChange, Comment, CommentInput, Priority, Status,
@@ -387,6 +387,90 @@ impl App {
             }
         }
         Ok(out)
+    }
+
+    /// Apply `email_ccs` / `followers` changes (`{"user_id"|"user_email", "action"}`) and keep
+    /// `collaborator_ids` their union when the client did not set it.
+    async fn apply_cc_changes(
+        &self,
+        tx: &mut Conn,
+        t: &mut Ticket,
+        email_ccs: Option<&Vec<CcChange>>,
+        followers: Option<&Vec<CcChange>>,
+        inv: &mut Invalid,
+    ) -> Result<()> {
+        for (field, list) in [("email_ccs", email_ccs), ("followers", followers)] {
+            if list.is_some_and(|l| l.len() > MAX_PEOPLE) {
+                return Err(Invalid::one(
+                    field,
+                    "TooManyValues",
+                    format!("{field}: at most {MAX_PEOPLE} entries"),
+                )
+                .into());
+            }
+        }
+        for (changes, is_followers) in [(email_ccs, false), (followers, true)] {
+            let Some(changes) = changes else { continue };
+            for ch in changes {
+                let v = match (&ch.user_id, &ch.user_email) {
+                    (Some(id), _) => json!(id),
+                    (None, Some(e)) => json!({"email": e, "name": ch.user_name}),
+                    _ => {
+                        inv.invalid(
+                            if is_followers {
+                                "followers"
+                            } else {
+                                "email_ccs"
+                            },
+                            "CC",
+                            "needs user_id or user_email",
+                        );
+                        continue;
+                    }
+                };
+                let Some(u) = self
+                    .resolve_person(
+                        tx,
+                        &v,
+                        if is_followers {
+                            "followers"
+                        } else {
+                            "email_ccs"
+                        },
+                        inv,
+                    )
+                    .await?
+                else {
+                    continue;
+                };
+                let list = if is_followers {
+                    &mut t.follower_ids
+                } else {
+                    &mut t.email_cc_ids
+                };
+                if ch.action.as_deref() == Some("delete") {
+                    list.retain(|x| *x != u.id);
+                } else if !list.contains(&u.id) {
+                    if is_followers && !u.role.is_staff() {
+                        inv.invalid("followers", "Followers", "must be agents");
+                        continue;
+                    }
+                    list.push(u.id);
+                }
+            }
+        }
+        if t.collaborator_ids.is_empty()
+            && (!t.email_cc_ids.is_empty() || !t.follower_ids.is_empty())
+        {
+            let mut all = t.email_cc_ids.clone();
+            for f in &t.follower_ids {
+                if !all.contains(f) {
+                    all.push(*f);
+                }
+            }
+            t.collaborator_ids = all;
+        }
+        Ok(())
     }
 
     /// Apply a create/update input to `t`. Reference checks run against `tx`.
@@ -783,67 +867,14 @@ impl App {
                 .user_ids_exist(tx, ids, "follower_ids", true, inv)
                 .await?;
         }
-        for (changes, is_followers) in [(&input.email_ccs, false), (&input.followers, true)] {
-            let Some(changes) = changes else { continue };
-            for ch in changes {
-                let v = match (&ch.user_id, &ch.user_email) {
-                    (Some(id), _) => json!(id),
-                    (None, Some(e)) => json!({"email": e, "name": ch.user_name}),
-                    _ => {
-                        inv.invalid(
-                            if is_followers {
-                                "followers"
-                            } else {
-                                "email_ccs"
-                            },
-                            "CC",
-                            "needs user_id or user_email",
-                        );
-                        continue;
-                    }
-                };
-                let Some(u) = self
-                    .resolve_person(
-                        tx,
-                        &v,
-                        if is_followers {
-                            "followers"
-                        } else {
-                            "email_ccs"
-                        },
-                        inv,
-                    )
-                    .await?
-                else {
-                    continue;
-                };
-                let list = if is_followers {
-                    &mut t.follower_ids
-                } else {
-                    &mut t.email_cc_ids
-                };
-                if ch.action.as_deref() == Some("delete") {
-                    list.retain(|x| *x != u.id);
-                } else if !list.contains(&u.id) {
-                    if is_followers && !u.role.is_staff() {
-                        inv.invalid("followers", "Followers", "must be agents");
-                        continue;
-                    }
-                    list.push(u.id);
-                }
-            }
-        }
-        if t.collaborator_ids.is_empty()
-            && (!t.email_cc_ids.is_empty() || !t.follower_ids.is_empty())
-        {
-            let mut all = t.email_cc_ids.clone();
-            for f in &t.follower_ids {
-                if !all.contains(f) {
-                    all.push(*f);
-                }
-            }
-            t.collaborator_ids = all;
-        }
+        self.apply_cc_changes(
+            tx,
+            t,
+            input.email_ccs.as_ref(),
+            input.followers.as_ref(),
+            inv,
+        )
+        .await?;
         // Status rules.
         if t.assignee_id.is_some() && t.status == Status::New {
             t.status = Status::Open;
@@ -999,7 +1030,7 @@ impl App {
         let mut events = creation_events(&t);
         events.push(comment_event(&comments[0]));
         let outcome = self
-            .run_triggers(tx, actor, None, t.clone(), comments.first(), &via)
+            .run_triggers(tx, actor, None, t.clone(), comments.first())
             .await?;
         events.extend(outcome.events);
         comments.extend(outcome.comments);
@@ -1102,7 +1133,7 @@ impl App {
             return Ok((old, None));
         }
         let outcome = self
-            .run_triggers(tx, actor, Some(&old), t.clone(), comments.first(), &via)
+            .run_triggers(tx, actor, Some(&old), t.clone(), comments.first())
             .await?;
         events.extend(outcome.events);
         comments.extend(outcome.comments);
@@ -1507,24 +1538,9 @@ impl App {
         comment.author_id = None;
         App::check_uploads(&comment, &mut inv);
         let comment = self.build_comment(actor, &comment, &via, actor.id(), true);
-        if let Some(cc) = &input.email_ccs {
-            let ti = TicketInput {
-                email_ccs: Some(cc.clone()),
-                ..Default::default()
-            };
-            let staff = Actor {
-                user: User {
-                    role: Role::Agent,
-                    ..actor.user.clone()
-                },
-            };
-            // Apply the CC change on a copy and keep only the CC lists: nothing else an agent's
-            // update would do (assignment, status rules) may follow from an end-user's request.
-            let mut scratch = t.clone();
-            self.apply_ticket_input(&mut tx, &staff, &mut scratch, &ti, false, &mut inv)
+        if input.email_ccs.is_some() {
+            self.apply_cc_changes(&mut tx, &mut t, input.email_ccs.as_ref(), None, &mut inv)
                 .await?;
-            t.email_cc_ids = scratch.email_cc_ids;
-            t.collaborator_ids = scratch.collaborator_ids;
         }
         if input.solved == Some(true) {
             if t.requester_id != actor.id() || t.ticket_type == Some(TicketType::Problem) {

@@ -10,7 +10,7 @@ use opsdesk_store::{Cond, Page, Val};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::macros::{check_restriction, restriction_allows};
+use crate::records::{check_restriction, restriction_allows};
 use crate::{Actor, App, AppError, Result};
 
 /// The most candidate tickets a view evaluates in memory after its SQL filter.
@@ -241,14 +241,14 @@ impl App {
             }
         };
         let mut inv = Invalid::new();
-        crate::rules::apply_common(
-            crate::rules::CommonInput {
+        crate::records::apply_common(
+            crate::records::CommonInput {
                 title: &input.title,
                 description: &input.description,
                 active: input.active,
                 position: input.position,
             },
-            crate::rules::CommonFields {
+            crate::records::CommonFields {
                 title: &mut v.title,
                 raw_title: &mut v.raw_title,
                 description: &mut v.description,
@@ -280,11 +280,7 @@ impl App {
         }
         inv.into_result()?;
         v.updated_at = now;
-        if id.is_some() {
-            tx.update(&v).await?;
-        } else {
-            tx.insert(&mut v).await?;
-        }
+        let v = crate::records::save_doc(&mut tx, v, id.is_some()).await?;
         tx.commit().await?;
         Ok(v)
     }

@@ -1,7 +1,5 @@
 //! Request parsing: authentication, JSON bodies, query parameters, pagination.
 
-use std::collections::HashMap;
-
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
@@ -170,8 +168,9 @@ pub fn decode<T: DeserializeOwned>(v: Value, root: &str) -> ApiResult<T> {
     })
 }
 
-/// Query parameters (for single-valued keys the last value wins; [`Query::all`] sees every one).
-pub struct Query(pub HashMap<String, String>, pub Vec<(String, String)>);
+/// Query parameters in order (for single-valued keys the last value wins; [`Query::all`] sees
+/// every one).
+pub struct Query(pub Vec<(String, String)>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Query {
     type Rejection = ApiError;
@@ -189,18 +188,23 @@ impl<S: Send + Sync> FromRequestParts<S> for Query {
                 "A query parameter contains a NUL character".into(),
             ));
         }
-        Ok(Query(pairs.iter().cloned().collect(), pairs))
+        Ok(Query(pairs))
     }
 }
 
 impl Query {
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.0.get(k).map(String::as_str).filter(|s| !s.is_empty())
+        self.0
+            .iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .filter(|s| !s.is_empty())
     }
 
     /// Every value of a repeated key (`role[]=agent&role[]=admin`).
     pub fn all(&self, k: &str) -> Vec<&str> {
-        self.1
+        self.0
             .iter()
             .filter(|(key, _)| key == k)
             .map(|(_, v)| v.as_str())
@@ -274,7 +278,7 @@ impl Query {
                 )))
             }
         };
-        let cursor = self.0.keys().any(|k| k.starts_with("page["));
+        let cursor = self.0.iter().any(|(k, _)| k.starts_with("page["));
         if cursor {
             let size = self.int("page[size]")?.unwrap_or(100);
             if !(1..=100).contains(&size) {

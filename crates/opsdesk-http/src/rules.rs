@@ -278,24 +278,20 @@ pub async fn delete_view(
     Ok(StatusCode::NO_CONTENT)
 }
 
-fn view_page_links(ctx: &Ctx, uri_path: &str, page: i64, per: i64, count: i64) -> (Value, Value) {
-    let mk = |p: i64| {
-        Value::String(format!(
-            "{}{}?page={p}&per_page={per}",
-            ctx.base,
-            if uri_path.ends_with(".json") {
-                uri_path.to_string()
-            } else {
-                format!("{uri_path}.json")
-            }
-        ))
+fn view_page_links(ctx: &Ctx, page: i64, per: i64, count: i64) -> (Value, Value) {
+    let link = |p: i64| {
+        Value::String(ctx.with_params(&[("page", p.to_string()), ("per_page", per.to_string())]))
     };
     let next = if page.saturating_mul(per) < count {
-        mk(page + 1)
+        link(page + 1)
     } else {
         Value::Null
     };
-    let prev = if page > 1 { mk(page - 1) } else { Value::Null };
+    let prev = if page > 1 {
+        link(page - 1)
+    } else {
+        Value::Null
+    };
     (next, prev)
 }
 
@@ -322,7 +318,7 @@ pub async fn execute_view(
             q.get("sort_order"),
         )
         .await?;
-    let (next, prev) = view_page_links(&ctx, uri.path(), page, per, vp.count);
+    let (next, prev) = view_page_links(&ctx, page, per, vp.count);
     if uri.path().ends_with("/tickets") {
         let items: Vec<Value> = vp
             .tickets

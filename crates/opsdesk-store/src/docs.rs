@@ -250,6 +250,20 @@ impl Conn {
 
     /// Records matching `conds`, by id, one page of them.
     pub async fn list<D: Doc>(&mut self, conds: &[Cond], page: &Page) -> Result<Paged<D>> {
+        self.page_rows(D::TABLE, "id, data", conds, page, decode::<D>)
+            .await
+    }
+
+    /// One page of rows of `table` (by id) matching `conds`: offset pages count the total;
+    /// cursor pages read one row more than asked to know whether more follow.
+    pub(crate) async fn page_rows<T>(
+        &mut self,
+        table: &str,
+        cols: &str,
+        conds: &[Cond],
+        page: &Page,
+        decode: impl Fn(&Row) -> Result<T>,
+    ) -> Result<Paged<T>> {
         let mut args = vec![];
         let mut conds = conds.to_vec();
         let (limit, offset, order, reverse, count) = match page {
@@ -259,8 +273,13 @@ impl Conn {
                 order,
             } => {
                 let per = (*per_page).clamp(1, 1000);
-                let p = (*page).max(1);
-                (per + 1, (p - 1).saturating_mul(per), *order, false, true)
+                (
+                    per + 1,
+                    ((*page).max(1) - 1).saturating_mul(per),
+                    *order,
+                    false,
+                    true,
+                )
             }
             Page::Cursor {
                 size,
@@ -291,34 +310,28 @@ impl Conn {
             _ => "DESC",
         };
         let sql = format!(
-            "SELECT id, data FROM {} WHERE {w} ORDER BY id {dir} LIMIT {limit} OFFSET {offset}",
-            D::TABLE
+            "SELECT {cols} FROM {table} WHERE {w} ORDER BY id {dir} LIMIT {limit} OFFSET {offset}"
         );
         let rows = self.all(&sql, &args).await?;
-        let mut items = rows.iter().map(decode::<D>).collect::<Result<Vec<D>>>()?;
+        let mut items = rows.iter().map(&decode).collect::<Result<Vec<T>>>()?;
         let mut has_more = false;
         if !matches!(page, Page::All { .. }) && items.len() as i64 == limit {
             items.pop();
             has_more = true;
         }
-        let mut has_prev = false;
+        let mut has_prev = matches!(page, Page::Cursor { after: Some(_), .. });
         if reverse {
             items.reverse();
             has_prev = has_more;
             has_more = true;
-        } else if let Page::Cursor { after: Some(_), .. } = page {
-            has_prev = true;
         }
         let count = if count {
             let mut cargs = vec![];
             let w = where_sql(&conds, &mut cargs);
-            let n = self
-                .int(
-                    &format!("SELECT COUNT(*) FROM {} WHERE {w}", D::TABLE),
-                    &cargs,
-                )
-                .await?;
-            Some(n)
+            Some(
+                self.int(&format!("SELECT COUNT(*) FROM {table} WHERE {w}"), &cargs)
+                    .await?,
+            )
         } else {
             None
         };

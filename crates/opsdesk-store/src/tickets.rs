@@ -5,7 +5,7 @@ use opsdesk_core::ticket::{event_id, Audit, Comment, Ticket};
 use serde_json::Value;
 
 use crate::db::{Conn, Row, Val};
-use crate::docs::{Cond, Doc, Order, Page, Paged};
+use crate::docs::{Cond, Doc, Page, Paged};
 use crate::{Result, StoreError};
 
 impl Doc for Ticket {
@@ -276,12 +276,10 @@ impl Conn {
     }
 
     pub async fn audits(&mut self, ticket_id: Id, page: &Page) -> Result<Paged<Audit>> {
-        self.keyed_page(
+        self.page_rows(
             "ticket_audits",
             AUDIT_COLS,
-            "ticket_id",
-            ticket_id,
-            None,
+            &[Cond::Eq("ticket_id", Val::Int(ticket_id))],
             page,
             decode_audit,
         )
@@ -315,24 +313,15 @@ impl Conn {
         public_only: bool,
         page: &Page,
     ) -> Result<Paged<Comment>> {
-        let extra = if public_only {
-            Some("public = 1")
-        } else {
-            None
-        };
-        self.keyed_page(
-            "ticket_comments",
-            "id, data",
-            "ticket_id",
-            ticket_id,
-            extra,
-            page,
-            |r| {
-                let mut c: Comment = r.json(1)?;
-                c.id = r.i64(0)?;
-                Ok(c)
-            },
-        )
+        let mut conds = vec![Cond::Eq("ticket_id", Val::Int(ticket_id))];
+        if public_only {
+            conds.push(Cond::Eq("public", Val::Int(1)));
+        }
+        self.page_rows("ticket_comments", "id, data", &conds, page, |r| {
+            let mut c: Comment = r.json(1)?;
+            c.id = r.i64(0)?;
+            Ok(c)
+        })
         .await
     }
 
@@ -369,109 +358,5 @@ impl Conn {
             )
             .await?;
         rows.iter().map(|r| r.i64(0)).collect()
-    }
-
-    /// A page of rows of `table` whose `key` column equals `value`, by id.
-    async fn keyed_page<T>(
-        &mut self,
-        table: &str,
-        cols: &str,
-        key: &str,
-        value: Id,
-        extra: Option<&str>,
-        page: &Page,
-        decode: impl Fn(&Row) -> Result<T>,
-    ) -> Result<Paged<T>> {
-        let extra = extra.map(|e| format!(" AND {e}")).unwrap_or_default();
-        let (mut bound, limit, offset, order, reverse, count) = match page {
-            Page::Offset {
-                page,
-                per_page,
-                order,
-            } => {
-                let per = (*per_page).clamp(1, 1000);
-                (
-                    String::new(),
-                    per + 1,
-                    ((*page).max(1) - 1).saturating_mul(per),
-                    *order,
-                    false,
-                    true,
-                )
-            }
-            Page::Cursor {
-                size,
-                after,
-                before,
-                order,
-            } => {
-                let size = (*size).clamp(1, 1000);
-                let (gt, lt) = if *order == Order::Asc {
-                    (">", "<")
-                } else {
-                    ("<", ">")
-                };
-                match (after, before) {
-                    (_, Some(b)) => (
-                        format!(" AND id {lt} {b}"),
-                        size + 1,
-                        0,
-                        *order,
-                        true,
-                        false,
-                    ),
-                    (Some(a), None) => (
-                        format!(" AND id {gt} {a}"),
-                        size + 1,
-                        0,
-                        *order,
-                        false,
-                        false,
-                    ),
-                    _ => (String::new(), size + 1, 0, *order, false, false),
-                }
-            }
-            Page::All { limit } => (String::new(), (*limit).max(1), 0, Order::Asc, false, false),
-        };
-        bound.push_str(&extra);
-        let dir = match (order, reverse) {
-            (Order::Asc, false) | (Order::Desc, true) => "ASC",
-            _ => "DESC",
-        };
-        let rows = self
-            .all(
-                &format!("SELECT {cols} FROM {table} WHERE {key} = $1{bound} ORDER BY id {dir} LIMIT {limit} OFFSET {offset}"),
-                &[Val::Int(value)],
-            )
-            .await?;
-        let mut items = rows.iter().map(&decode).collect::<Result<Vec<T>>>()?;
-        let mut has_more = false;
-        if !matches!(page, Page::All { .. }) && items.len() as i64 == limit {
-            items.pop();
-            has_more = true;
-        }
-        let mut has_prev = matches!(page, Page::Cursor { after: Some(_), .. });
-        if reverse {
-            items.reverse();
-            has_prev = has_more;
-            has_more = true;
-        }
-        let count = if count {
-            Some(
-                self.int(
-                    &format!("SELECT COUNT(*) FROM {table} WHERE {key} = $1{extra}"),
-                    &[Val::Int(value)],
-                )
-                .await?,
-            )
-        } else {
-            None
-        };
-        Ok(Paged {
-            items,
-            count,
-            has_more,
-            has_prev,
-        })
     }
 }

@@ -98,7 +98,7 @@ async fn fresh_store(
     }
 }
 
-pub async fn run(cmd: BenchCommand, _db: Option<String>) -> Result<()> {
+pub async fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
         BenchCommand::Load(a) => load(a).await,
         BenchCommand::Rules {

@@ -371,7 +371,7 @@ async fn run(cli: Cli) -> Result<()> {
             let app = open_app(&cli.db).await?;
             demo::run(app, args).await?;
         }
-        Command::Bench { command } => bench::run(command, cli.db.database_url.clone()).await?,
+        Command::Bench { command } => bench::run(command).await?,
     }
     Ok(())
 }
