@@ -2,14 +2,18 @@
 //! user may do, validates input, and runs one store transaction. Handlers call exactly one.
 
 pub mod auth;
+pub mod automations;
 pub mod fields;
 mod html;
 pub mod macros;
+pub mod outbox;
 pub mod people;
 mod records;
 pub mod rules;
 pub mod tickets;
 pub mod views;
+pub mod webhooks;
+pub mod workers;
 
 use std::sync::Arc;
 
@@ -148,6 +152,12 @@ pub struct App {
     rules_cache: Arc<rules::RulesCache>,
     /// Where people reach this instance (`{{ticket.url}}`, links in notifications).
     pub public_url: String,
+    /// For webhook deliveries.
+    http: reqwest::Client,
+    /// This process's name in job leases (unique per start).
+    pub node_id: String,
+    pub automation: automations::AutomationConfig,
+    pub heartbeats: Arc<workers::Heartbeats>,
 }
 
 impl App {
@@ -158,6 +168,13 @@ impl App {
             auth_cache: Arc::new(auth::AuthCache::default()),
             rules_cache: Arc::new(rules::RulesCache::default()),
             public_url: "http://127.0.0.1:8080".into(),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap_or_default(),
+            node_id: format!("{}-{}", std::process::id(), rand::random::<u32>()),
+            automation: automations::AutomationConfig::default(),
+            heartbeats: Arc::new(workers::Heartbeats::default()),
         }
     }
 

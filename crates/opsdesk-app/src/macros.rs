@@ -304,6 +304,8 @@ impl App {
             current_role: actor.user.role,
             requester_fields: Default::default(),
             organization_fields: Default::default(),
+            now: Some(self.now()),
+            metrics: None,
         };
         let mut t = base.clone();
         let effects = rules::apply(&m.actions, &mut t, &facts);
@@ -318,7 +320,10 @@ impl App {
                 }
             }
         }
-        let comment = effects.iter().rev().map(|SideEffect::Comment { body, html: is_html, public }| {
+        let comment = effects.iter().rev().filter_map(|fx| match fx {
+            SideEffect::Comment { body, html, public } => Some((body, html, public)),
+            _ => None,
+        }).map(|(body, is_html, public)| {
             let text = placeholders::render(body, &values);
             let (plain, html_body) = if *is_html { (html::html_to_text(&html::sanitize(&text)), html::sanitize(&text)) } else { (text.clone(), html::text_to_html(&text)) };
             json!({"body": plain, "html_body": html_body, "public": public, "scoped_body": [["channel:all", plain]]})

@@ -17,7 +17,7 @@ pub(crate) struct CommonInput<'a> {
 }
 
 /// The same attributes on the record being written.
-pub(crate) struct CommonFields<'a> {
+pub struct CommonFields<'a> {
     pub title: &'a mut String,
     pub raw_title: &'a mut String,
     pub description: &'a mut Option<String>,

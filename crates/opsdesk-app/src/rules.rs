@@ -4,7 +4,9 @@
 use std::sync::{Arc, RwLock};
 
 use opsdesk_core::model::{Group, Id, Organization, User};
-use opsdesk_core::rules::{self, Action, CommentFacts, Conditions, Facts, SideEffect, Trigger};
+use opsdesk_core::rules::{
+    self, Action, Automation, CommentFacts, Conditions, Facts, SideEffect, Trigger,
+};
 use opsdesk_core::ticket::{change_events, Comment, Status, Ticket, Via};
 use opsdesk_core::Invalid;
 use opsdesk_store::{Cond, Conn, Page, Val};
@@ -53,19 +55,145 @@ pub(crate) struct RuleOutcome {
     pub trace: Value,
 }
 
-fn rule_via(id: Id, title: &str) -> Value {
-    json!({"channel": "rule", "source": {"from": {"id": id, "title": title, "deleted": false}, "to": {}, "rel": "trigger"}})
+pub(crate) fn rule_via(id: Id, title: &str, rel: &str) -> Value {
+    json!({"channel": "rule", "source": {"from": {"id": id, "title": title, "deleted": false}, "to": {}, "rel": rel}})
 }
 
-fn sorted(mut v: Vec<Trigger>) -> Vec<Trigger> {
-    v.sort_by_key(|t| (t.position, t.id));
+/// A rule record administered through the same endpoints shape: triggers and automations.
+pub trait RuleRecord: opsdesk_store::Doc + Clone + 'static {
+    const KIND: rules::RuleKind;
+    /// `trigger` / `automation`: the JSON envelope's key and the message noun.
+    const NAME: &'static str;
+    /// The most active records of this kind.
+    const MAX_ACTIVE: i64;
+    fn blank(now: opsdesk_core::Timestamp, position: i64) -> Self;
+    fn common(&mut self) -> crate::records::CommonFields<'_>;
+    fn position(&self) -> i64;
+    fn set_position(&mut self, p: i64, now: opsdesk_core::Timestamp);
+    fn active(&self) -> bool;
+    fn rule(&self) -> rules::Rule;
+    fn set_rule(&mut self, conditions: Conditions, actions: Vec<Action>);
+    fn set_category(&mut self, _category: Option<String>) {}
+    fn touch(&mut self, now: opsdesk_core::Timestamp);
+}
+
+impl RuleRecord for Trigger {
+    const KIND: rules::RuleKind = rules::RuleKind::Trigger;
+    const NAME: &'static str = "trigger";
+    const MAX_ACTIVE: i64 = 7000;
+    fn blank(now: opsdesk_core::Timestamp, position: i64) -> Self {
+        Trigger {
+            id: 0,
+            title: String::new(),
+            raw_title: String::new(),
+            description: None,
+            active: true,
+            position,
+            conditions: Conditions::default(),
+            actions: vec![],
+            category_id: None,
+            default: false,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+    fn common(&mut self) -> crate::records::CommonFields<'_> {
+        crate::records::CommonFields {
+            title: &mut self.title,
+            raw_title: &mut self.raw_title,
+            description: &mut self.description,
+            active: &mut self.active,
+            position: &mut self.position,
+        }
+    }
+    fn position(&self) -> i64 {
+        self.position
+    }
+    fn set_position(&mut self, p: i64, now: opsdesk_core::Timestamp) {
+        self.position = p;
+        self.updated_at = now;
+    }
+    fn active(&self) -> bool {
+        self.active
+    }
+    fn rule(&self) -> rules::Rule {
+        Trigger::rule(self)
+    }
+    fn set_rule(&mut self, conditions: Conditions, actions: Vec<Action>) {
+        self.conditions = conditions;
+        self.actions = actions;
+    }
+    fn set_category(&mut self, category: Option<String>) {
+        self.category_id = category;
+    }
+    fn touch(&mut self, now: opsdesk_core::Timestamp) {
+        self.updated_at = now;
+    }
+}
+
+impl RuleRecord for Automation {
+    const KIND: rules::RuleKind = rules::RuleKind::Automation;
+    const NAME: &'static str = "automation";
+    const MAX_ACTIVE: i64 = 500;
+    fn blank(now: opsdesk_core::Timestamp, position: i64) -> Self {
+        Automation {
+            id: 0,
+            title: String::new(),
+            raw_title: String::new(),
+            description: None,
+            active: true,
+            position,
+            conditions: Conditions::default(),
+            actions: vec![],
+            default: false,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+    fn common(&mut self) -> crate::records::CommonFields<'_> {
+        crate::records::CommonFields {
+            title: &mut self.title,
+            raw_title: &mut self.raw_title,
+            description: &mut self.description,
+            active: &mut self.active,
+            position: &mut self.position,
+        }
+    }
+    fn position(&self) -> i64 {
+        self.position
+    }
+    fn set_position(&mut self, p: i64, now: opsdesk_core::Timestamp) {
+        self.position = p;
+        self.updated_at = now;
+    }
+    fn active(&self) -> bool {
+        self.active
+    }
+    fn rule(&self) -> rules::Rule {
+        Automation::rule(self)
+    }
+    fn set_rule(&mut self, conditions: Conditions, actions: Vec<Action>) {
+        self.conditions = conditions;
+        self.actions = actions;
+    }
+    fn touch(&mut self, now: opsdesk_core::Timestamp) {
+        self.updated_at = now;
+    }
+}
+
+fn sorted<R: RuleRecord>(mut v: Vec<R>) -> Vec<R> {
+    v.sort_by_key(|t| (t.position(), t.id()));
     v
 }
 
 impl App {
-    // ---- administration ------------------------------------------------------------------
+    // ---- administration (triggers and automations) -------------------------------------
 
-    pub async fn list_triggers(&self, actor: &Actor, active_only: bool) -> Result<Vec<Trigger>> {
+    pub async fn list_rules<R: RuleRecord>(
+        &self,
+        actor: &Actor,
+        active_only: bool,
+    ) -> Result<Vec<R>> {
         actor.require_staff()?;
         let mut c = self.store.read().await?;
         let conds = if active_only {
@@ -74,47 +202,35 @@ impl App {
             vec![]
         };
         Ok(sorted(
-            c.list::<Trigger>(&conds, &Page::All { limit: 10_000 })
+            c.list::<R>(&conds, &Page::All { limit: 10_000 })
                 .await?
                 .items,
         ))
     }
 
-    pub async fn get_trigger(&self, actor: &Actor, id: Id) -> Result<Trigger> {
+    pub async fn get_rule<R: RuleRecord>(&self, actor: &Actor, id: Id) -> Result<R> {
         actor.require_staff()?;
         let mut c = self.store.read().await?;
         c.get(id).await?.ok_or(AppError::NotFound)
     }
 
-    pub async fn save_trigger(
+    pub async fn save_rule<R: RuleRecord>(
         &self,
         actor: &Actor,
         id: Option<Id>,
         input: TriggerInput,
-    ) -> Result<Trigger> {
+    ) -> Result<R> {
         actor.require_admin()?;
         let now = self.now();
         let mut tx = self.store.write().await?;
         let mut t = match id {
-            Some(id) => tx.get::<Trigger>(id).await?.ok_or(AppError::NotFound)?,
+            Some(id) => tx.get::<R>(id).await?.ok_or(AppError::NotFound)?,
             None => {
-                let count = tx.count::<Trigger>(&[]).await?;
-                Trigger {
-                    id: 0,
-                    title: String::new(),
-                    raw_title: String::new(),
-                    description: None,
-                    active: true,
-                    position: count + 1,
-                    conditions: Conditions::default(),
-                    actions: vec![],
-                    category_id: None,
-                    default: false,
-                    created_at: now,
-                    updated_at: now,
-                }
+                let count = tx.count::<R>(&[]).await?;
+                R::blank(now, count + 1)
             }
         };
+        let was_active = id.is_some() && t.active();
         let mut inv = Invalid::new();
         crate::records::apply_common(
             crate::records::CommonInput {
@@ -123,47 +239,62 @@ impl App {
                 active: input.active,
                 position: input.position,
             },
-            crate::records::CommonFields {
-                title: &mut t.title,
-                raw_title: &mut t.raw_title,
-                description: &mut t.description,
-                active: &mut t.active,
-                position: &mut t.position,
-            },
+            t.common(),
             id.is_none(),
             &mut inv,
         );
         if let Some(c) = &input.category_id {
-            t.category_id = Some(c.clone());
+            t.set_category(Some(c.clone()));
         }
-        if let Some(c) = input.conditions.clone() {
-            t.conditions = c;
+        let current = t.rule();
+        let conditions = if let Some(c) = input.conditions.clone() {
+            c
         } else if input.all.is_some() || input.any.is_some() {
-            t.conditions = Conditions {
+            Conditions {
                 all: input.all.clone().unwrap_or_default(),
                 any: input.any.clone().unwrap_or_default(),
-            };
-        }
-        if let Some(a) = &input.actions {
-            t.actions = a.clone();
-        }
-        if let Err(e) = rules::validate(&t.conditions, &t.actions, true) {
+            }
+        } else {
+            current.conditions
+        };
+        let actions = input.actions.clone().unwrap_or(current.actions);
+        if let Err(e) = rules::validate(&conditions, &actions, R::KIND) {
             for (k, v) in e.details {
                 inv.details.entry(k).or_default().extend(v);
             }
         }
+        for w in rules::webhook_ids(&actions) {
+            if tx.get::<opsdesk_core::outbox::Webhook>(w).await?.is_none() {
+                inv.add(
+                    "actions",
+                    "InvalidValue",
+                    format!("notification_webhook: webhook {w} does not exist"),
+                );
+            }
+        }
+        if t.active()
+            && !was_active
+            && tx.count::<R>(&[Cond::Eq("active", Val::Int(1))]).await? >= R::MAX_ACTIVE
+        {
+            inv.add(
+                "base",
+                "InvalidValue",
+                format!("at most {} active {}s", R::MAX_ACTIVE, R::NAME),
+            );
+        }
         inv.into_result()?;
-        t.updated_at = now;
+        t.set_rule(conditions, actions);
+        t.touch(now);
         let t = crate::records::save_doc(&mut tx, t, id.is_some()).await?;
         tx.bump_rules_version().await?;
         tx.commit().await?;
         Ok(t)
     }
 
-    pub async fn delete_trigger(&self, actor: &Actor, id: Id) -> Result<()> {
+    pub async fn delete_rule<R: RuleRecord>(&self, actor: &Actor, id: Id) -> Result<()> {
         actor.require_admin()?;
         let mut tx = self.store.write().await?;
-        if !tx.delete::<Trigger>(id).await? {
+        if !tx.delete::<R>(id).await? {
             return Err(AppError::NotFound);
         }
         tx.bump_rules_version().await?;
@@ -171,21 +302,17 @@ impl App {
         Ok(())
     }
 
-    /// `triggers/reorder`: the given ids take positions 1, 2, …; others keep theirs after them.
-    pub async fn reorder_triggers(&self, actor: &Actor, ids: &[Id]) -> Result<Vec<Trigger>> {
+    /// `…/reorder`: the given ids take positions 1, 2, …; others keep theirs after them.
+    pub async fn reorder_rules<R: RuleRecord>(&self, actor: &Actor, ids: &[Id]) -> Result<Vec<R>> {
         actor.require_admin()?;
         let mut tx = self.store.write().await?;
-        let all = sorted(
-            tx.list::<Trigger>(&[], &Page::All { limit: 10_000 })
-                .await?
-                .items,
-        );
+        let all = sorted(tx.list::<R>(&[], &Page::All { limit: 10_000 }).await?.items);
         for id in ids {
-            if !all.iter().any(|t| t.id == *id) {
+            if !all.iter().any(|t| t.id() == *id) {
                 return Err(Invalid::one(
-                    "trigger_ids",
+                    &format!("{}_ids", R::NAME),
                     "InvalidValue",
-                    format!("Triggers: {id} does not exist"),
+                    format!("{}: {id} does not exist", R::NAME),
                 )
                 .into());
             }
@@ -193,14 +320,13 @@ impl App {
         let mut order: Vec<Id> = ids.to_vec();
         let mut seen = std::collections::HashSet::new();
         order.retain(|i| seen.insert(*i));
-        order.extend(all.iter().map(|t| t.id).filter(|i| !ids.contains(i)));
+        order.extend(all.iter().map(|t| t.id()).filter(|i| !ids.contains(i)));
         let now = self.now();
         let mut out = vec![];
         for (pos, id) in order.iter().enumerate() {
-            if let Some(mut t) = all.iter().find(|t| t.id == *id).cloned() {
-                if t.position != pos as i64 + 1 {
-                    t.position = pos as i64 + 1;
-                    t.updated_at = now;
+            if let Some(mut t) = all.iter().find(|t| t.id() == *id).cloned() {
+                if t.position() != pos as i64 + 1 {
+                    t.set_position(pos as i64 + 1, now);
                     tx.update(&t).await?;
                 }
                 out.push(t);
@@ -212,12 +338,14 @@ impl App {
     }
 
     /// `triggers/definitions`: every condition field with its operators, every action field.
-    pub fn trigger_definitions(&self) -> Value {
+    pub fn rule_definitions(&self, kind: rules::RuleKind) -> Value {
+        let trigger = kind == rules::RuleKind::Trigger;
         let conditions: Vec<Value> = rules::condition_fields()
             .into_iter()
+            .filter(|(f, _)| trigger || !rules::trigger_only(f))
             .map(|(f, ops)| {
                 let mut ops: Vec<&str> = ops.to_vec();
-                if ["status", "priority", "type", "group_id", "assignee_id", "requester_id", "organization_id", "ticket_form_id"].contains(&f) {
+                if trigger && ["status", "priority", "type", "group_id", "assignee_id", "requester_id", "organization_id", "ticket_form_id"].contains(&f) {
                     ops.extend(rules::CHANGE_OPERATORS);
                 }
                 let values: Value = match f {
@@ -244,7 +372,14 @@ impl App {
             .map(|f| json!({"subject": f, "title": f}))
             .chain([json!({"subject": "custom_fields_<id>", "title": "Ticket field"})])
             .collect();
-        json!({"definitions": {"conditions_all": conditions, "conditions_any": conditions, "actions": actions}})
+        let mut all = conditions.clone();
+        if !trigger {
+            // Time conditions: in `all` only.
+            all.extend(rules::TIME_FIELDS.iter().map(|f| {
+                json!({"subject": f, "title": f, "operators": rules::TIME_OPERATORS.iter().map(|o| json!({"value": o, "title": o})).collect::<Vec<_>>(), "values": "hours", "group": "time"})
+            }));
+        }
+        json!({"definitions": {"conditions_all": all, "conditions_any": conditions, "actions": actions}})
     }
 
     /// The trigger traces of a ticket's audits: which triggers fired on each update and, for
@@ -339,6 +474,8 @@ impl App {
             current_role: actor.user.role,
             requester_fields: Default::default(),
             organization_fields: Default::default(),
+            now: Some(self.now()),
+            metrics: None,
         };
         if needs("requester.") {
             if let Some(u) = tx.get::<User>(ticket.requester_id).await? {
@@ -470,73 +607,175 @@ impl App {
         if !warnings.is_empty() {
             trace["warnings"] = json!(warnings);
         }
-        // Events: each firing's changes and comments, attributed to its trigger.
-        let mut events = vec![];
-        let mut comments = vec![];
-        let has_comments = result.firings.iter().any(|f| !f.effects.is_empty());
-        let values = if has_comments {
-            self.placeholder_values(tx, &t, actor).await?
-        } else {
-            Default::default()
-        };
-        let mut prev = start;
-        for (i, f) in result.firings.iter().enumerate() {
-            // The last firing's "after" is corrected to the final ticket.
-            let after = if i + 1 == result.firings.len() {
-                &t
-            } else {
-                &f.after
-            };
-            for mut e in change_events(&prev, after) {
-                e["via"] = rule_via(f.rule_id, &f.title);
-                events.push(e);
-            }
-            prev = after.clone();
-            for fx in &f.effects {
-                let SideEffect::Comment {
-                    body,
-                    html: is_html,
-                    public,
-                } = fx;
-                let body = &opsdesk_core::placeholders::render(body, &values);
-                let (plain, html_body) = if *is_html {
-                    (
-                        html::html_to_text(&html::sanitize(body)),
-                        html::sanitize(body),
-                    )
-                } else {
-                    (body.clone(), html::text_to_html(body))
-                };
-                let author = t.assignee_id.unwrap_or(actor.id());
-                let c = Comment {
-                    id: 0,
-                    kind: "Comment".into(),
-                    ticket_id: t.id,
-                    audit_id: 0,
-                    author_id: author,
-                    body: plain.clone(),
-                    html_body,
-                    plain_body: plain,
-                    public: *public,
-                    attachments: vec![],
-                    via: Via {
-                        channel: "rule".into(),
-                        source: rule_via(f.rule_id, &f.title)["source"].clone(),
-                    },
-                    metadata: json!({}),
-                    created_at: self.now(),
-                };
-                let mut e = json!({"type": "Comment", "author_id": c.author_id, "body": c.body, "html_body": c.html_body, "plain_body": c.plain_body, "public": c.public, "attachments": []});
-                e["via"] = rule_via(f.rule_id, &f.title);
-                events.push(e);
-                comments.push(c);
-            }
-        }
+        let (events, comments) = self
+            .firing_events(tx, actor, start, &t, &result.firings, "trigger")
+            .await?;
         Ok(RuleOutcome {
             ticket: t,
             events,
             comments,
             trace,
         })
+    }
+
+    /// The audit events (and comments) of rule firings: each firing's field changes, comments,
+    /// notifications and webhook calls, attributed to its rule (`rel`: trigger or automation).
+    /// Notification (`Notification`) and webhook (`External`) events are turned into outbox
+    /// messages when the audit is written ([`App::enqueue_from_audit`]).
+    pub(crate) async fn firing_events(
+        &self,
+        tx: &mut Conn,
+        actor: &Actor,
+        start: Ticket,
+        t: &Ticket,
+        firings: &[rules::Firing],
+        rel: &str,
+    ) -> Result<(Vec<Value>, Vec<Comment>)> {
+        let mut events = vec![];
+        let mut comments = vec![];
+        let has_effects = firings.iter().any(|f| !f.effects.is_empty());
+        let values = if has_effects {
+            self.placeholder_values(tx, t, actor).await?
+        } else {
+            Default::default()
+        };
+        let mut prev = start;
+        for (i, f) in firings.iter().enumerate() {
+            let via = rule_via(f.rule_id, &f.title, rel);
+            // The last firing's "after" is corrected to the final ticket.
+            let after = if i + 1 == firings.len() { t } else { &f.after };
+            for mut e in change_events(&prev, after) {
+                e["via"] = via.clone();
+                events.push(e);
+            }
+            prev = after.clone();
+            for fx in &f.effects {
+                match fx {
+                    SideEffect::Comment {
+                        body,
+                        html: is_html,
+                        public,
+                    } => {
+                        let body = &opsdesk_core::placeholders::render(body, &values);
+                        let (plain, html_body) = if *is_html {
+                            (
+                                html::html_to_text(&html::sanitize(body)),
+                                html::sanitize(body),
+                            )
+                        } else {
+                            (body.clone(), html::text_to_html(body))
+                        };
+                        let c = Comment {
+                            id: 0,
+                            kind: "Comment".into(),
+                            ticket_id: t.id,
+                            audit_id: 0,
+                            author_id: t.assignee_id.unwrap_or(actor.id()),
+                            body: plain.clone(),
+                            html_body,
+                            plain_body: plain,
+                            public: *public,
+                            attachments: vec![],
+                            via: Via {
+                                channel: "rule".into(),
+                                source: via["source"].clone(),
+                            },
+                            metadata: json!({}),
+                            created_at: self.now(),
+                        };
+                        let mut e = json!({"type": "Comment", "author_id": c.author_id, "body": c.body, "html_body": c.html_body, "plain_body": c.plain_body, "public": c.public, "attachments": []});
+                        e["via"] = via.clone();
+                        events.push(e);
+                        comments.push(c);
+                    }
+                    SideEffect::Notify { to, subject, body } => {
+                        let recipients = self.recipients(tx, t, to).await?;
+                        if recipients.is_empty() {
+                            continue;
+                        }
+                        events.push(json!({
+                            "type": "Notification",
+                            "subject": opsdesk_core::placeholders::render(subject, &values),
+                            "body": opsdesk_core::placeholders::render(body, &values),
+                            "recipients": recipients,
+                            "via": via,
+                        }));
+                    }
+                    SideEffect::Webhook { webhook_id, body } => {
+                        // Values are JSON-escaped so a subject with quotes keeps the body valid.
+                        let escaped: std::collections::HashMap<String, String> = values
+                            .iter()
+                            .map(|(k, v)| {
+                                let j = serde_json::to_string(v).unwrap_or_default();
+                                (k.clone(), j[1..j.len().saturating_sub(1)].to_string())
+                            })
+                            .collect();
+                        events.push(json!({
+                            "type": "External",
+                            "resource": webhook_id.to_string(),
+                            "body": opsdesk_core::placeholders::render(body, &escaped),
+                            "via": via,
+                        }));
+                    }
+                }
+            }
+        }
+        Ok((events, comments))
+    }
+
+    /// The users a notification goes to (active users with an email), at most 1,000.
+    async fn recipients(
+        &self,
+        tx: &mut Conn,
+        t: &Ticket,
+        to: &rules::Recipient,
+    ) -> Result<Vec<Id>> {
+        use rules::Recipient;
+        let ids: Vec<Id> = match to {
+            Recipient::User(id) => vec![*id],
+            Recipient::RequesterAndCcs => {
+                let mut v = vec![t.requester_id];
+                v.extend(t.email_cc_ids.iter().chain(&t.collaborator_ids).copied());
+                v
+            }
+            Recipient::Group(g) => tx
+                .list::<opsdesk_core::model::GroupMembership>(
+                    &[Cond::Eq("group_id", Val::Int(*g))],
+                    &Page::All { limit: 1000 },
+                )
+                .await?
+                .items
+                .into_iter()
+                .map(|m| m.user_id)
+                .collect(),
+            Recipient::AllAgents => tx
+                .list::<User>(
+                    &[
+                        Cond::In("role", vec![Val::from("agent"), Val::from("admin")]),
+                        Cond::Eq("active", Val::Int(1)),
+                    ],
+                    &Page::All { limit: 1000 },
+                )
+                .await?
+                .items
+                .into_iter()
+                .map(|u| u.id)
+                .collect(),
+        };
+        let mut seen = std::collections::HashSet::new();
+        let ids: Vec<Id> = ids
+            .into_iter()
+            .filter(|i| *i > 0 && seen.insert(*i))
+            .collect();
+        let users: Vec<User> = tx.get_many(&ids).await?;
+        Ok(ids
+            .into_iter()
+            .filter(|i| {
+                users
+                    .iter()
+                    .any(|u| u.id == *i && u.active && u.email.is_some())
+            })
+            .take(1000)
+            .collect())
     }
 }

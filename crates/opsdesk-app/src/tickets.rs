@@ -1050,6 +1050,7 @@ impl App {
             created_at: now,
         };
         tx.create_ticket(&mut t, &mut audit, &mut comments).await?;
+        self.after_ticket_write(tx, actor, None, &t, &audit).await?;
         tracing::debug!(ticket.id = t.id, audit.id = audit.id, "ticket created");
         Ok((t, audit))
     }
@@ -1118,17 +1119,35 @@ impl App {
         tx: &mut Conn,
         actor: &Actor,
         old: Ticket,
-        mut t: Ticket,
+        t: Ticket,
         comment: Option<Comment>,
         via: Via,
         origin: &Origin,
         custom: Option<&Value>,
     ) -> Result<(Ticket, Option<Audit>)> {
         let mut events = change_events(&old, &t);
-        let mut comments: Vec<Comment> = comment.into_iter().collect();
+        let comments: Vec<Comment> = comment.into_iter().collect();
         for c in &comments {
             events.push(comment_event(c));
         }
+        self.save_with_events(tx, actor, old, t, events, comments, via, origin, custom)
+            .await
+    }
+
+    /// Write an update whose events are known (the request's, or an automation's), after
+    /// running the triggers on it.
+    pub(crate) async fn save_with_events(
+        &self,
+        tx: &mut Conn,
+        actor: &Actor,
+        old: Ticket,
+        mut t: Ticket,
+        mut events: Vec<Value>,
+        mut comments: Vec<Comment>,
+        via: Via,
+        origin: &Origin,
+        custom: Option<&Value>,
+    ) -> Result<(Ticket, Option<Audit>)> {
         if events.is_empty() {
             return Ok((old, None));
         }
@@ -1154,6 +1173,8 @@ impl App {
             created_at: now,
         };
         tx.save_ticket(&t, &mut audit, &mut comments).await?;
+        self.after_ticket_write(tx, actor, Some(&old), &t, &audit)
+            .await?;
         tracing::debug!(ticket.id = t.id, audit.id = audit.id, "ticket updated");
         Ok((t, Some(audit)))
     }

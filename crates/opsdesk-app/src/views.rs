@@ -5,6 +5,7 @@
 use opsdesk_core::model::{Id, Role};
 use opsdesk_core::rules::{self, Condition, Conditions, Facts, View, ViewExecution, VIEW_COLUMNS};
 use opsdesk_core::ticket::{Priority, Status, Ticket};
+use opsdesk_core::ticket_metrics::TicketMetrics;
 use opsdesk_core::Invalid;
 use opsdesk_store::{Cond, Page, Val};
 use serde::Deserialize;
@@ -373,21 +374,38 @@ impl App {
                 format!("This view selects more than {MAX_CANDIDATES} tickets before its other conditions; narrow it with status, group, assignee, requester or organization conditions"),
             )));
         }
-        let facts = Facts {
-            previous: None,
-            comment: None,
-            current_user: actor.id(),
-            current_role: if actor.is_admin() {
+        let mut facts = Facts::at_rest(
+            actor.id(),
+            if actor.is_admin() {
                 Role::Admin
             } else {
                 Role::Agent
             },
-            requester_fields: Default::default(),
-            organization_fields: Default::default(),
-        };
-        Ok(candidates
-            .into_iter()
-            .filter(|t| rules::evaluate(cs, t, &facts).is_ok())
-            .collect())
+        );
+        if !rules::uses_time(cs) {
+            return Ok(candidates
+                .into_iter()
+                .filter(|t| rules::evaluate(cs, t, &facts).is_ok())
+                .collect());
+        }
+        // Time conditions read each ticket's timestamps.
+        facts.now = Some(self.now());
+        let mut out = vec![];
+        for chunk in candidates.chunks(500) {
+            let ids: Vec<Id> = chunk.iter().map(|t| t.id).collect();
+            let ms: Vec<TicketMetrics> = c.get_many(&ids).await?;
+            for t in chunk {
+                facts.metrics = Some(
+                    ms.iter()
+                        .find(|m| m.id == t.id)
+                        .cloned()
+                        .unwrap_or_else(|| TicketMetrics::from_ticket(t)),
+                );
+                if rules::evaluate(cs, t, &facts).is_ok() {
+                    out.push(t.clone());
+                }
+            }
+        }
+        Ok(out)
     }
 }

@@ -6,9 +6,11 @@ pub mod clock;
 pub mod error;
 pub mod fields;
 pub mod model;
+pub mod outbox;
 pub mod placeholders;
 pub mod rules;
 pub mod ticket;
+pub mod ticket_metrics;
 
 pub use clock::{Clock, FixedClock, SystemClock, Timestamp};
 pub use error::{DomainError, FieldError, Invalid};

@@ -57,6 +57,44 @@ pub struct Facts {
     /// Custom fields of the requester and of the ticket's organisation (by key).
     pub requester_fields: serde_json::Map<String, Value>,
     pub organization_fields: serde_json::Map<String, Value>,
+    /// For time conditions (automations, views): the instant of evaluation and the ticket's
+    /// timestamps. Without them, time conditions do not hold.
+    pub now: Option<crate::Timestamp>,
+    pub metrics: Option<crate::ticket_metrics::TicketMetrics>,
+}
+
+impl Facts {
+    /// Facts for evaluating a ticket outside an update (views, automations).
+    pub fn at_rest(current_user: Id, role: Role) -> Facts {
+        Facts {
+            previous: None,
+            comment: None,
+            current_user,
+            current_role: role,
+            requester_fields: Default::default(),
+            organization_fields: Default::default(),
+            now: None,
+            metrics: None,
+        }
+    }
+}
+
+/// What kind of rule a definition belongs to: each allows different conditions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleKind {
+    Trigger,
+    Automation,
+    View,
+}
+
+impl RuleKind {
+    fn name(self) -> &'static str {
+        match self {
+            RuleKind::Trigger => "triggers",
+            RuleKind::Automation => "automations",
+            RuleKind::View => "views",
+        }
+    }
 }
 
 /// A ticket trigger, as the API shows it.
@@ -79,6 +117,38 @@ pub struct Trigger {
 }
 
 impl Trigger {
+    pub fn rule(&self) -> Rule {
+        Rule {
+            id: self.id,
+            title: self.title.clone(),
+            position: self.position,
+            conditions: self.conditions.clone(),
+            actions: self.actions.clone(),
+        }
+    }
+}
+
+/// An automation: a time-based rule checked on a schedule against every ticket that is not
+/// closed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Automation {
+    pub id: Id,
+    pub title: String,
+    pub raw_title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    pub active: bool,
+    pub position: i64,
+    pub conditions: Conditions,
+    pub actions: Vec<Action>,
+    pub default: bool,
+    #[serde(with = "crate::clock::ts")]
+    pub created_at: crate::Timestamp,
+    #[serde(with = "crate::clock::ts")]
+    pub updated_at: crate::Timestamp,
+}
+
+impl Automation {
     pub fn rule(&self) -> Rule {
         Rule {
             id: self.id,
@@ -127,6 +197,17 @@ pub fn validate_actions(actions: &[Action]) -> Result<(), Invalid> {
                     format!("actions[{i}] (subject): needs the subject"),
                 );
             }
+            continue;
+        }
+        if a.field.starts_with("notification_") {
+            inv.add(
+                "actions",
+                "InvalidValue",
+                format!(
+                    "actions[{i}] ({}): macros cannot send notifications; use a trigger",
+                    a.field
+                ),
+            );
             continue;
         }
         check_action(a, &format!("actions[{i}]"), &mut inv);
@@ -210,10 +291,10 @@ pub fn validate_view(conditions: &Conditions, execution: &ViewExecution) -> Resu
         inv.blank("conditions", "Conditions");
     }
     for (i, c) in conditions.all.iter().enumerate() {
-        check_condition(c, false, &format!("conditions.all[{i}]"), &mut inv);
+        check_condition(c, RuleKind::View, &format!("conditions.all[{i}]"), &mut inv);
     }
     for (i, c) in conditions.any.iter().enumerate() {
-        check_condition(c, false, &format!("conditions.any[{i}]"), &mut inv);
+        check_condition(c, RuleKind::View, &format!("conditions.any[{i}]"), &mut inv);
     }
     for (i, c) in conditions.all.iter().chain(&conditions.any).enumerate() {
         if c.field.starts_with("requester.") || c.field.starts_with("organization.") {
@@ -277,6 +358,25 @@ pub enum SideEffect {
         html: bool,
         public: bool,
     },
+    /// An email notification (`notification_user`, `notification_group`); subject and body
+    /// are placeholder templates, rendered by the app.
+    Notify {
+        to: Recipient,
+        subject: String,
+        body: String,
+    },
+    /// A webhook request (`notification_webhook`) with a placeholder-template body.
+    Webhook { webhook_id: Id, body: String },
+}
+
+/// Who a notification goes to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recipient {
+    User(Id),
+    /// The requester and the ticket's CCs.
+    RequesterAndCcs,
+    AllAgents,
+    Group(Id),
 }
 
 /// One firing: which rule, and the ticket before and after it.
@@ -338,6 +438,26 @@ pub fn condition_fields() -> Vec<(&'static str, &'static [&'static str])> {
     ]
 }
 
+/// Time conditions (automations and views): hours since an instant of the ticket's life, in
+/// whole hours. `NEW` is hours since created; `OPEN` … `CLOSED` since the ticket last entered
+/// that status; `until_due_date` counts down to a task's due date.
+pub const TIME_FIELDS: &[&str] = &[
+    "NEW",
+    "OPEN",
+    "PENDING",
+    "HOLD",
+    "SOLVED",
+    "CLOSED",
+    "assigned_at",
+    "updated_at",
+    "requester_updated_at",
+    "assignee_updated_at",
+    "due_date",
+    "until_due_date",
+];
+/// Operators of time conditions (calendar hours; the business-hours forms need schedules).
+pub const TIME_OPERATORS: &[&str] = &["is", "less_than", "greater_than"];
+
 /// Operators that compare with the previous value (triggers only).
 pub const CHANGE_OPERATORS: &[&str] = &[
     "changed",
@@ -374,6 +494,9 @@ pub const ACTION_FIELDS: &[&str] = &[
     "comment_value",
     "comment_value_html",
     "comment_mode_is_public",
+    "notification_user",
+    "notification_group",
+    "notification_webhook",
 ];
 
 /// The most evaluation passes one update may take (each pass fires at least one trigger, and a
@@ -419,7 +542,8 @@ fn id_value(v: &Value) -> Result<Option<Id>, String> {
     }
 }
 
-fn check_condition(c: &Condition, trigger: bool, at: &str, inv: &mut Invalid) {
+fn check_condition(c: &Condition, kind: RuleKind, at: &str, inv: &mut Invalid) {
+    let trigger = kind == RuleKind::Trigger;
     let bad = |inv: &mut Invalid, why: String| {
         inv.add(
             "conditions",
@@ -465,6 +589,37 @@ fn check_condition(c: &Condition, trigger: bool, at: &str, inv: &mut Invalid) {
             "custom field conditions are custom_fields_<field id>".into(),
         );
     }
+    if TIME_FIELDS.contains(&field) {
+        if trigger {
+            return bad(
+                inv,
+                "time conditions are for automations and views, not triggers".into(),
+            );
+        }
+        if c.operator.ends_with("business_hours") {
+            return bad(
+                inv,
+                format!(
+                    "operator '{}' needs business-hours schedules (issue #4); use is, less_than or greater_than",
+                    c.operator
+                ),
+            );
+        }
+        if !TIME_OPERATORS.contains(&c.operator.as_str()) {
+            return bad(
+                inv,
+                format!(
+                    "operator '{}' is not one of {}",
+                    c.operator,
+                    TIME_OPERATORS.join(", ")
+                ),
+            );
+        }
+        if hours_value(&c.value).is_none() {
+            return bad(inv, "must be a whole number of hours (0 to 100000)".into());
+        }
+        return;
+    }
     let fields = condition_fields();
     let Some((_, ops)) = fields.iter().find(|(f, _)| *f == field) else {
         let hint = match field {
@@ -472,23 +627,15 @@ fn check_condition(c: &Condition, trigger: bool, at: &str, inv: &mut Invalid) {
             "reopens" | "replies" | "agent_stations" | "group_stations" | "satisfaction_score" => {
                 " (needs ticket metrics, not supported yet)"
             }
-            "NEW"
-            | "OPEN"
-            | "PENDING"
-            | "SOLVED"
-            | "CLOSED"
-            | "updated_at"
-            | "assigned_at"
-            | "requester_updated_at"
-            | "assignee_updated_at"
-            | "due_date"
-            | "until_due_date" => " (time conditions are for automations, not supported yet)",
             _ => "",
         };
         return bad(inv, format!("'{}' is not a condition field{hint}", c.field));
     };
     if trigger_only(field) && !trigger {
-        return bad(inv, format!("'{}' is only for triggers", c.field));
+        return bad(
+            inv,
+            format!("'{}' is only for triggers, not {}", c.field, kind.name()),
+        );
     }
     if !ops.contains(&c.operator.as_str()) {
         return bad(
@@ -499,7 +646,18 @@ fn check_condition(c: &Condition, trigger: bool, at: &str, inv: &mut Invalid) {
     check_value(c, field, inv, at)
 }
 
-fn trigger_only(field: &str) -> bool {
+/// A time condition's value: whole hours.
+fn hours_value(v: &Value) -> Option<i64> {
+    let h = match v {
+        Value::Number(n) => n.as_i64()?,
+        Value::String(s) => s.trim().parse().ok()?,
+        _ => return None,
+    };
+    (0..=100_000).contains(&h).then_some(h)
+}
+
+/// Conditions only triggers may use (they describe the update in progress).
+pub fn trigger_only(field: &str) -> bool {
     matches!(
         field,
         "update_type"
@@ -598,10 +756,7 @@ fn check_action(a: &Action, at: &str, inv: &mut Invalid) {
     }
     if !ACTION_FIELDS.contains(&field) {
         let hint = match field {
-            "notification_user"
-            | "notification_group"
-            | "notification_target"
-            | "notification_webhook" => " (notifications need the outbox, not supported yet)",
+            "notification_target" => " (targets are retired in Zendesk; use notification_webhook)",
             "set_schedule" => " (needs business-hours schedules, issue #4)",
             "satisfaction_score" => " (needs satisfaction surveys)",
             _ => "",
@@ -642,22 +797,105 @@ fn check_action(a: &Action, at: &str, inv: &mut Invalid) {
         "comment_mode_is_public" if !matches!(value_str(v).as_str(), "true" | "false") => {
             bad(inv, "must be true or false".into())
         }
+        "notification_user" | "notification_group" => match notification(field, v) {
+            Ok(_) => {}
+            Err(e) => bad(inv, e),
+        },
+        "notification_webhook" => match webhook_call(v) {
+            Ok(_) => {}
+            Err(e) => bad(inv, e),
+        },
         _ => {}
     }
 }
 
+fn text_item(a: &[Value], i: usize) -> String {
+    a.get(i).map(value_str).unwrap_or_default()
+}
+
+/// `notification_user`: `[who, subject, body]` — who is `requester_id`, `assignee_id`,
+/// `current_user`, `all_agents` or a user id. `notification_group`: `[group, subject, body]` —
+/// `group_id` (the ticket's group) or a group id. Returns (who, subject, body).
+fn notification(field: &str, v: &Value) -> Result<(String, String, String), String> {
+    let Value::Array(a) = v else {
+        return Err("must be [recipient, subject, body]".into());
+    };
+    if a.len() != 3 {
+        return Err("must be [recipient, subject, body]".into());
+    }
+    let who = text_item(a, 0);
+    let ok = if field == "notification_user" {
+        matches!(
+            who.as_str(),
+            "requester_id" | "assignee_id" | "current_user" | "all_agents" | "requester_and_ccs"
+        ) || who.parse::<Id>().is_ok_and(|i| i > 0)
+    } else {
+        who == "group_id" || who.parse::<Id>().is_ok_and(|i| i > 0)
+    };
+    if !ok {
+        return Err(if field == "notification_user" {
+            format!(
+                "'{who}' is not requester_id, assignee_id, current_user, all_agents or a user id"
+            )
+        } else {
+            format!("'{who}' is not group_id or a group id")
+        });
+    }
+    let (subject, body) = (text_item(a, 1), text_item(a, 2));
+    if subject.trim().is_empty() {
+        return Err("needs a subject".into());
+    }
+    if body.trim().is_empty() {
+        return Err("needs a body".into());
+    }
+    if subject.len() > 1000 || body.len() > 65_536 {
+        return Err("subject or body is too long (1,000 characters / 64 KiB)".into());
+    }
+    Ok((who, subject, body))
+}
+
+/// `notification_webhook`: `[webhook id, body]`.
+fn webhook_call(v: &Value) -> Result<(Id, String), String> {
+    let Value::Array(a) = v else {
+        return Err("must be [webhook id, body]".into());
+    };
+    let id = a
+        .first()
+        .and_then(|x| id_value(x).ok().flatten())
+        .filter(|i| *i > 0)
+        .ok_or_else(|| "must be [webhook id, body] with the id of a webhook".to_string())?;
+    let body = text_item(a, 1);
+    if body.len() > 65_536 {
+        return Err("body is too long (64 KiB)".into());
+    }
+    Ok((id, body))
+}
+
+/// The webhooks a rule's actions call (so the app can check they exist).
+pub fn webhook_ids(actions: &[Action]) -> Vec<Id> {
+    actions
+        .iter()
+        .filter(|a| a.field == "notification_webhook")
+        .filter_map(|a| webhook_call(&a.value).ok().map(|(id, _)| id))
+        .collect()
+}
+
 /// Validate a rule definition. `trigger`: the trigger-only conditions and operators are allowed.
 /// Every problem is reported, each naming the condition or action (`conditions.all[1] (status): …`).
-pub fn validate(conditions: &Conditions, actions: &[Action], trigger: bool) -> Result<(), Invalid> {
+pub fn validate(
+    conditions: &Conditions,
+    actions: &[Action],
+    kind: RuleKind,
+) -> Result<(), Invalid> {
     let mut inv = Invalid::new();
     if conditions.all.is_empty() && conditions.any.is_empty() {
         inv.blank("conditions", "Conditions");
     }
     for (i, c) in conditions.all.iter().enumerate() {
-        check_condition(c, trigger, &format!("conditions.all[{i}]"), &mut inv);
+        check_condition(c, kind, &format!("conditions.all[{i}]"), &mut inv);
     }
     for (i, c) in conditions.any.iter().enumerate() {
-        check_condition(c, trigger, &format!("conditions.any[{i}]"), &mut inv);
+        check_condition(c, kind, &format!("conditions.any[{i}]"), &mut inv);
     }
     if actions.is_empty() {
         inv.blank("actions", "Actions");
@@ -668,11 +906,91 @@ pub fn validate(conditions: &Conditions, actions: &[Action], trigger: bool) -> R
     for (i, a) in actions.iter().enumerate() {
         check_action(a, &format!("actions[{i}]"), &mut inv);
     }
+    if kind == RuleKind::Automation {
+        // Zendesk's rules for automations: a time condition and a ticket property in `all`.
+        if conditions
+            .any
+            .iter()
+            .any(|c| TIME_FIELDS.contains(&c.field.as_str()))
+        {
+            inv.add(
+                "conditions",
+                "InvalidValue",
+                "time conditions belong in conditions.all, not conditions.any",
+            );
+        }
+        if !conditions
+            .all
+            .iter()
+            .any(|c| TIME_FIELDS.contains(&c.field.as_str()))
+        {
+            inv.add(
+                "conditions",
+                "InvalidValue",
+                "an automation needs at least one time condition (hours since …) in conditions.all",
+            );
+        }
+        if !conditions.all.iter().any(|c| {
+            matches!(
+                c.field.as_str(),
+                "status" | "type" | "group_id" | "assignee_id" | "requester_id"
+            )
+        }) {
+            inv.add("conditions", "InvalidValue", "an automation needs a condition on status, type, group_id, assignee_id or requester_id in conditions.all");
+        }
+    }
+    if kind == RuleKind::Automation && inv.is_empty() {
+        let all = conditions.all.iter().any(|c| nullified(c, actions));
+        let any =
+            !conditions.any.is_empty() && conditions.any.iter().all(|c| nullified(c, actions));
+        if !all && !any {
+            inv.add(
+                "base",
+                "InvalidValue",
+                "Automations must nullify one of their conditions, or they act on the same tickets every hour: add an action that makes a condition false once it has run (for example a tag the conditions exclude, or a status the conditions do not allow), or use a time condition with 'is'",
+            );
+        }
+    }
     if inv.is_empty() {
         Ok(())
     } else {
         Err(inv)
     }
+}
+
+/// The condition field an action sets, if any.
+fn action_target(a: &Action) -> Option<&str> {
+    match a.field.as_str() {
+        "set_tags" | "current_tags" | "remove_tags" => Some("current_tags"),
+        f @ ("status" | "priority" | "type" | "group_id" | "assignee_id" | "ticket_form_id") => {
+            Some(f)
+        }
+        f if f.starts_with("custom_fields_") => Some(f),
+        _ => None,
+    }
+}
+
+/// Do `actions` make condition `c` false on any ticket it held on? Time conditions with `is`
+/// hold for one hour only, and `updated_at` is reset by the automation's own update.
+fn nullified(c: &Condition, actions: &[Action]) -> bool {
+    if TIME_FIELDS.contains(&c.field.as_str()) {
+        return c.operator == "is" || c.field == "updated_at";
+    }
+    if !actions
+        .iter()
+        .any(|a| action_target(a) == Some(c.field.as_str()))
+    {
+        return false;
+    }
+    // A ticket on which the condition holds as far as the actions' fields go: the fields
+    // actions set end up the same whatever they were, so testing after the actions decides.
+    let mut t = Ticket::blank(1, crate::ticket::Via::api(), crate::clock::from_unix(0));
+    if c.field == "current_tags" && c.operator == "includes" {
+        t.tags = normalize_tags([value_str(&c.value)]);
+    }
+    let f = Facts::at_rest(0, Role::Admin);
+    apply(actions, &mut t, &f);
+    !holds(c, &t, &f)
 }
 
 // ---- evaluation ------------------------------------------------------------------------
@@ -771,6 +1089,9 @@ pub fn holds(c: &Condition, t: &Ticket, f: &Facts) -> bool {
             _ => false,
         };
     }
+    if TIME_FIELDS.contains(&field) {
+        return time_holds(c, t, f);
+    }
     match field {
         "current_tags" => {
             let tags = normalize_tags([value_str(&c.value)]);
@@ -864,6 +1185,64 @@ pub fn holds(c: &Condition, t: &Ticket, f: &Facts) -> bool {
     }
 }
 
+/// The instant a time condition measures from (or, for `until_due_date`, to).
+fn time_instant(
+    field: &str,
+    t: &Ticket,
+    m: &crate::ticket_metrics::TicketMetrics,
+) -> Option<crate::Timestamp> {
+    match field {
+        "NEW" => Some(t.created_at),
+        "OPEN" => m.entered(Status::Open),
+        "PENDING" => m.entered(Status::Pending),
+        "HOLD" => m.entered(Status::Hold),
+        "SOLVED" => m.entered(Status::Solved),
+        "CLOSED" => m.entered(Status::Closed),
+        "assigned_at" => m.assigned_at,
+        "updated_at" => Some(t.updated_at),
+        "requester_updated_at" => m.requester_updated_at,
+        "assignee_updated_at" => m.assignee_updated_at,
+        "due_date" | "until_due_date" => t.due_at,
+        _ => None,
+    }
+}
+
+/// Whole hours since (or until) the instant; `is 24` holds from 24:00:00 to 24:59:59.
+fn time_holds(c: &Condition, t: &Ticket, f: &Facts) -> bool {
+    let (Some(now), Some(m)) = (f.now, f.metrics.as_ref()) else {
+        return false;
+    };
+    let Some(at) = time_instant(&c.field, t, m) else {
+        return false;
+    };
+    let Some(want) = hours_value(&c.value) else {
+        return false;
+    };
+    let secs = if c.field == "until_due_date" {
+        at.as_second() - now.as_second()
+    } else {
+        now.as_second() - at.as_second()
+    };
+    if secs < 0 {
+        return false;
+    }
+    let hours = secs / 3600;
+    match c.operator.as_str() {
+        "is" => hours == want,
+        "less_than" => hours < want,
+        "greater_than" => hours > want,
+        _ => false,
+    }
+}
+
+/// Does any condition need the ticket's timestamps?
+pub fn uses_time(cs: &Conditions) -> bool {
+    cs.all
+        .iter()
+        .chain(&cs.any)
+        .any(|c| TIME_FIELDS.contains(&c.field.as_str()))
+}
+
 /// Evaluate conditions; on failure, which condition did not hold: `Some(i)` for `all[i]`, or
 /// `None` when none of the `any` conditions held.
 pub fn evaluate(cs: &Conditions, t: &Ticket, f: &Facts) -> Result<(), Option<usize>> {
@@ -925,6 +1304,28 @@ fn apply_action(
             }
         }
         "comment_mode_is_public" => *public = value_str(v) == "true",
+        "notification_user" | "notification_group" => {
+            if let Ok((who, subject, body)) = notification(&a.field, v) {
+                let to = match who.as_str() {
+                    "all_agents" => Some(Recipient::AllAgents),
+                    "current_user" => Some(Recipient::User(f.current_user)),
+                    "requester_id" => Some(Recipient::User(t.requester_id)),
+                    "requester_and_ccs" => Some(Recipient::RequesterAndCcs),
+                    "assignee_id" => t.assignee_id.map(Recipient::User),
+                    "group_id" => t.group_id.map(Recipient::Group),
+                    id if a.field == "notification_group" => id.parse().ok().map(Recipient::Group),
+                    id => id.parse().ok().map(Recipient::User),
+                };
+                if let Some(to) = to {
+                    effects.push(SideEffect::Notify { to, subject, body });
+                }
+            }
+        }
+        "notification_webhook" => {
+            if let Ok((webhook_id, body)) = webhook_call(v) {
+                effects.push(SideEffect::Webhook { webhook_id, body });
+            }
+        }
         "subject" => {
             let s = value_str(v);
             t.subject = Some(s.clone()).filter(|s| !s.trim().is_empty());
@@ -1118,7 +1519,272 @@ mod tests {
             organization_fields: [("support_level".to_string(), json!("priority"))]
                 .into_iter()
                 .collect(),
+            now: None,
+            metrics: None,
         }
+    }
+
+    #[test]
+    fn time_conditions_count_whole_hours() {
+        use crate::ticket_metrics::{TicketMetrics, WriteFacts};
+        let mut t = ticket();
+        let before = t.clone();
+        t.status = Status::Solved;
+        t.assignee_id = Some(7);
+        let solved_at = from_unix(1_700_000_000 + 3600);
+        let m = TicketMetrics::observe(
+            None,
+            Some(&before),
+            &t,
+            WriteFacts {
+                author_id: 7,
+                ..Default::default()
+            },
+            solved_at,
+        );
+        let mut f = Facts::at_rest(7, Role::Agent);
+        f.metrics = Some(m);
+        let at = |h: i64, extra: i64| Some(from_unix(solved_at.as_second() + h * 3600 + extra));
+        f.now = at(96, 0);
+        assert!(holds(&c("SOLVED", "is", json!("96")), &t, &f));
+        assert!(!holds(&c("SOLVED", "greater_than", json!("96")), &t, &f));
+        f.now = at(96, 3599);
+        assert!(
+            holds(&c("SOLVED", "is", json!(96)), &t, &f),
+            "is 96 holds for the whole 96th hour"
+        );
+        f.now = at(97, 0);
+        assert!(holds(&c("SOLVED", "greater_than", json!("96")), &t, &f));
+        assert!(!holds(&c("SOLVED", "less_than", json!("96")), &t, &f));
+        assert!(holds(
+            &c("assigned_at", "greater_than", json!("96")),
+            &t,
+            &f
+        ));
+        // Never entered: the condition does not hold.
+        assert!(!holds(&c("PENDING", "greater_than", json!("0")), &t, &f));
+        assert!(!holds(
+            &c("requester_updated_at", "less_than", json!("1000")),
+            &t,
+            &f
+        ));
+        // Without a clock, time conditions never hold.
+        f.now = None;
+        assert!(!holds(&c("SOLVED", "greater_than", json!("1")), &t, &f));
+        // Until due: counts down.
+        t.due_at = Some(from_unix(solved_at.as_second() + 10 * 3600));
+        f.now = Some(solved_at);
+        assert!(holds(&c("until_due_date", "is", json!("10")), &t, &f));
+        assert!(holds(
+            &c("until_due_date", "less_than", json!("11")),
+            &t,
+            &f
+        ));
+    }
+
+    #[test]
+    fn automations_must_nullify_a_condition() {
+        let solved = c("status", "is", json!("solved"));
+        let old = c("SOLVED", "greater_than", json!("96"));
+        let close = act("status", json!("closed"));
+        let cs = |all: Vec<Condition>| Conditions { all, any: vec![] };
+        assert!(validate(
+            &cs(vec![solved.clone(), old.clone()]),
+            std::slice::from_ref(&close),
+            RuleKind::Automation
+        )
+        .is_ok());
+        // Nothing makes a condition false: it would act every hour.
+        let e = validate(
+            &cs(vec![solved.clone(), old.clone()]),
+            &[act("priority", json!("high"))],
+            RuleKind::Automation,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("nullify"), "{e}");
+        // A tag the conditions exclude, added by the action.
+        let untagged = c("current_tags", "not_includes", json!("reminded"));
+        assert!(validate(
+            &cs(vec![old.clone(), solved.clone(), untagged]),
+            &[act("current_tags", json!("reminded"))],
+            RuleKind::Automation
+        )
+        .is_ok());
+        // A tag the conditions require, removed by the action.
+        let tagged = c("current_tags", "includes", json!("chase"));
+        assert!(validate(
+            &cs(vec![old.clone(), solved.clone(), tagged.clone()]),
+            &[act("remove_tags", json!("chase"))],
+            RuleKind::Automation
+        )
+        .is_ok());
+        assert!(validate(
+            &cs(vec![old.clone(), solved.clone(), tagged]),
+            &[act("current_tags", json!("other"))],
+            RuleKind::Automation
+        )
+        .is_err());
+        // `is` time conditions hold for one hour; hours since update resets with the update.
+        assert!(validate(
+            &cs(vec![
+                c("status", "is", json!("pending")),
+                c("PENDING", "is", json!("48"))
+            ]),
+            &[act(
+                "notification_user",
+                json!(["requester_id", "Still there?", "Hi"])
+            )],
+            RuleKind::Automation
+        )
+        .is_ok());
+        assert!(validate(
+            &cs(vec![
+                c("status", "is", json!("open")),
+                c("updated_at", "greater_than", json!("48"))
+            ]),
+            &[act("priority", json!("high"))],
+            RuleKind::Automation
+        )
+        .is_ok());
+        // Zendesk's shape rules: a time condition and a ticket property, both in `all`.
+        let e = validate(
+            &cs(vec![c("status", "is", json!("solved"))]),
+            std::slice::from_ref(&close),
+            RuleKind::Automation,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("at least one time condition"), "{e}");
+        let e = validate(
+            &cs(vec![c("current_tags", "includes", json!("x")), old.clone()]),
+            &[act("remove_tags", json!("x"))],
+            RuleKind::Automation,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("a condition on status"), "{e}");
+        let e = validate(
+            &Conditions {
+                all: vec![solved.clone()],
+                any: vec![old.clone()],
+            },
+            std::slice::from_ref(&close),
+            RuleKind::Automation,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not conditions.any"), "{e}");
+        // Status less than solved, action solves: nullified.
+        assert!(validate(
+            &cs(vec![c("status", "less_than", json!("solved")), old.clone()]),
+            &[act("status", json!("solved"))],
+            RuleKind::Automation
+        )
+        .is_ok());
+        // Time conditions are refused in triggers, business-hours forms until schedules exist.
+        let e = validate(
+            &cs(vec![old.clone()]),
+            std::slice::from_ref(&close),
+            RuleKind::Trigger,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("not triggers"), "{e}");
+        let e = validate(
+            &cs(vec![
+                solved.clone(),
+                c("SOLVED", "greater_than_business_hours", json!("9")),
+            ]),
+            std::slice::from_ref(&close),
+            RuleKind::Automation,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("business-hours"), "{e}");
+        let e = validate(
+            &cs(vec![
+                solved.clone(),
+                c("SOLVED", "greater_than", json!("soon")),
+            ]),
+            &[close],
+            RuleKind::Automation,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("whole number of hours"), "{e}");
+    }
+
+    #[test]
+    fn notification_actions_become_side_effects() {
+        let mut t = ticket();
+        t.assignee_id = Some(7);
+        t.group_id = Some(3);
+        let f = facts(None);
+        let fx = apply(
+            &[
+                act(
+                    "notification_user",
+                    json!(["requester_id", "Re: {{ticket.title}}", "Hello"]),
+                ),
+                act("notification_user", json!(["assignee_id", "s", "b"])),
+                act("notification_group", json!(["group_id", "s", "b"])),
+                act("notification_user", json!(["all_agents", "s", "b"])),
+                act(
+                    "notification_webhook",
+                    json!(["12", "{\"id\": \"{{ticket.id}}\"}"]),
+                ),
+            ],
+            &mut t,
+            &f,
+        );
+        assert_eq!(fx.len(), 5);
+        assert_eq!(
+            fx[0],
+            SideEffect::Notify {
+                to: Recipient::User(10),
+                subject: "Re: {{ticket.title}}".into(),
+                body: "Hello".into()
+            }
+        );
+        assert_eq!(
+            fx[1],
+            SideEffect::Notify {
+                to: Recipient::User(7),
+                subject: "s".into(),
+                body: "b".into()
+            }
+        );
+        assert_eq!(
+            fx[2],
+            SideEffect::Notify {
+                to: Recipient::Group(3),
+                subject: "s".into(),
+                body: "b".into()
+            }
+        );
+        assert_eq!(
+            fx[3],
+            SideEffect::Notify {
+                to: Recipient::AllAgents,
+                subject: "s".into(),
+                body: "b".into()
+            }
+        );
+        assert_eq!(
+            fx[4],
+            SideEffect::Webhook {
+                webhook_id: 12,
+                body: "{\"id\": \"{{ticket.id}}\"}".into()
+            }
+        );
+        assert_eq!(
+            webhook_ids(&[act("notification_webhook", json!(["12", "{}"]))]),
+            vec![12]
+        );
+        let e = validate(
+            &Conditions {
+                all: vec![c("status", "is", json!("new"))],
+                any: vec![],
+            },
+            &[act("notification_webhook", json!("12"))],
+            RuleKind::Trigger,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("[webhook id, body]"), "{e}");
     }
 
     fn c(field: &str, op: &str, v: Value) -> Condition {
@@ -1347,10 +2013,10 @@ mod tests {
         let e = validate(
             &cs,
             &[
-                act("notification_user", json!(["requester_id", "s", "b"])),
+                act("notification_user", json!(["nobody", "s", "b"])),
                 act("status", json!("nope")),
             ],
-            true,
+            RuleKind::Trigger,
         )
         .unwrap_err();
         let text = e.to_string();
@@ -1368,14 +2034,14 @@ mod tests {
         );
         assert!(text.contains("actions[0] (notification_user)"), "{text}");
         assert!(text.contains("actions[1] (status)"), "{text}");
-        assert!(validate(&Conditions::default(), &[], true).is_err());
+        assert!(validate(&Conditions::default(), &[], RuleKind::Trigger).is_err());
         let ok = Conditions {
             all: vec![c("status", "changed", Value::Null)],
             any: vec![],
         };
-        assert!(validate(&ok, &[act("priority", json!("high"))], true).is_ok());
+        assert!(validate(&ok, &[act("priority", json!("high"))], RuleKind::Trigger).is_ok());
         assert!(
-            validate(&ok, &[act("priority", json!("high"))], false).is_err(),
+            validate(&ok, &[act("priority", json!("high"))], RuleKind::Automation).is_err(),
             "change operators are trigger-only"
         );
     }

@@ -10,6 +10,7 @@ mod render;
 mod rules;
 mod search;
 mod tickets;
+mod webhooks;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{Json, Router, ServiceExt};
 use opsdesk_app::App;
+use opsdesk_core::rules::{Automation, Trigger};
 use serde_json::json;
 use tower::Layer;
 
@@ -63,10 +65,22 @@ async fn healthz() -> impl IntoResponse {
 async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     let db = st.app.store.ping().await;
     let pending = st.app.store.pending_migrations().await;
+    let workers = st.app.heartbeats.healthy(st.app.now().as_second());
+    let workers_json = match workers {
+        None => json!("not run by this process"),
+        Some(true) => json!("running"),
+        Some(false) => json!("stalled"),
+    };
     match (db, pending) {
-        (Ok(()), Ok(p)) if p.is_empty() => (
+        (Ok(()), Ok(p)) if p.is_empty() && workers != Some(false) => (
             StatusCode::OK,
-            Json(json!({"status": "ready", "database": st.app.store.backend()})),
+            Json(
+                json!({"status": "ready", "database": st.app.store.backend(), "workers": workers_json}),
+            ),
+        ),
+        (Ok(()), Ok(p)) if p.is_empty() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "workers stalled", "workers": workers_json})),
         ),
         (Ok(()), Ok(p)) => (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -251,14 +265,73 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
                 .delete(config::delete_custom_field),
         )
         // search
-        .route("/triggers", get(rules::triggers).post(rules::create))
-        .route("/triggers/active", get(rules::triggers))
-        .route("/triggers/definitions", get(rules::definitions))
-        .route("/triggers/reorder", put(rules::reorder))
+        .route(
+            "/triggers",
+            get(rules::list::<Trigger>).post(rules::create::<Trigger>),
+        )
+        .route("/triggers/active", get(rules::list::<Trigger>))
+        .route("/triggers/search", get(rules::list::<Trigger>))
+        .route("/triggers/definitions", get(rules::definitions::<Trigger>))
+        .route("/triggers/reorder", put(rules::reorder::<Trigger>))
+        .route("/triggers/update_many", put(rules::update_many::<Trigger>))
+        .route(
+            "/triggers/destroy_many",
+            axum::routing::delete(rules::destroy_many::<Trigger>),
+        )
         .route(
             "/triggers/{id}",
-            get(rules::trigger).put(rules::update).delete(rules::delete),
+            get(rules::show::<Trigger>)
+                .put(rules::update::<Trigger>)
+                .delete(rules::delete::<Trigger>),
         )
+        .route(
+            "/automations",
+            get(rules::list::<Automation>).post(rules::create::<Automation>),
+        )
+        .route("/automations/active", get(rules::list::<Automation>))
+        .route("/automations/search", get(rules::list::<Automation>))
+        .route(
+            "/automations/definitions",
+            get(rules::definitions::<Automation>),
+        )
+        .route("/automations/reorder", put(rules::reorder::<Automation>))
+        .route(
+            "/automations/update_many",
+            put(rules::update_many::<Automation>),
+        )
+        .route(
+            "/automations/destroy_many",
+            axum::routing::delete(rules::destroy_many::<Automation>),
+        )
+        .route("/automations/status", get(rules::automation_status))
+        .route("/automations/run", post(rules::automation_run))
+        .route(
+            "/automations/{id}",
+            get(rules::show::<Automation>)
+                .put(rules::update::<Automation>)
+                .delete(rules::delete::<Automation>),
+        )
+        .route("/webhooks", get(webhooks::list).post(webhooks::create))
+        .route("/webhooks/test", post(webhooks::test))
+        .route(
+            "/webhooks/{id}",
+            get(webhooks::show)
+                .put(webhooks::update)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route(
+            "/webhooks/{id}/signing_secret",
+            get(webhooks::signing_secret).post(webhooks::signing_secret),
+        )
+        .route("/webhooks/{id}/invocations", get(webhooks::invocations))
+        .route(
+            "/webhooks/{id}/invocations/{invocation_id}/attempts",
+            get(webhooks::attempts),
+        )
+        .route("/outbox", get(webhooks::outbox))
+        .route("/outbox/{id}", get(webhooks::outbox_item))
+        .route("/outbox/{id}/retry", post(webhooks::outbox_retry))
         .route("/tickets/{id}/rule_trace", get(rules::rule_trace))
         .route("/views", get(rules::views).post(rules::create_view))
         .route("/views/active", get(rules::views))

@@ -5,31 +5,45 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use opsdesk_app::macros::MacroInput;
-use opsdesk_app::rules::TriggerInput;
+use opsdesk_app::rules::{RuleRecord, TriggerInput};
 use opsdesk_app::views::ViewInput;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{id, Auth, JsonBody};
+use crate::extract::{id, Auth, JsonBody, Query};
 use crate::render::Ctx;
 use crate::AppState;
 
-pub async fn triggers(
+fn plural<R: RuleRecord>() -> String {
+    format!("{}s", R::NAME)
+}
+
+/// `GET /triggers`, `/triggers/active`, `/automations`, `/automations/active`.
+pub async fn list<R: RuleRecord>(
     State(st): State<AppState>,
     Auth(a): Auth,
     h: HeaderMap,
     OriginalUri(uri): OriginalUri,
+    q: Query,
 ) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
-    let active = uri.path().ends_with("/active");
-    let ts = st.app.list_triggers(&a, active).await?;
-    Ok(Json(ctx.all(
-        "triggers",
-        ts.iter().map(|t| ctx.rec(t, "triggers")).collect(),
-    )))
+    let active =
+        uri.path().ends_with("/active") || q.get("active").map(|v| v == "true").unwrap_or(false);
+    let mut rs = st.app.list_rules::<R>(&a, active).await?;
+    if uri.path().ends_with("/search") {
+        let query = q
+            .get("query")
+            .ok_or_else(|| ApiError::BadRequest("search needs a query parameter".into()))?
+            .to_lowercase();
+        rs.retain(|r| r.rule().title.to_lowercase().contains(&query));
+    }
+    let key = plural::<R>();
+    Ok(Json(
+        ctx.all(&key, rs.iter().map(|t| ctx.rec(t, &key)).collect()),
+    ))
 }
 
-pub async fn trigger(
+pub async fn show<R: RuleRecord>(
     State(st): State<AppState>,
     Auth(a): Auth,
     h: HeaderMap,
@@ -37,11 +51,11 @@ pub async fn trigger(
     Path(tid): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
-    let t = st.app.get_trigger(&a, id(&tid)?).await?;
-    Ok(Json(json!({"trigger": ctx.rec(&t, "triggers")})))
+    let t = st.app.get_rule::<R>(&a, id(&tid)?).await?;
+    Ok(Json(json!({R::NAME: ctx.rec(&t, &plural::<R>())})))
 }
 
-pub async fn create(
+pub async fn create<R: RuleRecord>(
     State(st): State<AppState>,
     Auth(a): Auth,
     h: HeaderMap,
@@ -49,16 +63,16 @@ pub async fn create(
     body: JsonBody,
 ) -> ApiResult<Response> {
     let ctx = Ctx::new(&h, &uri);
-    let input: TriggerInput = body.take("trigger")?;
-    let t = st.app.save_trigger(&a, None, input).await?;
+    let input: TriggerInput = body.take(R::NAME)?;
+    let t = st.app.save_rule::<R>(&a, None, input).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({"trigger": ctx.rec(&t, "triggers")})),
+        Json(json!({R::NAME: ctx.rec(&t, &plural::<R>())})),
     )
         .into_response())
 }
 
-pub async fn update(
+pub async fn update<R: RuleRecord>(
     State(st): State<AppState>,
     Auth(a): Auth,
     h: HeaderMap,
@@ -67,21 +81,41 @@ pub async fn update(
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
-    let input: TriggerInput = body.take("trigger")?;
-    let t = st.app.save_trigger(&a, Some(id(&tid)?), input).await?;
-    Ok(Json(json!({"trigger": ctx.rec(&t, "triggers")})))
+    let input: TriggerInput = body.take(R::NAME)?;
+    let t = st.app.save_rule::<R>(&a, Some(id(&tid)?), input).await?;
+    Ok(Json(json!({R::NAME: ctx.rec(&t, &plural::<R>())})))
 }
 
-pub async fn delete(
+pub async fn delete<R: RuleRecord>(
     State(st): State<AppState>,
     Auth(a): Auth,
     Path(tid): Path<String>,
 ) -> ApiResult<StatusCode> {
-    st.app.delete_trigger(&a, id(&tid)?).await?;
+    st.app.delete_rule::<R>(&a, id(&tid)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-pub async fn reorder(
+/// `DELETE /…/destroy_many?ids=1,2`: all or nothing is checked first (404 if one is missing).
+pub async fn destroy_many<R: RuleRecord>(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    q: Query,
+) -> ApiResult<StatusCode> {
+    let ids = q.ids("ids")?;
+    if ids.is_empty() {
+        return Err(ApiError::BadRequest("destroy_many needs ids=1,2,…".into()));
+    }
+    for i in &ids {
+        st.app.get_rule::<R>(&a, *i).await?;
+    }
+    for i in ids {
+        st.app.delete_rule::<R>(&a, i).await?;
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /…/update_many`: `{"automations": [{"id", "position", "active"}]}`.
+pub async fn update_many<R: RuleRecord>(
     State(st): State<AppState>,
     Auth(a): Auth,
     h: HeaderMap,
@@ -89,19 +123,72 @@ pub async fn reorder(
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
-    let ids: Vec<i64> = body
-        .opt("trigger_ids")?
-        .ok_or_else(|| ApiError::BadRequest("The request body needs \"trigger_ids\"".into()))?;
-    let ts = st.app.reorder_triggers(&a, &ids).await?;
-    Ok(Json(ctx.all(
-        "triggers",
-        ts.iter().map(|t| ctx.rec(t, "triggers")).collect(),
-    )))
+    let key = plural::<R>();
+    let items: Vec<TriggerInputWithId> = body
+        .opt(&key)?
+        .ok_or_else(|| ApiError::BadRequest(format!("The request body needs \"{key}\"")))?;
+    let mut out = vec![];
+    for it in items {
+        let input = TriggerInput {
+            active: it.active,
+            position: it.position,
+            ..Default::default()
+        };
+        out.push(st.app.save_rule::<R>(&a, Some(it.id), input).await?);
+    }
+    Ok(Json(
+        ctx.all(&key, out.iter().map(|t| ctx.rec(t, &key)).collect()),
+    ))
 }
 
-pub async fn definitions(State(st): State<AppState>, Auth(a): Auth) -> ApiResult<Json<Value>> {
+#[derive(serde::Deserialize)]
+pub struct TriggerInputWithId {
+    id: i64,
+    #[serde(default)]
+    active: Option<bool>,
+    #[serde(default)]
+    position: Option<i64>,
+}
+
+pub async fn reorder<R: RuleRecord>(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    let ctx = Ctx::new(&h, &uri);
+    let field = format!("{}_ids", R::NAME);
+    let ids: Vec<i64> = body
+        .opt(&field)?
+        .ok_or_else(|| ApiError::BadRequest(format!("The request body needs \"{field}\"")))?;
+    let ts = st.app.reorder_rules::<R>(&a, &ids).await?;
+    let key = plural::<R>();
+    Ok(Json(
+        ctx.all(&key, ts.iter().map(|t| ctx.rec(t, &key)).collect()),
+    ))
+}
+
+pub async fn definitions<R: RuleRecord>(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+) -> ApiResult<Json<Value>> {
     a.require_staff()?;
-    Ok(Json(st.app.trigger_definitions()))
+    Ok(Json(st.app.rule_definitions(R::KIND)))
+}
+
+/// `GET /automations/status` (opsdesk): the last run, the one in progress, the next.
+pub async fn automation_status(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(st.app.automation_status(&a).await?))
+}
+
+/// `POST /automations/run` (opsdesk): run at the scheduler's next tick (within seconds).
+pub async fn automation_run(State(st): State<AppState>, Auth(a): Auth) -> ApiResult<StatusCode> {
+    st.app.request_automation_run(&a).await?;
+    Ok(StatusCode::ACCEPTED)
 }
 
 pub async fn rule_trace(

@@ -8,6 +8,7 @@ mod db;
 mod docs;
 mod group;
 mod migrate;
+mod outbox;
 mod records;
 pub mod testing;
 mod tickets;
@@ -25,6 +26,7 @@ use sqlx::sqlite::{
 pub use db::{Conn, Row, Val};
 pub use docs::{Cond, Doc, Order, Page, Paged};
 pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE};
+pub use outbox::{Lease, OutboxStats};
 pub use records::{OrgField, StoredToken, UserAuth, UserField};
 
 /// Storage errors. A database error never reaches an API client verbatim.

@@ -19,6 +19,10 @@ pub const MIGRATIONS_SQLITE: &[(&str, &str)] = &[
         "0004_views",
         include_str!("../migrations/sqlite/0004_views.sql"),
     ),
+    (
+        "0005_automations_outbox",
+        include_str!("../migrations/sqlite/0005_automations_outbox.sql"),
+    ),
 ];
 pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
@@ -36,6 +40,10 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
         "0004_views",
         include_str!("../migrations/postgres/0004_views.sql"),
+    ),
+    (
+        "0005_automations_outbox",
+        include_str!("../migrations/postgres/0005_automations_outbox.sql"),
     ),
 ];
 

@@ -649,6 +649,8 @@ fn rules_bench(n: usize, iterations: usize) {
         current_role: opsdesk_core::model::Role::Agent,
         requester_fields: Default::default(),
         organization_fields: Default::default(),
+        now: None,
+        metrics: None,
     };
     let warm = run_cycle(&rules, after.clone(), &facts);
     let t0 = Instant::now();

@@ -66,6 +66,12 @@ enum Command {
         /// API requests per user per minute before 429 (0: unlimited).
         #[arg(long, env = "OPSDESK_RATE_LIMIT_PER_MINUTE", default_value_t = 6000)]
         rate_limit_per_minute: u32,
+        /// Seconds between automation runs (Zendesk runs them hourly).
+        #[arg(long, env = "OPSDESK_AUTOMATION_INTERVAL", default_value_t = 3600, value_parser = clap::value_parser!(i64).range(10..=86_400))]
+        automation_interval: i64,
+        /// The most tickets one automation acts on per run.
+        #[arg(long, env = "OPSDESK_AUTOMATION_MAX_TICKETS", default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
+        automation_max_tickets: i64,
     },
     /// Write a consistent copy of the database while the server runs (SQLite; for PostgreSQL
     /// use pg_dump, see docs/operations.md).
@@ -227,6 +233,12 @@ fn lock_data_dir(db: &DbArgs) -> Result<Option<std::fs::File>> {
     }
 }
 
+async fn futures_join_all(handles: Vec<tokio::task::JoinHandle<()>>) {
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -253,11 +265,17 @@ async fn run(cli: Cli) -> Result<()> {
             max_body_bytes,
             rate_limit_per_minute,
             public_url,
+            automation_interval,
+            automation_max_tickets,
         } => {
             let _lock = lock_data_dir(&cli.db)?;
             let app = open_app(&cli.db).await?;
-            let app =
+            let mut app =
                 app.with_public_url(&public_url.unwrap_or_else(|| format!("http://{listen}")));
+            app.automation = opsdesk_app::automations::AutomationConfig {
+                interval_secs: automation_interval,
+                max_per_automation: automation_max_tickets,
+            };
             let addr: SocketAddr = listen.parse().with_context(|| {
                 format!("--listen {listen:?} is not an address like 127.0.0.1:8080")
             })?;
@@ -273,6 +291,7 @@ async fn run(cli: Cli) -> Result<()> {
                 shutdown_signal().await;
                 let _ = stop_tx.send(true);
             };
+            let workers = opsdesk_app::workers::spawn(app.clone(), stop_rx.clone());
             let server = opsdesk_http::serve(
                 listener,
                 app,
@@ -291,6 +310,10 @@ async fn run(cli: Cli) -> Result<()> {
                 r = server => r?,
                 _ = grace => tracing::warn!(grace_secs = opsdesk_http::SHUTDOWN_GRACE.as_secs(), "in-flight requests did not finish in time; stopping anyway"),
             }
+            // Workers finish the delivery or automation chunk they are in (each commits
+            // on its own), bounded by the grace period.
+            let _ =
+                tokio::time::timeout(opsdesk_http::SHUTDOWN_GRACE, futures_join_all(workers)).await;
             store.close().await;
             tracing::info!("stopped");
         }

@@ -1,0 +1,375 @@
+//! Automations: time-based rules, run on a schedule over every ticket that is not closed.
+//!
+//! A run is one job, coordinated through the database: whoever holds the `automations` lease
+//! (a row in `job_leases`) runs it, so with several nodes on PostgreSQL it runs once, not once
+//! per node. The run walks tickets in id order; each chunk of updates commits together with the
+//! run's cursor, so a run that dies (a crash, a lost lease) is resumed by the next holder from
+//! the last committed ticket, and no ticket is acted on twice by one run.
+
+use std::collections::BTreeMap;
+
+use opsdesk_core::model::{Id, Role, User};
+use opsdesk_core::rules::{self, Automation, Facts, Firing};
+use opsdesk_core::ticket::{Status, Ticket, Via};
+use opsdesk_core::ticket_metrics::TicketMetrics;
+use opsdesk_store::{Cond, Order, Page, Val};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::rules::rule_via;
+use crate::{Actor, App, Origin, Result};
+
+const LEASE: &str = "automations";
+/// A holder that stops renewing loses the lease after this long.
+const LEASE_SECS: i64 = 120;
+/// Tickets read per batch, and updates per transaction.
+const READ_BATCH: i64 = 500;
+const WRITE_CHUNK: usize = 50;
+
+#[derive(Debug, Clone, Copy)]
+pub struct AutomationConfig {
+    /// Seconds between runs (Zendesk: hourly).
+    pub interval_secs: i64,
+    /// The most tickets one automation acts on per run (Zendesk: 1,000 per hour).
+    pub max_per_automation: i64,
+}
+
+impl Default for AutomationConfig {
+    fn default() -> Self {
+        AutomationConfig {
+            interval_secs: 3600,
+            max_per_automation: 1000,
+        }
+    }
+}
+
+/// A run in progress, saved with the lease after every committed chunk.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunState {
+    pub started_at: i64,
+    /// Every ticket with an id up to this one has been dealt with.
+    pub cursor: Id,
+    pub examined: i64,
+    pub updated: i64,
+    /// Firings per automation id.
+    pub fired: BTreeMap<Id, i64>,
+    /// The run was resumed after its holder stopped.
+    #[serde(default)]
+    pub resumed: i64,
+}
+
+/// What the lease row keeps between runs.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct JobState {
+    #[serde(default)]
+    pub run: Option<RunState>,
+    #[serde(default)]
+    pub last_started_at: Option<i64>,
+    #[serde(default)]
+    pub last_finished_at: Option<i64>,
+    #[serde(default)]
+    pub last_run: Option<RunState>,
+    /// An admin asked for a run now.
+    #[serde(default)]
+    pub requested: bool,
+}
+
+/// The actor automations write as (Zendesk shows automation updates with author -1).
+fn system_actor(now: opsdesk_core::Timestamp) -> Actor {
+    let mut u = User::new("opsdesk".into(), None, Role::Admin, now);
+    u.id = -1;
+    Actor { user: u }
+}
+
+impl App {
+    /// Run the automations if a run is due (or unfinished) and this node gets the lease.
+    /// Returns the finished run, or None when nothing ran here.
+    pub async fn run_automations_if_due(&self) -> Result<Option<RunState>> {
+        let now = self.now().as_second();
+        let mut tx = self.store.write().await?;
+        let Some(lease) = tx.take_lease(LEASE, &self.node_id, now, LEASE_SECS).await? else {
+            return Ok(None);
+        };
+        let mut state: JobState = serde_json::from_value(lease.data).unwrap_or_default();
+        let due = state.requested
+            || state
+                .last_started_at
+                .is_none_or(|t| now >= t + self.automation.interval_secs);
+        if state.run.is_none() && !due {
+            tx.release_lease(LEASE, &self.node_id).await?;
+            tx.commit().await?;
+            return Ok(None);
+        }
+        let mut run = match state.run.take() {
+            Some(mut r) => {
+                r.resumed += 1;
+                tracing::info!(cursor = r.cursor, "resuming an unfinished automation run");
+                r
+            }
+            None => RunState {
+                started_at: now,
+                ..Default::default()
+            },
+        };
+        state.requested = false;
+        state.run = Some(run.clone());
+        tx.save_lease(LEASE, &self.node_id, &json!(state)).await?;
+        tx.commit().await?;
+
+        let started = std::time::Instant::now();
+        let automations: Vec<Automation> = {
+            let mut c = self.store.read().await?;
+            let mut v = c
+                .list::<Automation>(
+                    &[Cond::Eq("active", Val::Int(1))],
+                    &Page::All { limit: 10_000 },
+                )
+                .await?
+                .items;
+            v.sort_by_key(|a| (a.position, a.id));
+            v
+        };
+        if !automations.is_empty() {
+            self.run_batches(&automations, &mut run, &mut state).await?;
+        }
+        let finished = self.now().as_second();
+        state.run = None;
+        state.last_started_at = Some(run.started_at);
+        state.last_finished_at = Some(finished);
+        state.last_run = Some(run.clone());
+        let mut tx = self.store.write().await?;
+        tx.save_lease(LEASE, &self.node_id, &json!(state)).await?;
+        tx.release_lease(LEASE, &self.node_id).await?;
+        tx.commit().await?;
+        metrics::counter!("automation_runs_total").increment(1);
+        metrics::counter!("automation_tickets_updated_total").increment(run.updated as u64);
+        metrics::histogram!("automation_run_seconds").record(started.elapsed().as_secs_f64());
+        tracing::info!(
+            examined = run.examined,
+            updated = run.updated,
+            ms = started.elapsed().as_millis() as u64,
+            "automation run finished"
+        );
+        Ok(Some(run))
+    }
+
+    async fn run_batches(
+        &self,
+        automations: &[Automation],
+        run: &mut RunState,
+        state: &mut JobState,
+    ) -> Result<()> {
+        let rules: Vec<rules::Rule> = automations.iter().map(Automation::rule).collect();
+        let max = self.automation.max_per_automation;
+        loop {
+            // Read a batch and find, in memory, the tickets some automation acts on.
+            let (batch, candidates) = {
+                let mut c = self.store.read().await?;
+                let batch = c
+                    .tickets(
+                        &[Cond::Ne("status", Val::from("closed"))],
+                        &Page::Cursor {
+                            size: READ_BATCH,
+                            after: Some(run.cursor),
+                            before: None,
+                            order: Order::Asc,
+                        },
+                    )
+                    .await?
+                    .items;
+                let ids: Vec<Id> = batch.iter().map(|t| t.id).collect();
+                let ms: std::collections::HashMap<Id, TicketMetrics> = c
+                    .get_many::<TicketMetrics>(&ids)
+                    .await?
+                    .into_iter()
+                    .map(|m| (m.id, m))
+                    .collect();
+                let now = self.now();
+                let mut facts = Facts::at_rest(-1, Role::Admin);
+                facts.now = Some(now);
+                let mut candidates = vec![];
+                for t in &batch {
+                    facts.metrics = Some(metrics_of(&ms, t));
+                    if rules.iter().any(|r| {
+                        run.fired.get(&r.id).copied().unwrap_or(0) < max
+                            && rules::evaluate(&r.conditions, t, &facts).is_ok()
+                    }) {
+                        candidates.push(t.id);
+                    }
+                }
+                (batch, candidates)
+            };
+            let Some(last) = batch.last().map(|t| t.id) else {
+                return Ok(());
+            };
+            run.examined += batch.len() as i64;
+            // Act on them, a chunk per transaction, the cursor saved with each chunk.
+            let mut chunks: Vec<&[Id]> = candidates.chunks(WRITE_CHUNK).collect();
+            if chunks.is_empty() {
+                chunks.push(&[]);
+            }
+            let n = chunks.len();
+            for (i, chunk) in chunks.into_iter().enumerate() {
+                let mut tx = self.store.write().await?;
+                // Renew the lease; stop if another node took it over.
+                let now = self.now().as_second();
+                if tx
+                    .take_lease(LEASE, &self.node_id, now, LEASE_SECS)
+                    .await?
+                    .is_none()
+                {
+                    tracing::warn!("automation lease lost; another node continues the run");
+                    return Err(crate::AppError::Conflict("automation lease lost".into()));
+                }
+                let mut fired = run.fired.clone();
+                let mut updated = 0;
+                for id in chunk {
+                    updated += self
+                        .automate_ticket(&mut tx, *id, &rules, &mut fired)
+                        .await? as i64;
+                }
+                let mut next = run.clone();
+                next.fired = fired;
+                next.updated += updated;
+                next.cursor = if i + 1 == n {
+                    last
+                } else {
+                    chunk.last().copied().unwrap_or(run.cursor)
+                };
+                state.run = Some(next.clone());
+                tx.save_lease(LEASE, &self.node_id, &json!(state)).await?;
+                tx.commit().await?;
+                *run = next;
+            }
+        }
+    }
+
+    /// Apply the automations to one ticket (locked, re-checked); returns whether it changed.
+    async fn automate_ticket(
+        &self,
+        tx: &mut opsdesk_store::Conn,
+        id: Id,
+        rules: &[rules::Rule],
+        fired: &mut BTreeMap<Id, i64>,
+    ) -> Result<bool> {
+        let Some(old) = tx.ticket_for_update(id).await? else {
+            return Ok(false);
+        };
+        if old.status == Status::Closed {
+            return Ok(false);
+        }
+        let now = self.now();
+        let actor = system_actor(now);
+        let m = tx
+            .get::<TicketMetrics>(id)
+            .await?
+            .unwrap_or_else(|| TicketMetrics::from_ticket(&old));
+        let mut facts = Facts::at_rest(-1, Role::Admin);
+        facts.now = Some(now);
+        facts.metrics = Some(m);
+        // Automations run in position order; each sees the ticket as the ones before left it.
+        let mut t = old.clone();
+        let mut firings = vec![];
+        for r in rules {
+            if fired.get(&r.id).copied().unwrap_or(0) >= self.automation.max_per_automation {
+                continue;
+            }
+            if rules::evaluate(&r.conditions, &t, &facts).is_ok() {
+                let before = t.clone();
+                let effects = rules::apply(&r.actions, &mut t, &facts);
+                *fired.entry(r.id).or_default() += 1;
+                firings.push(Firing {
+                    rule_id: r.id,
+                    title: r.title.clone(),
+                    before,
+                    after: t.clone(),
+                    effects,
+                });
+            }
+        }
+        let Some(first) = firings.first() else {
+            return Ok(false);
+        };
+        if t.assignee_id.is_some() && t.status == Status::New {
+            t.status = Status::Open;
+        }
+        if matches!(t.status, Status::Solved | Status::Closed)
+            && t.assignee_id.is_none()
+            && t.status != old.status
+        {
+            // As with triggers: a ticket is not solved without an assignee.
+            t.status = old.status;
+        }
+        let via_json = rule_via(first.rule_id, &first.title, "automation");
+        let via = Via {
+            channel: "rule".into(),
+            source: via_json["source"].clone(),
+        };
+        let (events, comments) = self
+            .firing_events(tx, &actor, old.clone(), &t, &firings, "automation")
+            .await?;
+        let (_, audit) = self
+            .save_with_events(
+                tx,
+                &actor,
+                old,
+                t,
+                events,
+                comments,
+                via,
+                &Origin::default(),
+                None,
+            )
+            .await?;
+        Ok(audit.is_some())
+    }
+
+    /// `GET /api/v2/automations/status` (opsdesk): the last run, the one in progress, the next.
+    pub async fn automation_status(&self, actor: &Actor) -> Result<Value> {
+        actor.require_admin()?;
+        let mut c = self.store.read().await?;
+        let (holder, expires, data) =
+            c.lease_data(LEASE)
+                .await?
+                .unwrap_or((String::new(), 0, json!({})));
+        let state: JobState = serde_json::from_value(data).unwrap_or_default();
+        let fmt = |t: Option<i64>| {
+            t.map(|s| opsdesk_core::clock::format(opsdesk_core::clock::from_unix(s)))
+        };
+        let now = self.now().as_second();
+        Ok(json!({
+            "interval_seconds": self.automation.interval_secs,
+            "max_tickets_per_automation": self.automation.max_per_automation,
+            "last_started_at": fmt(state.last_started_at),
+            "last_finished_at": fmt(state.last_finished_at),
+            "next_run_at": fmt(Some(state.last_started_at.map_or(now, |t| t + self.automation.interval_secs))),
+            "last_run": state.last_run,
+            "running": state.run,
+            "requested": state.requested,
+            "lease_holder": if expires > now { Some(holder) } else { None },
+        }))
+    }
+
+    /// `POST /api/v2/automations/run` (opsdesk): run at the next scheduler tick, whatever the
+    /// interval says.
+    pub async fn request_automation_run(&self, actor: &Actor) -> Result<()> {
+        actor.require_admin()?;
+        let mut tx = self.store.write().await?;
+        // Take the lease briefly to write the flag; if a run holds it, the run is on its way.
+        let now = self.now().as_second();
+        if let Some(lease) = tx.take_lease(LEASE, &self.node_id, now, 5).await? {
+            let mut state: JobState = serde_json::from_value(lease.data).unwrap_or_default();
+            state.requested = true;
+            tx.save_lease(LEASE, &self.node_id, &json!(state)).await?;
+            tx.release_lease(LEASE, &self.node_id).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn metrics_of(ms: &std::collections::HashMap<Id, TicketMetrics>, t: &Ticket) -> TicketMetrics {
+    ms.get(&t.id)
+        .cloned()
+        .unwrap_or_else(|| TicketMetrics::from_ticket(t))
+}

@@ -1,0 +1,90 @@
+//! Background work every node runs: delivering the outbox and the automation scheduler.
+//! Coordination is through the database (claims and leases), so any number of nodes can run
+//! these side by side.
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::App;
+
+/// How often the automation scheduler checks whether a run is due.
+pub const AUTOMATION_TICK: Duration = Duration::from_secs(10);
+
+/// When each worker last went round its loop (UTC seconds; 0: not started), for `/readyz`.
+#[derive(Debug, Default)]
+pub struct Heartbeats {
+    pub outbox: AtomicI64,
+    pub automations: AtomicI64,
+}
+
+impl Heartbeats {
+    /// Workers run here and went round their loops recently.
+    pub fn healthy(&self, now: i64) -> Option<bool> {
+        let o = self.outbox.load(Ordering::Relaxed);
+        let a = self.automations.load(Ordering::Relaxed);
+        if o == 0 && a == 0 {
+            return None;
+        }
+        // A long automation run holds its loop; its lease renewals keep it honest.
+        Some(now - o < 60)
+    }
+}
+
+/// Start the workers; they stop when `stop` turns true. Returns their handles.
+pub fn spawn(app: App, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHandle<()>> {
+    let beats: Arc<Heartbeats> = app.heartbeats.clone();
+    let now = app.now().as_second();
+    beats.outbox.store(now, Ordering::Relaxed);
+    beats.automations.store(now, Ordering::Relaxed);
+    let outbox = {
+        let app = app.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                if *stop.borrow() {
+                    break;
+                }
+                let busy = match app.deliver_outbox(32).await {
+                    Ok(n) => n > 0,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "outbox delivery");
+                        false
+                    }
+                };
+                app.heartbeats
+                    .outbox
+                    .store(app.now().as_second(), Ordering::Relaxed);
+                if !busy {
+                    tokio::select! {
+                        _ = stop.changed() => {}
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    }
+                }
+            }
+        })
+    };
+    let automations = {
+        let mut stop = stop;
+        tokio::spawn(async move {
+            loop {
+                if *stop.borrow() {
+                    break;
+                }
+                if let Err(e) = app.run_automations_if_due().await {
+                    tracing::warn!(error = %e, "automation run");
+                }
+                app.heartbeats
+                    .automations
+                    .store(app.now().as_second(), Ordering::Relaxed);
+                tokio::select! {
+                    _ = stop.changed() => {}
+                    _ = tokio::time::sleep(AUTOMATION_TICK) => {}
+                }
+            }
+        })
+    };
+    vec![outbox, automations]
+}
