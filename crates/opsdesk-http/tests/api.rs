@@ -1797,3 +1797,632 @@ async fn futures_join<F: std::future::Future>(fs: impl Iterator<Item = F>) -> Ve
     out.extend(done.into_iter().flatten());
     out
 }
+
+/// Ids of a ticket's audits' `via.source.rel`, newest last.
+async fn audit_rels(t: &TestApp, id: i64) -> Vec<Value> {
+    let (_, a) = t
+        .call(
+            &t.admin,
+            Method::GET,
+            &format!("/api/v2/tickets/{id}/audits.json"),
+            None,
+        )
+        .await;
+    a["audits"].as_array().unwrap().to_vec()
+}
+
+#[tokio::test]
+async fn automations_run_on_a_fake_clock() {
+    for t in apps().await {
+        let n = t.name;
+        let agent_id = t.user_id("agent@example.com").await;
+        // Refused: nothing makes a condition false, so it would act every hour.
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/automations.json", Some(json!({"automation": {"title": "Forever", "conditions": {"all": [{"field": "status", "operator": "is", "value": "solved"}, {"field": "SOLVED", "operator": "greater_than", "value": "96"}]}, "actions": [{"field": "priority", "value": "high"}]}}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}: {v}");
+        assert!(v.to_string().contains("nullify"), "{n}: {v}");
+        // Refused: time conditions are not trigger conditions.
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/triggers.json", Some(json!({"trigger": {"title": "Time", "conditions": {"all": [{"field": "SOLVED", "operator": "greater_than", "value": "96"}]}, "actions": [{"field": "status", "value": "closed"}]}}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}: {v}");
+
+        let (s, close) = t.call(&t.admin, Method::POST, "/api/v2/automations.json", Some(json!({"automation": {"title": "Close ticket 4 days after status is set to solved", "conditions": {"all": [{"field": "status", "operator": "is", "value": "solved"}, {"field": "SOLVED", "operator": "greater_than", "value": "96"}]}, "actions": [{"field": "status", "value": "closed"}]}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {close}");
+        let close_id = close["automation"]["id"].as_i64().unwrap();
+        assert_eq!(close["automation"]["position"], 1, "{n}");
+        let (s, nudge) = t.call(&t.admin, Method::POST, "/api/v2/automations.json", Some(json!({"automation": {"title": "Nudge after 48 hours pending", "conditions": {"all": [{"field": "status", "operator": "is", "value": "pending"}, {"field": "PENDING", "operator": "is", "value": "48"}]}, "actions": [{"field": "current_tags", "value": "nudged"}, {"field": "notification_user", "value": ["requester_id", "Still need help with {{ticket.title}}?", "Hello {{ticket.requester.first_name}}, we are waiting for your reply on #{{ticket.id}}."]}]}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {nudge}");
+        let (_, defs) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/automations/definitions.json",
+                None,
+            )
+            .await;
+        let all = defs["definitions"]["conditions_all"].as_array().unwrap();
+        assert!(all.iter().any(|d| d["subject"] == "SOLVED"), "{n}");
+        assert!(
+            !all.iter().any(|d| d["subject"] == "update_type"),
+            "{n}: trigger-only fields are not offered"
+        );
+
+        let mk = |status: &str, subject: &str| json!({"ticket": {"subject": subject, "comment": {"body": "help"}, "requester": {"name": "Cora Customer", "email": "cora@example.com"}, "assignee_id": agent_id, "status": status}});
+        let (_, a) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/tickets.json",
+                Some(mk("solved", "Solved one")),
+            )
+            .await;
+        let solved = a["ticket"]["id"].as_i64().unwrap();
+        let (_, a) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/tickets.json",
+                Some(mk("pending", "Waiting one")),
+            )
+            .await;
+        let pending = a["ticket"]["id"].as_i64().unwrap();
+        let (_, a) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/tickets.json",
+                Some(mk("open", "Open one")),
+            )
+            .await;
+        let open = a["ticket"]["id"].as_i64().unwrap();
+        let status = |id: i64| {
+            let t = &t;
+            async move {
+                let (_, v) = t
+                    .call(
+                        &t.admin,
+                        Method::GET,
+                        &format!("/api/v2/tickets/{id}.json"),
+                        None,
+                    )
+                    .await;
+                v["ticket"].clone()
+            }
+        };
+
+        // The first run happens at once; nothing is old enough.
+        let r = t
+            .app
+            .run_automations_if_due()
+            .await
+            .unwrap()
+            .expect("a run");
+        assert_eq!((r.examined, r.updated), (3, 0), "{n}");
+        // Not due again within the hour.
+        t.clock.advance_secs(600);
+        assert!(
+            t.app.run_automations_if_due().await.unwrap().is_none(),
+            "{n}"
+        );
+
+        // 48 hours pending: the nudge fires once, the solved ticket waits.
+        t.clock.advance_secs(48 * 3600 - 600);
+        let r = t
+            .app
+            .run_automations_if_due()
+            .await
+            .unwrap()
+            .expect("a run");
+        assert_eq!(r.updated, 1, "{n}: {r:?}");
+        let p = status(pending).await;
+        assert!(
+            p["tags"].as_array().unwrap().contains(&json!("nudged")),
+            "{n}: {p}"
+        );
+        assert_eq!(status(solved).await["status"], "solved", "{n}");
+        let audits = audit_rels(&t, pending).await;
+        let last = audits.last().unwrap();
+        assert_eq!(
+            last["author_id"], -1,
+            "{n}: automations write as the system"
+        );
+        assert_eq!(last["via"]["source"]["rel"], "automation", "{n}: {last}");
+        assert_eq!(
+            last["via"]["source"]["from"]["title"], "Nudge after 48 hours pending",
+            "{n}"
+        );
+        let note = last["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["type"] == "Notification")
+            .expect("a Notification event")
+            .clone();
+        assert_eq!(
+            note["subject"], "Still need help with Waiting one?",
+            "{n}: {note}"
+        );
+        assert_eq!(
+            note["body"],
+            format!("Hello Cora, we are waiting for your reply on #{pending}."),
+            "{n}"
+        );
+        // The email waits in the outbox (no SMTP configured), visible to admins.
+        let (s, o) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/outbox.json?kind=email&state=pending",
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}: {o}");
+        assert_eq!(o["count"], 1, "{n}: {o}");
+        assert_eq!(o["outbox"][0]["payload"]["to"], "cora@example.com", "{n}");
+        assert_eq!(o["outbox"][0]["ticket_id"], pending, "{n}");
+        let (s, _) = t
+            .call(&t.agent, Method::GET, "/api/v2/outbox.json", None)
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{n}: the outbox is for admins");
+
+        // An hour later "is 48" no longer holds: no second nudge.
+        t.clock.advance_secs(3600);
+        let r = t
+            .app
+            .run_automations_if_due()
+            .await
+            .unwrap()
+            .expect("a run");
+        assert_eq!(r.updated, 0, "{n}");
+        // 97 hours after solving: closed, by the automation, once.
+        t.clock.advance_secs(48 * 3600);
+        let r = t
+            .app
+            .run_automations_if_due()
+            .await
+            .unwrap()
+            .expect("a run");
+        assert_eq!(r.updated, 1, "{n}: {r:?}");
+        assert_eq!(r.fired.get(&close_id), Some(&1), "{n}");
+        assert_eq!(status(solved).await["status"], "closed", "{n}");
+        assert_eq!(status(open).await["status"], "open", "{n}");
+        let (_, st) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/automations/status.json",
+                None,
+            )
+            .await;
+        assert_eq!(st["last_run"]["updated"], 1, "{n}: {st}");
+        assert_eq!(st["running"], Value::Null, "{n}");
+
+        // The bound: at most N tickets per automation per run.
+        for i in 0..3 {
+            t.call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/tickets.json",
+                Some(mk("solved", &format!("Batch {i}"))),
+            )
+            .await;
+        }
+        t.clock.advance_secs(97 * 3600);
+        let mut bounded = t.app.clone();
+        bounded.automation.max_per_automation = 2;
+        let r = bounded
+            .run_automations_if_due()
+            .await
+            .unwrap()
+            .expect("a run");
+        assert_eq!(r.fired.get(&close_id), Some(&2), "{n}: {r:?}");
+        t.clock.advance_secs(3600);
+        let r = bounded
+            .run_automations_if_due()
+            .await
+            .unwrap()
+            .expect("a run");
+        assert_eq!(
+            r.fired.get(&close_id),
+            Some(&1),
+            "{n}: the rest in the next run"
+        );
+
+        // A run a crashed node left half done is resumed after its lease runs out, from its
+        // cursor: tickets up to the cursor are not looked at again.
+        let mut ids = vec![];
+        for i in 0..3 {
+            let (_, a) = t
+                .call(
+                    &t.admin,
+                    Method::POST,
+                    "/api/v2/tickets.json",
+                    Some(mk("solved", &format!("Crash {i}"))),
+                )
+                .await;
+            ids.push(a["ticket"]["id"].as_i64().unwrap());
+        }
+        t.clock.advance_secs(97 * 3600);
+        let now = t.app.now().as_second();
+        {
+            let mut tx = t.app.store.write().await.unwrap();
+            tx.take_lease("automations", "dead-node", now - 1000, 10)
+                .await
+                .unwrap()
+                .expect("the lease is free");
+            let state = json!({"run": {"started_at": now - 1000, "cursor": ids[0], "examined": 1, "updated": 1, "fired": {}}, "last_started_at": now - 1000});
+            tx.save_lease("automations", "dead-node", &state)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+        let r = t
+            .app
+            .run_automations_if_due()
+            .await
+            .unwrap()
+            .expect("resumed");
+        assert_eq!(r.resumed, 1, "{n}");
+        assert_eq!(r.updated, 3, "{n}: {r:?}");
+        assert_eq!(
+            status(ids[0]).await["status"],
+            "solved",
+            "{n}: before the cursor, left alone"
+        );
+        assert_eq!(status(ids[1]).await["status"], "closed", "{n}");
+        assert_eq!(status(ids[2]).await["status"], "closed", "{n}");
+
+        // Two nodes at once: one runs, the other sees the lease and does nothing.
+        let (_, a) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/tickets.json",
+                Some(mk("solved", "Two nodes")),
+            )
+            .await;
+        let two = a["ticket"]["id"].as_i64().unwrap();
+        t.clock.advance_secs(97 * 3600);
+        let mut other = t.app.clone();
+        other.node_id = "other-node".into();
+        let (a, b) = tokio::join!(
+            t.app.run_automations_if_due(),
+            other.run_automations_if_due()
+        );
+        let runs: Vec<_> = [a.unwrap(), b.unwrap()].into_iter().flatten().collect();
+        assert_eq!(runs.len(), 1, "{n}: exactly one node runs");
+        assert_eq!(
+            runs[0].updated, 2,
+            "{n}: this ticket and the one the resumed run skipped"
+        );
+        let audits = audit_rels(&t, two).await;
+        assert_eq!(
+            audits
+                .iter()
+                .filter(|a| a["via"]["source"]["rel"] == "automation")
+                .count(),
+            1,
+            "{n}"
+        );
+    }
+}
+
+/// A local webhook receiver: answers 500 to the first `fail` requests, then 200; records every
+/// request's headers and body.
+async fn receiver(
+    fail: usize,
+) -> (
+    String,
+    Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>>,
+) {
+    use axum::routing::post;
+    let seen: Arc<std::sync::Mutex<Vec<(axum::http::HeaderMap, String)>>> = Default::default();
+    let s2 = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |h: axum::http::HeaderMap, body: String| {
+            let seen = s2.clone();
+            async move {
+                let mut v = seen.lock().unwrap();
+                v.push((h, body));
+                if v.len() <= fail {
+                    (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "try later")
+                } else {
+                    (axum::http::StatusCode::OK, "thanks")
+                }
+            }
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    (url, seen)
+}
+
+fn zendesk_signature(secret: &str, timestamp: &str, body: &str) -> String {
+    use base64::Engine;
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(timestamp.as_bytes());
+    mac.update(body.as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+#[tokio::test]
+async fn webhooks_are_signed_retried_and_recorded() {
+    for t in apps().await {
+        let n = t.name;
+        let (url, seen) = receiver(2).await;
+        // Bad definitions are refused with the field named.
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/webhooks.json", Some(json!({"webhook": {"name": "x", "endpoint": "ftp://nope", "http_method": "SEND"}}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}: {v}");
+        assert!(
+            v["details"]["endpoint"].is_array() && v["details"]["http_method"].is_array(),
+            "{n}: {v}"
+        );
+        let (s, _) = t
+            .call(&t.agent, Method::GET, "/api/v2/webhooks.json", None)
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{n}");
+
+        let (s, w) = t.call(&t.admin, Method::POST, "/api/v2/webhooks.json", Some(json!({"webhook": {"name": "Ops bridge", "endpoint": url, "http_method": "POST", "request_format": "json", "status": "active", "subscriptions": ["conditional_ticket_events"], "authentication": {"type": "bearer_token", "data": {"token": "s3cret-token"}, "add_position": "header"}}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {w}");
+        let wid = w["webhook"]["id"]
+            .as_str()
+            .expect("webhook ids are strings")
+            .to_string();
+        assert!(
+            w["webhook"].get("signing_secret").is_none(),
+            "{n}: the secret is not shown with the webhook"
+        );
+        assert_eq!(
+            w["webhook"]["authentication"],
+            json!({"type": "bearer_token", "add_position": "header"}),
+            "{n}: credentials are not shown"
+        );
+        let (s, sec) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/webhooks/{wid}/signing_secret.json"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}");
+        assert_eq!(sec["signing_secret"]["algorithm"], "SHA256", "{n}");
+        let secret = sec["signing_secret"]["secret"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (_, list) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/webhooks.json?filter[name_contains]=bridge",
+                None,
+            )
+            .await;
+        assert_eq!(list["webhooks"].as_array().unwrap().len(), 1, "{n}: {list}");
+        assert_eq!(list["meta"]["has_more"], false, "{n}: cursor pagination");
+
+        // A trigger that names a webhook that does not exist is refused.
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/triggers.json", Some(json!({"trigger": {"title": "Ghost", "conditions": {"all": [{"field": "update_type", "operator": "is", "value": "Create"}]}, "actions": [{"field": "notification_webhook", "value": ["999999", "{}"]}]}}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}: {v}");
+        let (s, tr) = t.call(&t.admin, Method::POST, "/api/v2/triggers.json", Some(json!({"trigger": {"title": "Tell the bridge", "conditions": {"all": [{"field": "update_type", "operator": "is", "value": "Create"}, {"field": "current_tags", "operator": "includes", "value": "hook"}]}, "actions": [{"field": "notification_webhook", "value": [wid, "{\"id\": \"{{ticket.id}}\", \"title\": \"{{ticket.title}}\"}"]}]}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {tr}");
+        // In use: the webhook cannot be deleted.
+        let (s, v) = t
+            .call(
+                &t.admin,
+                Method::DELETE,
+                &format!("/api/v2/webhooks/{wid}.json"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}: {v}");
+        assert!(v.to_string().contains("Tell the bridge"), "{n}: {v}");
+
+        let (s, a) = t.call(&t.admin, Method::POST, "/api/v2/tickets.json", Some(json!({"ticket": {"subject": "Said \"hi\" twice", "comment": {"body": "x"}, "tags": ["hook"]}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {a}");
+        let tid = a["ticket"]["id"].as_i64().unwrap();
+        let ext = a["audit"]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["type"] == "External")
+            .expect("an External event")
+            .clone();
+        assert_eq!(ext["resource"], wid.as_str(), "{n}");
+        assert_eq!(
+            ext["via"]["source"]["from"]["title"], "Tell the bridge",
+            "{n}"
+        );
+
+        // Attempt 1 and 2 fail (500), 3 succeeds; retries wait 10 s, then 30 s.
+        assert_eq!(t.app.deliver_outbox(10).await.unwrap(), 1, "{n}");
+        assert_eq!(
+            t.app.deliver_outbox(10).await.unwrap(),
+            0,
+            "{n}: not due yet"
+        );
+        t.clock.advance_secs(10);
+        assert_eq!(t.app.deliver_outbox(10).await.unwrap(), 1, "{n}");
+        t.clock.advance_secs(29);
+        assert_eq!(
+            t.app.deliver_outbox(10).await.unwrap(),
+            0,
+            "{n}: the second wait is 30 s"
+        );
+        t.clock.advance_secs(1);
+        assert_eq!(t.app.deliver_outbox(10).await.unwrap(), 1, "{n}");
+        t.clock.advance_secs(3600);
+        assert_eq!(
+            t.app.deliver_outbox(10).await.unwrap(),
+            0,
+            "{n}: delivered once, never again"
+        );
+
+        let got = seen.lock().unwrap().clone();
+        assert_eq!(got.len(), 3, "{n}");
+        let keys: Vec<&str> = got
+            .iter()
+            .map(|(h, _)| h["x-opsdesk-idempotency-key"].to_str().unwrap())
+            .collect();
+        assert!(
+            keys.iter().all(|k| *k == keys[0]),
+            "{n}: one idempotency key: {keys:?}"
+        );
+        for (h, body) in &got {
+            let stamp = h["x-zendesk-webhook-signature-timestamp"].to_str().unwrap();
+            assert_eq!(
+                h["x-zendesk-webhook-signature"].to_str().unwrap(),
+                zendesk_signature(&secret, stamp, body),
+                "{n}"
+            );
+            assert_eq!(h["authorization"], "Bearer s3cret-token", "{n}");
+            assert_eq!(h["x-zendesk-webhook-id"], wid.as_str(), "{n}");
+            assert_eq!(h["content-type"], "application/json", "{n}");
+            let b: Value =
+                serde_json::from_str(body).expect("the body stays JSON with quotes in the title");
+            assert_eq!(
+                b,
+                json!({"id": tid.to_string(), "title": "Said \"hi\" twice"}),
+                "{n}"
+            );
+        }
+        let (_, inv) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/webhooks/{wid}/invocations.json"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            inv["invocations"].as_array().unwrap().len(),
+            1,
+            "{n}: {inv}"
+        );
+        assert_eq!(inv["invocations"][0]["status"], "success", "{n}");
+        assert_eq!(inv["invocations"][0]["status_code"], 200, "{n}");
+        let iid = inv["invocations"][0]["id"].as_str().unwrap().to_string();
+        let (_, at) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/webhooks/{wid}/invocations/{iid}/attempts.json"),
+                None,
+            )
+            .await;
+        let codes: Vec<Value> = at["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["status_code"].clone())
+            .collect();
+        assert_eq!(codes, vec![json!(500), json!(500), json!(200)], "{n}: {at}");
+        assert_eq!(at["attempts"][0]["response"]["payload"], "try later", "{n}");
+
+        // PATCH changes one attribute (204); an inactive webhook's messages fail without a call.
+        let (s, _) = t
+            .call(
+                &t.admin,
+                Method::PATCH,
+                &format!("/api/v2/webhooks/{wid}.json"),
+                Some(json!({"webhook": {"status": "inactive"}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{n}");
+        let (_, w2) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/webhooks/{wid}.json"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (
+                w2["webhook"]["status"].as_str(),
+                w2["webhook"]["name"].as_str()
+            ),
+            (Some("inactive"), Some("Ops bridge")),
+            "{n}"
+        );
+        t.call(&t.admin, Method::POST, "/api/v2/tickets.json", Some(json!({"ticket": {"subject": "Second", "comment": {"body": "x"}, "tags": ["hook"]}}))).await;
+        t.app.deliver_outbox(10).await.unwrap();
+        assert_eq!(
+            seen.lock().unwrap().len(),
+            3,
+            "{n}: no request to an inactive webhook"
+        );
+        let (_, failed) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/outbox.json?state=failed",
+                None,
+            )
+            .await;
+        assert_eq!(failed["count"], 1, "{n}: {failed}");
+        assert_eq!(
+            failed["outbox"][0]["last_error"], "the webhook is inactive",
+            "{n}"
+        );
+        // Retried by an admin once the webhook is active again.
+        t.call(
+            &t.admin,
+            Method::PATCH,
+            &format!("/api/v2/webhooks/{wid}.json"),
+            Some(json!({"webhook": {"status": "active"}})),
+        )
+        .await;
+        let oid = failed["outbox"][0]["id"].as_i64().unwrap();
+        let (s, _) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                &format!("/api/v2/outbox/{oid}/retry.json"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}");
+        assert_eq!(t.app.deliver_outbox(10).await.unwrap(), 1, "{n}");
+        assert_eq!(seen.lock().unwrap().len(), 4, "{n}");
+        let (s, _) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                &format!("/api/v2/outbox/{oid}/retry.json"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{n}: a delivered message is not sent twice"
+        );
+
+        // Resetting the secret makes a new one; the test endpoint calls without queueing.
+        let (s, sec2) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                &format!("/api/v2/webhooks/{wid}/signing_secret.json"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{n}");
+        assert_ne!(
+            sec2["signing_secret"]["secret"].as_str().unwrap(),
+            secret,
+            "{n}"
+        );
+        let (s, tr) = t.call(&t.admin, Method::POST, "/api/v2/webhooks/test.json", Some(json!({"webhook": {"endpoint": url, "http_method": "POST", "request_format": "json"}, "request": {"payload": "{\"ping\": 1}"}}))).await;
+        assert_eq!(s, StatusCode::OK, "{n}: {tr}");
+        assert_eq!(tr["response"]["status"], 200, "{n}: {tr}");
+        assert_eq!(
+            seen.lock().unwrap().last().unwrap().1,
+            "{\"ping\": 1}",
+            "{n}"
+        );
+    }
+}
