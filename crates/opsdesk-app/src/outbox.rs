@@ -23,7 +23,7 @@ use sha2::Sha256;
 use crate::{html, Actor, App, AppError, Result};
 
 /// How long a worker holds the messages it claimed.
-const CLAIM_SECS: i64 = 60;
+const CLAIM_SECS: i64 = 30;
 /// Webhook request timeout.
 const WEBHOOK_TIMEOUT: Duration = Duration::from_secs(12);
 /// How much of a response body is kept with an attempt.

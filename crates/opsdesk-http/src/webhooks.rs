@@ -120,8 +120,8 @@ pub async fn signing_secret(
     })
 }
 
-/// `POST /webhooks/test`: `{"webhook": {endpoint, http_method, request_format,
-/// authentication}, "request": {"payload"}}` or `?webhook_id=`.
+/// `POST /webhooks/test`: `{"request": {endpoint, http_method, request_format,
+/// authentication, payload}}`, or `?webhook_id=` with `{"request": {"payload"}}`.
 pub async fn test(
     State(st): State<AppState>,
     Auth(a): Auth,
@@ -129,7 +129,12 @@ pub async fn test(
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
     let webhook_id = q.get("webhook_id").map(id).transpose()?;
-    let settings: Option<WebhookInput> = body.opt("webhook")?;
+    // Zendesk puts the settings to test in `request` (with the payload); `webhook` is also read.
+    let mut settings: Option<WebhookInput> = body.opt("webhook")?;
+    if settings.is_none() {
+        let r: Option<WebhookInput> = body.opt("request")?;
+        settings = r.filter(|r| r.endpoint.is_some());
+    }
     if webhook_id.is_none() && settings.is_none() {
         return Err(ApiError::BadRequest(
             "webhooks/test needs ?webhook_id= or a \"webhook\" with an endpoint".into(),
