@@ -50,6 +50,100 @@ pub struct ViewPage {
     pub view: View,
     pub tickets: Vec<Ticket>,
     pub count: i64,
+    /// With `group_by`: every group of the whole selection in order,
+    /// `{"id", "name", "count"}`.
+    pub groups: Vec<Value>,
+}
+
+fn blank_view(now: opsdesk_core::Timestamp, position: i64) -> View {
+    View {
+        id: 0,
+        title: String::new(),
+        raw_title: String::new(),
+        description: None,
+        active: true,
+        position,
+        conditions: Conditions::default(),
+        execution: execution_from(
+            &json!({"columns": ["subject", "requester", "created", "status"]}),
+        ),
+        restriction: None,
+        default: false,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+/// Apply what a create or update carries (Zendesk's write shape `all`/`any`/`output`, or the
+/// read shape `conditions`/`execution`).
+fn apply_view_input(v: &mut View, input: &ViewInput, creating: bool, inv: &mut Invalid) {
+    crate::records::apply_common(
+        crate::records::CommonInput {
+            title: &input.title,
+            description: &input.description,
+            active: input.active,
+            position: input.position,
+        },
+        crate::records::CommonFields {
+            title: &mut v.title,
+            raw_title: &mut v.raw_title,
+            description: &mut v.description,
+            active: &mut v.active,
+            position: &mut v.position,
+        },
+        creating,
+        inv,
+    );
+    if let Some(c) = input.conditions.clone() {
+        v.conditions = c;
+    } else if input.all.is_some() || input.any.is_some() {
+        v.conditions = Conditions {
+            all: input.all.clone().unwrap_or_default(),
+            any: input.any.clone().unwrap_or_default(),
+        };
+    }
+    if let Some(o) = input.output.as_ref().or(input.execution.as_ref()) {
+        v.execution = execution_from(o);
+    }
+    if let Some(r) = &input.restriction {
+        v.restriction = r.clone();
+    }
+}
+
+/// The value a view groups a ticket under: an ordering key and the group's id.
+fn group_key(t: &Ticket, by: &str) -> (i64, Value) {
+    let id = |v: Option<Id>| (v.unwrap_or(i64::MIN), v.map_or(Value::Null, Value::from));
+    match by {
+        "status" => (t.status.rank() as i64, json!(t.status.as_str())),
+        "priority" => (
+            t.priority.map(|p| p as i64 + 1).unwrap_or(0),
+            json!(t.priority.map(|p| p.as_str())),
+        ),
+        "type" => (
+            t.ticket_type.map(|p| p as i64 + 1).unwrap_or(0),
+            json!(t.ticket_type.map(|p| p.as_str())),
+        ),
+        "assignee" => id(t.assignee_id),
+        "group" => id(t.group_id),
+        "requester" => id(Some(t.requester_id)),
+        "organization" => id(t.organization_id),
+        // Dates group by UTC day.
+        "created" | "updated" | "due_date" => {
+            let at = match by {
+                "created" => Some(t.created_at),
+                "updated" => Some(t.updated_at),
+                _ => t.due_at,
+            };
+            match at {
+                Some(a) => {
+                    let day = a.as_second().div_euclid(86_400);
+                    (day, json!(opsdesk_core::clock::format(a)[..10].to_string()))
+                }
+                None => (i64::MAX, Value::Null),
+            }
+        }
+        _ => (0, Value::Null),
+    }
 }
 
 fn execution_from(v: &Value) -> ViewExecution {
@@ -223,56 +317,11 @@ impl App {
             }
             None => {
                 let count = tx.count::<View>(&[]).await?;
-                View {
-                    id: 0,
-                    title: String::new(),
-                    raw_title: String::new(),
-                    description: None,
-                    active: true,
-                    position: count + 1,
-                    conditions: Conditions::default(),
-                    execution: execution_from(
-                        &json!({"columns": ["subject", "requester", "created", "status"]}),
-                    ),
-                    restriction: None,
-                    default: false,
-                    created_at: now,
-                    updated_at: now,
-                }
+                blank_view(now, count + 1)
             }
         };
         let mut inv = Invalid::new();
-        crate::records::apply_common(
-            crate::records::CommonInput {
-                title: &input.title,
-                description: &input.description,
-                active: input.active,
-                position: input.position,
-            },
-            crate::records::CommonFields {
-                title: &mut v.title,
-                raw_title: &mut v.raw_title,
-                description: &mut v.description,
-                active: &mut v.active,
-                position: &mut v.position,
-            },
-            id.is_none(),
-            &mut inv,
-        );
-        if let Some(c) = input.conditions.clone() {
-            v.conditions = c;
-        } else if input.all.is_some() || input.any.is_some() {
-            v.conditions = Conditions {
-                all: input.all.clone().unwrap_or_default(),
-                any: input.any.clone().unwrap_or_default(),
-            };
-        }
-        if let Some(o) = input.output.as_ref().or(input.execution.as_ref()) {
-            v.execution = execution_from(o);
-        }
-        if let Some(r) = &input.restriction {
-            v.restriction = r.clone();
-        }
+        apply_view_input(&mut v, &input, id.is_none(), &mut inv);
         check_restriction(actor, &v.restriction, "views", &mut inv)?;
         if let Err(e) = rules::validate_view(&v.conditions, &v.execution) {
             for (k, d) in e.details {
@@ -307,6 +356,45 @@ impl App {
         sort_order: Option<&str>,
     ) -> Result<ViewPage> {
         let view = self.get_view(actor, id).await?;
+        self.run_view(actor, view, page, per_page, sort_by, sort_order)
+            .await
+    }
+
+    /// `views/preview`: a view that is not saved, checked as a save would check it, run as
+    /// `execute` runs a saved one.
+    pub async fn preview_view(
+        &self,
+        actor: &Actor,
+        input: ViewInput,
+        page: i64,
+        per_page: i64,
+    ) -> Result<ViewPage> {
+        actor.require_staff()?;
+        let mut v = blank_view(self.now(), 0);
+        let mut inv = Invalid::new();
+        apply_view_input(&mut v, &input, true, &mut inv);
+        if input.title.is_none() {
+            // A preview needs no title.
+            inv.details.remove("title");
+        }
+        if let Err(e) = rules::validate_view(&v.conditions, &v.execution) {
+            for (k, d) in e.details {
+                inv.details.entry(k).or_default().extend(d);
+            }
+        }
+        inv.into_result()?;
+        self.run_view(actor, v, page, per_page, None, None).await
+    }
+
+    async fn run_view(
+        &self,
+        actor: &Actor,
+        view: View,
+        page: i64,
+        per_page: i64,
+        sort_by: Option<&str>,
+        sort_order: Option<&str>,
+    ) -> Result<ViewPage> {
         let all = self.view_tickets(actor, &view.conditions).await?;
         let count = all.len() as i64;
         let by = sort_by
@@ -314,13 +402,30 @@ impl App {
             .unwrap_or("id")
             .to_string();
         let desc = sort_order.or(view.execution.sort_order.as_deref()) == Some("desc");
+        let group = view.execution.group_by.clone();
+        let group_desc = view.execution.group_order.as_deref() == Some("desc");
         let mut all = all;
-        // Ties keep id order whichever way the view sorts.
+        // Groups first (in group order), then the sort; ties keep id order.
         all.sort_by(|a, b| {
+            let g = match &group {
+                Some(g) => {
+                    let o = group_key(a, g).0.cmp(&group_key(b, g).0);
+                    if group_desc {
+                        o.reverse()
+                    } else {
+                        o
+                    }
+                }
+                None => std::cmp::Ordering::Equal,
+            };
             let o = sort_key(a, &by).cmp(&sort_key(b, &by));
             let o = if desc { o.reverse() } else { o };
-            o.then(a.id.cmp(&b.id))
+            g.then(o).then(a.id.cmp(&b.id))
         });
+        let groups = match &group {
+            Some(g) => self.view_groups(&all, g).await?,
+            None => vec![],
+        };
         let per = per_page.clamp(1, 100);
         let start = usize::try_from((page.max(1) - 1).saturating_mul(per)).unwrap_or(usize::MAX);
         let tickets = all.into_iter().skip(start).take(per as usize).collect();
@@ -328,7 +433,58 @@ impl App {
             view,
             tickets,
             count,
+            groups,
         })
+    }
+
+    /// The groups of sorted tickets, in order, with names for people, groups, organisations.
+    async fn view_groups(&self, sorted: &[Ticket], by: &str) -> Result<Vec<Value>> {
+        let mut groups: Vec<(Value, i64)> = vec![];
+        for t in sorted {
+            let (_, id) = group_key(t, by);
+            match groups.last_mut() {
+                Some((last, n)) if *last == id => *n += 1,
+                _ => groups.push((id, 1)),
+            }
+        }
+        let ids: Vec<Id> = groups.iter().filter_map(|(id, _)| id.as_i64()).collect();
+        let mut c = self.store.read().await?;
+        let names: std::collections::HashMap<Id, String> = match by {
+            "assignee" | "requester" => c
+                .get_many::<opsdesk_core::model::User>(&ids)
+                .await?
+                .into_iter()
+                .map(|u| (u.id, u.name))
+                .collect(),
+            "group" => c
+                .get_many::<opsdesk_core::model::Group>(&ids)
+                .await?
+                .into_iter()
+                .map(|g| (g.id, g.name))
+                .collect(),
+            "organization" => c
+                .get_many::<opsdesk_core::model::Organization>(&ids)
+                .await?
+                .into_iter()
+                .map(|o| (o.id, o.name))
+                .collect(),
+            _ => Default::default(),
+        };
+        Ok(groups
+            .into_iter()
+            .map(|(id, n)| {
+                let name = match &id {
+                    Value::Null => "-".to_string(),
+                    Value::Number(x) => x
+                        .as_i64()
+                        .and_then(|i| names.get(&i).cloned())
+                        .unwrap_or_else(|| x.to_string()),
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                json!({"id": id, "name": name, "count": n})
+            })
+            .collect())
     }
 
     /// How many tickets a view selects.

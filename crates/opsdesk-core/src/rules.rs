@@ -284,6 +284,20 @@ pub const VIEW_SORTS: &[&str] = &[
     "due_date",
 ];
 
+/// Columns a view may group by (Zendesk: any view column but subject and submitter).
+pub const VIEW_GROUPS: &[&str] = &[
+    "status",
+    "priority",
+    "type",
+    "assignee",
+    "group",
+    "requester",
+    "organization",
+    "created",
+    "updated",
+    "due_date",
+];
+
 /// Validate view conditions (no trigger-only fields or change operators; at least one).
 pub fn validate_view(conditions: &Conditions, execution: &ViewExecution) -> Result<(), Invalid> {
     let mut inv = Invalid::new();
@@ -320,6 +334,24 @@ pub fn validate_view(conditions: &Conditions, execution: &ViewExecution) -> Resu
                 "execution",
                 "InvalidValue",
                 format!("sort_by: '{s}' is not one of {}", VIEW_SORTS.join(", ")),
+            );
+        }
+    }
+    if let Some(g) = &execution.group_by {
+        if !VIEW_GROUPS.contains(&g.as_str()) {
+            inv.add(
+                "execution",
+                "InvalidValue",
+                format!("group_by: '{g}' is not one of {}", VIEW_GROUPS.join(", ")),
+            );
+        }
+    }
+    if let Some(o) = &execution.group_order {
+        if o != "asc" && o != "desc" {
+            inv.add(
+                "execution",
+                "InvalidValue",
+                "group_order: must be asc or desc",
             );
         }
     }

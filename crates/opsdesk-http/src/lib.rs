@@ -336,6 +336,8 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
         .route("/views", get(rules::views).post(rules::create_view))
         .route("/views/active", get(rules::views))
         .route("/views/count_many", get(rules::count_many))
+        .route("/views/preview", post(rules::preview_view))
+        .route("/views/preview/count", post(rules::preview_view))
         .route(
             "/views/{id}",
             get(rules::view)

@@ -405,8 +405,8 @@ pub async fn execute_view(
             q.get("sort_order"),
         )
         .await?;
-    let (next, prev) = view_page_links(&ctx, page, per, vp.count);
     if uri.path().ends_with("/tickets") {
+        let (next, prev) = view_page_links(&ctx, page, per, vp.count);
         let items: Vec<Value> = vp
             .tickets
             .iter()
@@ -416,6 +416,12 @@ pub async fn execute_view(
             json!({"tickets": items, "count": vp.count, "next_page": next, "previous_page": prev}),
         ));
     }
+    Ok(Json(view_rows_json(&ctx, &vp, page, per)))
+}
+
+/// `execute`/`preview`: rows with the view's columns, the groups, paging.
+fn view_rows_json(ctx: &Ctx, vp: &opsdesk_app::views::ViewPage, page: i64, per: i64) -> Value {
+    let (next, prev) = view_page_links(ctx, page, per, vp.count);
     let rows: Vec<Value> = vp
         .tickets
         .iter()
@@ -436,9 +442,34 @@ pub async fn execute_view(
             row
         })
         .collect();
-    Ok(Json(
-        json!({"rows": rows, "columns": vp.view.execution.columns, "view": ctx.rec(&vp.view, "views"), "groups": [], "count": vp.count, "next_page": next, "previous_page": prev}),
-    ))
+    let view = if vp.view.id > 0 {
+        ctx.rec(&vp.view, "views")
+    } else {
+        serde_json::to_value(&vp.view).unwrap_or(Value::Null)
+    };
+    json!({"rows": rows, "columns": vp.view.execution.columns, "view": view, "groups": vp.groups, "count": vp.count, "next_page": next, "previous_page": prev})
+}
+
+/// `POST /views/preview` (`{"view": {"all", "any", "output"}}`) and `/views/preview/count`.
+pub async fn preview_view(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    q: crate::extract::Query,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    let ctx = Ctx::new(&h, &uri);
+    let input: ViewInput = body.take("view")?;
+    let page = q.int("page")?.unwrap_or(1).max(1);
+    let per = q.int("per_page")?.unwrap_or(100).clamp(1, 100);
+    let vp = st.app.preview_view(&a, input, page, per).await?;
+    if uri.path().ends_with("/count") {
+        return Ok(Json(
+            json!({"view_count": {"view_id": null, "url": null, "value": vp.count, "pretty": vp.count.to_string(), "fresh": true}}),
+        ));
+    }
+    Ok(Json(view_rows_json(&ctx, &vp, page, per)))
 }
 
 fn view_count_json(ctx: &Ctx, vid: i64, n: i64) -> Value {

@@ -2426,3 +2426,81 @@ async fn webhooks_are_signed_retried_and_recorded() {
         );
     }
 }
+
+#[tokio::test]
+async fn views_group_and_preview() {
+    for t in apps().await {
+        let n = t.name;
+        let agent_id = t.user_id("agent@example.com").await;
+        for (subject, status, assignee) in [
+            ("a", "open", Some(agent_id)),
+            ("b", "pending", Some(agent_id)),
+            ("c", "new", None),
+            ("d", "open", None),
+            ("e", "open", Some(agent_id)),
+        ] {
+            let mut tk = json!({"ticket": {"subject": subject, "comment": {"body": "x"}, "status": status, "tags": ["grouped"]}});
+            if let Some(a) = assignee {
+                tk["ticket"]["assignee_id"] = json!(a);
+            }
+            let (s, v) = t
+                .call(&t.admin, Method::POST, "/api/v2/tickets.json", Some(tk))
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+        }
+        // Bad group_by is refused like a bad sort.
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/views.json", Some(json!({"view": {"title": "x", "all": [{"field": "current_tags", "operator": "includes", "value": "grouped"}], "output": {"columns": ["subject"], "group_by": "subject"}}}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}: {v}");
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/views.json", Some(json!({"view": {"title": "By assignee", "all": [{"field": "current_tags", "operator": "includes", "value": "grouped"}], "output": {"columns": ["subject", "status"], "group_by": "assignee", "group_order": "desc", "sort_by": "subject", "sort_order": "asc"}}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+        let vid = v["view"]["id"].as_i64().unwrap();
+        let (_, ex) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/views/{vid}/execute.json"),
+                None,
+            )
+            .await;
+        let subjects: Vec<&str> = ex["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["subject"].as_str().unwrap())
+            .collect();
+        // Desc by assignee id: the agent's tickets first (sorted by subject), then unassigned.
+        assert_eq!(subjects, vec!["a", "b", "e", "c", "d"], "{n}: {ex}");
+        assert_eq!(
+            ex["groups"],
+            json!([{"id": agent_id, "name": "Alan Agent", "count": 3}, {"id": null, "name": "-", "count": 2}]),
+            "{n}"
+        );
+
+        // Preview: an unsaved view, checked as a save is, run as execute runs.
+        let (s, p) = t.call(&t.agent, Method::POST, "/api/v2/views/preview.json", Some(json!({"view": {"all": [{"field": "current_tags", "operator": "includes", "value": "grouped"}, {"field": "status", "operator": "is", "value": "open"}], "output": {"columns": ["subject"], "group_by": "status", "sort_by": "subject"}}}))).await;
+        assert_eq!(s, StatusCode::OK, "{n}: {p}");
+        let subjects: Vec<&str> = p["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["subject"].as_str().unwrap())
+            .collect();
+        assert_eq!(subjects, vec!["a", "d", "e"], "{n}");
+        assert_eq!(
+            p["groups"],
+            json!([{"id": "open", "name": "open", "count": 3}]),
+            "{n}"
+        );
+        let (s, c) = t.call(&t.agent, Method::POST, "/api/v2/views/preview/count.json", Some(json!({"view": {"all": [{"field": "current_tags", "operator": "includes", "value": "grouped"}]}}))).await;
+        assert_eq!(s, StatusCode::OK, "{n}: {c}");
+        assert_eq!(c["view_count"]["value"], 5, "{n}");
+        let (s, e) = t.call(&t.agent, Method::POST, "/api/v2/views/preview.json", Some(json!({"view": {"all": [{"field": "update_type", "operator": "is", "value": "Create"}]}}))).await;
+        assert_eq!(
+            s,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{n}: trigger-only conditions are refused in a preview too: {e}"
+        );
+        let (s, _) = t.call(&t.customer, Method::POST, "/api/v2/views/preview.json", Some(json!({"view": {"all": [{"field": "status", "operator": "is", "value": "open"}]}}))).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{n}");
+    }
+}

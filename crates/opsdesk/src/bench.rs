@@ -38,6 +38,19 @@ pub enum BenchCommand {
         /// Use this PostgreSQL database instead of a fresh SQLite file (it must be empty).
         #[arg(long)]
         postgres: Option<String>,
+        /// Active triggers on the server during the HTTP phase (each create runs the cycle).
+        #[arg(long, default_value_t = 0)]
+        triggers: usize,
+    },
+    /// Automation runs over N tickets that are not closed (on a fresh database, with a clock
+    /// moved forward so time conditions hold): 20 automations, two of which match 5% of the
+    /// tickets each (bounded at 1,000 per automation per run), six runs.
+    Automations {
+        #[arg(long, default_value_t = 100_000)]
+        tickets: usize,
+        /// Use this PostgreSQL database instead of a fresh SQLite file.
+        #[arg(long)]
+        postgres: Option<String>,
     },
 }
 
@@ -112,13 +125,22 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             concurrency,
             requests,
             postgres,
-        } => create_tickets(concurrency.max(1), requests.max(1), postgres).await,
+            triggers,
+        } => create_tickets(concurrency.max(1), requests.max(1), postgres, triggers).await,
+        BenchCommand::Automations { tickets, postgres } => {
+            automations_bench(tickets.max(1), postgres).await
+        }
     }
 }
 
-async fn create_tickets(concurrency: usize, n: usize, postgres: Option<String>) -> Result<()> {
+async fn create_tickets(
+    concurrency: usize,
+    n: usize,
+    postgres: Option<String>,
+    triggers: usize,
+) -> Result<()> {
     println!(
-        "opsdesk bench create-tickets: {n} tickets, concurrency {concurrency}, backend {}",
+        "opsdesk bench create-tickets: {n} tickets, concurrency {concurrency}, {triggers} triggers, backend {}",
         if postgres.is_some() {
             "postgres"
         } else {
@@ -155,6 +177,23 @@ async fn create_tickets(concurrency: usize, n: usize, postgres: Option<String>) 
         .await
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     tx.commit().await?;
+    let actor = opsdesk_app::Actor {
+        user: admin.clone(),
+    };
+    for r in bench_rules(triggers) {
+        app.save_rule::<opsdesk_core::rules::Trigger>(
+            &actor,
+            None,
+            opsdesk_app::rules::TriggerInput {
+                title: Some(r.title),
+                conditions: Some(r.conditions),
+                actions: Some(r.actions),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("creating bench triggers: {e}"))?;
+    }
     let token = app
         .create_token("bench@opsdesk.example", None)
         .await
@@ -533,11 +572,10 @@ async fn load(a: LoadArgs) -> Result<()> {
     Ok(())
 }
 
-/// Realistic triggers: most test tags, groups and statuses that do not match; a few fire.
-fn rules_bench(n: usize, iterations: usize) {
-    use opsdesk_core::rules::{
-        run_cycle, Action, CommentFacts, Condition, Conditions, Facts, Rule,
-    };
+/// N synthetic triggers of ten kinds (tags, status changes, comment words, priorities, …) that
+/// mostly do not fire: what a large instance's trigger list looks like to the engine.
+fn bench_rules(n: usize) -> Vec<opsdesk_core::rules::Rule> {
+    use opsdesk_core::rules::{Action, Condition, Conditions, Rule};
     let c = |f: &str, o: &str, v: serde_json::Value| Condition {
         field: f.into(),
         operator: o.into(),
@@ -547,7 +585,7 @@ fn rules_bench(n: usize, iterations: usize) {
         field: f.into(),
         value: v,
     };
-    let rules: Vec<Rule> = (0..n as i64)
+    (0..n as i64)
         .map(|i| {
             let (all, actions) = match i % 10 {
                 0 => (
@@ -629,7 +667,12 @@ fn rules_bench(n: usize, iterations: usize) {
                 actions,
             }
         })
-        .collect();
+        .collect()
+}
+
+fn rules_bench(n: usize, iterations: usize) {
+    use opsdesk_core::rules::{run_cycle, CommentFacts, Facts};
+    let rules = bench_rules(n);
     let mut before = Ticket::blank(1, Via::api(), SystemClock.now());
     before.requester_id = 10_000;
     before.subject = Some("Pipeline stuck in pending".into());
@@ -667,4 +710,189 @@ fn rules_bench(n: usize, iterations: usize) {
         per * 1e6
     );
     let _ = fired;
+}
+
+async fn automations_bench(n: usize, postgres: Option<String>) -> Result<()> {
+    use opsdesk_core::rules::{Action, Automation, Condition, Conditions};
+    use opsdesk_core::ticket::Status;
+    use opsdesk_core::ticket_metrics::{TicketMetrics, WriteFacts};
+    use opsdesk_core::FixedClock;
+    println!(
+        "opsdesk bench automations: {n} tickets not closed, 20 automations, backend {}",
+        if postgres.is_some() {
+            "postgres"
+        } else {
+            "sqlite"
+        }
+    );
+    let (store, dir) = fresh_store(&postgres, "auto").await?;
+    let clock = Arc::new(FixedClock::new(SystemClock.now()));
+    let app = App::new(store.clone(), clock.clone());
+    app.prepare().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut tx = store.write().await?;
+    let admin = app
+        .create_user_cli(
+            &mut tx,
+            UserInput {
+                name: Some("Bench Admin".into()),
+                email: Some(Some("bench@opsdesk.example".into())),
+                role: Some("admin".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    tx.commit().await?;
+    // Tickets straight into the store (with their metrics), 1,000 per transaction.
+    let t0 = Instant::now();
+    let now = clock.now();
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let mut tx = store.write().await?;
+        for &i in chunk {
+            let mut t = Ticket::blank(0, Via::api(), now);
+            t.subject = Some(format!("Automation bench {i}"));
+            t.raw_subject = t.subject.clone();
+            t.requester_id = admin.id;
+            t.submitter_id = admin.id;
+            t.assignee_id = Some(admin.id);
+            t.status = match i % 20 {
+                0 => Status::Solved,
+                1 => Status::Pending,
+                _ => Status::Open,
+            };
+            t.tags = vec![format!("team_{}", i % 50)];
+            t.description = "bench".into();
+            let c = Comment {
+                id: 0,
+                kind: "Comment".into(),
+                ticket_id: 0,
+                audit_id: 0,
+                author_id: admin.id,
+                body: "bench".into(),
+                html_body: "<p>bench</p>".into(),
+                plain_body: "bench".into(),
+                public: true,
+                attachments: vec![],
+                via: Via::api(),
+                metadata: json!({}),
+                created_at: now,
+            };
+            let mut events = creation_events(&t);
+            events.push(json!({"type": "Comment", "body": "bench", "html_body": "<p>bench</p>", "public": true, "author_id": admin.id}));
+            let mut audit = Audit {
+                id: 0,
+                ticket_id: 0,
+                author_id: admin.id,
+                via: Via::api(),
+                metadata: json!({}),
+                events,
+                created_at: now,
+            };
+            tx.create_ticket(&mut t, &mut audit, &mut [c]).await?;
+            let m = TicketMetrics::observe(
+                None,
+                None,
+                &t,
+                WriteFacts {
+                    author_id: admin.id,
+                    ..Default::default()
+                },
+                now,
+            );
+            tx.put_ticket_metrics(&m).await?;
+        }
+        tx.commit().await?;
+    }
+    println!("loaded {n} tickets in {:.1} s", t0.elapsed().as_secs_f64());
+    let c = |f: &str, o: &str, v: serde_json::Value| Condition {
+        field: f.into(),
+        operator: o.into(),
+        value: v,
+    };
+    let a = |f: &str, v: serde_json::Value| Action {
+        field: f.into(),
+        value: v,
+    };
+    let actor = opsdesk_app::Actor {
+        user: admin.clone(),
+    };
+    let mut defs = vec![
+        (
+            "Close 4 days after solved",
+            vec![
+                c("status", "is", json!("solved")),
+                c("SOLVED", "greater_than", json!("96")),
+            ],
+            vec![a("status", json!("closed"))],
+        ),
+        (
+            "Nudge pending",
+            vec![
+                c("status", "is", json!("pending")),
+                c("PENDING", "greater_than", json!("48")),
+                c("current_tags", "not_includes", json!("nudged")),
+            ],
+            vec![
+                a("current_tags", json!("nudged")),
+                a(
+                    "notification_user",
+                    json!([
+                        "requester_id",
+                        "Still there?",
+                        "We are waiting for you on {{ticket.title}}"
+                    ]),
+                ),
+            ],
+        ),
+    ];
+    for i in 0..18 {
+        defs.push((
+            "Idle",
+            vec![
+                c("status", "is", json!("open")),
+                c("updated_at", "greater_than", json!(1000 + i)),
+                c("current_tags", "includes", json!(format!("never_{i}"))),
+            ],
+            vec![a("priority", json!("high"))],
+        ));
+    }
+    for (i, (title, all, actions)) in defs.into_iter().enumerate() {
+        app.save_rule::<Automation>(
+            &actor,
+            None,
+            opsdesk_app::rules::TriggerInput {
+                title: Some(format!("{title} {i}")),
+                conditions: Some(Conditions { all, any: vec![] }),
+                actions: Some(actions),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("creating bench automations: {e}"))?;
+    }
+    clock.advance_secs(100 * 3600);
+    // 5,000 solved and 5,000 pending tickets match; 1,000 per automation per run: five runs
+    // act on 2,000 tickets each, the sixth only examines.
+    for run in 1..=6 {
+        let label = format!("run {run}");
+        let t0 = Instant::now();
+        let r = app
+            .run_automations_if_due()
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?
+            .ok_or_else(|| anyhow::anyhow!("the run did not start"))?;
+        let el = t0.elapsed().as_secs_f64();
+        println!(
+            "{label:<24} examined {:>7} updated {:>5} in {el:>6.2} s  ({:>8.0} tickets examined/s)",
+            r.examined,
+            r.updated,
+            r.examined as f64 / el
+        );
+        clock.advance_secs(3600);
+    }
+    store.close().await;
+    if let Some(d) = dir {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    Ok(())
 }
