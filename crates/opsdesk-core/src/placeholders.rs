@@ -1,40 +1,318 @@
-//! Placeholders in rule and macro text: `{{ticket.id}}`, `{{ticket.requester.name}}`, … as
-//! Zendesk writes them (Liquid output tags). Values come from a flat map the caller fills; an
-//! unknown placeholder renders empty, as in Zendesk. Liquid filters and tags (`{% if %}`) are not
-//! interpreted yet: a filter is ignored (the bare value is used) and tags are left as written.
-//! Output is bounded.
+//! Placeholders in rule, macro and notification text, in the Liquid syntax Zendesk uses:
+//! `{{ticket.id}}`, `{{ticket.requester.name | upcase}}`, `{% if ticket.status == "solved" %}…
+//! {% else %}…{% endif %}`. Values come from a flat map the caller fills; an unknown placeholder
+//! renders empty, as in Zendesk.
+//!
+//! Supported: output tags with filters (`upcase`, `downcase`, `capitalize`, `strip`,
+//! `default: "x"`, `truncate: n`, `escape`, `append: "x"`, `prepend: "x"`, `replace: "a", "b"`,
+//! `size`); `if` / `elsif` / `else` / `endif`, `unless` / `endunless` with `==`, `!=`,
+//! `contains`, `>`, `<`, `>=`, `<=`, `and`, `or`, literals and `blank`/`empty`/`nil`;
+//! `comment` and `raw` blocks. Other tags (`for`, `case`, `assign`, …) are left as written.
+//! Rendering is linear in the template, nesting is bounded, and output is capped.
 
 use std::collections::HashMap;
 
 /// The largest rendered text.
 pub const MAX_OUTPUT: usize = 64 * 1024;
+/// Deepest nesting of `if`/`unless` blocks.
+const MAX_DEPTH: usize = 32;
 
-/// Render `template`, replacing every `{{ name }}` (optionally `{{ name | filter }}`).
-pub fn render(template: &str, values: &HashMap<String, String>) -> String {
-    let mut out = String::with_capacity(template.len());
-    let mut rest = template;
-    while let Some(start) = rest.find("{{") {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 2..];
-        match after.find("}}") {
-            Some(end) => {
-                let inner = after[..end].trim();
-                let name = inner.split('|').next().unwrap_or("").trim();
-                if let Some(v) = values.get(name) {
-                    out.push_str(v);
-                }
-                rest = &after[end + 2..];
-            }
-            None => {
-                out.push_str(&rest[start..]);
-                rest = "";
-            }
+#[derive(Clone, Copy)]
+enum Token<'a> {
+    Text(&'a str),
+    Output(&'a str),
+    /// A `{% … %}` tag: its inside, and its whole text (kept for unknown tags).
+    Tag(&'a str, &'a str),
+}
+
+fn tokenize(t: &str) -> Vec<Token<'_>> {
+    let mut out = vec![];
+    let mut rest = t;
+    loop {
+        let o = rest.find("{{");
+        let g = rest.find("{%");
+        let (start, tag) = match (o, g) {
+            (None, None) => break,
+            (Some(a), Some(b)) if b < a => (b, true),
+            (Some(a), _) => (a, false),
+            (None, Some(b)) => (b, true),
+        };
+        let close = if tag { "%}" } else { "}}" };
+        let Some(end) = rest[start + 2..].find(close) else {
+            break;
+        };
+        if start > 0 {
+            out.push(Token::Text(&rest[..start]));
         }
+        let inner = &rest[start + 2..start + 2 + end];
+        let whole = &rest[start..start + 2 + end + 2];
+        out.push(if tag {
+            Token::Tag(inner.trim().trim_matches('-').trim(), whole)
+        } else {
+            Token::Output(inner.trim().trim_matches('-').trim())
+        });
+        rest = &rest[start + 2 + end + 2..];
+    }
+    if !rest.is_empty() {
+        out.push(Token::Text(rest));
+    }
+    out
+}
+
+/// A literal or a variable's value (None: nil).
+fn operand(s: &str, v: &HashMap<String, String>) -> Option<String> {
+    let s = s.trim();
+    if s.len() >= 2
+        && ((s.starts_with('"') && s.ends_with('"')) || (s.starts_with('\'') && s.ends_with('\'')))
+    {
+        return Some(s[1..s.len() - 1].to_string());
+    }
+    if s.parse::<f64>().is_ok() {
+        return Some(s.to_string());
+    }
+    match s {
+        "nil" | "null" => None,
+        "true" | "false" => Some(s.to_string()),
+        "blank" | "empty" => Some(String::new()),
+        _ => v.get(s).cloned(),
+    }
+}
+
+fn truthy(x: &Option<String>) -> bool {
+    matches!(x, Some(s) if !s.is_empty() && s != "false")
+}
+
+fn compare(a: &Option<String>, op: &str, b: &Option<String>) -> bool {
+    let num = |x: &Option<String>| x.as_deref().and_then(|s| s.trim().parse::<f64>().ok());
+    let text = |x: &Option<String>| x.clone().unwrap_or_default();
+    match op {
+        "==" => text(a) == text(b),
+        "!=" | "<>" => text(a) != text(b),
+        "contains" => text(a).contains(&text(b)),
+        ">" | "<" | ">=" | "<=" => match (num(a), num(b)) {
+            (Some(x), Some(y)) => match op {
+                ">" => x > y,
+                "<" => x < y,
+                ">=" => x >= y,
+                _ => x <= y,
+            },
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Split on a word outside quotes (`and`, `or`, operators).
+fn split_words(s: &str) -> Vec<String> {
+    let mut out = vec![];
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    for ch in s.chars() {
+        match quote {
+            Some(q) => {
+                cur.push(ch);
+                if ch == q {
+                    quote = None;
+                }
+            }
+            None if ch == '"' || ch == '\'' => {
+                quote = Some(ch);
+                cur.push(ch);
+            }
+            None if ch.is_whitespace() => {
+                if !cur.is_empty() {
+                    out.push(std::mem::take(&mut cur));
+                }
+            }
+            None => cur.push(ch),
+        }
+    }
+    if !cur.is_empty() {
+        out.push(cur);
+    }
+    out
+}
+
+/// `a == "x" and b or c`: Liquid evaluates `and`/`or` from the right.
+fn condition(expr: &str, v: &HashMap<String, String>) -> bool {
+    let words = split_words(expr);
+    fn eval(words: &[String], v: &HashMap<String, String>) -> bool {
+        if let Some(i) = words.iter().position(|w| w == "and" || w == "or") {
+            let left = eval_simple(&words[..i], v);
+            let right = eval(&words[i + 1..], v);
+            return if words[i] == "and" {
+                left && right
+            } else {
+                left || right
+            };
+        }
+        eval_simple(words, v)
+    }
+    fn eval_simple(words: &[String], v: &HashMap<String, String>) -> bool {
+        match words {
+            [a] => truthy(&operand(a, v)),
+            [a, op, b] => compare(&operand(a, v), op, &operand(b, v)),
+            _ => false,
+        }
+    }
+    eval(&words, v)
+}
+
+fn filter_args(s: &str, v: &HashMap<String, String>) -> Vec<String> {
+    let mut args = vec![];
+    let mut cur = String::new();
+    let mut quote: Option<char> = None;
+    for ch in s.chars() {
+        match quote {
+            Some(q) => {
+                cur.push(ch);
+                if ch == q {
+                    quote = None;
+                }
+            }
+            None if ch == '"' || ch == '\'' => {
+                quote = Some(ch);
+                cur.push(ch);
+            }
+            None if ch == ',' => args.push(std::mem::take(&mut cur)),
+            None => cur.push(ch),
+        }
+    }
+    if !cur.trim().is_empty() {
+        args.push(cur);
+    }
+    args.iter()
+        .map(|a| operand(a, v).unwrap_or_default())
+        .collect()
+}
+
+fn output(expr: &str, v: &HashMap<String, String>) -> String {
+    let mut parts = expr.split('|');
+    let mut val = operand(parts.next().unwrap_or(""), v).unwrap_or_default();
+    for f in parts {
+        let (name, args) = match f.split_once(':') {
+            Some((n, a)) => (n.trim(), filter_args(a, v)),
+            None => (f.trim(), vec![]),
+        };
+        let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
+        val = match name {
+            "upcase" => val.to_uppercase(),
+            "downcase" => val.to_lowercase(),
+            "capitalize" => {
+                let mut c = val.chars();
+                match c.next() {
+                    Some(f) => f.to_uppercase().chain(c).collect(),
+                    None => val,
+                }
+            }
+            "strip" => val.trim().to_string(),
+            "default" if val.is_empty() => arg(0),
+            "append" => val + &arg(0),
+            "prepend" => arg(0) + &val,
+            "replace" => val.replace(&arg(0), &arg(1)),
+            "size" => val.chars().count().to_string(),
+            "escape" => val
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;")
+                .replace('\'', "&#39;"),
+            "truncate" => {
+                let n: usize = arg(0).parse().unwrap_or(50);
+                if val.chars().count() > n {
+                    let keep = n.saturating_sub(3);
+                    val.chars().take(keep).collect::<String>() + "..."
+                } else {
+                    val
+                }
+            }
+            _ => val,
+        };
+    }
+    val
+}
+
+/// Render `template`.
+pub fn render(template: &str, values: &HashMap<String, String>) -> String {
+    let tokens = tokenize(template);
+    let mut out = String::with_capacity(template.len());
+    // One frame per open if/unless: (this branch is shown, a branch was already taken,
+    // the enclosing block is shown).
+    let mut stack: Vec<(bool, bool, bool)> = vec![];
+    let mut raw = false;
+    let mut comment = false;
+    let shown = |stack: &Vec<(bool, bool, bool)>| stack.last().is_none_or(|f| f.0 && f.2);
+    for tok in tokens {
         if out.len() > MAX_OUTPUT {
             break;
         }
+        match tok {
+            Token::Tag(t, _) if raw && t == "endraw" => raw = false,
+            Token::Tag(t, _) if comment && t == "endcomment" => comment = false,
+            _ if comment => {}
+            Token::Text(s) | Token::Output(s) | Token::Tag(_, s) if raw => {
+                if shown(&stack) {
+                    match tok {
+                        Token::Output(inner) => {
+                            out.push_str("{{");
+                            out.push_str(inner);
+                            out.push_str("}}");
+                        }
+                        _ => out.push_str(s),
+                    }
+                }
+            }
+            Token::Text(s) => {
+                if shown(&stack) {
+                    out.push_str(s);
+                }
+            }
+            Token::Output(e) => {
+                if shown(&stack) {
+                    out.push_str(&output(e, values));
+                }
+            }
+            Token::Tag(t, whole) => {
+                let (name, rest) = t.split_once(char::is_whitespace).unwrap_or((t, ""));
+                match name {
+                    "raw" => raw = true,
+                    "comment" => comment = true,
+                    "if" | "unless" => {
+                        let outer = shown(&stack);
+                        if stack.len() >= MAX_DEPTH {
+                            // Too deep: show nothing more of this template's blocks.
+                            stack.push((false, true, false));
+                            continue;
+                        }
+                        let c = condition(rest, values);
+                        let c = if name == "if" { c } else { !c };
+                        stack.push((c, c, outer));
+                    }
+                    "elsif" => {
+                        if let Some(f) = stack.last_mut() {
+                            let c = !f.1 && condition(rest, values);
+                            f.0 = c;
+                            f.1 |= c;
+                        }
+                    }
+                    "else" => {
+                        if let Some(f) = stack.last_mut() {
+                            f.0 = !f.1;
+                            f.1 = true;
+                        }
+                    }
+                    "endif" | "endunless" => {
+                        stack.pop();
+                    }
+                    _ => {
+                        if shown(&stack) {
+                            out.push_str(whole);
+                        }
+                    }
+                }
+            }
+        }
     }
-    out.push_str(rest);
     if out.len() > MAX_OUTPUT {
         let mut cut = MAX_OUTPUT;
         while !out.is_char_boundary(cut) {
@@ -49,17 +327,23 @@ pub fn render(template: &str, values: &HashMap<String, String>) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn renders_known_and_blanks_unknown() {
-        let v: HashMap<String, String> = [
-            ("ticket.id".to_string(), "42".to_string()),
-            (
-                "ticket.requester.first_name".to_string(),
-                "Cora".to_string(),
-            ),
+    fn vals() -> HashMap<String, String> {
+        [
+            ("ticket.id", "42"),
+            ("ticket.requester.first_name", "Cora"),
+            ("ticket.status", "solved"),
+            ("ticket.priority", ""),
+            ("ticket.title", "  Printer on fire  "),
+            ("ticket.tags", "vip hardware"),
         ]
         .into_iter()
-        .collect();
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    #[test]
+    fn renders_known_and_blanks_unknown() {
+        let v = vals();
         assert_eq!(
             render(
                 "Hi {{ticket.requester.first_name}}, ticket #{{ ticket.id }}.",
@@ -68,12 +352,99 @@ mod tests {
             "Hi Cora, ticket #42."
         );
         assert_eq!(render("x{{ticket.nope}}y", &v), "xy");
-        assert_eq!(render("{{ticket.id | upcase}}", &v), "42");
         assert_eq!(render("unclosed {{ticket.id", &v), "unclosed {{ticket.id");
+    }
+
+    #[test]
+    fn filters() {
+        let v = vals();
         assert_eq!(
-            render("{% if x %}a{% endif %}", &v),
-            "{% if x %}a{% endif %}"
+            render("{{ticket.requester.first_name | upcase}}", &v),
+            "CORA"
         );
+        assert_eq!(
+            render("{{ ticket.title | strip | downcase }}", &v),
+            "printer on fire"
+        );
+        assert_eq!(
+            render("{{ticket.priority | default: \"normal\"}}", &v),
+            "normal"
+        );
+        assert_eq!(
+            render("{{ticket.title | strip | truncate: 10}}", &v),
+            "Printer..."
+        );
+        assert_eq!(
+            render("{{ticket.id | prepend: \"#\" | append: '!'}}", &v),
+            "#42!"
+        );
+        assert_eq!(
+            render("{{ticket.tags | replace: \"vip\", \"VIP\"}}", &v),
+            "VIP hardware"
+        );
+        assert_eq!(render("{{\"<b>\" | escape}}", &v), "&lt;b&gt;");
+        assert_eq!(render("{{ticket.id | nosuchfilter}}", &v), "42");
+    }
+
+    #[test]
+    fn conditionals() {
+        let v = vals();
+        let t = "{% if ticket.status == \"solved\" %}Solved{% elsif ticket.status == 'open' %}Open{% else %}Other{% endif %}";
+        assert_eq!(render(t, &v), "Solved");
+        let mut w = v.clone();
+        w.insert("ticket.status".into(), "open".into());
+        assert_eq!(render(t, &w), "Open");
+        w.insert("ticket.status".into(), "new".into());
+        assert_eq!(render(t, &w), "Other");
+        assert_eq!(
+            render("{% if ticket.priority %}P{% else %}none{% endif %}", &v),
+            "none"
+        );
+        assert_eq!(
+            render("{% unless ticket.priority %}no priority{% endunless %}", &v),
+            "no priority"
+        );
+        assert_eq!(
+            render(
+                "{% if ticket.tags contains \"vip\" and ticket.id > 40 %}VIP{% endif %}",
+                &v
+            ),
+            "VIP"
+        );
+        assert_eq!(
+            render(
+                "{% if ticket.nope or ticket.id == \"42\" %}y{% endif %}",
+                &v
+            ),
+            "y"
+        );
+        assert_eq!(
+            render("{% if ticket.priority == blank %}blank{% endif %}", &v),
+            "blank"
+        );
+        // Nested: the inner block shows only when the outer does.
+        assert_eq!(
+            render(
+                "{% if ticket.nope %}{% if ticket.id %}inner{% endif %}{% else %}outer{% endif %}",
+                &v
+            ),
+            "outer"
+        );
+        assert_eq!(
+            render("a{% comment %}{{ticket.id}}{% endcomment %}b", &v),
+            "ab"
+        );
+        assert_eq!(
+            render("{% raw %}{{ticket.id}}{% endraw %}", &v),
+            "{{ticket.id}}"
+        );
+        // Unknown tags are left as written.
+        assert_eq!(
+            render("{% for c in ticket.comments %}x{% endfor %}", &v),
+            "{% for c in ticket.comments %}x{% endfor %}"
+        );
+        // Unbalanced blocks never panic.
+        assert_eq!(render("{% endif %}{% else %}a{% if x %}", &v), "a");
     }
 
     #[test]
@@ -82,5 +453,7 @@ mod tests {
             [("a".to_string(), "x".repeat(1000))].into_iter().collect();
         let t = "{{a}}".repeat(1000);
         assert!(render(&t, &v).len() <= MAX_OUTPUT);
+        let deep = "{% if a %}".repeat(100) + "x" + &"{% endif %}".repeat(100);
+        assert_eq!(render(&deep, &v), "");
     }
 }
