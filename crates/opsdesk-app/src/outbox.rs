@@ -49,8 +49,8 @@ struct Attempt {
 }
 
 impl App {
-    /// After a ticket write: fold it into the ticket's metrics and queue the messages its
-    /// audit asked for. Runs in the write's transaction.
+    /// After a ticket write: fold it into the ticket's metrics, keep the tag index, and queue
+    /// the messages its audit asked for. Runs in the write's transaction.
     pub(crate) async fn after_ticket_write(
         &self,
         tx: &mut Conn,
@@ -78,6 +78,10 @@ impl App {
         };
         let m = TicketMetrics::observe(old, previous, t, w, audit.created_at);
         tx.put_ticket_metrics(&m).await?;
+        let before: &[String] = previous.map_or(&[], |p| &p.tags);
+        if before != t.tags.as_slice() {
+            tx.set_ticket_tags(t.id, before, &t.tags).await?;
+        }
         self.enqueue_from_audit(tx, t, audit).await
     }
 

@@ -249,6 +249,15 @@ fn sql_conditions(cs: &Conditions, actor: &Actor) -> Vec<Cond> {
                     None => out.push(Cond::IsNull(col)),
                 }
             }
+            ("current_tags", op @ ("includes" | "not_includes")) => {
+                let tags = opsdesk_core::model::normalize_tags([v.to_string()]);
+                out.push(Cond::InSelect {
+                    col: "id",
+                    select: "SELECT ticket_id FROM ticket_tags WHERE tag",
+                    values: tags.into_iter().map(Val::Text).collect(),
+                    negate: op == "not_includes",
+                });
+            }
             _ => {}
         }
     }

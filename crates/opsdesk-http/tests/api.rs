@@ -2502,5 +2502,50 @@ async fn views_group_and_preview() {
         );
         let (s, _) = t.call(&t.customer, Method::POST, "/api/v2/views/preview.json", Some(json!({"view": {"all": [{"field": "status", "operator": "is", "value": "open"}]}}))).await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{n}");
+
+        // Tag conditions count through the tag index, which follows every tag change.
+        let (_, open_tagged) = t.call(&t.admin, Method::POST, "/api/v2/views.json", Some(json!({"view": {"title": "Open grouped", "all": [{"field": "status", "operator": "is", "value": "open"}, {"field": "current_tags", "operator": "includes", "value": "grouped other"}]}}))).await;
+        let (_, untagged) = t.call(&t.admin, Method::POST, "/api/v2/views.json", Some(json!({"view": {"title": "Not grouped", "all": [{"field": "status", "operator": "less_than", "value": "solved"}, {"field": "current_tags", "operator": "not_includes", "value": "grouped"}]}}))).await;
+        let count = |id: &Value| {
+            let path = format!("/api/v2/views/{}/count.json", id["view"]["id"]);
+            let t = &t;
+            async move {
+                t.call(&t.admin, Method::GET, &path, None).await.1["view_count"]["value"]
+                    .as_i64()
+                    .unwrap()
+            }
+        };
+        assert_eq!(count(&open_tagged).await, 3, "{n}");
+        let untagged_before = count(&untagged).await;
+        let first = ex["rows"][0]["ticket_id"].as_i64().unwrap();
+        let (s, _) = t
+            .call(
+                &t.admin,
+                Method::DELETE,
+                &format!("/api/v2/tickets/{first}/tags.json"),
+                Some(json!({"tags": ["grouped"]})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}");
+        assert_eq!(
+            count(&open_tagged).await,
+            2,
+            "{n}: the removed tag left the index"
+        );
+        assert_eq!(count(&untagged).await, untagged_before + 1, "{n}");
+        let (s, _) = t
+            .call(
+                &t.admin,
+                Method::PUT,
+                &format!("/api/v2/tickets/{first}.json"),
+                Some(json!({"ticket": {"tags": ["other"]}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}");
+        assert_eq!(
+            count(&open_tagged).await,
+            3,
+            "{n}: 'other' is one of the view's tags"
+        );
     }
 }

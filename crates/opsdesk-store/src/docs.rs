@@ -33,6 +33,14 @@ pub enum Cond {
     Any(Vec<Cond>),
     /// `col LIKE pattern` on a lower-cased key column.
     Like(&'static str, Val),
+    /// `col [NOT] IN (SELECT … WHERE key IN (values))`: `select` is a static
+    /// `SELECT x FROM t WHERE key` prefix (e.g. tickets carrying any of some tags).
+    InSelect {
+        col: &'static str,
+        select: &'static str,
+        values: Vec<Val>,
+        negate: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -119,6 +127,19 @@ fn cond_sql(c: &Cond, args: &mut Vec<Val>) -> String {
                 let ps: Vec<String> = vs.iter().map(|v| push(args, v.clone())).collect();
                 format!("{col} IN ({})", ps.join(", "))
             }
+        }
+        Cond::InSelect {
+            col,
+            select,
+            values,
+            negate,
+        } => {
+            if values.is_empty() {
+                return if *negate { "1=1".into() } else { "1=0".into() };
+            }
+            let ps: Vec<String> = values.iter().map(|v| push(args, v.clone())).collect();
+            let not = if *negate { "NOT " } else { "" };
+            format!("{col} {not}IN ({select} IN ({}))", ps.join(", "))
         }
         Cond::Any(cs) => {
             if cs.is_empty() {

@@ -23,6 +23,10 @@ pub const MIGRATIONS_SQLITE: &[(&str, &str)] = &[
         "0005_automations_outbox",
         include_str!("../migrations/sqlite/0005_automations_outbox.sql"),
     ),
+    (
+        "0006_ticket_tags",
+        include_str!("../migrations/sqlite/0006_ticket_tags.sql"),
+    ),
 ];
 pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
@@ -44,6 +48,10 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
         "0005_automations_outbox",
         include_str!("../migrations/postgres/0005_automations_outbox.sql"),
+    ),
+    (
+        "0006_ticket_tags",
+        include_str!("../migrations/postgres/0006_ticket_tags.sql"),
     ),
 ];
 

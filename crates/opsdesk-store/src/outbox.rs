@@ -128,6 +128,30 @@ impl Conn {
         Ok(())
     }
 
+    /// Keep the tag index in step with a ticket's tags (call with the tags before and after).
+    pub async fn set_ticket_tags(
+        &mut self,
+        ticket_id: Id,
+        before: &[String],
+        after: &[String],
+    ) -> Result<()> {
+        for t in before.iter().filter(|t| !after.contains(t)) {
+            self.exec(
+                "DELETE FROM ticket_tags WHERE tag = $1 AND ticket_id = $2",
+                &[Val::from(t.as_str()), Val::Int(ticket_id)],
+            )
+            .await?;
+        }
+        for t in after.iter().filter(|t| !before.contains(t)) {
+            self.exec(
+                "INSERT INTO ticket_tags (tag, ticket_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                &[Val::from(t.as_str()), Val::Int(ticket_id)],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Claim up to `limit` outbox items of `kind` that are due, for `lease_secs`: another
     /// worker (or node) skips them until the claim runs out. Call in a write transaction and
     /// commit before delivering.

@@ -271,6 +271,18 @@ impl Conn {
                 &[Val::Int(id)],
             )
             .await?;
+            for table in ["ticket_tags", "ticket_metrics"] {
+                let col = if table == "ticket_tags" {
+                    "ticket_id"
+                } else {
+                    "id"
+                };
+                self.exec(
+                    &format!("DELETE FROM {table} WHERE {col} = $1"),
+                    &[Val::Int(id)],
+                )
+                .await?;
+            }
         }
         Ok(n > 0)
     }
