@@ -15,10 +15,23 @@ use serde_json::{json, Value};
 
 use crate::{html, Actor, App, AppError, Result};
 
-/// Active triggers compiled for the engine, with the rules version they came from.
+/// Active triggers compiled for the engine, with the rules version they came from and when
+/// that version was last confirmed against the database.
 #[derive(Default)]
 pub struct RulesCache {
-    inner: RwLock<Option<(i64, Arc<Vec<rules::Rule>>)>>,
+    inner: RwLock<Option<(i64, Arc<Vec<rules::Rule>>, std::time::Instant)>>,
+}
+
+/// How long a node trusts its compiled triggers before checking the rules version again. A
+/// change made on this node clears the cache at once; other nodes see it within this time.
+const RULES_RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl RulesCache {
+    fn clear(&self) {
+        if let Ok(mut g) = self.inner.write() {
+            *g = None;
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -288,6 +301,7 @@ impl App {
         let t = crate::records::save_doc(&mut tx, t, id.is_some()).await?;
         tx.bump_rules_version().await?;
         tx.commit().await?;
+        self.rules_cache.clear();
         Ok(t)
     }
 
@@ -299,6 +313,7 @@ impl App {
         }
         tx.bump_rules_version().await?;
         tx.commit().await?;
+        self.rules_cache.clear();
         Ok(())
     }
 
@@ -334,6 +349,7 @@ impl App {
         }
         tx.bump_rules_version().await?;
         tx.commit().await?;
+        self.rules_cache.clear();
         Ok(out)
     }
 
@@ -411,13 +427,22 @@ impl App {
 
     // ---- running -------------------------------------------------------------------------
 
-    /// The active triggers, compiled once per rules version (checked on every write, so every
-    /// node sees a change at its next write).
+    /// The active triggers, compiled once per rules version. The version is checked at most
+    /// once a second (a change on this node clears the cache at once; other nodes see it
+    /// within a second), which keeps that read out of most write transactions.
     async fn active_rules(&self, tx: &mut Conn) -> Result<Arc<Vec<rules::Rule>>> {
-        let version = tx.rules_version().await?;
         if let Ok(g) = self.rules_cache.inner.read() {
-            if let Some((v, r)) = g.as_ref() {
+            if let Some((_, r, at)) = g.as_ref() {
+                if at.elapsed() < RULES_RECHECK {
+                    return Ok(r.clone());
+                }
+            }
+        }
+        let version = tx.rules_version().await?;
+        if let Ok(mut g) = self.rules_cache.inner.write() {
+            if let Some((v, r, at)) = g.as_mut() {
                 if *v == version {
+                    *at = std::time::Instant::now();
                     return Ok(r.clone());
                 }
             }
@@ -432,7 +457,7 @@ impl App {
         );
         let compiled: Arc<Vec<rules::Rule>> = Arc::new(all.iter().map(Trigger::rule).collect());
         if let Ok(mut g) = self.rules_cache.inner.write() {
-            *g = Some((version, compiled.clone()));
+            *g = Some((version, compiled.clone(), std::time::Instant::now()));
         }
         Ok(compiled)
     }

@@ -128,26 +128,45 @@ impl Conn {
         Ok(())
     }
 
-    /// Keep the tag index in step with a ticket's tags (call with the tags before and after).
+    /// Keep the tag index in step with a ticket's tags (call with the tags before and after):
+    /// one statement for the removed tags, one for the added.
     pub async fn set_ticket_tags(
         &mut self,
         ticket_id: Id,
         before: &[String],
         after: &[String],
     ) -> Result<()> {
-        for t in before.iter().filter(|t| !after.contains(t)) {
-            self.exec(
-                "DELETE FROM ticket_tags WHERE tag = $1 AND ticket_id = $2",
-                &[Val::from(t.as_str()), Val::Int(ticket_id)],
-            )
-            .await?;
+        let removed: Vec<&String> = before.iter().filter(|t| !after.contains(t)).collect();
+        let added: Vec<&String> = after.iter().filter(|t| !before.contains(t)).collect();
+        if !removed.is_empty() {
+            let mut args = vec![Val::Int(ticket_id)];
+            let ps: Vec<String> = removed
+                .iter()
+                .map(|t| {
+                    args.push(Val::from(t.as_str()));
+                    format!("${}", args.len())
+                })
+                .collect();
+            let sql = format!(
+                "DELETE FROM ticket_tags WHERE ticket_id = $1 AND tag IN ({})",
+                ps.join(", ")
+            );
+            self.exec(&sql, &args).await?;
         }
-        for t in after.iter().filter(|t| !before.contains(t)) {
-            self.exec(
-                "INSERT INTO ticket_tags (tag, ticket_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                &[Val::from(t.as_str()), Val::Int(ticket_id)],
-            )
-            .await?;
+        if !added.is_empty() {
+            let mut args = vec![Val::Int(ticket_id)];
+            let rows: Vec<String> = added
+                .iter()
+                .map(|t| {
+                    args.push(Val::from(t.as_str()));
+                    format!("(${}, $1)", args.len())
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO ticket_tags (tag, ticket_id) VALUES {} ON CONFLICT DO NOTHING",
+                rows.join(", ")
+            );
+            self.exec(&sql, &args).await?;
         }
         Ok(())
     }
