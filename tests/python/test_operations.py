@@ -379,8 +379,13 @@ def test_metrics_request_ids_and_rate_limits(instance):
     assert 'status="429"' in metrics
     assert "http_request_duration_seconds_bucket" in metrics
     assert "db_pool_connections" in metrics
+    # The outbox's depth is read at scrape time; the automation scheduler ran once at start.
+    assert "outbox_pending 0" in metrics, metrics
+    assert "outbox_oldest_pending_age_seconds 0" in metrics
+    assert "automation_runs_total" in metrics
     ready = requests.get(f"{inst.url}/readyz", timeout=HTTP)
     assert ready.status_code == 200 and ready.json()["status"] == "ready"
+    assert ready.json()["workers"] == "running"
 
 
 def test_password_guessing_is_slowed_per_address(instance):

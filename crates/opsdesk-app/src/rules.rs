@@ -400,6 +400,41 @@ impl App {
 
     /// The trigger traces of a ticket's audits: which triggers fired on each update and, for
     /// each that did not, the first condition that did not hold.
+    /// For one ticket, each active automation evaluated now: whether it would act at the next
+    /// run and, if not, the first condition that does not hold.
+    pub async fn automations_explain(&self, actor: &Actor, ticket_id: Id) -> Result<Vec<Value>> {
+        actor.require_staff()?;
+        let mut c = self.store.read().await?;
+        let t = c.ticket(ticket_id).await?.ok_or(AppError::NotFound)?;
+        let mut autos = c
+            .list::<Automation>(
+                &[Cond::Eq("active", Val::Int(1))],
+                &Page::All { limit: 10_000 },
+            )
+            .await?
+            .items;
+        autos.sort_by_key(|a| (a.position, a.id));
+        let m = c
+            .get::<opsdesk_core::ticket_metrics::TicketMetrics>(ticket_id)
+            .await?
+            .unwrap_or_else(|| opsdesk_core::ticket_metrics::TicketMetrics::from_ticket(&t));
+        let mut facts = Facts::at_rest(-1, opsdesk_core::model::Role::Admin);
+        facts.now = Some(self.now());
+        facts.metrics = Some(m);
+        Ok(autos
+            .iter()
+            .map(|a| {
+                if t.status == Status::Closed {
+                    return json!({"id": a.id, "title": a.title, "would_act": false, "failed": "closed tickets are not examined"});
+                }
+                match rules::evaluate(&a.conditions, &t, &facts) {
+                    Ok(()) => json!({"id": a.id, "title": a.title, "would_act": true}),
+                    Err(f) => json!({"id": a.id, "title": a.title, "would_act": false, "failed": rules::describe(&a.conditions, f)}),
+                }
+            })
+            .collect())
+    }
+
     pub async fn rule_trace(&self, actor: &Actor, ticket_id: Id) -> Result<Vec<Value>> {
         actor.require_staff()?;
         let mut c = self.store.read().await?;

@@ -1284,6 +1284,11 @@ impl App {
         let mut tx = self.store.write().await?;
         tx.put_job_status(&job).await?;
         tx.commit().await?;
+        metrics::counter!("jobs_total", "type" => job_type.to_string()).increment(1);
+        metrics::counter!("job_items_total", "type" => job_type.to_string(), "result" => "ok")
+            .increment((n as usize - failed) as u64);
+        metrics::counter!("job_items_total", "type" => job_type.to_string(), "result" => "failed")
+            .increment(failed as u64);
         Ok(job)
     }
 

@@ -1411,7 +1411,8 @@ pub fn apply(actions: &[Action], t: &mut Ticket, f: &Facts) -> Vec<SideEffect> {
     effects
 }
 
-fn describe(cs: &Conditions, failed: Option<usize>) -> String {
+/// A readable description of the condition that failed (`all[1]: SOLVED greater_than "96"`).
+pub fn describe(cs: &Conditions, failed: Option<usize>) -> String {
     let Some(i) = failed else {
         return "any: none of the any-conditions held".into();
     };

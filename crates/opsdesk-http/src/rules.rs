@@ -196,8 +196,12 @@ pub async fn rule_trace(
     Auth(a): Auth,
     Path(tid): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let traces = st.app.rule_trace(&a, id(&tid)?).await?;
-    Ok(Json(json!({"rule_traces": traces})))
+    let tid = id(&tid)?;
+    let traces = st.app.rule_trace(&a, tid).await?;
+    let automations = st.app.automations_explain(&a, tid).await?;
+    Ok(Json(
+        json!({"rule_traces": traces, "automations_now": automations}),
+    ))
 }
 
 // ---- macros ----------------------------------------------------------------------------

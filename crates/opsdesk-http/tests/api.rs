@@ -1963,6 +1963,28 @@ async fn automations_run_on_a_fake_clock() {
             .await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{n}: the outbox is for admins");
 
+        // Why would (or would not) each automation act on a ticket at the next run?
+        let (_, why) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/tickets/{solved}/rule_trace.json"),
+                None,
+            )
+            .await;
+        let now: Vec<&Value> = why["automations_now"].as_array().unwrap().iter().collect();
+        assert_eq!(now.len(), 2, "{n}: {why}");
+        assert_eq!(
+            now[0]["title"], "Close ticket 4 days after status is set to solved",
+            "{n}"
+        );
+        assert_eq!(now[0]["would_act"], false, "{n}");
+        assert_eq!(
+            now[0]["failed"], "all[1]: SOLVED greater_than \"96\"",
+            "{n}: {why}"
+        );
+        assert_eq!(now[1]["failed"], "all[0]: status is \"pending\"", "{n}");
+
         // An hour later "is 48" no longer holds: no second nudge.
         t.clock.advance_secs(3600);
         let r = t
