@@ -19,8 +19,11 @@ use crate::{html, Actor, App, AppError, Result};
 /// that version was last confirmed against the database.
 #[derive(Default)]
 pub struct RulesCache {
-    inner: RwLock<Option<(i64, Arc<Vec<rules::Rule>>, std::time::Instant)>>,
+    inner: RwLock<Option<CachedRules>>,
 }
+
+/// (rules version, the compiled active triggers, when the version was last confirmed).
+type CachedRules = (i64, Arc<Vec<rules::Rule>>, std::time::Instant);
 
 /// How long a node trusts its compiled triggers before checking the rules version again. A
 /// change made on this node clears the cache at once; other nodes see it within this time.
