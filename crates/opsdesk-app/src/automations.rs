@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use opsdesk_core::model::{Id, Role, User};
-use opsdesk_core::rules::{self, Automation, Facts, Firing};
+use opsdesk_core::rules::{self, Automation, Facts};
 use opsdesk_core::ticket::{Status, Ticket, Via};
 use opsdesk_core::ticket_metrics::TicketMetrics;
 use opsdesk_store::{Cond, Order, Page, Val};
@@ -275,30 +275,22 @@ impl App {
                 continue;
             }
             if rules::evaluate(&r.conditions, &t, &facts).is_ok() {
-                let before = t.clone();
-                let effects = rules::apply(&r.actions, &mut t, &facts);
                 *fired.entry(r.id).or_default() += 1;
-                firings.push(Firing {
-                    rule_id: r.id,
-                    title: r.title.clone(),
-                    before,
-                    after: t.clone(),
-                    effects,
-                });
+                firings.push(rules::fire(r, &mut t, &facts));
             }
         }
         let Some(first) = firings.first() else {
             return Ok(false);
         };
-        if t.assignee_id.is_some() && t.status == Status::New {
-            t.status = Status::Open;
-        }
-        if matches!(t.status, Status::Solved | Status::Closed)
-            && t.assignee_id.is_none()
-            && t.status != old.status
-        {
-            // As with triggers: a ticket is not solved without an assignee.
-            t.status = old.status;
+        // As with triggers: what a rule names may have gone; the ticket stays valid.
+        let warnings = self.keep_valid(tx, &old, &mut t).await?;
+        if !warnings.is_empty() {
+            tracing::warn!(
+                ticket.id = id,
+                automation.id = first.rule_id,
+                ?warnings,
+                "automation changes undone"
+            );
         }
         let via_json = rule_via(first.rule_id, &first.title, "automation");
         let via = Via {

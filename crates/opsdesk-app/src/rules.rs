@@ -93,6 +93,41 @@ pub trait RuleRecord: opsdesk_store::Doc + Clone + 'static {
     fn touch(&mut self, now: opsdesk_core::Timestamp);
 }
 
+/// The parts of [`RuleRecord`] that triggers and automations share field for field.
+macro_rules! rule_record_fields {
+    () => {
+        fn common(&mut self) -> crate::records::CommonFields<'_> {
+            crate::records::CommonFields {
+                title: &mut self.title,
+                raw_title: &mut self.raw_title,
+                description: &mut self.description,
+                active: &mut self.active,
+                position: &mut self.position,
+            }
+        }
+        fn position(&self) -> i64 {
+            self.position
+        }
+        fn set_position(&mut self, p: i64, now: opsdesk_core::Timestamp) {
+            self.position = p;
+            self.updated_at = now;
+        }
+        fn active(&self) -> bool {
+            self.active
+        }
+        fn rule(&self) -> rules::Rule {
+            Self::rule(self)
+        }
+        fn set_rule(&mut self, conditions: Conditions, actions: Vec<Action>) {
+            self.conditions = conditions;
+            self.actions = actions;
+        }
+        fn touch(&mut self, now: opsdesk_core::Timestamp) {
+            self.updated_at = now;
+        }
+    };
+}
+
 impl RuleRecord for Trigger {
     const KIND: rules::RuleKind = rules::RuleKind::Trigger;
     const NAME: &'static str = "trigger";
@@ -113,38 +148,10 @@ impl RuleRecord for Trigger {
             updated_at: now,
         }
     }
-    fn common(&mut self) -> crate::records::CommonFields<'_> {
-        crate::records::CommonFields {
-            title: &mut self.title,
-            raw_title: &mut self.raw_title,
-            description: &mut self.description,
-            active: &mut self.active,
-            position: &mut self.position,
-        }
-    }
-    fn position(&self) -> i64 {
-        self.position
-    }
-    fn set_position(&mut self, p: i64, now: opsdesk_core::Timestamp) {
-        self.position = p;
-        self.updated_at = now;
-    }
-    fn active(&self) -> bool {
-        self.active
-    }
-    fn rule(&self) -> rules::Rule {
-        Trigger::rule(self)
-    }
-    fn set_rule(&mut self, conditions: Conditions, actions: Vec<Action>) {
-        self.conditions = conditions;
-        self.actions = actions;
-    }
     fn set_category(&mut self, category: Option<String>) {
         self.category_id = category;
     }
-    fn touch(&mut self, now: opsdesk_core::Timestamp) {
-        self.updated_at = now;
-    }
+    rule_record_fields!();
 }
 
 impl RuleRecord for Automation {
@@ -166,35 +173,7 @@ impl RuleRecord for Automation {
             updated_at: now,
         }
     }
-    fn common(&mut self) -> crate::records::CommonFields<'_> {
-        crate::records::CommonFields {
-            title: &mut self.title,
-            raw_title: &mut self.raw_title,
-            description: &mut self.description,
-            active: &mut self.active,
-            position: &mut self.position,
-        }
-    }
-    fn position(&self) -> i64 {
-        self.position
-    }
-    fn set_position(&mut self, p: i64, now: opsdesk_core::Timestamp) {
-        self.position = p;
-        self.updated_at = now;
-    }
-    fn active(&self) -> bool {
-        self.active
-    }
-    fn rule(&self) -> rules::Rule {
-        Automation::rule(self)
-    }
-    fn set_rule(&mut self, conditions: Conditions, actions: Vec<Action>) {
-        self.conditions = conditions;
-        self.actions = actions;
-    }
-    fn touch(&mut self, now: opsdesk_core::Timestamp) {
-        self.updated_at = now;
-    }
+    rule_record_fields!();
 }
 
 fn sorted<R: RuleRecord>(mut v: Vec<R>) -> Vec<R> {
@@ -565,7 +544,30 @@ impl App {
         }
         let mut trace = result.trace;
         let mut t = result.ticket;
-        // References a rule names may have gone since it was written: keep the ticket valid.
+        let warnings = self.keep_valid(tx, &start, &mut t).await?;
+        if !warnings.is_empty() {
+            trace["warnings"] = json!(warnings);
+        }
+        let (events, comments) = self
+            .firing_events(tx, actor, start, &t, &result.firings, "trigger")
+            .await?;
+        Ok(RuleOutcome {
+            ticket: t,
+            events,
+            comments,
+            trace,
+        })
+    }
+
+    /// Rules name agents, groups, forms and fields that may have gone since the rule was
+    /// written: undo what would make the ticket invalid, and say what was undone. `start` is
+    /// the ticket before the rules ran.
+    pub(crate) async fn keep_valid(
+        &self,
+        tx: &mut Conn,
+        start: &Ticket,
+        t: &mut Ticket,
+    ) -> Result<Vec<String>> {
         let mut warnings = vec![];
         if t.assignee_id != start.assignee_id {
             if let Some(a) = t.assignee_id {
@@ -667,18 +669,7 @@ impl App {
         if t.assignee_id.is_some() && t.status == Status::New {
             t.status = Status::Open;
         }
-        if !warnings.is_empty() {
-            trace["warnings"] = json!(warnings);
-        }
-        let (events, comments) = self
-            .firing_events(tx, actor, start, &t, &result.firings, "trigger")
-            .await?;
-        Ok(RuleOutcome {
-            ticket: t,
-            events,
-            comments,
-            trace,
-        })
+        Ok(warnings)
     }
 
     /// The audit events (and comments) of rule firings: each firing's field changes, comments,

@@ -2,6 +2,7 @@
 //!
 //! Pure: no IO, no async, no system clock. Time comes in through [`Clock`].
 
+pub mod business_hours;
 pub mod clock;
 pub mod error;
 pub mod fields;

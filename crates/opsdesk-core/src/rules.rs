@@ -1411,6 +1411,19 @@ pub fn apply(actions: &[Action], t: &mut Ticket, f: &Facts) -> Vec<SideEffect> {
     effects
 }
 
+/// Apply a rule whose conditions held: the ticket changes in place; the firing records it.
+pub fn fire(r: &Rule, t: &mut Ticket, f: &Facts) -> Firing {
+    let before = t.clone();
+    let effects = apply(&r.actions, t, f);
+    Firing {
+        rule_id: r.id,
+        title: r.title.clone(),
+        before,
+        after: t.clone(),
+        effects,
+    }
+}
+
 /// A readable description of the condition that failed (`all[1]: SOLVED greater_than "96"`).
 pub fn describe(cs: &Conditions, failed: Option<usize>) -> String {
     let Some(i) = failed else {
@@ -1473,17 +1486,9 @@ pub fn run_cycle(triggers: &[Rule], ticket: Ticket, facts: &Facts) -> CycleResul
             }
             match evaluate(&r.conditions, &t, facts) {
                 Ok(()) => {
-                    let before = t.clone();
-                    let effects = apply(&r.actions, &mut t, facts);
                     fired_trace.push(json!({"id": r.id, "title": r.title, "pass": pass}));
                     fired.push(r.id);
-                    firings.push(Firing {
-                        rule_id: r.id,
-                        title: r.title.clone(),
-                        before,
-                        after: t.clone(),
-                        effects,
-                    });
+                    firings.push(fire(r, &mut t, facts));
                     fired_this_pass = true;
                     // Start again from the first trigger.
                     break;

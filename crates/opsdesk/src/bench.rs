@@ -42,6 +42,12 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 0)]
         triggers: usize,
     },
+    /// Business-hours arithmetic alone: measuring a year-long span and adding a year's worth
+    /// of business time on GitLab's 24x5 Pacific schedule and on office hours with holidays.
+    BusinessHours {
+        #[arg(long, default_value_t = 20_000)]
+        iterations: usize,
+    },
     /// Automation runs over N tickets that are not closed (on a fresh database, with a clock
     /// moved forward so time conditions hold): 20 automations, two of which match 5% of the
     /// tickets each (bounded at 1,000 per automation per run), six runs.
@@ -127,6 +133,10 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             postgres,
             triggers,
         } => create_tickets(concurrency.max(1), requests.max(1), postgres, triggers).await,
+        BenchCommand::BusinessHours { iterations } => {
+            business_hours_bench(iterations.max(1));
+            Ok(())
+        }
         BenchCommand::Automations { tickets, postgres } => {
             automations_bench(tickets.max(1), postgres).await
         }
@@ -153,18 +163,7 @@ async fn create_tickets(
     let app = App::new(store.clone(), Arc::new(SystemClock));
     app.prepare().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut tx = store.write().await?;
-    let admin = app
-        .create_user_cli(
-            &mut tx,
-            UserInput {
-                name: Some("Bench Admin".into()),
-                email: Some(Some("bench@opsdesk.example".into())),
-                role: Some("admin".into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let admin = bench_admin(&app, &mut tx).await?;
     let requester = app
         .create_user_cli(
             &mut tx,
@@ -712,6 +711,21 @@ fn rules_bench(n: usize, iterations: usize) {
     let _ = fired;
 }
 
+/// The benchmarks' admin user.
+async fn bench_admin(app: &App, tx: &mut opsdesk_store::Conn) -> Result<opsdesk_core::model::User> {
+    app.create_user_cli(
+        tx,
+        UserInput {
+            name: Some("Bench Admin".into()),
+            email: Some(Some("bench@opsdesk.example".into())),
+            role: Some("admin".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 async fn automations_bench(n: usize, postgres: Option<String>) -> Result<()> {
     use opsdesk_core::rules::{Action, Automation, Condition, Conditions};
     use opsdesk_core::ticket::Status;
@@ -730,18 +744,7 @@ async fn automations_bench(n: usize, postgres: Option<String>) -> Result<()> {
     let app = App::new(store.clone(), clock.clone());
     app.prepare().await.map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut tx = store.write().await?;
-    let admin = app
-        .create_user_cli(
-            &mut tx,
-            UserInput {
-                name: Some("Bench Admin".into()),
-                email: Some(Some("bench@opsdesk.example".into())),
-                role: Some("admin".into()),
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let admin = bench_admin(&app, &mut tx).await?;
     tx.commit().await?;
     // Tickets straight into the store (with their metrics), 1,000 per transaction.
     let t0 = Instant::now();
@@ -903,4 +906,47 @@ async fn automations_bench(n: usize, postgres: Option<String>) -> Result<()> {
         let _ = std::fs::remove_dir_all(d);
     }
     Ok(())
+}
+
+fn business_hours_bench(iterations: usize) {
+    use opsdesk_core::business_hours::Schedule;
+    let day = 24 * 60;
+    let gitlab = Schedule::new("America/Los_Angeles", &[(15 * 60, 5 * day + 17 * 60)], &[])
+        .expect("schedule");
+    let holidays: Vec<(jiff::civil::Date, jiff::civil::Date)> = (0..12)
+        .map(|m| {
+            let d = jiff::civil::date(2026, m + 1, 10);
+            (d, d)
+        })
+        .collect();
+    let office: Vec<(u32, u32)> = (1..=5)
+        .map(|d| (d * day + 9 * 60, d * day + 17 * 60))
+        .collect();
+    let office = Schedule::new("Europe/Berlin", &office, &holidays).expect("schedule");
+    let from = 1_767_225_600; // 2026-01-01T00:00:00Z
+    let to = from + 365 * 86_400;
+    for (name, s) in [
+        ("GitLab 24x5 Pacific", &gitlab),
+        ("office hours, 12 holidays", &office),
+    ] {
+        let year = s.business_seconds(from, to);
+        let t0 = Instant::now();
+        let mut acc = 0i64;
+        for i in 0..iterations {
+            acc = acc.wrapping_add(s.business_seconds(from + (i as i64 % 3600), to));
+        }
+        let measure = t0.elapsed().as_secs_f64() / iterations as f64;
+        let t0 = Instant::now();
+        for i in 0..iterations {
+            acc = acc.wrapping_add(s.add(from + (i as i64 % 3600), year - 3600).unwrap_or(0));
+        }
+        let add = t0.elapsed().as_secs_f64() / iterations as f64;
+        println!(
+            "{name:<28} measure a year: {:>7.2} µs   add a year of business time: {:>7.2} µs   ({} business hours in the year; checksum {})",
+            measure * 1e6,
+            add * 1e6,
+            year / 3600,
+            acc % 7
+        );
+    }
 }
