@@ -161,6 +161,10 @@ impl App {
     ) -> Result<()> {
         let rules: Vec<rules::Rule> = automations.iter().map(Automation::rule).collect();
         let max = self.automation.max_per_automation;
+        let schedule = {
+            let mut c = self.store.read().await?;
+            self.default_schedule(&mut c).await?
+        };
         loop {
             // Read a batch and find, in memory, the tickets some automation acts on.
             let (batch, candidates) = {
@@ -187,6 +191,7 @@ impl App {
                 let now = self.now();
                 let mut facts = Facts::at_rest(-1, Role::Admin);
                 facts.now = Some(now);
+                facts.schedule = schedule.clone();
                 let mut candidates = vec![];
                 for t in &batch {
                     facts.metrics = Some(metrics_of(&ms, t));
@@ -225,7 +230,7 @@ impl App {
                 let mut updated = 0;
                 for id in chunk {
                     updated += self
-                        .automate_ticket(&mut tx, *id, &rules, &mut fired)
+                        .automate_ticket(&mut tx, *id, &rules, &mut fired, schedule.clone())
                         .await? as i64;
                 }
                 let mut next = run.clone();
@@ -251,6 +256,7 @@ impl App {
         id: Id,
         rules: &[rules::Rule],
         fired: &mut BTreeMap<Id, i64>,
+        schedule: Option<std::sync::Arc<opsdesk_core::business_hours::Schedule>>,
     ) -> Result<bool> {
         let Some(old) = tx.ticket_for_update(id).await? else {
             return Ok(false);
@@ -267,6 +273,7 @@ impl App {
         let mut facts = Facts::at_rest(-1, Role::Admin);
         facts.now = Some(now);
         facts.metrics = Some(m);
+        facts.schedule = schedule;
         // Automations run in position order; each sees the ticket as the ones before left it.
         let mut t = old.clone();
         let mut firings = vec![];

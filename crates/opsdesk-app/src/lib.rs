@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod automations;
+pub mod business_hours;
 pub mod fields;
 mod html;
 pub mod macros;

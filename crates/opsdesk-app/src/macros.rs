@@ -306,6 +306,7 @@ impl App {
             organization_fields: Default::default(),
             now: Some(self.now()),
             metrics: None,
+            schedule: None,
         };
         let mut t = base.clone();
         let effects = rules::apply(&m.actions, &mut t, &facts);

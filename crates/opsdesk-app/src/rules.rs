@@ -403,6 +403,7 @@ impl App {
         let mut facts = Facts::at_rest(-1, opsdesk_core::model::Role::Admin);
         facts.now = Some(self.now());
         facts.metrics = Some(m);
+        facts.schedule = self.default_schedule(&mut c).await?;
         Ok(autos
             .iter()
             .map(|a| {
@@ -518,11 +519,15 @@ impl App {
             organization_fields: Default::default(),
             now: Some(self.now()),
             metrics: None,
+            schedule: None,
         };
         if needs("requester.") {
             if let Some(u) = tx.get::<User>(ticket.requester_id).await? {
                 facts.requester_fields = u.user_fields.into_iter().collect();
             }
+        }
+        if needs("in_business_hours") {
+            facts.schedule = self.default_schedule(tx).await?;
         }
         if needs("organization.") {
             if let Some(o) = match ticket.organization_id {

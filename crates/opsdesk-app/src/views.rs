@@ -547,6 +547,10 @@ impl App {
                 Role::Agent
             },
         );
+        if rules::uses_schedule(cs) {
+            facts.now = Some(self.now());
+            facts.schedule = self.default_schedule(&mut c).await?;
+        }
         if !rules::uses_time(cs) {
             return Ok(candidates
                 .into_iter()

@@ -282,6 +282,140 @@ impl Schedule {
     }
 }
 
+/// Zendesk's Rails time-zone names (what `time_zone` holds in its API) for the common zones;
+/// IANA names are accepted as they are.
+const RAILS_ZONES: &[(&str, &str)] = &[
+    ("Pacific Time (US & Canada)", "America/Los_Angeles"),
+    ("Mountain Time (US & Canada)", "America/Denver"),
+    ("Central Time (US & Canada)", "America/Chicago"),
+    ("Eastern Time (US & Canada)", "America/New_York"),
+    ("Arizona", "America/Phoenix"),
+    ("Alaska", "America/Juneau"),
+    ("Hawaii", "Pacific/Honolulu"),
+    ("Atlantic Time (Canada)", "America/Halifax"),
+    ("Mexico City", "America/Mexico_City"),
+    ("Bogota", "America/Bogota"),
+    ("Brasilia", "America/Sao_Paulo"),
+    ("Buenos Aires", "America/Argentina/Buenos_Aires"),
+    ("Santiago", "America/Santiago"),
+    ("UTC", "Etc/UTC"),
+    ("London", "Europe/London"),
+    ("Edinburgh", "Europe/London"),
+    ("Dublin", "Europe/Dublin"),
+    ("Lisbon", "Europe/Lisbon"),
+    ("Amsterdam", "Europe/Amsterdam"),
+    ("Berlin", "Europe/Berlin"),
+    ("Brussels", "Europe/Brussels"),
+    ("Copenhagen", "Europe/Copenhagen"),
+    ("Madrid", "Europe/Madrid"),
+    ("Paris", "Europe/Paris"),
+    ("Rome", "Europe/Rome"),
+    ("Stockholm", "Europe/Stockholm"),
+    ("Vienna", "Europe/Vienna"),
+    ("Warsaw", "Europe/Warsaw"),
+    ("Prague", "Europe/Prague"),
+    ("Zurich", "Europe/Zurich"),
+    ("Athens", "Europe/Athens"),
+    ("Helsinki", "Europe/Helsinki"),
+    ("Kyiv", "Europe/Kiev"),
+    ("Istanbul", "Europe/Istanbul"),
+    ("Moscow", "Europe/Moscow"),
+    ("Jerusalem", "Asia/Jerusalem"),
+    ("Cairo", "Africa/Cairo"),
+    ("Johannesburg", "Africa/Johannesburg"),
+    ("Nairobi", "Africa/Nairobi"),
+    ("Abu Dhabi", "Asia/Muscat"),
+    ("Dubai", "Asia/Dubai"),
+    ("Karachi", "Asia/Karachi"),
+    ("New Delhi", "Asia/Kolkata"),
+    ("Mumbai", "Asia/Kolkata"),
+    ("Kolkata", "Asia/Kolkata"),
+    ("Dhaka", "Asia/Dhaka"),
+    ("Bangkok", "Asia/Bangkok"),
+    ("Jakarta", "Asia/Jakarta"),
+    ("Singapore", "Asia/Singapore"),
+    ("Kuala Lumpur", "Asia/Kuala_Lumpur"),
+    ("Beijing", "Asia/Shanghai"),
+    ("Hong Kong", "Asia/Hong_Kong"),
+    ("Taipei", "Asia/Taipei"),
+    ("Seoul", "Asia/Seoul"),
+    ("Tokyo", "Asia/Tokyo"),
+    ("Osaka", "Asia/Tokyo"),
+    ("Perth", "Australia/Perth"),
+    ("Adelaide", "Australia/Adelaide"),
+    ("Brisbane", "Australia/Brisbane"),
+    ("Sydney", "Australia/Sydney"),
+    ("Melbourne", "Australia/Melbourne"),
+    ("Auckland", "Pacific/Auckland"),
+];
+
+/// The IANA zone for a Zendesk (Rails) or IANA time-zone name.
+pub fn iana_zone(name: &str) -> Option<String> {
+    if let Some((_, z)) = RAILS_ZONES
+        .iter()
+        .find(|(r, _)| r.eq_ignore_ascii_case(name))
+    {
+        return Some(z.to_string());
+    }
+    TimeZone::get(name).ok().map(|_| name.to_string())
+}
+
+/// `{"start_time", "end_time"}`: minutes from Sunday 00:00 local time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Interval {
+    pub start_time: u32,
+    pub end_time: u32,
+}
+
+/// A holiday: the schedule is closed from `start_date` to `end_date` (local dates, inclusive).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Holiday {
+    pub id: i64,
+    pub name: String,
+    pub start_date: String,
+    pub end_date: String,
+}
+
+/// A schedule as `/api/v2/business_hours/schedules` shows it (holidays kept with it).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ScheduleRecord {
+    pub id: i64,
+    pub name: String,
+    pub time_zone: String,
+    pub intervals: Vec<Interval>,
+    #[serde(default)]
+    pub holidays: Vec<Holiday>,
+    #[serde(with = "crate::clock::ts")]
+    pub created_at: crate::Timestamp,
+    #[serde(with = "crate::clock::ts")]
+    pub updated_at: crate::Timestamp,
+}
+
+impl ScheduleRecord {
+    /// The schedule for arithmetic.
+    pub fn schedule(&self) -> Result<Schedule, String> {
+        let zone = iana_zone(&self.time_zone)
+            .ok_or_else(|| format!("'{}' is not a known time zone", self.time_zone))?;
+        let iv: Vec<(u32, u32)> = self
+            .intervals
+            .iter()
+            .map(|i| (i.start_time, i.end_time))
+            .collect();
+        let mut hs = vec![];
+        for h in &self.holidays {
+            hs.push((parse_date(&h.start_date)?, parse_date(&h.end_date)?));
+        }
+        Schedule::new(&zone, &iv, &hs)
+    }
+}
+
+/// A `YYYY-MM-DD` date.
+pub fn parse_date(s: &str) -> Result<Date, String> {
+    s.trim()
+        .parse::<Date>()
+        .map_err(|_| format!("'{s}' is not a date (YYYY-MM-DD)"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -398,6 +532,36 @@ mod tests {
             Some(ts("2026-12-28T09:00:00Z"))
         );
         assert!(!xmas.is_open(ts("2026-12-31T10:00:00Z")));
+    }
+
+    #[test]
+    fn records_take_zendesk_zone_names() {
+        let r = ScheduleRecord {
+            id: 1,
+            name: "North America".into(),
+            time_zone: "Pacific Time (US & Canada)".into(),
+            intervals: vec![Interval {
+                start_time: 1980,
+                end_time: 2460,
+            }],
+            holidays: vec![Holiday {
+                id: 1,
+                name: "Thanksgiving".into(),
+                start_date: "2026-11-26".into(),
+                end_date: "2026-11-27".into(),
+            }],
+            created_at: crate::clock::from_unix(0),
+            updated_at: crate::clock::from_unix(0),
+        };
+        let s = r.schedule().unwrap();
+        // Monday 09:00–17:00 Pacific = 17:00–01:00 UTC.
+        assert!(s.is_open(ts("2026-11-23T17:00:00Z")));
+        assert_eq!(iana_zone("Europe/Berlin").as_deref(), Some("Europe/Berlin"));
+        assert_eq!(iana_zone("berlin").as_deref(), Some("Europe/Berlin"));
+        assert!(iana_zone("Atlantis").is_none());
+        let mut bad = r.clone();
+        bad.holidays[0].end_date = "soon".into();
+        assert!(bad.schedule().unwrap_err().contains("not a date"));
     }
 
     #[test]

@@ -61,6 +61,8 @@ pub struct Facts {
     /// timestamps. Without them, time conditions do not hold.
     pub now: Option<crate::Timestamp>,
     pub metrics: Option<crate::ticket_metrics::TicketMetrics>,
+    /// The schedule business-hours conditions count in (None: around the clock).
+    pub schedule: Option<std::sync::Arc<crate::business_hours::Schedule>>,
 }
 
 impl Facts {
@@ -75,6 +77,7 @@ impl Facts {
             organization_fields: Default::default(),
             now: None,
             metrics: None,
+            schedule: None,
         }
     }
 }
@@ -467,6 +470,7 @@ pub fn condition_fields() -> Vec<(&'static str, &'static [&'static str])> {
             &["includes", "not_includes", "is", "is_not"],
         ),
         ("recipient", EQ),
+        ("in_business_hours", &["is"]),
     ]
 }
 
@@ -487,8 +491,15 @@ pub const TIME_FIELDS: &[&str] = &[
     "due_date",
     "until_due_date",
 ];
-/// Operators of time conditions (calendar hours; the business-hours forms need schedules).
-pub const TIME_OPERATORS: &[&str] = &["is", "less_than", "greater_than"];
+/// Operators of time conditions: calendar hours, and business hours in the schedule.
+pub const TIME_OPERATORS: &[&str] = &[
+    "is",
+    "less_than",
+    "greater_than",
+    "is_business_hours",
+    "less_than_business_hours",
+    "greater_than_business_hours",
+];
 
 /// Operators that compare with the previous value (triggers only).
 pub const CHANGE_OPERATORS: &[&str] = &[
@@ -628,15 +639,6 @@ fn check_condition(c: &Condition, kind: RuleKind, at: &str, inv: &mut Invalid) {
                 "time conditions are for automations and views, not triggers".into(),
             );
         }
-        if c.operator.ends_with("business_hours") {
-            return bad(
-                inv,
-                format!(
-                    "operator '{}' needs business-hours schedules (issue #4); use is, less_than or greater_than",
-                    c.operator
-                ),
-            );
-        }
         if !TIME_OPERATORS.contains(&c.operator.as_str()) {
             return bad(
                 inv,
@@ -655,7 +657,6 @@ fn check_condition(c: &Condition, kind: RuleKind, at: &str, inv: &mut Invalid) {
     let fields = condition_fields();
     let Some((_, ops)) = fields.iter().find(|(f, _)| *f == field) else {
         let hint = match field {
-            "in_business_hours" => " (needs business-hours schedules, issue #4)",
             "reopens" | "replies" | "agent_stations" | "group_stations" | "satisfaction_score" => {
                 " (needs ticket metrics, not supported yet)"
             }
@@ -732,6 +733,9 @@ fn check_value(c: &Condition, field: &str, inv: &mut Invalid, at: &str) {
             if let Err(e) = id_value(v) {
                 bad(inv, e)
             }
+        }
+        "in_business_hours" if !matches!(value_str(v).as_str(), "true" | "false") => {
+            bad(inv, "must be true or false".into())
         }
         "update_type" if !matches!(value_str(v).as_str(), "Create" | "Change") => {
             bad(inv, "must be Create or Change".into())
@@ -1135,6 +1139,14 @@ pub fn holds(c: &Condition, t: &Ticket, f: &Facts) -> bool {
             }
         }
         "update_type" => (value_str(&c.value) == "Create") == f.previous.is_none(),
+        "in_business_hours" => {
+            let open = match (&f.schedule, f.now) {
+                (Some(s), Some(now)) => s.is_open(now.as_second()),
+                (None, Some(_)) => true,
+                _ => false,
+            };
+            open == (value_str(&c.value) == "true")
+        }
         "comment_is_public" => match value_str(&c.value).as_str() {
             "not_relevant" => true,
             "true" => f.comment.as_ref().is_some_and(|c| c.public),
@@ -1239,7 +1251,8 @@ fn time_instant(
     }
 }
 
-/// Whole hours since (or until) the instant; `is 24` holds from 24:00:00 to 24:59:59.
+/// Whole hours since (or until) the instant — calendar hours, or with the `_business_hours`
+/// operators, open hours of the schedule; `is 24` holds from 24:00:00 to 24:59:59.
 fn time_holds(c: &Condition, t: &Ticket, f: &Facts) -> bool {
     let (Some(now), Some(m)) = (f.now, f.metrics.as_ref()) else {
         return false;
@@ -1250,21 +1263,37 @@ fn time_holds(c: &Condition, t: &Ticket, f: &Facts) -> bool {
     let Some(want) = hours_value(&c.value) else {
         return false;
     };
-    let secs = if c.field == "until_due_date" {
-        at.as_second() - now.as_second()
+    let (from, to) = if c.field == "until_due_date" {
+        (now.as_second(), at.as_second())
     } else {
-        now.as_second() - at.as_second()
+        (at.as_second(), now.as_second())
     };
-    if secs < 0 {
+    if to < from {
         return false;
     }
+    let (op, business) = match c.operator.strip_suffix("_business_hours") {
+        Some(op) => (op, true),
+        None => (c.operator.as_str(), false),
+    };
+    let secs = match (&f.schedule, business) {
+        (Some(s), true) => s.business_seconds(from, to),
+        _ => to - from,
+    };
     let hours = secs / 3600;
-    match c.operator.as_str() {
+    match op {
         "is" => hours == want,
         "less_than" => hours < want,
         "greater_than" => hours > want,
         _ => false,
     }
+}
+
+/// Does any condition count in a schedule (business-hours operators, `in_business_hours`)?
+pub fn uses_schedule(cs: &Conditions) -> bool {
+    cs.all
+        .iter()
+        .chain(&cs.any)
+        .any(|c| c.field == "in_business_hours" || c.operator.ends_with("_business_hours"))
 }
 
 /// Does any condition need the ticket's timestamps?
@@ -1559,6 +1588,7 @@ mod tests {
                 .collect(),
             now: None,
             metrics: None,
+            schedule: None,
         }
     }
 
@@ -1618,6 +1648,28 @@ mod tests {
             &t,
             &f
         ));
+        // Business hours: Mon–Fri 09–17 UTC. Solved at 2023-11-14T23:13:20Z (a Tuesday night);
+        // 96 calendar hours later (Saturday night) only Wed, Thu, Fri count: 24 business hours.
+        let office: Vec<(u32, u32)> = (1..=5).map(|d| (d * 1440 + 540, d * 1440 + 1020)).collect();
+        f.schedule = Some(std::sync::Arc::new(
+            crate::business_hours::Schedule::new("UTC", &office, &[]).unwrap(),
+        ));
+        f.now = Some(from_unix(solved_at.as_second() + 96 * 3600));
+        assert!(holds(
+            &c("SOLVED", "is_business_hours", json!("24")),
+            &t,
+            &f
+        ));
+        assert!(holds(&c("SOLVED", "greater_than", json!("95")), &t, &f));
+        assert!(!holds(
+            &c("SOLVED", "greater_than_business_hours", json!("24")),
+            &t,
+            &f
+        ));
+        // Saturday: outside business hours.
+        assert!(holds(&c("in_business_hours", "is", json!("false")), &t, &f));
+        f.now = Some(from_unix(solved_at.as_second() + 10 * 3600)); // Wednesday 09:13
+        assert!(holds(&c("in_business_hours", "is", json!("true")), &t, &f));
     }
 
     #[test]
@@ -1724,7 +1776,7 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("not triggers"), "{e}");
-        let e = validate(
+        assert!(validate(
             &cs(vec![
                 solved.clone(),
                 c("SOLVED", "greater_than_business_hours", json!("9")),
@@ -1732,8 +1784,7 @@ mod tests {
             std::slice::from_ref(&close),
             RuleKind::Automation,
         )
-        .unwrap_err();
-        assert!(e.to_string().contains("business-hours"), "{e}");
+        .is_ok());
         let e = validate(
             &cs(vec![
                 solved.clone(),

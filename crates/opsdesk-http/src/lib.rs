@@ -8,6 +8,7 @@ mod ops;
 mod people;
 mod render;
 mod rules;
+mod schedules;
 mod search;
 mod tickets;
 mod webhooks;
@@ -328,6 +329,30 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
         .route(
             "/webhooks/{id}/invocations/{invocation_id}/attempts",
             get(webhooks::attempts),
+        )
+        .route(
+            "/business_hours/schedules",
+            get(schedules::list).post(schedules::create),
+        )
+        .route(
+            "/business_hours/schedules/{id}",
+            get(schedules::show)
+                .put(schedules::update)
+                .delete(schedules::delete),
+        )
+        .route(
+            "/business_hours/schedules/{id}/workweek",
+            put(schedules::workweek),
+        )
+        .route(
+            "/business_hours/schedules/{id}/holidays",
+            get(schedules::holidays).post(schedules::create_holiday),
+        )
+        .route(
+            "/business_hours/schedules/{id}/holidays/{holiday_id}",
+            get(schedules::holiday)
+                .put(schedules::update_holiday)
+                .delete(schedules::delete_holiday),
         )
         .route("/outbox", get(webhooks::outbox))
         .route("/outbox/{id}", get(webhooks::outbox_item))

@@ -2571,3 +2571,202 @@ async fn views_group_and_preview() {
         );
     }
 }
+
+#[tokio::test]
+async fn schedules_and_business_hours_rules() {
+    for t in apps().await {
+        let n = t.name;
+        // The clock starts Sunday 2026-03-01 09:00 UTC (01:00 in Los Angeles).
+        let (s, v) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/business_hours/schedules.json",
+                Some(
+                    json!({"schedule": {"name": "Nowhere", "time_zone": "Atlantis Standard Time"}}),
+                ),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}: {v}");
+        assert!(v["details"]["time_zone"].is_array(), "{n}: {v}");
+        let (s, _) = t
+            .call(
+                &t.agent,
+                Method::POST,
+                "/api/v2/business_hours/schedules.json",
+                Some(json!({"schedule": {"name": "x", "time_zone": "UTC"}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{n}");
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/business_hours/schedules.json", Some(json!({"schedule": {"name": "North America", "time_zone": "Pacific Time (US & Canada)"}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+        let sid = v["schedule"]["id"].as_i64().unwrap();
+        // A new schedule is Monday to Friday, 09:00–17:00.
+        assert_eq!(
+            v["schedule"]["intervals"][0],
+            json!({"start_time": 1980, "end_time": 2460}),
+            "{n}"
+        );
+        assert_eq!(
+            v["schedule"]["intervals"].as_array().unwrap().len(),
+            5,
+            "{n}"
+        );
+        let (s, w) = t
+            .call(
+                &t.admin,
+                Method::PUT,
+                &format!("/api/v2/business_hours/schedules/{sid}/workweek.json"),
+                Some(json!({"workweek": {"intervals": [{"start_time": 10, "end_time": 5}]}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}: {w}");
+        // Holidays: one day, then stretched, then a bad date, then gone.
+        let (s, h) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                &format!("/api/v2/business_hours/schedules/{sid}/holidays.json"),
+                Some(json!({"holiday": {"name": "Spring break", "start_date": "2026-03-05"}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {h}");
+        assert_eq!(h["holiday"]["end_date"], "2026-03-05", "{n}");
+        let hid = h["holiday"]["id"].as_i64().unwrap();
+        let (s, h) = t
+            .call(
+                &t.admin,
+                Method::PUT,
+                &format!("/api/v2/business_hours/schedules/{sid}/holidays/{hid}.json"),
+                Some(json!({"holiday": {"end_date": "2026-03-06"}})),
+            )
+            .await;
+        assert_eq!(
+            (s, h["holiday"]["end_date"].as_str()),
+            (StatusCode::OK, Some("2026-03-06")),
+            "{n}: {h}"
+        );
+        let (s, _) = t
+            .call(
+                &t.admin,
+                Method::PUT,
+                &format!("/api/v2/business_hours/schedules/{sid}/holidays/{hid}.json"),
+                Some(json!({"holiday": {"end_date": "someday"}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}");
+        let (_, hs) = t
+            .call(
+                &t.agent,
+                Method::GET,
+                &format!("/api/v2/business_hours/schedules/{sid}/holidays.json"),
+                None,
+            )
+            .await;
+        assert_eq!(hs["holidays"].as_array().unwrap().len(), 1, "{n}: {hs}");
+
+        // A trigger that tags tickets created outside business hours, and an automation that
+        // escalates tickets open more than 8 business hours.
+        let (s, tr) = t.call(&t.admin, Method::POST, "/api/v2/triggers.json", Some(json!({"trigger": {"title": "After hours", "conditions": {"all": [{"field": "update_type", "operator": "is", "value": "Create"}, {"field": "in_business_hours", "operator": "is", "value": "false"}]}, "actions": [{"field": "current_tags", "value": "after_hours"}]}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {tr}");
+        let (s, au) = t.call(&t.admin, Method::POST, "/api/v2/automations.json", Some(json!({"automation": {"title": "Escalate after 8 business hours", "conditions": {"all": [{"field": "status", "operator": "is", "value": "open"}, {"field": "NEW", "operator": "greater_than_business_hours", "value": "8"}, {"field": "current_tags", "operator": "not_includes", "value": "escalated"}]}, "actions": [{"field": "current_tags", "value": "escalated"}, {"field": "priority", "value": "high"}]}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {au}");
+        let agent_id = t.user_id("agent@example.com").await;
+        let (_, a) = t.call(&t.admin, Method::POST, "/api/v2/tickets.json", Some(json!({"ticket": {"subject": "Sunday night", "comment": {"body": "x"}, "assignee_id": agent_id}}))).await;
+        let tid = a["ticket"]["id"].as_i64().unwrap();
+        assert!(
+            a["ticket"]["tags"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("after_hours")),
+            "{n}: {a}"
+        );
+        let tags = |id: i64| {
+            let t = &t;
+            async move {
+                t.call(
+                    &t.admin,
+                    Method::GET,
+                    &format!("/api/v2/tickets/{id}.json"),
+                    None,
+                )
+                .await
+                .1["ticket"]["tags"]
+                    .clone()
+            }
+        };
+        // Monday 2026-03-02 10:00 PST (18:00 UTC): one business hour, 33 calendar hours.
+        t.clock.set(clock::parse("2026-03-02T18:00:00Z").unwrap());
+        let r = t
+            .app
+            .run_automations_if_due()
+            .await
+            .unwrap()
+            .expect("a run");
+        assert_eq!(r.updated, 0, "{n}");
+        let (_, why) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/tickets/{tid}/rule_trace.json"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            why["automations_now"][0]["failed"], "all[1]: NEW greater_than_business_hours \"8\"",
+            "{n}: {why}"
+        );
+        // A ticket created now, in business hours, is not tagged.
+        let (_, b) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/tickets.json",
+                Some(json!({"ticket": {"subject": "Monday morning", "comment": {"body": "x"}}})),
+            )
+            .await;
+        assert!(
+            !b["ticket"]["tags"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("after_hours")),
+            "{n}: {b}"
+        );
+        // Tuesday 10:30 PST: Monday's 8 hours + 1.5 = 9 whole business hours.
+        t.clock.set(clock::parse("2026-03-03T18:30:00Z").unwrap());
+        let r = t
+            .app
+            .run_automations_if_due()
+            .await
+            .unwrap()
+            .expect("a run");
+        assert_eq!(r.updated, 1, "{n}: {r:?}");
+        assert!(
+            tags(tid)
+                .await
+                .as_array()
+                .unwrap()
+                .contains(&json!("escalated")),
+            "{n}"
+        );
+        // Deleting the schedule: business hours count around the clock again.
+        let (s, _) = t
+            .call(
+                &t.admin,
+                Method::DELETE,
+                &format!("/api/v2/business_hours/schedules/{sid}.json"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{n}");
+        let (_, l) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/business_hours/schedules.json",
+                None,
+            )
+            .await;
+        assert_eq!(l["schedules"], json!([]), "{n}");
+    }
+}

@@ -27,6 +27,10 @@ pub const MIGRATIONS_SQLITE: &[(&str, &str)] = &[
         "0006_ticket_tags",
         include_str!("../migrations/sqlite/0006_ticket_tags.sql"),
     ),
+    (
+        "0007_schedules",
+        include_str!("../migrations/sqlite/0007_schedules.sql"),
+    ),
 ];
 pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
@@ -52,6 +56,10 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
         "0006_ticket_tags",
         include_str!("../migrations/postgres/0006_ticket_tags.sql"),
+    ),
+    (
+        "0007_schedules",
+        include_str!("../migrations/postgres/0007_schedules.sql"),
     ),
 ];
 

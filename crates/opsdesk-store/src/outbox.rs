@@ -1,4 +1,4 @@
-//! Automations, webhooks, ticket metrics, the outbox and job leases.
+//! Automations, webhooks, schedules, ticket metrics, the tag index, the outbox and job leases.
 
 use opsdesk_core::model::Id;
 use opsdesk_core::outbox::{OutboxItem, Webhook};
@@ -49,6 +49,20 @@ impl Doc for Webhook {
             secs(self.created_at),
             secs(self.updated_at),
         ]
+    }
+}
+
+impl Doc for opsdesk_core::business_hours::ScheduleRecord {
+    const TABLE: &'static str = "schedules";
+    const COLUMNS: &'static [&'static str] = &["created_at", "updated_at"];
+    fn id(&self) -> Id {
+        self.id
+    }
+    fn set_id(&mut self, id: Id) {
+        self.id = id;
+    }
+    fn values(&self) -> Vec<Val> {
+        vec![secs(self.created_at), secs(self.updated_at)]
     }
 }
 

@@ -693,6 +693,7 @@ fn rules_bench(n: usize, iterations: usize) {
         organization_fields: Default::default(),
         now: None,
         metrics: None,
+        schedule: None,
     };
     let warm = run_cycle(&rules, after.clone(), &facts);
     let t0 = Instant::now();

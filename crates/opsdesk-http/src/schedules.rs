@@ -1,0 +1,160 @@
+//! `/api/v2/business_hours/schedules…`: schedules, their workweek, their holidays.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use opsdesk_app::business_hours::{HolidayInput, ScheduleInput};
+use opsdesk_core::business_hours::{Holiday, Interval, ScheduleRecord};
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{id, Auth, JsonBody};
+use crate::AppState;
+
+/// A schedule as Zendesk shows it: holidays have their own endpoint.
+fn render(r: &ScheduleRecord) -> Value {
+    json!({
+        "id": r.id,
+        "name": r.name,
+        "time_zone": r.time_zone,
+        "intervals": r.intervals,
+        "created_at": opsdesk_core::clock::format(r.created_at),
+        "updated_at": opsdesk_core::clock::format(r.updated_at),
+    })
+}
+
+pub async fn list(State(st): State<AppState>, Auth(a): Auth) -> ApiResult<Json<Value>> {
+    let rs = st.app.list_schedules(&a).await?;
+    Ok(Json(
+        json!({"schedules": rs.iter().map(render).collect::<Vec<_>>()}),
+    ))
+}
+
+pub async fn show(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    Path(sid): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let r = st.app.get_schedule(&a, id(&sid)?).await?;
+    Ok(Json(json!({"schedule": render(&r)})))
+}
+
+pub async fn create(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    let input: ScheduleInput = body.take("schedule")?;
+    let r = st.app.save_schedule(&a, None, input).await?;
+    Ok((StatusCode::CREATED, Json(json!({"schedule": render(&r)}))).into_response())
+}
+
+pub async fn update(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    Path(sid): Path<String>,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    let input: ScheduleInput = body.take("schedule")?;
+    let r = st.app.save_schedule(&a, Some(id(&sid)?), input).await?;
+    Ok(Json(json!({"schedule": render(&r)})))
+}
+
+pub async fn delete(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    Path(sid): Path<String>,
+) -> ApiResult<StatusCode> {
+    st.app.delete_schedule(&a, id(&sid)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT …/workweek` `{"workweek": {"intervals": [...]}}`.
+pub async fn workweek(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    Path(sid): Path<String>,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    let w: Value = body.take("workweek")?;
+    let intervals: Vec<Interval> = match w.get("intervals") {
+        Some(v) => crate::extract::decode(v.clone(), "workweek.intervals")?,
+        None => {
+            return Err(ApiError::BadRequest(
+                "The request body needs \"workweek\": {\"intervals\": [...]}".into(),
+            ))
+        }
+    };
+    let r = st.app.set_workweek(&a, id(&sid)?, intervals).await?;
+    Ok(Json(json!({"workweek": {"intervals": r.intervals}})))
+}
+
+pub async fn holidays(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    Path(sid): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let r = st.app.get_schedule(&a, id(&sid)?).await?;
+    Ok(Json(json!({"holidays": r.holidays})))
+}
+
+fn holiday_json(h: &Holiday) -> Value {
+    json!({"holiday": h})
+}
+
+pub async fn create_holiday(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    Path(sid): Path<String>,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    let input: HolidayInput = body.take("holiday")?;
+    let h = st
+        .app
+        .save_holiday(&a, id(&sid)?, None, Some(input))
+        .await?
+        .ok_or(opsdesk_app::AppError::NotFound)?;
+    Ok((StatusCode::CREATED, Json(holiday_json(&h))).into_response())
+}
+
+pub async fn holiday(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    Path((sid, hid)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    let r = st.app.get_schedule(&a, id(&sid)?).await?;
+    let hid = id(&hid)?;
+    let h = r
+        .holidays
+        .iter()
+        .find(|h| h.id == hid)
+        .ok_or(opsdesk_app::AppError::NotFound)?;
+    Ok(Json(holiday_json(h)))
+}
+
+pub async fn update_holiday(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    Path((sid, hid)): Path<(String, String)>,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    let input: HolidayInput = body.take("holiday")?;
+    let h = st
+        .app
+        .save_holiday(&a, id(&sid)?, Some(id(&hid)?), Some(input))
+        .await?
+        .ok_or(opsdesk_app::AppError::NotFound)?;
+    Ok(Json(holiday_json(&h)))
+}
+
+pub async fn delete_holiday(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    Path((sid, hid)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    st.app
+        .save_holiday(&a, id(&sid)?, Some(id(&hid)?), None)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
