@@ -11,6 +11,7 @@ pub mod outbox;
 pub mod people;
 mod records;
 pub mod rules;
+pub mod ticket_metrics;
 pub mod tickets;
 pub mod views;
 pub mod webhooks;

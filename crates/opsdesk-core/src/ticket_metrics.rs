@@ -47,6 +47,26 @@ pub struct TicketMetrics {
     /// When the ticket last entered each status, in UTC seconds.
     #[serde(default)]
     pub status_entered: BTreeMap<Status, i64>,
+    /// The first public reply by staff after the ticket was created.
+    #[serde(with = "ts_opt", default)]
+    pub first_reply_at: Option<Timestamp>,
+    /// The first time the ticket was solved (`solved_at` is the latest).
+    #[serde(with = "ts_opt", default)]
+    pub first_solved_at: Option<Timestamp>,
+    /// Every status the ticket has had, with when it began (UTC seconds), oldest first.
+    #[serde(default)]
+    pub status_history: Vec<(Status, i64)>,
+}
+
+/// Time a ticket spent waiting, in seconds: calendar and in the schedule's open hours.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Waits {
+    /// New, open or on hold: the requester waits for the agent.
+    pub requester: (i64, i64),
+    /// Pending: the agent waits for the requester.
+    pub agent: (i64, i64),
+    /// On hold.
+    pub on_hold: (i64, i64),
 }
 
 /// What a write did besides changing fields.
@@ -82,6 +102,10 @@ impl TicketMetrics {
             assignee_stations: t.assignee_id.map_or(0, |_| 1),
             group_stations: t.group_id.map_or(0, |_| 1),
             status_entered,
+            first_reply_at: None,
+            first_solved_at: matches!(t.status, Status::Solved | Status::Closed)
+                .then_some(t.updated_at),
+            status_history: vec![(t.status, t.updated_at.as_second())],
         }
     }
 
@@ -98,6 +122,8 @@ impl TicketMetrics {
             (None, Some(p)) => TicketMetrics::from_ticket(p),
             (None, None) => TicketMetrics {
                 status_entered: BTreeMap::new(),
+                status_history: vec![],
+                first_solved_at: None,
                 assignee_stations: 0,
                 group_stations: 0,
                 assigned_at: None,
@@ -113,8 +139,10 @@ impl TicketMetrics {
         if old_status != Some(t.status) {
             m.status_updated_at = at;
             m.status_entered.insert(t.status, at.as_second());
+            m.status_history.push((t.status, at.as_second()));
             if t.status == Status::Solved {
                 m.solved_at = Some(at);
+                m.first_solved_at.get_or_insert(at);
             }
             if matches!(old_status, Some(Status::Solved)) && t.status < Status::Solved {
                 m.reopens += 1;
@@ -139,8 +167,55 @@ impl TicketMetrics {
         }
         if w.public_staff_comment && previous.is_some() {
             m.replies += 1;
+            m.first_reply_at.get_or_insert(at);
         }
         m
+    }
+
+    /// How long the ticket waited in each kind of status up to `until` (or, once solved, up
+    /// to when it was last solved): calendar seconds, and seconds open in `schedule` (all of
+    /// them without one).
+    pub fn waits(&self, until: i64, schedule: Option<&crate::business_hours::Schedule>) -> Waits {
+        let end = match self.solved_at {
+            Some(s)
+                if self
+                    .status_history
+                    .last()
+                    .is_some_and(|(st, _)| *st >= Status::Solved) =>
+            {
+                s.as_second()
+            }
+            _ => until,
+        };
+        let mut w = Waits::default();
+        let fallback = [(Status::New, self.created_at.as_second())];
+        let hist: &[(Status, i64)] = if self.status_history.is_empty() {
+            &fallback
+        } else {
+            &self.status_history
+        };
+        for (i, (status, from)) in hist.iter().enumerate() {
+            let to = hist.get(i + 1).map_or(end, |n| n.1).min(end);
+            if to <= *from {
+                continue;
+            }
+            let cal = to - from;
+            let bus = schedule.map_or(cal, |s| s.business_seconds(*from, to));
+            let add = |x: &mut (i64, i64)| {
+                x.0 += cal;
+                x.1 += bus;
+            };
+            match status {
+                Status::New | Status::Open => add(&mut w.requester),
+                Status::Hold => {
+                    add(&mut w.requester);
+                    add(&mut w.on_hold);
+                }
+                Status::Pending => add(&mut w.agent),
+                _ => {}
+            }
+        }
+        w
     }
 
     /// When the ticket last entered `status`.

@@ -354,6 +354,9 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
                 .put(schedules::update_holiday)
                 .delete(schedules::delete_holiday),
         )
+        .route("/ticket_metrics", get(schedules::ticket_metrics))
+        .route("/ticket_metrics/{id}", get(schedules::ticket_metric))
+        .route("/tickets/{id}/metrics", get(schedules::ticket_metric))
         .route("/outbox", get(webhooks::outbox))
         .route("/outbox/{id}", get(webhooks::outbox_item))
         .route("/outbox/{id}/retry", post(webhooks::outbox_retry))

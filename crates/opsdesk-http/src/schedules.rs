@@ -158,3 +158,41 @@ pub async fn delete_holiday(
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }
+
+// ---- ticket metrics ---------------------------------------------------------------------
+
+/// `GET /tickets/{id}/metrics` and `GET /ticket_metrics/{id}` (the id is the ticket's).
+pub async fn ticket_metric(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: axum::http::HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    Path(tid): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let ctx = crate::render::Ctx::new(&h, &uri);
+    let m = st.app.ticket_metric(&a, id(&tid)?).await?;
+    Ok(Json(
+        json!({"ticket_metric": ctx.rec(&m, "ticket_metrics")}),
+    ))
+}
+
+/// `GET /ticket_metrics`: paged by ticket id (offset or cursor).
+pub async fn ticket_metrics(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: axum::http::HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    q: crate::extract::Query,
+) -> ApiResult<Json<Value>> {
+    let ctx = crate::render::Ctx::new(&h, &uri);
+    let page = q.page()?;
+    let p = st.app.ticket_metrics(&a, &page).await?;
+    let items = p
+        .items
+        .iter()
+        .map(|m| ctx.rec(m, "ticket_metrics"))
+        .collect();
+    Ok(Json(ctx.page("ticket_metrics", &page, &p, items, |m| {
+        m["id"].as_i64().unwrap_or(0)
+    })))
+}

@@ -2770,3 +2770,107 @@ async fn schedules_and_business_hours_rules() {
         assert_eq!(l["schedules"], json!([]), "{n}");
     }
 }
+
+#[tokio::test]
+async fn ticket_metrics_follow_a_scripted_history() {
+    for t in apps().await {
+        let n = t.name;
+        let (s, v) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/business_hours/schedules.json",
+                Some(json!({"schedule": {"name": "Office", "time_zone": "UTC"}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+        let agent_id = t.user_id("agent@example.com").await;
+        let at = |s: &str| clock::parse(s).unwrap();
+        // Sunday 09:00: the ticket arrives.
+        let (_, a) = t.call(&t.admin, Method::POST, "/api/v2/tickets.json", Some(json!({"ticket": {"subject": "Metrics", "comment": {"body": "help"}, "requester": {"name": "Cora Customer", "email": "cora@example.com"}}}))).await;
+        let id = a["ticket"]["id"].as_i64().unwrap();
+        let put = |body: Value| {
+            let t = &t;
+            async move {
+                let (s, v) = t
+                    .call(
+                        &t.agent,
+                        Method::PUT,
+                        &format!("/api/v2/tickets/{id}.json"),
+                        Some(json!({"ticket": body})),
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::OK, "{v}");
+            }
+        };
+        // Monday 10:00 the agent replies publicly and waits for the customer.
+        t.clock.set(at("2026-03-02T10:00:00Z"));
+        put(json!({"status": "pending", "assignee_id": agent_id, "comment": {"body": "Can you send the logs?", "public": true}})).await;
+        t.clock.set(at("2026-03-02T12:00:00Z"));
+        put(json!({"status": "open", "comment": {"body": "logs received", "public": false}})).await;
+        t.clock.set(at("2026-03-02T14:00:00Z"));
+        put(json!({"status": "hold"})).await;
+        t.clock.set(at("2026-03-03T09:00:00Z"));
+        put(json!({"status": "open"})).await;
+        t.clock.set(at("2026-03-03T10:00:00Z"));
+        put(json!({"status": "solved"})).await;
+        t.clock.set(at("2026-03-03T11:00:00Z"));
+        put(json!({"status": "open"})).await;
+        t.clock.set(at("2026-03-03T12:00:00Z"));
+        put(json!({"status": "solved"})).await;
+        t.clock.set(at("2026-03-09T12:00:00Z"));
+
+        let (s, m) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/tickets/{id}/metrics.json"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}: {m}");
+        let m = &m["ticket_metric"];
+        // Business hours: Monday–Friday 09:00–17:00 UTC.
+        let expect = [
+            ("reply_time_in_minutes", 25 * 60, 60), // Sun 09:00 → Mon 10:00
+            ("first_resolution_time_in_minutes", 49 * 60, 540), // → Tue 10:00
+            ("full_resolution_time_in_minutes", 51 * 60, 660), // → Tue 12:00
+            ("agent_wait_time_in_minutes", 120, 120), // pending Mon 10–12
+            ("requester_wait_time_in_minutes", 48 * 60, 480), // new, open and on hold
+            ("on_hold_time_in_minutes", 19 * 60, 180), // Mon 14:00 → Tue 09:00
+        ];
+        for (k, cal, bus) in expect {
+            assert_eq!(
+                m[k],
+                json!({"calendar": cal, "business": bus}),
+                "{n}: {k}: {m}"
+            );
+        }
+        assert_eq!(m["reopens"], 1, "{n}");
+        assert_eq!(m["replies"], 1, "{n}");
+        assert_eq!(m["assignee_stations"], 1, "{n}");
+        assert_eq!(m["solved_at"], "2026-03-03T12:00:00Z", "{n}");
+        assert_eq!(m["initially_assigned_at"], "2026-03-02T10:00:00Z", "{n}");
+        assert_eq!(m["ticket_id"], id, "{n}");
+        let (_, l) = t
+            .call(&t.admin, Method::GET, "/api/v2/ticket_metrics.json", None)
+            .await;
+        assert!(
+            l["ticket_metrics"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|x| x["ticket_id"] == id),
+            "{n}: {l}"
+        );
+        let (s, _) = t
+            .call(
+                &t.customer,
+                Method::GET,
+                &format!("/api/v2/tickets/{id}/metrics.json"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{n}");
+    }
+}
