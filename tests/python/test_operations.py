@@ -382,6 +382,11 @@ def test_metrics_request_ids_and_rate_limits(instance):
     # The outbox's depth is read at scrape time; the automation scheduler ran once at start.
     assert "outbox_pending 0" in metrics, metrics
     assert "outbox_oldest_pending_age_seconds 0" in metrics
+    # The scheduler's first run happens at start; give it a moment on a slow database.
+    deadline = time.monotonic() + 15
+    while "automation_runs_total" not in metrics and time.monotonic() < deadline:
+        time.sleep(0.2)
+        metrics = requests.get(f"{inst.url}/metrics", timeout=HTTP).text
     assert "automation_runs_total" in metrics
     ready = requests.get(f"{inst.url}/readyz", timeout=HTTP)
     assert ready.status_code == 200 and ready.json()["status"] == "ready"

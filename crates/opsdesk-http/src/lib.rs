@@ -101,6 +101,12 @@ async fn not_found() -> ApiError {
     ApiError::NoEndpoint
 }
 
+/// Install the Prometheus recorder. Call before anything records a metric (the background
+/// workers start before the router is built); calling it again is harmless.
+pub fn install_metrics() {
+    let _ = ops::prometheus();
+}
+
 /// The `/api/v2` routes (paths without `.json`; [`strip_json`] removes the suffix first).
 pub fn router(app: App, cfg: &HttpConfig) -> Router {
     // Install the metrics recorder before the first request is counted.

@@ -291,6 +291,8 @@ async fn run(cli: Cli) -> Result<()> {
                 shutdown_signal().await;
                 let _ = stop_tx.send(true);
             };
+            // The recorder first: the workers count from their first run.
+            opsdesk_http::install_metrics();
             let workers = opsdesk_app::workers::spawn(app.clone(), stop_rx.clone());
             let server = opsdesk_http::serve(
                 listener,
