@@ -262,3 +262,134 @@ impl App {
         }))
     }
 }
+
+/// What a policy create or update carries.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SlaPolicyInput {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub position: Option<i64>,
+    pub filter: Option<opsdesk_core::rules::Conditions>,
+    pub policy_metrics: Option<Vec<opsdesk_core::sla::PolicyMetric>>,
+}
+
+impl App {
+    pub async fn list_sla_policies(
+        &self,
+        actor: &Actor,
+    ) -> Result<Vec<opsdesk_core::sla::SlaPolicy>> {
+        actor.require_staff()?;
+        let mut c = self.store.read().await?;
+        let mut v: Vec<opsdesk_core::sla::SlaPolicy> =
+            c.list(&[], &Page::All { limit: 1000 }).await?.items;
+        v.sort_by_key(|p| (p.position, p.id));
+        Ok(v)
+    }
+
+    pub async fn get_sla_policy(
+        &self,
+        actor: &Actor,
+        id: Id,
+    ) -> Result<opsdesk_core::sla::SlaPolicy> {
+        actor.require_staff()?;
+        let mut c = self.store.read().await?;
+        c.get(id).await?.ok_or(AppError::NotFound)
+    }
+
+    /// Create (`id` None) or update an SLA policy. An update replaces `filter` and
+    /// `policy_metrics` when it carries them, as Zendesk does.
+    pub async fn save_sla_policy(
+        &self,
+        actor: &Actor,
+        id: Option<Id>,
+        input: SlaPolicyInput,
+    ) -> Result<opsdesk_core::sla::SlaPolicy> {
+        use opsdesk_core::sla::SlaPolicy;
+        actor.require_admin()?;
+        let now = self.now();
+        let mut tx = self.store.write().await?;
+        let mut p = match id {
+            Some(id) => tx.get::<SlaPolicy>(id).await?.ok_or(AppError::NotFound)?,
+            None => {
+                let count = tx.count::<SlaPolicy>(&[]).await?;
+                SlaPolicy {
+                    id: 0,
+                    title: String::new(),
+                    description: None,
+                    position: count + 1,
+                    filter: Default::default(),
+                    policy_metrics: vec![],
+                    created_at: now,
+                    updated_at: now,
+                }
+            }
+        };
+        let mut inv = Invalid::new();
+        if id.is_none() && input.title.is_none() {
+            inv.blank("title", "Title");
+        }
+        if let Some(t) = &input.title {
+            opsdesk_core::model::check_text(t, "title", "Title", 255, &mut inv);
+            p.title = t.trim().to_string();
+        }
+        if let Some(d) = input.description {
+            p.description = Some(d);
+        }
+        if let Some(pos) = input.position {
+            p.position = pos;
+        }
+        if let Some(f) = input.filter {
+            p.filter = f;
+        }
+        if let Some(m) = input.policy_metrics {
+            p.policy_metrics = m;
+        }
+        for m in &mut p.policy_metrics {
+            m.priority = m.priority.to_lowercase();
+        }
+        if let Err(e) = opsdesk_core::sla::validate_policy(&p.filter, &p.policy_metrics) {
+            for (k, v) in e.details {
+                inv.details.entry(k).or_default().extend(v);
+            }
+        }
+        inv.into_result()?;
+        p.updated_at = now;
+        let p = crate::records::save_doc(&mut tx, p, id.is_some()).await?;
+        tx.commit().await?;
+        Ok(p)
+    }
+
+    pub async fn delete_sla_policy(&self, actor: &Actor, id: Id) -> Result<()> {
+        actor.require_admin()?;
+        let mut tx = self.store.write().await?;
+        if !tx.delete::<opsdesk_core::sla::SlaPolicy>(id).await? {
+            return Err(AppError::NotFound);
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// `PUT /slas/policies/reorder` `{"sla_policy_ids": [...]}`.
+    pub async fn reorder_sla_policies(
+        &self,
+        actor: &Actor,
+        ids: &[Id],
+    ) -> Result<Vec<opsdesk_core::sla::SlaPolicy>> {
+        actor.require_admin()?;
+        let now = self.now();
+        let mut tx = self.store.write().await?;
+        let out = crate::records::reorder::<opsdesk_core::sla::SlaPolicy>(
+            &mut tx,
+            ids,
+            "sla_policy",
+            |p| p.position,
+            |p, pos| {
+                p.position = pos;
+                p.updated_at = now;
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+}

@@ -136,3 +136,41 @@ pub(crate) async fn save_doc<D: Doc>(
     }
     Ok(d)
 }
+
+/// `…/reorder`: the given ids take positions 1, 2, …; the others keep their order after them.
+/// Unknown ids are refused (422 naming `<name>_ids`).
+pub(crate) async fn reorder<D: Doc + Clone>(
+    tx: &mut opsdesk_store::Conn,
+    ids: &[Id],
+    name: &str,
+    position: impl Fn(&D) -> i64,
+    set_position: impl Fn(&mut D, i64),
+) -> Result<Vec<D>> {
+    let mut all = tx.list::<D>(&[], &Page::All { limit: 10_000 }).await?.items;
+    all.sort_by_key(|d| (position(d), d.id()));
+    for id in ids {
+        if !all.iter().any(|d| d.id() == *id) {
+            return Err(Invalid::one(
+                &format!("{name}_ids"),
+                "InvalidValue",
+                format!("{name}: {id} does not exist"),
+            )
+            .into());
+        }
+    }
+    let mut order: Vec<Id> = ids.to_vec();
+    let mut seen = std::collections::HashSet::new();
+    order.retain(|i| seen.insert(*i));
+    order.extend(all.iter().map(|d| d.id()).filter(|i| !ids.contains(i)));
+    let mut out = vec![];
+    for (pos, id) in order.iter().enumerate() {
+        if let Some(mut d) = all.iter().find(|d| d.id() == *id).cloned() {
+            if position(&d) != pos as i64 + 1 {
+                set_position(&mut d, pos as i64 + 1);
+                tx.update(&d).await?;
+            }
+            out.push(d);
+        }
+    }
+    Ok(out)
+}

@@ -303,32 +303,14 @@ impl App {
     pub async fn reorder_rules<R: RuleRecord>(&self, actor: &Actor, ids: &[Id]) -> Result<Vec<R>> {
         actor.require_admin()?;
         let mut tx = self.store.write().await?;
-        let all = sorted(tx.list::<R>(&[], &Page::All { limit: 10_000 }).await?.items);
-        for id in ids {
-            if !all.iter().any(|t| t.id() == *id) {
-                return Err(Invalid::one(
-                    &format!("{}_ids", R::NAME),
-                    "InvalidValue",
-                    format!("{}: {id} does not exist", R::NAME),
-                )
-                .into());
-            }
-        }
-        let mut order: Vec<Id> = ids.to_vec();
-        let mut seen = std::collections::HashSet::new();
-        order.retain(|i| seen.insert(*i));
-        order.extend(all.iter().map(|t| t.id()).filter(|i| !ids.contains(i)));
-        let now = self.now();
-        let mut out = vec![];
-        for (pos, id) in order.iter().enumerate() {
-            if let Some(mut t) = all.iter().find(|t| t.id() == *id).cloned() {
-                if t.position() != pos as i64 + 1 {
-                    t.set_position(pos as i64 + 1, now);
-                    tx.update(&t).await?;
-                }
-                out.push(t);
-            }
-        }
+        let out = crate::records::reorder::<R>(
+            &mut tx,
+            ids,
+            R::NAME,
+            |r| r.position(),
+            |r, p| r.set_position(p, self.now()),
+        )
+        .await?;
         tx.bump_rules_version().await?;
         tx.commit().await?;
         self.rules_cache.clear();

@@ -77,3 +77,90 @@ impl App {
         Ok(p.map(|m| render(&m, now, schedule.as_deref())))
     }
 }
+
+impl App {
+    /// `include=slas`: for each ticket, the first SLA policy (by position) whose filter it
+    /// matches, and where each of that policy's targets for the ticket's priority stands.
+    pub async fn ticket_slas(
+        &self,
+        actor: &Actor,
+        ts: &[&Ticket],
+    ) -> Result<std::collections::HashMap<Id, Value>> {
+        use opsdesk_core::rules::{self, Facts};
+        use opsdesk_core::sla::{metric_states, SlaPolicy};
+        actor.require_staff()?;
+        let mut c = self.store.read().await?;
+        let mut policies: Vec<SlaPolicy> = c.list(&[], &Page::All { limit: 1000 }).await?.items;
+        policies.sort_by_key(|p| (p.position, p.id));
+        let schedule = self.default_schedule(&mut c).await?;
+        let now = self.now();
+        let uses = |prefix: &str| {
+            policies.iter().any(|p| {
+                p.filter
+                    .all
+                    .iter()
+                    .chain(&p.filter.any)
+                    .any(|c| c.field.starts_with(prefix))
+            })
+        };
+        let (need_req, need_org) = (uses("requester."), uses("organization."));
+        let mut out = std::collections::HashMap::new();
+        for t in ts {
+            let mut facts = Facts::at_rest(actor.id(), actor.user.role);
+            facts.now = Some(now);
+            facts.schedule = schedule.clone();
+            let m = c
+                .get::<TicketMetrics>(t.id)
+                .await?
+                .unwrap_or_else(|| TicketMetrics::from_ticket(t));
+            facts.metrics = Some(m.clone());
+            if need_req {
+                if let Some(u) = c.get::<opsdesk_core::model::User>(t.requester_id).await? {
+                    facts.requester_fields = u.user_fields.into_iter().collect();
+                }
+            }
+            if need_org {
+                if let Some(oid) = t.organization_id {
+                    if let Some(o) = c.get::<opsdesk_core::model::Organization>(oid).await? {
+                        facts.organization_fields = o.organization_fields.into_iter().collect();
+                    }
+                }
+            }
+            let Some(p) = policies
+                .iter()
+                .find(|p| rules::evaluate(&p.filter, t, &facts).is_ok())
+            else {
+                out.insert(t.id, json!({"policy_metrics": []}));
+                continue;
+            };
+            let states = metric_states(
+                &p.policy_metrics,
+                t.priority,
+                &m,
+                now.as_second(),
+                schedule.as_deref(),
+            );
+            let metrics: Vec<Value> = states
+                .iter()
+                .map(|s| {
+                    let left = s.breach_at.map(|b| b - now.as_second());
+                    json!({
+                        "metric": s.metric,
+                        "stage": s.stage,
+                        "breach_at": s.breach_at.map(|b| clock::format(clock::from_unix(b))),
+                        "breached": s.breached,
+                        "hours": left.map(|l| l / 3600),
+                        "minutes": left.map(|l| (l % 3600) / 60),
+                        "target": s.target_minutes,
+                        "business_hours": s.business_hours,
+                    })
+                })
+                .collect();
+            out.insert(
+                t.id,
+                json!({"policy": {"id": p.id, "title": p.title}, "policy_metrics": metrics}),
+            );
+        }
+        Ok(out)
+    }
+}

@@ -301,6 +301,23 @@ pub const VIEW_GROUPS: &[&str] = &[
     "due_date",
 ];
 
+/// Validate a filter that is not a trigger's (an SLA policy's): view conditions, including
+/// requester and organisation fields. Empty is allowed (it matches every ticket).
+pub fn validate_filter(conditions: &Conditions) -> Result<(), Invalid> {
+    let mut inv = Invalid::new();
+    for (i, c) in conditions.all.iter().enumerate() {
+        check_condition(c, RuleKind::View, &format!("filter.all[{i}]"), &mut inv);
+    }
+    for (i, c) in conditions.any.iter().enumerate() {
+        check_condition(c, RuleKind::View, &format!("filter.any[{i}]"), &mut inv);
+    }
+    if inv.is_empty() {
+        Ok(())
+    } else {
+        Err(inv)
+    }
+}
+
 /// Validate view conditions (no trigger-only fields or change operators; at least one).
 pub fn validate_view(conditions: &Conditions, execution: &ViewExecution) -> Result<(), Invalid> {
     let mut inv = Invalid::new();

@@ -360,6 +360,24 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
                 .put(schedules::update_holiday)
                 .delete(schedules::delete_holiday),
         )
+        .route(
+            "/slas/policies",
+            get(schedules::sla_policies).post(schedules::create_sla_policy),
+        )
+        .route(
+            "/slas/policies/definitions",
+            get(schedules::sla_definitions),
+        )
+        .route(
+            "/slas/policies/reorder",
+            put(schedules::reorder_sla_policies),
+        )
+        .route(
+            "/slas/policies/{id}",
+            get(schedules::sla_policy)
+                .put(schedules::update_sla_policy)
+                .delete(schedules::delete_sla_policy),
+        )
         .route("/ticket_metrics", get(schedules::ticket_metrics))
         .route("/ticket_metrics/{id}", get(schedules::ticket_metric))
         .route("/tickets/{id}/metrics", get(schedules::ticket_metric))

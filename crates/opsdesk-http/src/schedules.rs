@@ -196,3 +196,102 @@ pub async fn ticket_metrics(
         m["id"].as_i64().unwrap_or(0)
     })))
 }
+
+// ---- SLA policies -----------------------------------------------------------------------
+
+pub async fn sla_policies(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: axum::http::HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+) -> ApiResult<Json<Value>> {
+    let ctx = crate::render::Ctx::new(&h, &uri);
+    let ps = st.app.list_sla_policies(&a).await?;
+    Ok(Json(ctx.all(
+        "sla_policies",
+        ps.iter().map(|p| ctx.rec(p, "slas/policies")).collect(),
+    )))
+}
+
+pub async fn sla_policy(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: axum::http::HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    Path(pid): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let ctx = crate::render::Ctx::new(&h, &uri);
+    let p = st.app.get_sla_policy(&a, id(&pid)?).await?;
+    Ok(Json(json!({"sla_policy": ctx.rec(&p, "slas/policies")})))
+}
+
+pub async fn create_sla_policy(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: axum::http::HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    body: JsonBody,
+) -> ApiResult<Response> {
+    let ctx = crate::render::Ctx::new(&h, &uri);
+    let input: opsdesk_app::business_hours::SlaPolicyInput = body.take("sla_policy")?;
+    let p = st.app.save_sla_policy(&a, None, input).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"sla_policy": ctx.rec(&p, "slas/policies")})),
+    )
+        .into_response())
+}
+
+pub async fn update_sla_policy(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: axum::http::HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    Path(pid): Path<String>,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    let ctx = crate::render::Ctx::new(&h, &uri);
+    let input: opsdesk_app::business_hours::SlaPolicyInput = body.take("sla_policy")?;
+    let p = st.app.save_sla_policy(&a, Some(id(&pid)?), input).await?;
+    Ok(Json(json!({"sla_policy": ctx.rec(&p, "slas/policies")})))
+}
+
+pub async fn delete_sla_policy(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    Path(pid): Path<String>,
+) -> ApiResult<StatusCode> {
+    st.app.delete_sla_policy(&a, id(&pid)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn reorder_sla_policies(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: axum::http::HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    body: JsonBody,
+) -> ApiResult<Json<Value>> {
+    let ctx = crate::render::Ctx::new(&h, &uri);
+    let ids: Vec<i64> = body
+        .opt("sla_policy_ids")?
+        .ok_or_else(|| ApiError::BadRequest("The request body needs \"sla_policy_ids\"".into()))?;
+    let ps = st.app.reorder_sla_policies(&a, &ids).await?;
+    Ok(Json(ctx.all(
+        "sla_policies",
+        ps.iter().map(|p| ctx.rec(p, "slas/policies")).collect(),
+    )))
+}
+
+/// `GET /slas/policies/definitions`: the filter conditions (as views take them, plus
+/// requester and organisation fields) and the metrics.
+pub async fn sla_definitions(State(st): State<AppState>, Auth(a): Auth) -> ApiResult<Json<Value>> {
+    a.require_staff()?;
+    let d = st.app.rule_definitions(opsdesk_core::rules::RuleKind::View);
+    let conds = d["definitions"]["conditions_any"].clone();
+    Ok(Json(json!({"definitions": {
+        "all": conds, "any": conds,
+        "metrics": opsdesk_core::sla::SLA_METRICS,
+        "priorities": ["low", "normal", "high", "urgent"],
+    }})))
+}

@@ -110,14 +110,37 @@ async fn sideload(
     Ok(())
 }
 
+/// `include=slas`: each ticket's SLA policy and targets, inside the ticket as Zendesk does.
+async fn add_slas(
+    st: &AppState,
+    actor: &opsdesk_app::Actor,
+    q: &Query,
+    ts: &[&Ticket],
+    items: &mut [Value],
+) -> ApiResult<()> {
+    if !q.includes().iter().any(|i| i == "slas") {
+        return Ok(());
+    }
+    let slas = st.app.ticket_slas(actor, ts).await?;
+    for (t, v) in ts.iter().zip(items.iter_mut()) {
+        if let Some(s) = slas.get(&t.id) {
+            v["slas"] = s.clone();
+        }
+    }
+    Ok(())
+}
+
 async fn ticket_page(
     st: &AppState,
+    actor: &opsdesk_app::Actor,
     ctx: &Ctx,
     q: &Query,
     page: &Page,
     p: opsdesk_app::Paged<Ticket>,
 ) -> ApiResult<Json<Value>> {
-    let items = p.items.iter().map(|t| ticket_json(ctx, t)).collect();
+    let mut items: Vec<Value> = p.items.iter().map(|t| ticket_json(ctx, t)).collect();
+    let refs: Vec<&Ticket> = p.items.iter().collect();
+    add_slas(st, actor, q, &refs, &mut items).await?;
     let mut v = ctx.page("tickets", page, &p, items, |t| t.id);
     if let Value::Object(m) = &mut v {
         let refs: Vec<&Ticket> = p.items.iter().collect();
@@ -149,7 +172,7 @@ pub async fn list(
         }
     }
     let p = st.app.list_tickets(&a, &f, &page).await?;
-    ticket_page(&st, &ctx, &q, &page, p).await
+    ticket_page(&st, &a, &ctx, &q, &page, p).await
 }
 
 /// `/users/{id}/tickets/{requested|assigned|ccd}`, `/organizations/{id}/tickets`, `/groups/{id}/tickets`.
@@ -181,7 +204,7 @@ pub async fn list_for(
         ));
     }
     let p = st.app.list_tickets(&a, &f, &page).await?;
-    ticket_page(&st, &ctx, &q, &page, p).await
+    ticket_page(&st, &a, &ctx, &q, &page, p).await
 }
 
 pub async fn show(
@@ -195,7 +218,10 @@ pub async fn show(
     let ctx = Ctx::new(&h, &uri);
     let t = st.app.get_ticket(&a, id(&tid)?).await?;
     let mut m = Map::new();
-    m.insert("ticket".into(), ticket_json(&ctx, &t));
+    let mut item = [ticket_json(&ctx, &t)];
+    add_slas(&st, &a, &q, &[&t], &mut item).await?;
+    let [item] = item;
+    m.insert("ticket".into(), item);
     sideload(&st, &ctx, &q, &[&t], &mut m).await?;
     Ok(Json(Value::Object(m)))
 }
@@ -403,7 +429,7 @@ pub async fn incidents(
     let ctx = Ctx::new(&h, &uri);
     let page = q.page()?;
     let p = st.app.incidents(&a, id(&tid)?, &page).await?;
-    ticket_page(&st, &ctx, &q, &page, p).await
+    ticket_page(&st, &a, &ctx, &q, &page, p).await
 }
 
 pub async fn tags(

@@ -2874,3 +2874,175 @@ async fn ticket_metrics_follow_a_scripted_history() {
         assert_eq!(s, StatusCode::FORBIDDEN, "{n}");
     }
 }
+
+#[tokio::test]
+async fn sla_policies_apply_first_match_and_show_targets() {
+    for t in apps().await {
+        let n = t.name;
+        t.call(
+            &t.admin,
+            Method::POST,
+            "/api/v2/business_hours/schedules.json",
+            Some(json!({"schedule": {"name": "Office", "time_zone": "UTC"}})),
+        )
+        .await;
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/slas/policies.json", Some(json!({"sla_policy": {"title": "Bad", "filter": {"all": [{"field": "update_type", "operator": "is", "value": "Create"}], "any": []}, "policy_metrics": [{"priority": "urgent", "metric": "reply_time", "target": 60, "business_hours": true}]}}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}: {v}");
+        let text = v.to_string();
+        assert!(
+            text.contains("only for triggers") && text.contains("'reply_time' is not one of"),
+            "{n}: {v}"
+        );
+        let (s, inc) = t.call(&t.admin, Method::POST, "/api/v2/slas/policies.json", Some(json!({"sla_policy": {"title": "Incidents", "filter": {"all": [{"field": "type", "operator": "is", "value": "incident"}], "any": []}, "policy_metrics": [
+            {"priority": "urgent", "metric": "first_reply_time", "target": 60, "business_hours": true},
+            {"priority": "urgent", "metric": "requester_wait_time", "target": 120, "business_hours": true},
+            {"priority": "urgent", "metric": "total_resolution_time", "target": 1440, "business_hours": false},
+            {"priority": "low", "metric": "first_reply_time", "target": 480, "business_hours": true}]}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {inc}");
+        let inc_id = inc["sla_policy"]["id"].as_i64().unwrap();
+        let (_, dflt) = t.call(&t.admin, Method::POST, "/api/v2/slas/policies.json", Some(json!({"sla_policy": {"title": "Everything else", "filter": {"all": [], "any": []}, "policy_metrics": [{"priority": "normal", "metric": "first_reply_time", "target": 480, "business_hours": true}]}}))).await;
+        let dflt_id = dflt["sla_policy"]["id"].as_i64().unwrap();
+        assert_eq!(dflt["sla_policy"]["position"], 2, "{n}");
+        let (_, defs) = t
+            .call(
+                &t.agent,
+                Method::GET,
+                "/api/v2/slas/policies/definitions.json",
+                None,
+            )
+            .await;
+        assert!(
+            defs["definitions"]["metrics"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("next_reply_time")),
+            "{n}"
+        );
+
+        let agent_id = t.user_id("agent@example.com").await;
+        // Sunday 09:00 UTC: an urgent incident arrives.
+        let (_, a) = t.call(&t.admin, Method::POST, "/api/v2/tickets.json", Some(json!({"ticket": {"subject": "Down", "type": "incident", "priority": "urgent", "comment": {"body": "all down"}, "requester": {"name": "Cora Customer", "email": "cora@example.com"}}}))).await;
+        let id = a["ticket"]["id"].as_i64().unwrap();
+        let slas = |path: String| {
+            let t = &t;
+            async move { t.call(&t.admin, Method::GET, &path, None).await.1 }
+        };
+        let v = slas(format!("/api/v2/tickets/{id}.json?include=slas")).await;
+        let sl = &v["ticket"]["slas"];
+        assert_eq!(sl["policy"]["id"], inc_id, "{n}: {v}");
+        let pm = sl["policy_metrics"].as_array().unwrap();
+        assert_eq!(pm.len(), 3, "{n}: only the urgent targets: {sl}");
+        let by = |m: &str| pm.iter().find(|x| x["metric"] == m).unwrap().clone();
+        // One business hour from Sunday is Monday 10:00; two, Monday 11:00; 24 calendar hours, Monday 09:00.
+        assert_eq!(
+            (
+                by("first_reply_time")["stage"].as_str(),
+                by("first_reply_time")["breach_at"].as_str()
+            ),
+            (Some("active"), Some("2026-03-02T10:00:00Z")),
+            "{n}"
+        );
+        assert_eq!(
+            by("requester_wait_time")["breach_at"],
+            "2026-03-02T11:00:00Z",
+            "{n}"
+        );
+        assert_eq!(
+            by("total_resolution_time")["breach_at"],
+            "2026-03-02T09:00:00Z",
+            "{n}"
+        );
+        assert_eq!(
+            by("first_reply_time")["hours"],
+            25,
+            "{n}: time left to the breach"
+        );
+
+        // Monday 09:30 the agent replies and waits on the customer.
+        t.clock.set(clock::parse("2026-03-02T09:30:00Z").unwrap());
+        let (s, _) = t.call(&t.agent, Method::PUT, &format!("/api/v2/tickets/{id}.json"), Some(json!({"ticket": {"status": "pending", "assignee_id": agent_id, "comment": {"body": "On it", "public": true}}}))).await;
+        assert_eq!(s, StatusCode::OK, "{n}");
+        let v = slas(format!("/api/v2/tickets/{id}.json?include=slas")).await;
+        let pm = v["ticket"]["slas"]["policy_metrics"]
+            .as_array()
+            .unwrap()
+            .clone();
+        let by = |m: &str| pm.iter().find(|x| x["metric"] == m).unwrap().clone();
+        assert_eq!(
+            (
+                by("first_reply_time")["stage"].as_str(),
+                by("first_reply_time")["breached"].as_bool()
+            ),
+            (Some("achieved"), Some(false)),
+            "{n}"
+        );
+        assert_eq!(by("requester_wait_time")["stage"], "paused", "{n}");
+        assert_eq!(by("requester_wait_time")["breach_at"], Value::Null, "{n}");
+        assert_eq!(
+            by("total_resolution_time")["breached"],
+            true,
+            "{n}: 24 calendar hours have passed"
+        );
+
+        // Monday 10:00 it is open again: 30 business minutes were used, 90 remain → 11:30.
+        t.clock.set(clock::parse("2026-03-02T10:00:00Z").unwrap());
+        t.call(
+            &t.agent,
+            Method::PUT,
+            &format!("/api/v2/tickets/{id}.json"),
+            Some(json!({"ticket": {"status": "open"}})),
+        )
+        .await;
+        let v = slas("/api/v2/tickets.json?include=slas".to_string()).await;
+        let mine = v["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["id"] == id)
+            .unwrap()
+            .clone();
+        let rw = mine["slas"]["policy_metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["metric"] == "requester_wait_time")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            (rw["stage"].as_str(), rw["breach_at"].as_str()),
+            (Some("active"), Some("2026-03-02T11:30:00Z")),
+            "{n}: {rw}"
+        );
+
+        // First match by position: move "Everything else" first.
+        let (s, _) = t
+            .call(
+                &t.admin,
+                Method::PUT,
+                "/api/v2/slas/policies/reorder.json",
+                Some(json!({"sla_policy_ids": [dflt_id, inc_id]})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}");
+        let v = slas(format!("/api/v2/tickets/{id}.json?include=slas")).await;
+        assert_eq!(v["ticket"]["slas"]["policy"]["id"], dflt_id, "{n}");
+        assert_eq!(
+            v["ticket"]["slas"]["policy_metrics"],
+            json!([]),
+            "{n}: no target for urgent in that policy"
+        );
+        let (s, _) = t
+            .call(
+                &t.admin,
+                Method::DELETE,
+                &format!("/api/v2/slas/policies/{dflt_id}.json"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{n}");
+        let (_, l) = t
+            .call(&t.agent, Method::GET, "/api/v2/slas/policies.json", None)
+            .await;
+        assert_eq!(l["sla_policies"].as_array().unwrap().len(), 1, "{n}");
+    }
+}

@@ -31,6 +31,10 @@ pub const MIGRATIONS_SQLITE: &[(&str, &str)] = &[
         "0007_schedules",
         include_str!("../migrations/sqlite/0007_schedules.sql"),
     ),
+    (
+        "0008_sla_policies",
+        include_str!("../migrations/sqlite/0008_sla_policies.sql"),
+    ),
 ];
 pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
@@ -60,6 +64,10 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
         "0007_schedules",
         include_str!("../migrations/postgres/0007_schedules.sql"),
+    ),
+    (
+        "0008_sla_policies",
+        include_str!("../migrations/postgres/0008_sla_policies.sql"),
     ),
 ];
 

@@ -66,6 +66,24 @@ impl Doc for opsdesk_core::business_hours::ScheduleRecord {
     }
 }
 
+impl Doc for opsdesk_core::sla::SlaPolicy {
+    const TABLE: &'static str = "sla_policies";
+    const COLUMNS: &'static [&'static str] = &["position", "created_at", "updated_at"];
+    fn id(&self) -> Id {
+        self.id
+    }
+    fn set_id(&mut self, id: Id) {
+        self.id = id;
+    }
+    fn values(&self) -> Vec<Val> {
+        vec![
+            Val::Int(self.position),
+            secs(self.created_at),
+            secs(self.updated_at),
+        ]
+    }
+}
+
 impl Doc for TicketMetrics {
     const TABLE: &'static str = "ticket_metrics";
     const COLUMNS: &'static [&'static str] = &["updated_at"];

@@ -1,0 +1,283 @@
+//! SLA policies: which tickets a policy covers (a filter in the rules' condition language,
+//! first match by position wins) and its targets per priority.
+
+use serde::{Deserialize, Serialize};
+
+use crate::business_hours::Schedule;
+use crate::error::Invalid;
+use crate::rules::{validate_filter, Conditions};
+use crate::ticket::{Priority, Status};
+use crate::ticket_metrics::TicketMetrics;
+
+/// The metrics a policy can target, as Zendesk names them.
+pub const SLA_METRICS: &[&str] = &[
+    "first_reply_time",
+    "next_reply_time",
+    "periodic_update_time",
+    "pausable_update_time",
+    "requester_wait_time",
+    "agent_work_time",
+    "total_resolution_time",
+];
+
+/// `{"priority", "metric", "target" (minutes), "business_hours"}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyMetric {
+    pub priority: String,
+    pub metric: String,
+    pub target: i64,
+    #[serde(default)]
+    pub business_hours: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlaPolicy {
+    pub id: crate::model::Id,
+    pub title: String,
+    pub description: Option<String>,
+    pub position: i64,
+    pub filter: Conditions,
+    pub policy_metrics: Vec<PolicyMetric>,
+    #[serde(with = "crate::clock::ts")]
+    pub created_at: crate::Timestamp,
+    #[serde(with = "crate::clock::ts")]
+    pub updated_at: crate::Timestamp,
+}
+
+/// Check a policy's filter (view conditions: no trigger-only fields) and metrics (known metric
+/// and priority, a positive target of at most a year, one target per metric and priority).
+pub fn validate_policy(filter: &Conditions, metrics: &[PolicyMetric]) -> Result<(), Invalid> {
+    let mut inv = Invalid::new();
+    if let Err(e) = validate_filter(filter) {
+        for (_, d) in e.details {
+            for f in d {
+                inv.add("filter", "InvalidValue", f.description);
+            }
+        }
+    }
+    if metrics.len() > 100 {
+        inv.add(
+            "policy_metrics",
+            "InvalidValue",
+            "at most 100 policy metrics",
+        );
+    }
+    for (i, m) in metrics.iter().enumerate() {
+        if Priority::parse(&m.priority).is_none() {
+            inv.add(
+                "policy_metrics",
+                "InvalidValue",
+                format!(
+                    "policy_metrics[{i}]: '{}' is not a priority (low, normal, high, urgent)",
+                    m.priority
+                ),
+            );
+        }
+        if !SLA_METRICS.contains(&m.metric.as_str()) {
+            inv.add(
+                "policy_metrics",
+                "InvalidValue",
+                format!(
+                    "policy_metrics[{i}]: '{}' is not one of {}",
+                    m.metric,
+                    SLA_METRICS.join(", ")
+                ),
+            );
+        }
+        if !(1..=525_600).contains(&m.target) {
+            inv.add(
+                "policy_metrics",
+                "InvalidValue",
+                format!("policy_metrics[{i}]: target must be between 1 and 525600 minutes"),
+            );
+        }
+        if metrics[..i]
+            .iter()
+            .any(|o| o.metric == m.metric && o.priority.eq_ignore_ascii_case(&m.priority))
+        {
+            inv.add(
+                "policy_metrics",
+                "InvalidValue",
+                format!(
+                    "policy_metrics[{i}]: {} for {} is given twice",
+                    m.metric, m.priority
+                ),
+            );
+        }
+    }
+    if inv.is_empty() {
+        Ok(())
+    } else {
+        Err(inv)
+    }
+}
+
+/// Where one of a ticket's SLA targets stands.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MetricState {
+    pub metric: String,
+    /// `active` (counting), `paused` (not counting now), `achieved` (fulfilled).
+    pub stage: &'static str,
+    /// When the target is (or was) missed; None while paused before a breach.
+    pub breach_at: Option<i64>,
+    /// The target was missed (at `breach_at`).
+    pub breached: bool,
+    pub target_minutes: i64,
+    pub business_hours: bool,
+}
+
+/// The metrics opsdesk computes so far (the reply-update metrics need the comment timeline).
+pub const COMPUTED_METRICS: &[&str] = &[
+    "first_reply_time",
+    "requester_wait_time",
+    "agent_work_time",
+    "total_resolution_time",
+];
+
+/// The state of each of a policy's targets for a ticket of `priority` with metrics `m`, at
+/// `now`. Business-hours targets count in `schedule` (all hours without one).
+pub fn metric_states(
+    policy_metrics: &[PolicyMetric],
+    priority: Option<Priority>,
+    m: &TicketMetrics,
+    now: i64,
+    schedule: Option<&Schedule>,
+) -> Vec<MetricState> {
+    let Some(priority) = priority else {
+        return vec![];
+    };
+    let created = m.created_at.as_second();
+    let solved = m
+        .status_history
+        .last()
+        .is_some_and(|(s, _)| *s >= Status::Solved);
+    let mut out = vec![];
+    for pm in policy_metrics {
+        if Priority::parse(&pm.priority) != Some(priority)
+            || !COMPUTED_METRICS.contains(&pm.metric.as_str())
+        {
+            continue;
+        }
+        let sched = if pm.business_hours { schedule } else { None };
+        let target = pm.target * 60;
+        let add = |from: i64, secs: i64| match sched {
+            Some(s) => s.add(from, secs),
+            None => Some(from + secs),
+        };
+        let state = |stage: &'static str, breach_at: Option<i64>, breached: bool| MetricState {
+            metric: pm.metric.clone(),
+            stage,
+            breach_at,
+            breached,
+            target_minutes: pm.target,
+            business_hours: pm.business_hours,
+        };
+        let st = match pm.metric.as_str() {
+            "first_reply_time" | "total_resolution_time" => {
+                let done = if pm.metric == "first_reply_time" {
+                    m.first_reply_at.map(|t| t.as_second())
+                } else if solved {
+                    m.solved_at.map(|t| t.as_second())
+                } else {
+                    None
+                };
+                let breach_at = add(created, target);
+                match done {
+                    Some(d) => state("achieved", breach_at, breach_at.is_some_and(|b| d > b)),
+                    None => state("active", breach_at, breach_at.is_some_and(|b| now >= b)),
+                }
+            }
+            _ => {
+                // Time counted only in some statuses, paused in the others.
+                let counts = |s: Status| match pm.metric.as_str() {
+                    "requester_wait_time" => matches!(s, Status::New | Status::Open | Status::Hold),
+                    _ => matches!(s, Status::New | Status::Open),
+                };
+                let fallback = [(Status::New, created)];
+                let hist: &[(Status, i64)] = if m.status_history.is_empty() {
+                    &fallback
+                } else {
+                    &m.status_history
+                };
+                let mut left = target;
+                let mut breach_at = None;
+                let mut counting_now = false;
+                for (i, (status, from)) in hist.iter().enumerate() {
+                    let to = hist.get(i + 1).map(|n| n.1);
+                    if !counts(*status) {
+                        continue;
+                    }
+                    if to.is_none() {
+                        counting_now = true;
+                    }
+                    let end = to.unwrap_or(i64::MAX);
+                    match add(*from, left) {
+                        Some(b) if b <= end => {
+                            breach_at = Some(b);
+                            break;
+                        }
+                        _ => {
+                            let used = match sched {
+                                Some(s) => s.business_seconds(*from, end.min(now.max(*from))),
+                                None => end.min(now.max(*from)) - from,
+                            };
+                            left -= used;
+                        }
+                    }
+                }
+                let breached = breach_at.is_some_and(|b| b <= now);
+                if solved {
+                    state("achieved", breach_at, breached)
+                } else if counting_now {
+                    state("active", breach_at, breached)
+                } else {
+                    state("paused", breach_at.filter(|_| breached), breached)
+                }
+            }
+        };
+        out.push(st);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pm(p: &str, m: &str, t: i64) -> PolicyMetric {
+        PolicyMetric {
+            priority: p.into(),
+            metric: m.into(),
+            target: t,
+            business_hours: true,
+        }
+    }
+
+    #[test]
+    fn validation_names_each_problem() {
+        let ok: Conditions = serde_json::from_value(json!({"all": [{"field": "organization.custom_fields_support_level", "operator": "is", "value": "priority"}], "any": []})).unwrap();
+        assert!(validate_policy(&ok, &[pm("urgent", "first_reply_time", 30)]).is_ok());
+        assert!(validate_policy(&Conditions::default(), &[]).is_ok());
+        let e = validate_policy(
+            &ok,
+            &[
+                pm("urgentish", "first_reply_time", 30),
+                pm("high", "reply_time", 0),
+                pm("low", "agent_work_time", 60),
+                pm("LOW", "agent_work_time", 90),
+            ],
+        )
+        .unwrap_err();
+        let t = e.to_string();
+        assert!(t.contains("'urgentish' is not a priority"), "{t}");
+        assert!(t.contains("'reply_time' is not one of"), "{t}");
+        assert!(t.contains("between 1 and 525600"), "{t}");
+        assert!(t.contains("given twice"), "{t}");
+        let bad: Conditions = serde_json::from_value(json!({"all": [{"field": "update_type", "operator": "is", "value": "Create"}], "any": []})).unwrap();
+        assert!(validate_policy(&bad, &[])
+            .unwrap_err()
+            .to_string()
+            .contains("only for triggers"));
+    }
+}
