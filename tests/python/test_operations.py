@@ -380,8 +380,9 @@ def test_metrics_request_ids_and_rate_limits(instance):
     assert "http_request_duration_seconds_bucket" in metrics
     assert "db_pool_connections" in metrics
     # The outbox's depth is read at scrape time; the automation scheduler ran once at start.
-    assert "outbox_pending 0" in metrics, metrics
-    assert "outbox_oldest_pending_age_seconds 0" in metrics
+    assert 'outbox_pending{kind="webhook"} 0' in metrics, metrics
+    assert 'outbox_oldest_pending_age_seconds{kind="webhook"} 0' in metrics
+    assert 'outbox_pending{kind="email"} 0' in metrics
     # The scheduler's first run happens at start; give it a moment on a slow database.
     deadline = time.monotonic() + 15
     while "automation_runs_total" not in metrics and time.monotonic() < deadline:

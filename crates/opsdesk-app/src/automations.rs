@@ -20,6 +20,8 @@ use crate::rules::rule_via;
 use crate::{Actor, App, Origin, Result};
 
 const LEASE: &str = "automations";
+/// A row of its own for "run now", so asking never touches the lease of a run in progress.
+const REQUEST_FLAG: &str = "automations:request";
 /// A holder that stops renewing loses the lease after this long.
 const LEASE_SECS: i64 = 120;
 /// Tickets read per batch, and updates per transaction.
@@ -69,9 +71,6 @@ pub struct JobState {
     pub last_finished_at: Option<i64>,
     #[serde(default)]
     pub last_run: Option<RunState>,
-    /// An admin asked for a run now.
-    #[serde(default)]
-    pub requested: bool,
 }
 
 /// The actor automations write as (Zendesk shows automation updates with author -1).
@@ -91,7 +90,8 @@ impl App {
             return Ok(None);
         };
         let mut state: JobState = serde_json::from_value(lease.data).unwrap_or_default();
-        let due = state.requested
+        let requested = tx.take_job_flag(REQUEST_FLAG).await?;
+        let due = requested
             || state
                 .last_started_at
                 .is_none_or(|t| now >= t + self.automation.interval_secs);
@@ -111,7 +111,6 @@ impl App {
                 ..Default::default()
             },
         };
-        state.requested = false;
         state.run = Some(run.clone());
         tx.save_lease(LEASE, &self.node_id, &json!(state)).await?;
         tx.commit().await?;
@@ -215,38 +214,78 @@ impl App {
             }
             let n = chunks.len();
             for (i, chunk) in chunks.into_iter().enumerate() {
-                let mut tx = self.store.write().await?;
-                // Renew the lease; stop if another node took it over.
-                let now = self.now().as_second();
-                if tx
-                    .take_lease(LEASE, &self.node_id, now, LEASE_SECS)
-                    .await?
-                    .is_none()
-                {
-                    tracing::warn!("automation lease lost; another node continues the run");
-                    return Err(crate::AppError::Conflict("automation lease lost".into()));
-                }
-                let mut fired = run.fired.clone();
-                let mut updated = 0;
-                for id in chunk {
-                    updated += self
-                        .automate_ticket(&mut tx, *id, &rules, &mut fired, schedule.clone())
-                        .await? as i64;
-                }
-                let mut next = run.clone();
-                next.fired = fired;
-                next.updated += updated;
-                next.cursor = if i + 1 == n {
+                let cursor = if i + 1 == n {
                     last
                 } else {
                     chunk.last().copied().unwrap_or(run.cursor)
                 };
-                state.run = Some(next.clone());
-                tx.save_lease(LEASE, &self.node_id, &json!(state)).await?;
-                tx.commit().await?;
-                *run = next;
+                match self
+                    .automate_chunk(chunk, cursor, &rules, schedule.clone(), run, state)
+                    .await
+                {
+                    Ok(()) => {}
+                    Err(e @ crate::AppError::Conflict(_)) => return Err(e),
+                    Err(e) => {
+                        // One ticket must not stop every run for good: go one ticket per
+                        // transaction, and step over a ticket that fails on its own.
+                        tracing::warn!(error = %e, "automation chunk failed; retrying ticket by ticket");
+                        for (j, id) in chunk.iter().enumerate() {
+                            let cur = if j + 1 == chunk.len() { cursor } else { *id };
+                            if let Err(e) = self
+                                .automate_chunk(&[*id], cur, &rules, schedule.clone(), run, state)
+                                .await
+                            {
+                                if matches!(e, crate::AppError::Conflict(_)) {
+                                    return Err(e);
+                                }
+                                tracing::error!(ticket.id = id, error = %e, "automation skipped a ticket it could not update");
+                                self.automate_chunk(&[], cur, &rules, schedule.clone(), run, state)
+                                    .await?;
+                            }
+                        }
+                    }
+                }
             }
         }
+    }
+
+    /// One transaction: renew the lease, act on `ids`, save the run with its cursor.
+    async fn automate_chunk(
+        &self,
+        ids: &[Id],
+        cursor: Id,
+        rules: &[rules::Rule],
+        schedule: Option<std::sync::Arc<opsdesk_core::business_hours::Schedule>>,
+        run: &mut RunState,
+        state: &mut JobState,
+    ) -> Result<()> {
+        let mut tx = self.store.write().await?;
+        // Renew the lease; stop if another node took it over.
+        let now = self.now().as_second();
+        if tx
+            .take_lease(LEASE, &self.node_id, now, LEASE_SECS)
+            .await?
+            .is_none()
+        {
+            tracing::warn!("automation lease lost; another node continues the run");
+            return Err(crate::AppError::Conflict("automation lease lost".into()));
+        }
+        let mut fired = run.fired.clone();
+        let mut updated = 0;
+        for id in ids {
+            updated += self
+                .automate_ticket(&mut tx, *id, rules, &mut fired, schedule.clone())
+                .await? as i64;
+        }
+        let mut next = run.clone();
+        next.fired = fired;
+        next.updated += updated;
+        next.cursor = cursor;
+        state.run = Some(next.clone());
+        tx.save_lease(LEASE, &self.node_id, &json!(state)).await?;
+        tx.commit().await?;
+        *run = next;
+        Ok(())
     }
 
     /// Apply the automations to one ticket (locked, re-checked); returns whether it changed.
@@ -277,28 +316,34 @@ impl App {
         // Automations run in position order; each sees the ticket as the ones before left it.
         let mut t = old.clone();
         let mut firings = vec![];
+        let mut fired_rules: Vec<&rules::Rule> = vec![];
         for r in rules {
             if fired.get(&r.id).copied().unwrap_or(0) >= self.automation.max_per_automation {
                 continue;
             }
             if rules::evaluate(&r.conditions, &t, &facts).is_ok() {
-                *fired.entry(r.id).or_default() += 1;
                 firings.push(rules::fire(r, &mut t, &facts));
+                fired_rules.push(r);
             }
         }
-        let Some(first) = firings.first() else {
+        if firings.is_empty() {
             return Ok(false);
-        };
+        }
         // As with triggers: what a rule names may have gone; the ticket stays valid.
         let warnings = self.keep_valid(tx, &old, &mut t).await?;
         if !warnings.is_empty() {
-            tracing::warn!(
-                ticket.id = id,
-                automation.id = first.rule_id,
-                ?warnings,
-                "automation changes undone"
-            );
+            // An automation whose nullifying change was undone would act again next run:
+            // keep its other changes but not its notifications, and do not count it.
+            tracing::warn!(ticket.id = id, ?warnings, "automation changes undone");
         }
+        for (f, r) in firings.iter_mut().zip(&fired_rules) {
+            if !warnings.is_empty() && rules::evaluate(&r.conditions, &t, &facts).is_ok() {
+                f.effects.clear();
+            } else {
+                *fired.entry(r.id).or_default() += 1;
+            }
+        }
+        let first = &firings[0];
         let via_json = rule_via(first.rule_id, &first.title, "automation");
         let via = Via {
             channel: "rule".into(),
@@ -344,24 +389,17 @@ impl App {
             "next_run_at": fmt(Some(state.last_started_at.map_or(now, |t| t + self.automation.interval_secs))),
             "last_run": state.last_run,
             "running": state.run,
-            "requested": state.requested,
+            "requested": c.job_flag(REQUEST_FLAG).await?,
             "lease_holder": if expires > now { Some(holder) } else { None },
         }))
     }
 
     /// `POST /api/v2/automations/run` (opsdesk): run at the next scheduler tick, whatever the
-    /// interval says.
+    /// interval says (a run in progress finishes first; the request then starts another).
     pub async fn request_automation_run(&self, actor: &Actor) -> Result<()> {
         actor.require_admin()?;
         let mut tx = self.store.write().await?;
-        // Take the lease briefly to write the flag; if a run holds it, the run is on its way.
-        let now = self.now().as_second();
-        if let Some(lease) = tx.take_lease(LEASE, &self.node_id, now, 5).await? {
-            let mut state: JobState = serde_json::from_value(lease.data).unwrap_or_default();
-            state.requested = true;
-            tx.save_lease(LEASE, &self.node_id, &json!(state)).await?;
-            tx.release_lease(LEASE, &self.node_id).await?;
-        }
+        tx.raise_job_flag(REQUEST_FLAG).await?;
         tx.commit().await?;
         Ok(())
     }

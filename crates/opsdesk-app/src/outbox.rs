@@ -68,6 +68,7 @@ impl App {
             author_id: audit.author_id,
             comment: !comments.is_empty(),
             public_staff_comment: actor.is_staff()
+                && actor.id() > 0
                 && comments
                     .iter()
                     .any(|c| c.get("public").and_then(Value::as_bool) == Some(true)),
@@ -298,6 +299,7 @@ impl App {
 
     async fn record_attempt(&self, mut item: OutboxItem, a: Attempt, took: Duration) -> Result<()> {
         let now = self.now();
+        let claimed = item.locked_until.map(|t| t.as_second()).unwrap_or(0);
         item.attempts += 1;
         item.responses.push(json!({
             "at": clock::format(now),
@@ -336,7 +338,14 @@ impl App {
             }
         }
         let mut tx = self.store.write().await?;
-        tx.update(&item).await?;
+        if !tx.finish_outbox(&item, claimed).await? {
+            // The claim ran out (or an admin reset the message) while it was being sent:
+            // whoever holds it now records its own attempt.
+            tracing::warn!(
+                outbox.id = item.id,
+                "delivery finished after its claim ran out; not recorded"
+            );
+        }
         tx.commit().await?;
         Ok(())
     }
@@ -378,6 +387,14 @@ impl App {
         actor.require_admin()?;
         let mut tx = self.store.write().await?;
         let mut item: OutboxItem = tx.get(id).await?.ok_or(AppError::NotFound)?;
+        if item.locked_until.is_some_and(|t| t > self.now()) {
+            return Err(opsdesk_core::Invalid::one(
+                "state",
+                "InvalidValue",
+                "This message is being delivered now; look again in a few seconds",
+            )
+            .into());
+        }
         if item.state == "delivered" {
             return Err(opsdesk_core::Invalid::one(
                 "state",
@@ -395,10 +412,14 @@ impl App {
         Ok(item)
     }
 
-    /// Outbox depth, for `/metrics`.
-    pub async fn outbox_stats(&self) -> Result<opsdesk_store::OutboxStats> {
+    /// Outbox depth per kind of message, for `/metrics`.
+    pub async fn outbox_stats(&self) -> Result<Vec<(&'static str, opsdesk_store::OutboxStats)>> {
         let mut c = self.store.read().await?;
-        Ok(c.outbox_stats().await?)
+        let mut out = vec![];
+        for kind in ["email", "webhook"] {
+            out.push((kind, c.outbox_stats(kind).await?));
+        }
+        Ok(out)
     }
 }
 

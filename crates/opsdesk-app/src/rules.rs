@@ -71,6 +71,21 @@ pub(crate) struct RuleOutcome {
     pub trace: Value,
 }
 
+/// `application/x-www-form-urlencoded` encoding of a value.
+fn percent_encode(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for b in v.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
 pub(crate) fn rule_via(id: Id, title: &str, rel: &str) -> Value {
     json!({"channel": "rule", "source": {"from": {"id": id, "title": title, "deleted": false}, "to": {}, "rel": rel}})
 }
@@ -743,18 +758,35 @@ impl App {
                         }));
                     }
                     SideEffect::Webhook { webhook_id, body } => {
-                        // Values are JSON-escaped so a subject with quotes keeps the body valid.
-                        let escaped: std::collections::HashMap<String, String> = values
-                            .iter()
-                            .map(|(k, v)| {
-                                let j = serde_json::to_string(v).unwrap_or_default();
-                                (k.clone(), j[1..j.len().saturating_sub(1)].to_string())
-                            })
-                            .collect();
+                        // Each value is escaped for the webhook's format after its filters,
+                        // so a subject with quotes keeps a JSON body valid and a form body
+                        // cannot gain parameters.
+                        let format = tx
+                            .get::<opsdesk_core::outbox::Webhook>(*webhook_id)
+                            .await?
+                            .map(|w| w.request_format)
+                            .unwrap_or_else(|| "json".into());
+                        let escape = move |v: &str| -> String {
+                            match format.as_str() {
+                                "form_encoded" => percent_encode(v),
+                                "xml" => v
+                                    .replace('&', "&amp;")
+                                    .replace('<', "&lt;")
+                                    .replace('>', "&gt;")
+                                    .replace('"', "&quot;")
+                                    .replace('\'', "&apos;"),
+                                _ => {
+                                    let j = serde_json::to_string(v).unwrap_or_default();
+                                    j[1..j.len().saturating_sub(1).max(1)].to_string()
+                                }
+                            }
+                        };
+                        let rendered =
+                            opsdesk_core::placeholders::render_with(body, &values, &escape);
                         events.push(json!({
                             "type": "External",
                             "resource": webhook_id.to_string(),
-                            "body": opsdesk_core::placeholders::render(body, &escaped),
+                            "body": rendered,
                             "via": via,
                         }));
                     }

@@ -187,7 +187,9 @@ impl Schedule {
         let mut n = limit;
         if let Ok(t) = Timestamp::from_second(week_start) {
             if let Some(tr) = self.tz.following(t).next() {
-                n = n.min((tr.timestamp().as_second() - week_start) / WEEK_SECS);
+                // Conservative at the edge: a change exactly at a week's end (a fall-back at
+                // local midnight makes that week an hour longer) is walked, not skipped.
+                n = n.min((tr.timestamp().as_second() - week_start - 1) / WEEK_SECS);
             }
         }
         if let Some(&(h, _)) = self.holidays.iter().find(|&&(_, b)| b >= sunday) {
@@ -220,13 +222,21 @@ impl Schedule {
                 break;
             }
             let next = Self::add_days(sunday, 7);
+            if next <= sunday {
+                // The end of the calendar: nothing further to count.
+                break;
+            }
             let week_end = self.local_midnight(next);
             if week_start >= from && week_end <= to && self.plain_week(sunday) {
                 // Whole plain weeks: count them without walking their intervals, up to the
                 // next DST change or holiday.
                 let n = self.plain_run(sunday, week_start, (to - week_start) / WEEK_SECS);
                 total += n * self.week_secs;
-                sunday = Self::add_days(sunday, 7 * n);
+                let after = Self::add_days(sunday, 7 * n);
+                if after <= sunday {
+                    break;
+                }
+                sunday = after;
                 continue;
             }
             spans.clear();
@@ -565,6 +575,27 @@ mod tests {
     }
 
     #[test]
+    fn fall_back_at_local_midnight_is_counted() {
+        // Santiago falls back at local midnight (2026-04-05 03:00 UTC): that week has 169 hours.
+        let s = Schedule::new("America/Santiago", &[(0, WEEK_MINUTES)], &[]).unwrap();
+        let from = ts("2026-03-01T03:00:00Z");
+        let to = ts("2026-05-03T04:00:00Z");
+        assert_eq!(s.business_seconds(from, to), to - from);
+        assert_eq!(s.add(from, to - from), Some(to));
+    }
+
+    #[test]
+    fn the_end_of_the_calendar_does_not_hang() {
+        let s = Schedule::new("UTC", &[(540, 1020)], &[]).unwrap();
+        let far = "9999-12-30T00:00:00Z"
+            .parse::<Timestamp>()
+            .unwrap()
+            .as_second();
+        assert!(s.business_seconds(far - 30 * 86_400, far + 86_400) > 0);
+        let _ = s.add(far - 86_400, 10 * 3600);
+    }
+
+    #[test]
     fn always_and_never() {
         let a = Schedule::always();
         assert_eq!(
@@ -589,7 +620,9 @@ mod tests {
             Just("America/Los_Angeles"),
             Just("Europe/Berlin"),
             Just("UTC"),
-            Just("Asia/Kolkata")
+            Just("Asia/Kolkata"),
+            Just("America/Santiago"),
+            Just("Asia/Beirut")
         ];
         let iv = proptest::collection::vec((0u32..WEEK_MINUTES, 1u32..3000), 0..6).prop_map(|v| {
             v.into_iter()

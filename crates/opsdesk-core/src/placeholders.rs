@@ -209,7 +209,19 @@ fn output(expr: &str, v: &HashMap<String, String>) -> String {
             "default" if val.is_empty() => arg(0),
             "append" => val + &arg(0),
             "prepend" => arg(0) + &val,
-            "replace" => val.replace(&arg(0), &arg(1)),
+            // An empty search string would insert the replacement between every character.
+            "replace" if arg(0).is_empty() => val,
+            "replace" => {
+                let (from, to) = (arg(0), arg(1));
+                let grows = to.len().saturating_sub(from.len());
+                if grows > 0
+                    && val.matches(&from).count().saturating_mul(grows) + val.len() > MAX_OUTPUT
+                {
+                    val
+                } else {
+                    val.replace(&from, &to)
+                }
+            }
             "size" => val.chars().count().to_string(),
             "escape" => val
                 .replace('&', "&amp;")
@@ -228,12 +240,30 @@ fn output(expr: &str, v: &HashMap<String, String>) -> String {
             }
             _ => val,
         };
+        // Every filter's result is bounded, so a chain cannot grow without limit.
+        if val.len() > MAX_OUTPUT {
+            let mut cut = MAX_OUTPUT;
+            while !val.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            val.truncate(cut);
+        }
     }
     val
 }
 
 /// Render `template`.
 pub fn render(template: &str, values: &HashMap<String, String>) -> String {
+    render_with(template, values, &|s| s.to_string())
+}
+
+/// Render `template`, passing each placeholder's output (after its filters) through
+/// `escape` — for bodies in JSON, XML or form encoding, where a value must not break out.
+pub fn render_with(
+    template: &str,
+    values: &HashMap<String, String>,
+    escape: &dyn Fn(&str) -> String,
+) -> String {
     let tokens = tokenize(template);
     let mut out = String::with_capacity(template.len());
     // One frame per open if/unless: (this branch is shown, a branch was already taken,
@@ -269,7 +299,7 @@ pub fn render(template: &str, values: &HashMap<String, String>) -> String {
             }
             Token::Output(e) => {
                 if shown(&stack) {
-                    out.push_str(&output(e, values));
+                    out.push_str(&escape(&output(e, values)));
                 }
             }
             Token::Tag(t, whole) => {
@@ -448,11 +478,36 @@ mod tests {
     }
 
     #[test]
+    fn escaping_comes_after_the_filters() {
+        let mut v = vals();
+        v.insert("ticket.description".into(), "line one\nline \"two\"".into());
+        let json = |s: &str| {
+            let j = serde_json::to_string(s).unwrap();
+            j[1..j.len() - 1].to_string()
+        };
+        let body = render_with("{\"d\": \"{{ticket.description | upcase}}\"}", &v, &json);
+        let parsed: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(parsed["d"], "LINE ONE\nLINE \"TWO\"");
+    }
+
+    #[test]
     fn output_is_bounded() {
         let v: HashMap<String, String> =
             [("a".to_string(), "x".repeat(1000))].into_iter().collect();
         let t = "{{a}}".repeat(1000);
         assert!(render(&t, &v).len() <= MAX_OUTPUT);
+        // A chain of growing filters stays bounded too.
+        let v2: HashMap<String, String> =
+            [("a".to_string(), "xy".repeat(10))].into_iter().collect();
+        let chain = format!(
+            "{{{{a{}}}}}",
+            " | replace: \"x\", \"xxxxxxxxxx\"".repeat(12)
+        );
+        assert!(render(&chain, &v2).len() <= MAX_OUTPUT);
+        assert_eq!(
+            render("{{a | replace: \"\", \"zzz\"}}", &v2),
+            "xy".repeat(10)
+        );
         let deep = "{% if a %}".repeat(100) + "x" + &"{% endif %}".repeat(100);
         assert_eq!(render(&deep, &v), "");
     }

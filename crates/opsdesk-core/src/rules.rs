@@ -1027,7 +1027,17 @@ fn action_target(a: &Action) -> Option<&str> {
 /// hold for one hour only, and `updated_at` is reset by the automation's own update.
 fn nullified(c: &Condition, actions: &[Action]) -> bool {
     if TIME_FIELDS.contains(&c.field.as_str()) {
-        return c.operator == "is" || c.field == "updated_at";
+        let op = c
+            .operator
+            .strip_suffix("_business_hours")
+            .unwrap_or(c.operator.as_str());
+        if c.field == "updated_at" {
+            // The automation's own update makes "hours since update" 0: that ends
+            // `greater_than N` and `is N` (N ≥ 1), not `less_than` or `is 0`.
+            return op == "greater_than"
+                || (op == "is" && hours_value(&c.value).is_some_and(|h| h >= 1));
+        }
+        return op == "is";
     }
     if !actions
         .iter()
@@ -1292,6 +1302,8 @@ fn time_holds(c: &Condition, t: &Ticket, f: &Facts) -> bool {
         Some(op) => (op, true),
         None => (c.operator.as_str(), false),
     };
+    // Beyond twenty years every comparison is decided; do not count further.
+    let to = to.min(from.saturating_add(20 * 366 * 86_400));
     let secs = match (&f.schedule, business) {
         (Some(s), true) => s.business_seconds(from, to),
         _ => to - from,
@@ -1753,6 +1765,18 @@ mod tests {
             RuleKind::Automation
         )
         .is_ok());
+        // "Less than 24 hours since update" holds again right after the automation's update.
+        for (op, v) in [("less_than", "24"), ("is", "0")] {
+            assert!(validate(
+                &cs(vec![
+                    c("status", "is", json!("open")),
+                    c("updated_at", op, json!(v))
+                ]),
+                &[act("priority", json!("high"))],
+                RuleKind::Automation
+            )
+            .is_err());
+        }
         // Zendesk's shape rules: a time condition and a ticket property, both in `all`.
         let e = validate(
             &cs(vec![c("status", "is", json!("solved"))]),

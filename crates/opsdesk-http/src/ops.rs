@@ -38,13 +38,15 @@ pub async fn metrics(State(st): State<AppState>) -> Response {
     metrics::gauge!("db_pool_idle_connections", "backend" => st.app.store.backend())
         .set(stats.idle as f64);
     // Outbox depth and the age of its oldest waiting message.
-    if let Ok(o) = st.app.outbox_stats().await {
-        metrics::gauge!("outbox_pending").set(o.pending as f64);
-        metrics::gauge!("outbox_failed").set(o.failed as f64);
-        let age = o
-            .oldest_pending
-            .map_or(0, |t| (st.app.now().as_second() - t).max(0));
-        metrics::gauge!("outbox_oldest_pending_age_seconds").set(age as f64);
+    if let Ok(kinds) = st.app.outbox_stats().await {
+        for (kind, o) in kinds {
+            metrics::gauge!("outbox_pending", "kind" => kind).set(o.pending as f64);
+            metrics::gauge!("outbox_failed", "kind" => kind).set(o.failed as f64);
+            let age = o
+                .oldest_pending
+                .map_or(0, |t| (st.app.now().as_second() - t).max(0));
+            metrics::gauge!("outbox_oldest_pending_age_seconds", "kind" => kind).set(age as f64);
+        }
     }
     match prometheus() {
         Some(h) => (

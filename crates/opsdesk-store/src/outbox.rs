@@ -236,14 +236,36 @@ impl Conn {
         Ok(out)
     }
 
-    pub async fn outbox_stats(&mut self) -> Result<OutboxStats> {
+    /// Record a delivery attempt — only if this worker's claim (`claimed_until`) still holds:
+    /// after a claim ran out another worker may own the message. Returns whether it was written.
+    pub async fn finish_outbox(&mut self, item: &OutboxItem, claimed_until: i64) -> Result<bool> {
+        let data = serde_json::to_string(item).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let n = self
+            .exec(
+                "UPDATE outbox SET data = $2, state = $3, next_attempt_at = $4, locked_until = NULL, updated_at = $5 \
+                 WHERE id = $1 AND locked_until = $6",
+                &[
+                    Val::Int(item.id),
+                    Val::Text(data),
+                    Val::from(item.state.as_str()),
+                    secs(item.next_attempt_at),
+                    secs(item.updated_at),
+                    Val::Int(claimed_until),
+                ],
+            )
+            .await?;
+        Ok(n == 1)
+    }
+
+    /// Outbox depth for one kind of message (`email`, `webhook`).
+    pub async fn outbox_stats(&mut self, kind: &str) -> Result<OutboxStats> {
         let r = self
             .one(
                 "SELECT \
-                   (SELECT COUNT(*) FROM outbox WHERE state = 'pending'), \
-                   (SELECT COUNT(*) FROM outbox WHERE state = 'failed'), \
-                   (SELECT MIN(created_at) FROM outbox WHERE state = 'pending')",
-                &[],
+                   (SELECT COUNT(*) FROM outbox WHERE state = 'pending' AND kind = $1), \
+                   (SELECT COUNT(*) FROM outbox WHERE state = 'failed' AND kind = $1), \
+                   (SELECT MIN(created_at) FROM outbox WHERE state = 'pending' AND kind = $1)",
+                &[Val::from(kind)],
             )
             .await?;
         Ok(OutboxStats {
@@ -318,6 +340,39 @@ impl Conn {
         )
         .await?;
         Ok(())
+    }
+
+    /// Raise a flag for a job (e.g. "run now"), whoever holds its lease.
+    pub async fn raise_job_flag(&mut self, name: &str) -> Result<()> {
+        self.exec(
+            "INSERT INTO job_leases (name, holder, expires_at, data) VALUES ($1, '', 0, '{\"raised\":true}') \
+             ON CONFLICT (name) DO UPDATE SET data = excluded.data",
+            &[Val::from(name)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Lower a job's flag; true when it was raised.
+    pub async fn take_job_flag(&mut self, name: &str) -> Result<bool> {
+        let n = self
+            .exec(
+                "UPDATE job_leases SET data = '{}' WHERE name = $1 AND data <> '{}'",
+                &[Val::from(name)],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+
+    /// Whether a job's flag is raised (without lowering it).
+    pub async fn job_flag(&mut self, name: &str) -> Result<bool> {
+        Ok(self
+            .opt(
+                "SELECT 1 FROM job_leases WHERE name = $1 AND data <> '{}'",
+                &[Val::from(name)],
+            )
+            .await?
+            .is_some())
     }
 
     /// The saved state of a job (for status endpoints), without taking its lease.

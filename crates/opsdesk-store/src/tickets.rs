@@ -271,11 +271,12 @@ impl Conn {
                 &[Val::Int(id)],
             )
             .await?;
-            for table in ["ticket_tags", "ticket_metrics"] {
-                let col = if table == "ticket_tags" {
-                    "ticket_id"
-                } else {
+            // Queued messages carry the ticket's text too.
+            for table in ["ticket_tags", "ticket_metrics", "outbox"] {
+                let col = if table == "ticket_metrics" {
                     "id"
+                } else {
+                    "ticket_id"
                 };
                 self.exec(
                     &format!("DELETE FROM {table} WHERE {col} = $1"),
