@@ -72,6 +72,10 @@ impl App {
                 && comments
                     .iter()
                     .any(|c| c.get("public").and_then(Value::as_bool) == Some(true)),
+            public_end_user_comment: !actor.is_staff()
+                && comments
+                    .iter()
+                    .any(|c| c.get("public").and_then(Value::as_bool) == Some(true)),
         };
         let old = match previous {
             Some(_) => tx.get::<TicketMetrics>(t.id).await?,

@@ -126,13 +126,8 @@ pub struct MetricState {
     pub business_hours: bool,
 }
 
-/// The metrics opsdesk computes so far (the reply-update metrics need the comment timeline).
-pub const COMPUTED_METRICS: &[&str] = &[
-    "first_reply_time",
-    "requester_wait_time",
-    "agent_work_time",
-    "total_resolution_time",
-];
+/// The metrics opsdesk computes.
+pub const COMPUTED_METRICS: &[&str] = SLA_METRICS;
 
 /// The state of each of a policy's targets for a ticket of `priority` with metrics `m`, at
 /// `now`. Business-hours targets count in `schedule` (all hours without one).
@@ -187,11 +182,38 @@ pub fn metric_states(
                     None => state("active", breach_at, breach_at.is_some_and(|b| now >= b)),
                 }
             }
+            "next_reply_time" => match m.awaiting_reply_since {
+                // From the oldest requester comment not yet answered; shown only while one
+                // waits (after it is answered, the next one starts it again).
+                Some(a) if !solved => {
+                    let breach_at = add(a.as_second(), target);
+                    state("active", breach_at, breach_at.is_some_and(|b| now >= b))
+                }
+                _ => continue,
+            },
+            "periodic_update_time" => {
+                // From the latest public staff comment (or creation) until the next one.
+                let start = m
+                    .last_public_staff_comment_at
+                    .map_or(created, |t| t.as_second());
+                let breach_at = add(start, target);
+                if solved {
+                    state("achieved", breach_at, false)
+                } else {
+                    state("active", breach_at, breach_at.is_some_and(|b| now >= b))
+                }
+            }
             _ => {
-                // Time counted only in some statuses, paused in the others.
+                // Time counted only in some statuses, paused in the others, from `start`.
                 let counts = |s: Status| match pm.metric.as_str() {
                     "requester_wait_time" => matches!(s, Status::New | Status::Open | Status::Hold),
                     _ => matches!(s, Status::New | Status::Open),
+                };
+                let start = if pm.metric == "pausable_update_time" {
+                    m.last_public_staff_comment_at
+                        .map_or(created, |t| t.as_second())
+                } else {
+                    created
                 };
                 let fallback = [(Status::New, created)];
                 let hist: &[(Status, i64)] = if m.status_history.is_empty() {
@@ -204,12 +226,13 @@ pub fn metric_states(
                 let mut counting_now = false;
                 for (i, (status, from)) in hist.iter().enumerate() {
                     let to = hist.get(i + 1).map(|n| n.1);
-                    if !counts(*status) {
-                        continue;
-                    }
-                    if to.is_none() {
+                    if to.is_none() && counts(*status) {
                         counting_now = true;
                     }
+                    if !counts(*status) || to.is_some_and(|t| t <= start) {
+                        continue;
+                    }
+                    let from = &(*from).max(start);
                     let end = to.unwrap_or(i64::MAX);
                     match add(*from, left) {
                         Some(b) if b <= end => {

@@ -56,6 +56,13 @@ pub struct TicketMetrics {
     /// Every status the ticket has had, with when it began (UTC seconds), oldest first.
     #[serde(default)]
     pub status_history: Vec<(Status, i64)>,
+    /// The latest public comment by staff.
+    #[serde(with = "ts_opt", default)]
+    pub last_public_staff_comment_at: Option<Timestamp>,
+    /// The oldest public requester comment after the first reply that no public staff
+    /// comment has answered yet (next reply time counts from it).
+    #[serde(with = "ts_opt", default)]
+    pub awaiting_reply_since: Option<Timestamp>,
 }
 
 /// Time a ticket spent waiting, in seconds: calendar and in the schedule's open hours.
@@ -78,6 +85,8 @@ pub struct WriteFacts {
     pub public_staff_comment: bool,
     /// The write added any comment.
     pub comment: bool,
+    /// The write added a public comment by an end-user (the requester or a CC).
+    pub public_end_user_comment: bool,
 }
 
 impl TicketMetrics {
@@ -106,6 +115,8 @@ impl TicketMetrics {
             first_solved_at: matches!(t.status, Status::Solved | Status::Closed)
                 .then_some(t.updated_at),
             status_history: vec![(t.status, t.updated_at.as_second())],
+            last_public_staff_comment_at: None,
+            awaiting_reply_since: None,
         }
     }
 
@@ -165,9 +176,16 @@ impl TicketMetrics {
         if w.comment {
             m.latest_comment_added_at = Some(at);
         }
+        if w.public_staff_comment {
+            m.last_public_staff_comment_at = Some(at);
+            m.awaiting_reply_since = None;
+        }
         if w.public_staff_comment && previous.is_some() {
             m.replies += 1;
             m.first_reply_at.get_or_insert(at);
+        }
+        if w.public_end_user_comment && m.first_reply_at.is_some() {
+            m.awaiting_reply_since.get_or_insert(at);
         }
         m
     }

@@ -3046,3 +3046,120 @@ async fn sla_policies_apply_first_match_and_show_targets() {
         assert_eq!(l["sla_policies"].as_array().unwrap().len(), 1, "{n}");
     }
 }
+
+#[tokio::test]
+async fn sla_reply_and_update_targets_follow_the_conversation() {
+    for t in apps().await {
+        let n = t.name;
+        t.call(
+            &t.admin,
+            Method::POST,
+            "/api/v2/business_hours/schedules.json",
+            Some(json!({"schedule": {"name": "Office", "time_zone": "UTC"}})),
+        )
+        .await;
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/slas/policies.json", Some(json!({"sla_policy": {"title": "All", "filter": {"all": [], "any": []}, "policy_metrics": [
+            {"priority": "high", "metric": "next_reply_time", "target": 30, "business_hours": true},
+            {"priority": "high", "metric": "periodic_update_time", "target": 240, "business_hours": false},
+            {"priority": "high", "metric": "pausable_update_time", "target": 120, "business_hours": true}]}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+        let agent_id = t.user_id("agent@example.com").await;
+        // Sunday 09:00: the customer writes in.
+        let (s, r) = t.call(&t.customer, Method::POST, "/api/v2/requests.json", Some(json!({"request": {"subject": "Slow", "comment": {"body": "pipelines are slow"}}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {r}");
+        let id = r["request"]["id"].as_i64().unwrap();
+        t.call(
+            &t.agent,
+            Method::PUT,
+            &format!("/api/v2/tickets/{id}.json"),
+            Some(json!({"ticket": {"priority": "high", "assignee_id": agent_id}})),
+        )
+        .await;
+        let targets = || {
+            let t = &t;
+            async move {
+                let (_, v) = t
+                    .call(
+                        &t.admin,
+                        Method::GET,
+                        &format!("/api/v2/tickets/{id}.json?include=slas"),
+                        None,
+                    )
+                    .await;
+                v["ticket"]["slas"]["policy_metrics"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| {
+                        (
+                            m["metric"].as_str().unwrap().to_string(),
+                            (m["stage"].clone(), m["breach_at"].clone()),
+                        )
+                    })
+                    .collect::<std::collections::BTreeMap<_, _>>()
+            }
+        };
+        let m = targets().await;
+        assert!(
+            !m.contains_key("next_reply_time"),
+            "{n}: nothing awaits a next reply yet: {m:?}"
+        );
+        assert_eq!(
+            m["periodic_update_time"],
+            (json!("active"), json!("2026-03-01T13:00:00Z")),
+            "{n}"
+        );
+        assert_eq!(
+            m["pausable_update_time"],
+            (json!("active"), json!("2026-03-02T11:00:00Z")),
+            "{n}: two business hours from Sunday"
+        );
+
+        // Monday 10:00 the agent replies; 10:30 the customer answers; a next reply is due 11:00.
+        t.clock.set(clock::parse("2026-03-02T10:00:00Z").unwrap());
+        t.call(
+            &t.agent,
+            Method::PUT,
+            &format!("/api/v2/tickets/{id}.json"),
+            Some(json!({"ticket": {"comment": {"body": "Looking", "public": true}}})),
+        )
+        .await;
+        t.clock.set(clock::parse("2026-03-02T10:30:00Z").unwrap());
+        let (s, v) = t
+            .call(
+                &t.customer,
+                Method::PUT,
+                &format!("/api/v2/requests/{id}.json"),
+                Some(json!({"request": {"comment": {"body": "thanks, any news?"}}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}: {v}");
+        let m = targets().await;
+        assert_eq!(
+            m["next_reply_time"],
+            (json!("active"), json!("2026-03-02T11:00:00Z")),
+            "{n}: {m:?}"
+        );
+        assert_eq!(
+            m["periodic_update_time"].1,
+            json!("2026-03-02T14:00:00Z"),
+            "{n}"
+        );
+
+        // 10:45 the agent answers and waits on the customer: next reply done, pausable paused.
+        t.clock.set(clock::parse("2026-03-02T10:45:00Z").unwrap());
+        t.call(&t.agent, Method::PUT, &format!("/api/v2/tickets/{id}.json"), Some(json!({"ticket": {"status": "pending", "comment": {"body": "Try this", "public": true}}}))).await;
+        let m = targets().await;
+        assert!(!m.contains_key("next_reply_time"), "{n}: {m:?}");
+        assert_eq!(
+            m["pausable_update_time"],
+            (json!("paused"), Value::Null),
+            "{n}"
+        );
+        assert_eq!(
+            m["periodic_update_time"].1,
+            json!("2026-03-02T14:45:00Z"),
+            "{n}"
+        );
+    }
+}
