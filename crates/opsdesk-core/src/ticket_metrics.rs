@@ -281,6 +281,7 @@ mod tests {
                 author_id: 9,
                 public_staff_comment: true,
                 comment: true,
+                ..Default::default()
             },
             from_unix(5000),
         );
