@@ -332,6 +332,9 @@ pub async fn run(real: App, args: DemoArgs) -> Result<()> {
     .await
     .map_err(err)?;
 
+    // Schedules, SLA policies and automations from the gitlab-support profile.
+    gitlab_rules(&app, &admin).await?;
+
     // Groups and agents.
     let group_names = [
         "Support AMER",
@@ -703,5 +706,128 @@ pub async fn run(real: App, args: DemoArgs) -> Result<()> {
         "sign in as admin@opsdesk.example or agent1@opsdesk.example with password {:?}",
         args.password
     );
+    Ok(())
+}
+
+/// The gitlab-support profile's schedules (24x5 "Business Hours" first, so it is the default;
+/// 24x7), its priority × plan SLA policies, and its pending/solved/on-hold automations.
+async fn gitlab_rules(app: &App, admin: &Actor) -> Result<()> {
+    use opsdesk_app::business_hours::{ScheduleInput, SlaPolicyInput};
+    use opsdesk_core::business_hours::Interval;
+    use opsdesk_core::rules::{Action, Automation, Condition, Conditions};
+    use opsdesk_core::sla::PolicyMetric;
+    let day = 1440;
+    // Sunday 15:00 to Friday 17:00 Pacific, one interval per calendar day as Zendesk writes it.
+    let mut iv = vec![Interval {
+        start_time: 15 * 60,
+        end_time: day,
+    }];
+    for d in 1..=4 {
+        iv.push(Interval {
+            start_time: d * day,
+            end_time: (d + 1) * day,
+        });
+    }
+    iv.push(Interval {
+        start_time: 5 * day,
+        end_time: 5 * day + 17 * 60,
+    });
+    for (name, intervals) in [
+        ("Business Hours", iv),
+        (
+            "24x7",
+            vec![Interval {
+                start_time: 0,
+                end_time: 7 * day,
+            }],
+        ),
+    ] {
+        app.save_schedule(
+            admin,
+            None,
+            ScheduleInput {
+                name: Some(name.into()),
+                time_zone: Some("Pacific Time (US & Canada)".into()),
+                intervals: Some(intervals),
+            },
+        )
+        .await
+        .map_err(err)?;
+    }
+    let c = |f: &str, o: &str, v: serde_json::Value| Condition {
+        field: f.into(),
+        operator: o.into(),
+        value: v,
+    };
+    let a = |f: &str, v: serde_json::Value| Action {
+        field: f.into(),
+        value: v,
+    };
+    let level = |l: &str| Conditions {
+        all: vec![c(
+            "organization.custom_fields_support_level",
+            "is",
+            json!(l),
+        )],
+        any: vec![],
+    };
+    let pm = |p: &str, m: &str, target: i64, bh: bool| PolicyMetric {
+        priority: p.into(),
+        metric: m.into(),
+        target,
+        business_hours: bh,
+    };
+    let mut priority = vec![];
+    for m in ["first_reply_time", "next_reply_time"] {
+        priority.push(pm("urgent", m, 30, false));
+        priority.push(pm("high", m, 240, true));
+        priority.push(pm("normal", m, 480, true));
+        priority.push(pm("low", m, 1440, true));
+    }
+    let standard: Vec<PolicyMetric> = ["urgent", "high", "normal", "low"]
+        .iter()
+        .map(|p| pm(p, "first_reply_time", 1440, true))
+        .collect();
+    for (title, filter, metrics) in [
+        ("Priority support", level("priority"), priority),
+        ("Standard support", level("standard"), standard),
+    ] {
+        app.save_sla_policy(
+            admin,
+            None,
+            SlaPolicyInput {
+                title: Some(title.into()),
+                filter: Some(filter),
+                policy_metrics: Some(metrics),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(err)?;
+    }
+    let autos = vec![
+        ("Pending reminder after 7 days", vec![c("status", "is", json!("pending")), c("PENDING", "is", json!("168"))],
+         vec![a("notification_user", json!(["requester_id", "Do you still need help with {{ticket.title}}?", "Hello {{ticket.requester.first_name}}, we are waiting for your reply on ticket #{{ticket.id}}."]))]),
+        ("Solve pending after 14 days", vec![c("status", "is", json!("pending")), c("PENDING", "greater_than", json!("336")), c("current_tags", "not_includes", json!("skip_autosolve"))],
+         vec![a("status", json!("solved"))]),
+        ("Close solved after 7 days", vec![c("status", "is", json!("solved")), c("SOLVED", "greater_than", json!("168")), c("current_tags", "not_includes", json!("skip_autoclose"))],
+         vec![a("status", json!("closed"))]),
+        ("Reopen on-hold after 4 days", vec![c("status", "is", json!("hold")), c("HOLD", "greater_than", json!("96"))],
+         vec![a("status", json!("open"))]),
+    ];
+    for (title, all, actions) in autos {
+        app.save_rule::<Automation>(
+            admin,
+            None,
+            opsdesk_app::rules::TriggerInput {
+                title: Some(title.into()),
+                conditions: Some(Conditions { all, any: vec![] }),
+                actions: Some(actions),
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(err)?;
+    }
     Ok(())
 }
