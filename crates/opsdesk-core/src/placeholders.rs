@@ -102,8 +102,8 @@ fn compare(a: &Option<String>, op: &str, b: &Option<String>) -> bool {
     }
 }
 
-/// Split on a word outside quotes (`and`, `or`, operators).
-fn split_words(s: &str) -> Vec<String> {
+/// Split at the characters `is_sep` finds outside quotes; every piece is kept (empty ones too).
+fn split_outside_quotes(s: &str, is_sep: impl Fn(char) -> bool) -> Vec<String> {
     let mut out = vec![];
     let mut cur = String::new();
     let mut quote: Option<char> = None;
@@ -119,18 +119,20 @@ fn split_words(s: &str) -> Vec<String> {
                 quote = Some(ch);
                 cur.push(ch);
             }
-            None if ch.is_whitespace() => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-            }
+            None if is_sep(ch) => out.push(std::mem::take(&mut cur)),
             None => cur.push(ch),
         }
     }
-    if !cur.is_empty() {
-        out.push(cur);
-    }
+    out.push(cur);
     out
+}
+
+/// The words of a condition (`a == "x y" and b`), quotes kept together.
+fn split_words(s: &str) -> Vec<String> {
+    split_outside_quotes(s, char::is_whitespace)
+        .into_iter()
+        .filter(|w| !w.is_empty())
+        .collect()
 }
 
 /// `a == "x" and b or c`: Liquid evaluates `and`/`or` from the right.
@@ -159,27 +161,9 @@ fn condition(expr: &str, v: &HashMap<String, String>) -> bool {
 }
 
 fn filter_args(s: &str, v: &HashMap<String, String>) -> Vec<String> {
-    let mut args = vec![];
-    let mut cur = String::new();
-    let mut quote: Option<char> = None;
-    for ch in s.chars() {
-        match quote {
-            Some(q) => {
-                cur.push(ch);
-                if ch == q {
-                    quote = None;
-                }
-            }
-            None if ch == '"' || ch == '\'' => {
-                quote = Some(ch);
-                cur.push(ch);
-            }
-            None if ch == ',' => args.push(std::mem::take(&mut cur)),
-            None => cur.push(ch),
-        }
-    }
-    if !cur.trim().is_empty() {
-        args.push(cur);
+    let mut args = split_outside_quotes(s, |c| c == ',');
+    if args.last().is_some_and(|a| a.trim().is_empty()) {
+        args.pop();
     }
     args.iter()
         .map(|a| operand(a, v).unwrap_or_default())
@@ -187,9 +171,9 @@ fn filter_args(s: &str, v: &HashMap<String, String>) -> Vec<String> {
 }
 
 fn output(expr: &str, v: &HashMap<String, String>) -> String {
-    let mut parts = expr.split('|');
-    let mut val = operand(parts.next().unwrap_or(""), v).unwrap_or_default();
-    for f in parts {
+    let parts = split_outside_quotes(expr, |c| c == '|');
+    let mut val = operand(parts.first().map_or("", |p| p.as_str()), v).unwrap_or_default();
+    for f in &parts[1..] {
         let (name, args) = match f.split_once(':') {
             Some((n, a)) => (n.trim(), filter_args(a, v)),
             None => (f.trim(), vec![]),
@@ -414,6 +398,15 @@ mod tests {
         );
         assert_eq!(render("{{\"<b>\" | escape}}", &v), "&lt;b&gt;");
         assert_eq!(render("{{ticket.id | nosuchfilter}}", &v), "42");
+        // A quoted pipe or comma is an argument, not a separator.
+        assert_eq!(
+            render("{{ticket.tags | replace: \" \", \"|\"}}", &v),
+            "vip|hardware"
+        );
+        assert_eq!(
+            render("{{ticket.tags | replace: \" \", \", \"}}", &v),
+            "vip, hardware"
+        );
     }
 
     #[test]
