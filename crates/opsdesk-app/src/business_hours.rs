@@ -137,6 +137,7 @@ impl App {
         let r = crate::records::save_doc(&mut tx, r, id.is_some()).await?;
         tx.bump_rules_version().await?;
         tx.commit().await?;
+        self.sla_cache.clear();
         Ok(r)
     }
 
@@ -355,7 +356,9 @@ impl App {
         inv.into_result()?;
         p.updated_at = now;
         let p = crate::records::save_doc(&mut tx, p, id.is_some()).await?;
+        tx.bump_rules_version().await?;
         tx.commit().await?;
+        self.sla_cache.clear();
         Ok(p)
     }
 
@@ -365,7 +368,9 @@ impl App {
         if !tx.delete::<opsdesk_core::sla::SlaPolicy>(id).await? {
             return Err(AppError::NotFound);
         }
+        tx.bump_rules_version().await?;
         tx.commit().await?;
+        self.sla_cache.clear();
         Ok(())
     }
 
@@ -389,7 +394,9 @@ impl App {
             },
         )
         .await?;
+        tx.bump_rules_version().await?;
         tx.commit().await?;
+        self.sla_cache.clear();
         Ok(out)
     }
 }

@@ -160,6 +160,7 @@ pub struct App {
     pub node_id: String,
     pub automation: automations::AutomationConfig,
     pub heartbeats: Arc<workers::Heartbeats>,
+    sla_cache: Arc<ticket_metrics::SlaCache>,
 }
 
 impl App {
@@ -177,6 +178,7 @@ impl App {
             node_id: format!("{}-{}", std::process::id(), rand::random::<u32>()),
             automation: automations::AutomationConfig::default(),
             heartbeats: Arc::new(workers::Heartbeats::default()),
+            sla_cache: Arc::new(ticket_metrics::SlaCache::default()),
         }
     }
 

@@ -83,6 +83,7 @@ impl App {
         };
         let m = TicketMetrics::observe(old, previous, t, w, audit.created_at);
         tx.put_ticket_metrics(&m).await?;
+        self.refresh_sla(tx, t, &m).await?;
         let before: &[String] = previous.map_or(&[], |p| &p.tags);
         if before != t.tags.as_slice() {
             tx.set_ticket_tags(t.id, before, &t.tags).await?;

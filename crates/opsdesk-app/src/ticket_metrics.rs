@@ -164,3 +164,171 @@ impl App {
         Ok(out)
     }
 }
+
+/// SLA policies and the default schedule, cached per rules version like the triggers.
+#[derive(Default)]
+pub struct SlaCache {
+    inner: std::sync::RwLock<Option<(i64, std::sync::Arc<SlaConfig>, std::time::Instant)>>,
+}
+
+impl SlaCache {
+    pub(crate) fn clear(&self) {
+        if let Ok(mut g) = self.inner.write() {
+            *g = None;
+        }
+    }
+}
+
+pub struct SlaConfig {
+    pub policies: Vec<opsdesk_core::sla::SlaPolicy>,
+    pub schedule: Option<std::sync::Arc<Schedule>>,
+    uses_requester: bool,
+    uses_organization: bool,
+}
+
+impl App {
+    async fn sla_config(&self, c: &mut opsdesk_store::Conn) -> Result<std::sync::Arc<SlaConfig>> {
+        const RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+        if let Ok(g) = self.sla_cache.inner.read() {
+            if let Some((_, cfg, at)) = g.as_ref() {
+                if at.elapsed() < RECHECK {
+                    return Ok(cfg.clone());
+                }
+            }
+        }
+        let version = c.rules_version().await?;
+        if let Ok(mut g) = self.sla_cache.inner.write() {
+            if let Some((v, cfg, at)) = g.as_mut() {
+                if *v == version {
+                    *at = std::time::Instant::now();
+                    return Ok(cfg.clone());
+                }
+            }
+        }
+        let mut policies: Vec<opsdesk_core::sla::SlaPolicy> =
+            c.list(&[], &Page::All { limit: 1000 }).await?.items;
+        policies.sort_by_key(|p| (p.position, p.id));
+        let uses = |prefix: &str| {
+            policies.iter().any(|p| {
+                p.filter
+                    .all
+                    .iter()
+                    .chain(&p.filter.any)
+                    .any(|c| c.field.starts_with(prefix))
+            })
+        };
+        let cfg = std::sync::Arc::new(SlaConfig {
+            uses_requester: uses("requester."),
+            uses_organization: uses("organization."),
+            schedule: self.default_schedule(c).await?,
+            policies,
+        });
+        if let Ok(mut g) = self.sla_cache.inner.write() {
+            *g = Some((version, cfg.clone(), std::time::Instant::now()));
+        }
+        Ok(cfg)
+    }
+
+    /// Recompute a ticket's SLA (policy, targets, next breach) and record the metric events
+    /// that moved. Runs in the ticket write's transaction, and in the breach scheduler's.
+    pub(crate) async fn refresh_sla(
+        &self,
+        tx: &mut opsdesk_store::Conn,
+        t: &Ticket,
+        m: &TicketMetrics,
+    ) -> Result<()> {
+        use opsdesk_core::rules::{self, Facts};
+        use opsdesk_core::sla::{metric_states, sla_events, TicketSla};
+        let cfg = self.sla_config(tx).await?;
+        if cfg.policies.is_empty() {
+            return Ok(());
+        }
+        let now = self.now();
+        let mut facts = Facts::at_rest(-1, opsdesk_core::model::Role::Admin);
+        facts.now = Some(now);
+        facts.schedule = cfg.schedule.clone();
+        facts.metrics = Some(m.clone());
+        if cfg.uses_requester {
+            if let Some(u) = tx.get::<opsdesk_core::model::User>(t.requester_id).await? {
+                facts.requester_fields = u.user_fields.into_iter().collect();
+            }
+        }
+        if cfg.uses_organization {
+            if let Some(oid) = t.organization_id {
+                if let Some(o) = tx.get::<opsdesk_core::model::Organization>(oid).await? {
+                    facts.organization_fields = o.organization_fields.into_iter().collect();
+                }
+            }
+        }
+        let policy = cfg
+            .policies
+            .iter()
+            .find(|p| rules::evaluate(&p.filter, t, &facts).is_ok());
+        let states = match policy {
+            Some(p) => metric_states(
+                &p.policy_metrics,
+                t.priority,
+                m,
+                now.as_second(),
+                cfg.schedule.as_deref(),
+            ),
+            None => vec![],
+        };
+        let new = TicketSla::new(t.id, policy, states, now.as_second());
+        let old = tx.ticket_sla(t.id).await?;
+        let unchanged = old.as_ref().is_some_and(|o| {
+            o.policy_id == new.policy_id
+                && o.metrics == new.metrics
+                && o.next_breach_at == new.next_breach_at
+        });
+        if unchanged || (old.is_none() && new.policy_id.is_none()) {
+            return Ok(());
+        }
+        let events = sla_events(old.as_ref(), &new, now.as_second());
+        let breaches = events.iter().filter(|e| e["type"] == "breach").count();
+        if breaches > 0 {
+            metrics::counter!("sla_breaches_total").increment(breaches as u64);
+        }
+        tx.put_ticket_sla(&new, &events).await?;
+        Ok(())
+    }
+
+    /// The breach scheduler's step: recompute the tickets whose next breach is due, so their
+    /// breach events are recorded when the breach happens, not at the next update. Returns
+    /// how many tickets it looked at.
+    pub async fn sla_breach_tick(&self, limit: i64) -> Result<usize> {
+        let now = self.now().as_second();
+        let due = {
+            let mut c = self.store.read().await?;
+            c.due_slas(now, limit).await?
+        };
+        for id in &due {
+            let mut tx = self.store.write().await?;
+            let Some(t) = tx.ticket_for_update(*id).await? else {
+                tx.commit().await?;
+                continue;
+            };
+            let m = tx
+                .get::<TicketMetrics>(*id)
+                .await?
+                .unwrap_or_else(|| TicketMetrics::from_ticket(&t));
+            self.refresh_sla(&mut tx, &t, &m).await?;
+            tx.commit().await?;
+        }
+        Ok(due.len())
+    }
+
+    /// `GET /api/v2/incremental/ticket_metric_events?start_time=`: events from that second,
+    /// oldest first, up to `limit`; resumes after `after_id` within the same second.
+    pub async fn ticket_metric_events(
+        &self,
+        actor: &Actor,
+        start: i64,
+        after_id: Id,
+        limit: i64,
+    ) -> Result<Vec<(Id, i64, Value)>> {
+        actor.require_admin()?;
+        let mut c = self.store.read().await?;
+        Ok(c.metric_events(start, after_id, limit).await?)
+    }
+}

@@ -1,4 +1,5 @@
-//! Background work every node runs: delivering the outbox and the automation scheduler.
+//! Background work every node runs: delivering the outbox, the SLA breach scheduler (with
+//! the outbox loop, every few seconds) and the automation scheduler.
 //! Coordination is through the database (claims and leases), so any number of nodes can run
 //! these side by side.
 
@@ -9,6 +10,9 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::App;
+
+/// How often the SLA breach scheduler looks for breaches that are due.
+pub const SLA_TICK: Duration = Duration::from_secs(5);
 
 /// How often the automation scheduler checks whether a run is due.
 pub const AUTOMATION_TICK: Duration = Duration::from_secs(10);
@@ -43,9 +47,16 @@ pub fn spawn(app: App, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHand
         let app = app.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
+            let mut last_sla = std::time::Instant::now() - SLA_TICK;
             loop {
                 if *stop.borrow() {
                     break;
+                }
+                if last_sla.elapsed() >= SLA_TICK {
+                    last_sla = std::time::Instant::now();
+                    if let Err(e) = app.sla_breach_tick(500).await {
+                        tracing::warn!(error = %e, "SLA breach scheduler");
+                    }
                 }
                 let busy = match app.deliver_outbox(32).await {
                     Ok(n) => n > 0,

@@ -113,11 +113,11 @@ pub fn validate_policy(filter: &Conditions, metrics: &[PolicyMetric]) -> Result<
 }
 
 /// Where one of a ticket's SLA targets stands.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MetricState {
     pub metric: String,
     /// `active` (counting), `paused` (not counting now), `achieved` (fulfilled).
-    pub stage: &'static str,
+    pub stage: String,
     /// When the target is (or was) missed; None while paused before a breach.
     pub breach_at: Option<i64>,
     /// The target was missed (at `breach_at`).
@@ -159,9 +159,9 @@ pub fn metric_states(
             Some(s) => s.add(from, secs),
             None => Some(from + secs),
         };
-        let state = |stage: &'static str, breach_at: Option<i64>, breached: bool| MetricState {
+        let state = |stage: &str, breach_at: Option<i64>, breached: bool| MetricState {
             metric: pm.metric.clone(),
-            stage,
+            stage: stage.to_string(),
             breach_at,
             breached,
             target_minutes: pm.target,
@@ -259,6 +259,84 @@ pub fn metric_states(
             }
         };
         out.push(st);
+    }
+    out
+}
+
+/// A ticket's SLA as last computed: its policy, each target's state, and the next instant a
+/// target will be missed (what the breach scheduler waits for).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TicketSla {
+    /// The ticket's id.
+    pub id: crate::model::Id,
+    pub policy_id: Option<crate::model::Id>,
+    pub policy_title: Option<String>,
+    pub metrics: Vec<MetricState>,
+    pub next_breach_at: Option<i64>,
+    pub updated_at: i64,
+}
+
+impl TicketSla {
+    pub fn new(
+        ticket_id: crate::model::Id,
+        policy: Option<&SlaPolicy>,
+        metrics: Vec<MetricState>,
+        now: i64,
+    ) -> TicketSla {
+        let next_breach_at = metrics
+            .iter()
+            .filter(|m| m.stage == "active" && !m.breached)
+            .filter_map(|m| m.breach_at)
+            .min();
+        TicketSla {
+            id: ticket_id,
+            policy_id: policy.map(|p| p.id),
+            policy_title: policy.map(|p| p.title.clone()),
+            metrics,
+            next_breach_at,
+            updated_at: now,
+        }
+    }
+}
+
+/// The metric events (Zendesk's `ticket_metric_events`) between two computations of a
+/// ticket's SLA at `at`: `apply_sla` when the policy changes, and per metric `activate`,
+/// `pause`, `fulfill`, `breach` as its state moves.
+pub fn sla_events(old: Option<&TicketSla>, new: &TicketSla, at: i64) -> Vec<serde_json::Value> {
+    use serde_json::json;
+    let mut out = vec![];
+    let time = crate::clock::format(crate::clock::from_unix(at));
+    let ev = |metric: &str, kind: &str| json!({"ticket_id": new.id, "metric": metric, "instance_id": 1, "type": kind, "time": time});
+    let old_policy = old.and_then(|o| o.policy_id);
+    if new.policy_id != old_policy {
+        if let Some(pid) = new.policy_id {
+            let mut e = ev("", "apply_sla");
+            e.as_object_mut().map(|m| m.remove("metric"));
+            e["sla"] = json!({"policy": {"id": pid, "title": new.policy_title}, "targets": new.metrics.iter().map(|m| json!({"metric": m.metric, "target": m.target_minutes, "business_hours": m.business_hours})).collect::<Vec<_>>()});
+            out.push(e);
+        }
+    }
+    let same_policy = new.policy_id == old_policy;
+    for m in &new.metrics {
+        let before = old
+            .filter(|_| same_policy)
+            .and_then(|o| o.metrics.iter().find(|x| x.metric == m.metric));
+        let was = before.map(|b| b.stage.as_str());
+        if was != Some(m.stage.as_str()) {
+            let kind = match m.stage.as_str() {
+                "active" => "activate",
+                "paused" => "pause",
+                _ => "fulfill",
+            };
+            out.push(ev(&m.metric, kind));
+        }
+        if m.breached && !before.is_some_and(|b| b.breached) {
+            let mut e = ev(&m.metric, "breach");
+            if let Some(b) = m.breach_at {
+                e["time"] = json!(crate::clock::format(crate::clock::from_unix(b)));
+            }
+            out.push(e);
+        }
     }
     out
 }

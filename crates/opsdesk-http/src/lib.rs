@@ -378,6 +378,10 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
                 .put(schedules::update_sla_policy)
                 .delete(schedules::delete_sla_policy),
         )
+        .route(
+            "/incremental/ticket_metric_events",
+            get(schedules::metric_events),
+        )
         .route("/ticket_metrics", get(schedules::ticket_metrics))
         .route("/ticket_metrics/{id}", get(schedules::ticket_metric))
         .route("/tickets/{id}/metrics", get(schedules::ticket_metric))

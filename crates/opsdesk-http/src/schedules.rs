@@ -295,3 +295,48 @@ pub async fn sla_definitions(State(st): State<AppState>, Auth(a): Auth) -> ApiRe
         "priorities": ["low", "normal", "high", "urgent"],
     }})))
 }
+
+/// `GET /incremental/ticket_metric_events?start_time=`: metric events from that time (UTC
+/// seconds), oldest first, 100 a page; `next_page` carries `after_id` so events sharing a
+/// second are neither repeated nor skipped.
+pub async fn metric_events(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: axum::http::HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    q: crate::extract::Query,
+) -> ApiResult<Json<Value>> {
+    let ctx = crate::render::Ctx::new(&h, &uri);
+    let start = q
+        .int("start_time")?
+        .ok_or_else(|| ApiError::BadRequest("start_time is required (UTC seconds)".into()))?;
+    if start < 0 {
+        return Err(ApiError::BadRequest(
+            "start_time must not be negative".into(),
+        ));
+    }
+    let after = q.int("after_id")?.unwrap_or(0);
+    const PAGE: i64 = 100;
+    let rows = st.app.ticket_metric_events(&a, start, after, PAGE).await?;
+    let end = rows.last().map(|r| (r.1, r.0));
+    let events: Vec<Value> = rows
+        .into_iter()
+        .map(|(id, _, mut e)| {
+            e["id"] = json!(id);
+            e
+        })
+        .collect();
+    let full = events.len() as i64 == PAGE;
+    let (end_time, last_id) = end.unwrap_or((start, after));
+    let next = ctx.with_params(&[
+        ("start_time", end_time.to_string()),
+        ("after_id", last_id.to_string()),
+    ]);
+    Ok(Json(json!({
+        "ticket_metric_events": events,
+        "count": events.len(),
+        "end_time": end_time,
+        "next_page": next,
+        "end_of_stream": !full,
+    })))
+}

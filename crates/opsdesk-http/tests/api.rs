@@ -3163,3 +3163,102 @@ async fn sla_reply_and_update_targets_follow_the_conversation() {
         );
     }
 }
+
+#[tokio::test]
+async fn sla_breaches_are_recorded_when_they_happen() {
+    for t in apps().await {
+        let n = t.name;
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/slas/policies.json", Some(json!({"sla_policy": {"title": "Urgent", "filter": {"all": [], "any": []}, "policy_metrics": [
+            {"priority": "urgent", "metric": "first_reply_time", "target": 30, "business_hours": false},
+            {"priority": "urgent", "metric": "total_resolution_time", "target": 120, "business_hours": false}]}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+        let pid = v["sla_policy"]["id"].as_i64().unwrap();
+        let agent_id = t.user_id("agent@example.com").await;
+        // Sunday 09:00: an urgent ticket.
+        let (_, a) = t.call(&t.admin, Method::POST, "/api/v2/tickets.json", Some(json!({"ticket": {"subject": "Fire", "priority": "urgent", "comment": {"body": "x"}, "requester": {"name": "Cora Customer", "email": "cora@example.com"}}}))).await;
+        let id = a["ticket"]["id"].as_i64().unwrap();
+        t.clock.advance_secs(20 * 60);
+        assert_eq!(
+            t.app.sla_breach_tick(100).await.unwrap(),
+            0,
+            "{n}: nothing due at 09:20"
+        );
+        // 09:31: the first-reply target was missed at 09:30; the scheduler records it now,
+        // without any update to the ticket.
+        t.clock.advance_secs(11 * 60);
+        assert_eq!(t.app.sla_breach_tick(100).await.unwrap(), 1, "{n}");
+        assert_eq!(
+            t.app.sla_breach_tick(100).await.unwrap(),
+            0,
+            "{n}: recorded once"
+        );
+        // 09:40 the agent replies: fulfilled (late).
+        t.clock.advance_secs(9 * 60);
+        let (s, _) = t.call(&t.agent, Method::PUT, &format!("/api/v2/tickets/{id}.json"), Some(json!({"ticket": {"assignee_id": agent_id, "comment": {"body": "on it", "public": true}}}))).await;
+        assert_eq!(s, StatusCode::OK, "{n}");
+        // 11:05: total resolution missed at 11:00.
+        t.clock.set(clock::parse("2026-03-01T11:05:00Z").unwrap());
+        assert_eq!(t.app.sla_breach_tick(100).await.unwrap(), 1, "{n}");
+
+        let (s, ev) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/incremental/ticket_metric_events.json?start_time=0",
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}: {ev}");
+        let got: Vec<(String, String, String)> = ev["ticket_metric_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["ticket_id"] == id)
+            .map(|e| {
+                (
+                    e["type"].as_str().unwrap().to_string(),
+                    e["metric"].as_str().unwrap_or("").to_string(),
+                    e["time"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, String, String)> = [
+            ("apply_sla", "", "2026-03-01T09:00:00Z"),
+            ("activate", "first_reply_time", "2026-03-01T09:00:00Z"),
+            ("activate", "total_resolution_time", "2026-03-01T09:00:00Z"),
+            ("breach", "first_reply_time", "2026-03-01T09:30:00Z"),
+            ("fulfill", "first_reply_time", "2026-03-01T09:40:00Z"),
+            ("breach", "total_resolution_time", "2026-03-01T11:00:00Z"),
+        ]
+        .iter()
+        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
+        .collect();
+        assert_eq!(got, want, "{n}: {ev}");
+        let apply = ev["ticket_metric_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["type"] == "apply_sla")
+            .unwrap()
+            .clone();
+        assert_eq!(apply["sla"]["policy"]["id"], pid, "{n}");
+        assert_eq!(ev["end_of_stream"], true, "{n}");
+        // Paging resumes after the last event, never repeating it.
+        let next = ev["next_page"].as_str().unwrap().to_string();
+        let path = next
+            .split_once("/api/v2/")
+            .map(|(_, p)| format!("/api/v2/{p}"))
+            .unwrap();
+        let (_, ev2) = t.call(&t.admin, Method::GET, &path, None).await;
+        assert_eq!(ev2["ticket_metric_events"], json!([]), "{n}: {ev2}");
+        let (s, _) = t
+            .call(
+                &t.agent,
+                Method::GET,
+                "/api/v2/incremental/ticket_metric_events.json?start_time=0",
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{n}: exports are for admins");
+    }
+}

@@ -35,6 +35,10 @@ pub const MIGRATIONS_SQLITE: &[(&str, &str)] = &[
         "0008_sla_policies",
         include_str!("../migrations/sqlite/0008_sla_policies.sql"),
     ),
+    (
+        "0009_sla_state",
+        include_str!("../migrations/sqlite/0009_sla_state.sql"),
+    ),
 ];
 pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
@@ -68,6 +72,10 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
         "0008_sla_policies",
         include_str!("../migrations/postgres/0008_sla_policies.sql"),
+    ),
+    (
+        "0009_sla_state",
+        include_str!("../migrations/postgres/0009_sla_state.sql"),
     ),
 ];
 

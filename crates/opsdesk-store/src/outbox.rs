@@ -203,6 +203,86 @@ impl Conn {
         Ok(())
     }
 
+    /// Write a ticket's computed SLA (with its next breach, indexed) and the events it made.
+    pub async fn put_ticket_sla(
+        &mut self,
+        sla: &opsdesk_core::sla::TicketSla,
+        events: &[Value],
+    ) -> Result<()> {
+        let data = serde_json::to_string(sla).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.exec(
+            "INSERT INTO ticket_slas (id, data, next_breach_at, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data, next_breach_at = excluded.next_breach_at, updated_at = excluded.updated_at",
+            &[
+                Val::Int(sla.id),
+                Val::Text(data),
+                Val::from(sla.next_breach_at),
+                Val::Int(sla.updated_at),
+            ],
+        )
+        .await?;
+        for e in events {
+            let time = e
+                .get("time")
+                .and_then(Value::as_str)
+                .and_then(opsdesk_core::clock::parse)
+                .map_or(sla.updated_at, |t| t.as_second());
+            self.exec(
+                "INSERT INTO ticket_metric_events (ticket_id, time, data) VALUES ($1, $2, $3)",
+                &[Val::Int(sla.id), Val::Int(time), Val::Text(e.to_string())],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn ticket_sla(
+        &mut self,
+        ticket_id: Id,
+    ) -> Result<Option<opsdesk_core::sla::TicketSla>> {
+        match self
+            .opt(
+                "SELECT data FROM ticket_slas WHERE id = $1",
+                &[Val::Int(ticket_id)],
+            )
+            .await?
+        {
+            Some(r) => Ok(Some(r.json(0)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Tickets whose next SLA breach is due (an index seek on `next_breach_at`).
+    pub async fn due_slas(&mut self, now: i64, limit: i64) -> Result<Vec<Id>> {
+        let rows = self
+            .all(
+                "SELECT id FROM ticket_slas WHERE next_breach_at <= $1 ORDER BY next_breach_at LIMIT $2",
+                &[Val::Int(now), Val::Int(limit)],
+            )
+            .await?;
+        rows.iter().map(|r| r.i64(0)).collect()
+    }
+
+    /// Metric events from `start` (UTC seconds), after event `after_id` at that second, in
+    /// order: (id, time, event).
+    pub async fn metric_events(
+        &mut self,
+        start: i64,
+        after_id: Id,
+        limit: i64,
+    ) -> Result<Vec<(Id, i64, Value)>> {
+        let rows = self
+            .all(
+                "SELECT id, time, data FROM ticket_metric_events \
+                 WHERE time > $1 OR (time = $1 AND id > $2) ORDER BY time, id LIMIT $3",
+                &[Val::Int(start), Val::Int(after_id), Val::Int(limit)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.i64(0)?, r.i64(1)?, r.json(2)?)))
+            .collect()
+    }
+
     /// Claim up to `limit` outbox items of `kind` that are due, for `lease_secs`: another
     /// worker (or node) skips them until the claim runs out. Call in a write transaction and
     /// commit before delivering.
