@@ -164,6 +164,7 @@ impl App {
             let mut c = self.store.read().await?;
             self.default_schedule(&mut c).await?
         };
+        let needs_sla = rules.iter().any(|r| rules::uses_sla(&r.conditions));
         loop {
             // Read a batch and find, in memory, the tickets some automation acts on.
             let (batch, candidates) = {
@@ -187,6 +188,15 @@ impl App {
                     .into_iter()
                     .map(|m| (m.id, m))
                     .collect();
+                let slas: std::collections::HashMap<Id, Option<i64>> = if needs_sla {
+                    c.get_many::<opsdesk_core::sla::TicketSla>(&ids)
+                        .await?
+                        .into_iter()
+                        .map(|s| (s.id, s.next_breach_at))
+                        .collect()
+                } else {
+                    Default::default()
+                };
                 let now = self.now();
                 let mut facts = Facts::at_rest(-1, Role::Admin);
                 facts.now = Some(now);
@@ -194,6 +204,7 @@ impl App {
                 let mut candidates = vec![];
                 for t in &batch {
                     facts.metrics = Some(metrics_of(&ms, t));
+                    facts.next_breach_at = slas.get(&t.id).copied().flatten();
                     if rules.iter().any(|r| {
                         run.fired.get(&r.id).copied().unwrap_or(0) < max
                             && rules::evaluate(&r.conditions, t, &facts).is_ok()
@@ -313,6 +324,9 @@ impl App {
         facts.now = Some(now);
         facts.metrics = Some(m);
         facts.schedule = schedule;
+        if rules.iter().any(|r| rules::uses_sla(&r.conditions)) {
+            facts.next_breach_at = tx.ticket_sla(id).await?.and_then(|s| s.next_breach_at);
+        }
         // Automations run in position order; each sees the ticket as the ones before left it.
         let mut t = old.clone();
         let mut firings = vec![];

@@ -307,6 +307,7 @@ impl App {
             now: Some(self.now()),
             metrics: None,
             schedule: None,
+            next_breach_at: None,
         };
         let mut t = base.clone();
         let effects = rules::apply(&m.actions, &mut t, &facts);

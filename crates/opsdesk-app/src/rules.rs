@@ -401,6 +401,10 @@ impl App {
         facts.now = Some(self.now());
         facts.metrics = Some(m);
         facts.schedule = self.default_schedule(&mut c).await?;
+        facts.next_breach_at = c
+            .ticket_sla(ticket_id)
+            .await?
+            .and_then(|s| s.next_breach_at);
         Ok(autos
             .iter()
             .map(|a| {
@@ -517,6 +521,7 @@ impl App {
             now: Some(self.now()),
             metrics: None,
             schedule: None,
+            next_breach_at: None,
         };
         if needs("requester.") {
             if let Some(u) = tx.get::<User>(ticket.requester_id).await? {

@@ -563,7 +563,16 @@ impl App {
         for chunk in candidates.chunks(500) {
             let ids: Vec<Id> = chunk.iter().map(|t| t.id).collect();
             let ms: Vec<TicketMetrics> = c.get_many(&ids).await?;
+            let slas: Vec<opsdesk_core::sla::TicketSla> = if rules::uses_sla(cs) {
+                c.get_many(&ids).await?
+            } else {
+                vec![]
+            };
             for t in chunk {
+                facts.next_breach_at = slas
+                    .iter()
+                    .find(|s| s.id == t.id)
+                    .and_then(|s| s.next_breach_at);
                 facts.metrics = Some(
                     ms.iter()
                         .find(|m| m.id == t.id)

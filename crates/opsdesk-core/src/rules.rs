@@ -63,6 +63,9 @@ pub struct Facts {
     pub metrics: Option<crate::ticket_metrics::TicketMetrics>,
     /// The schedule business-hours conditions count in (None: around the clock).
     pub schedule: Option<std::sync::Arc<crate::business_hours::Schedule>>,
+    /// When the ticket's next SLA target will be missed (UTC seconds), for the
+    /// `until_sla_next_breach_at` / `sla_next_breach_at` time conditions.
+    pub next_breach_at: Option<i64>,
 }
 
 impl Facts {
@@ -78,6 +81,7 @@ impl Facts {
             now: None,
             metrics: None,
             schedule: None,
+            next_breach_at: None,
         }
     }
 }
@@ -507,6 +511,8 @@ pub const TIME_FIELDS: &[&str] = &[
     "assignee_updated_at",
     "due_date",
     "until_due_date",
+    "sla_next_breach_at",
+    "until_sla_next_breach_at",
 ];
 /// Operators of time conditions: calendar hours, and business hours in the schedule.
 pub const TIME_OPERATORS: &[&str] = &[
@@ -1261,8 +1267,12 @@ fn time_instant(
     field: &str,
     t: &Ticket,
     m: &crate::ticket_metrics::TicketMetrics,
+    next_breach_at: Option<i64>,
 ) -> Option<crate::Timestamp> {
     match field {
+        "sla_next_breach_at" | "until_sla_next_breach_at" => {
+            next_breach_at.map(crate::clock::from_unix)
+        }
         "NEW" => Some(t.created_at),
         "OPEN" => m.entered(Status::Open),
         "PENDING" => m.entered(Status::Pending),
@@ -1284,13 +1294,13 @@ fn time_holds(c: &Condition, t: &Ticket, f: &Facts) -> bool {
     let (Some(now), Some(m)) = (f.now, f.metrics.as_ref()) else {
         return false;
     };
-    let Some(at) = time_instant(&c.field, t, m) else {
+    let Some(at) = time_instant(&c.field, t, m, f.next_breach_at) else {
         return false;
     };
     let Some(want) = hours_value(&c.value) else {
         return false;
     };
-    let (from, to) = if c.field == "until_due_date" {
+    let (from, to) = if c.field.starts_with("until_") {
         (now.as_second(), at.as_second())
     } else {
         (at.as_second(), now.as_second())
@@ -1323,6 +1333,14 @@ pub fn uses_schedule(cs: &Conditions) -> bool {
         .iter()
         .chain(&cs.any)
         .any(|c| c.field == "in_business_hours" || c.operator.ends_with("_business_hours"))
+}
+
+/// Does any condition look at the ticket's next SLA breach?
+pub fn uses_sla(cs: &Conditions) -> bool {
+    cs.all
+        .iter()
+        .chain(&cs.any)
+        .any(|c| c.field.ends_with("sla_next_breach_at"))
 }
 
 /// Does any condition need the ticket's timestamps?
@@ -1618,6 +1636,7 @@ mod tests {
             now: None,
             metrics: None,
             schedule: None,
+            next_breach_at: None,
         }
     }
 

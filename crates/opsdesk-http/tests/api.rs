@@ -3177,6 +3177,32 @@ async fn sla_breaches_are_recorded_when_they_happen() {
         // Sunday 09:00: an urgent ticket.
         let (_, a) = t.call(&t.admin, Method::POST, "/api/v2/tickets.json", Some(json!({"ticket": {"subject": "Fire", "priority": "urgent", "comment": {"body": "x"}, "requester": {"name": "Cora Customer", "email": "cora@example.com"}}}))).await;
         let id = a["ticket"]["id"].as_i64().unwrap();
+        // An automation alerts on tickets less than an hour from a breach (the profile's
+        // "under 2 h to a first-reply breach" alert, with a shorter target).
+        let (s, au) = t.call(&t.admin, Method::POST, "/api/v2/automations.json", Some(json!({"automation": {"title": "Close to a breach", "conditions": {"all": [{"field": "status", "operator": "less_than", "value": "solved"}, {"field": "until_sla_next_breach_at", "operator": "less_than", "value": "1"}, {"field": "current_tags", "operator": "not_includes", "value": "sla_alert"}]}, "actions": [{"field": "current_tags", "value": "sla_alert"}]}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {au}");
+        let r = t
+            .app
+            .run_automations_if_due()
+            .await
+            .unwrap()
+            .expect("a run");
+        assert_eq!(r.updated, 1, "{n}: {r:?}");
+        let (_, tk) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/tickets/{id}.json"),
+                None,
+            )
+            .await;
+        assert!(
+            tk["ticket"]["tags"]
+                .as_array()
+                .unwrap()
+                .contains(&json!("sla_alert")),
+            "{n}: {tk}"
+        );
         t.clock.advance_secs(20 * 60);
         assert_eq!(
             t.app.sla_breach_tick(100).await.unwrap(),

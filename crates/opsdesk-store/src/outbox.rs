@@ -84,6 +84,20 @@ impl Doc for opsdesk_core::sla::SlaPolicy {
     }
 }
 
+impl Doc for opsdesk_core::sla::TicketSla {
+    const TABLE: &'static str = "ticket_slas";
+    const COLUMNS: &'static [&'static str] = &["next_breach_at", "updated_at"];
+    fn id(&self) -> Id {
+        self.id
+    }
+    fn set_id(&mut self, id: Id) {
+        self.id = id;
+    }
+    fn values(&self) -> Vec<Val> {
+        vec![Val::from(self.next_breach_at), Val::Int(self.updated_at)]
+    }
+}
+
 impl Doc for TicketMetrics {
     const TABLE: &'static str = "ticket_metrics";
     const COLUMNS: &'static [&'static str] = &["updated_at"];

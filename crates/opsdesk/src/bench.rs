@@ -694,6 +694,7 @@ fn rules_bench(n: usize, iterations: usize) {
         now: None,
         metrics: None,
         schedule: None,
+        next_breach_at: None,
     };
     let warm = run_cycle(&rules, after.clone(), &facts);
     let t0 = Instant::now();
