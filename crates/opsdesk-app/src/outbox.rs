@@ -31,12 +31,12 @@ const KEPT_RESPONSE: usize = 2048;
 
 /// The signature Zendesk sends in `X-Zendesk-Webhook-Signature`:
 /// base64(HMAC-SHA256(secret, timestamp + body)).
-pub fn webhook_signature(secret: &str, timestamp: &str, body: &str) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any length");
+/// None only if the key were refused (HMAC takes keys of any length).
+pub fn webhook_signature(secret: &str, timestamp: &str, body: &str) -> Option<String> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).ok()?;
     mac.update(timestamp.as_bytes());
     mac.update(body.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    Some(base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()))
 }
 
 /// The outcome of one delivery attempt.
@@ -238,6 +238,14 @@ impl App {
             "form_encoded" => "application/x-www-form-urlencoded",
             _ => "application/json",
         };
+        let Some(signature) = webhook_signature(&w.signing_secret, &stamp, &body) else {
+            return Attempt {
+                status: None,
+                response: String::new(),
+                error: Some("the request could not be signed".into()),
+                retry: false,
+            };
+        };
         let mut req = self
             .http
             .request(method.clone(), &w.endpoint)
@@ -245,10 +253,7 @@ impl App {
             .header("x-zendesk-webhook-id", w.id.to_string())
             .header("x-zendesk-webhook-invocation-id", invocation.to_string())
             .header("x-zendesk-webhook-signature-timestamp", &stamp)
-            .header(
-                "x-zendesk-webhook-signature",
-                webhook_signature(&w.signing_secret, &stamp, &body),
-            )
+            .header("x-zendesk-webhook-signature", signature)
             .header("x-opsdesk-idempotency-key", key)
             .header("user-agent", "opsdesk-webhook");
         for (k, v) in &w.custom_headers {
@@ -448,8 +453,8 @@ mod tests {
         // base64(HMAC-SHA256("secret", "2026-11-23T12:00:00Z" + "{}")), computed independently
         // with Python's hmac module.
         assert_eq!(
-            webhook_signature("secret", "2026-11-23T12:00:00Z", "{}"),
-            "juAtrnbAZqAdV7+gguvgWDeh+Ox3zBLlmEC6Q/+65R0="
+            webhook_signature("secret", "2026-11-23T12:00:00Z", "{}").as_deref(),
+            Some("juAtrnbAZqAdV7+gguvgWDeh+Ox3zBLlmEC6Q/+65R0=")
         );
     }
 }

@@ -86,7 +86,12 @@ impl Schedule {
 
     /// Open around the clock, no holidays.
     pub fn always() -> Schedule {
-        Schedule::new("UTC", &[(0, WEEK_MINUTES)], &[]).expect("valid")
+        Schedule {
+            tz: TimeZone::UTC,
+            intervals: vec![(0, WEEK_MINUTES)],
+            holidays: vec![],
+            week_secs: WEEK_SECS,
+        }
     }
 
     /// The Sunday starting the local week that contains `t`.

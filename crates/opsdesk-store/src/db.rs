@@ -96,7 +96,7 @@ impl Conn {
     pub async fn exec(&mut self, sql: &str, args: &[Val]) -> Result<u64, StoreError> {
         let n = match self {
             Conn::SqliteTx(c) => bind_all!(sqlx::query(sql), args)
-                .execute(&mut **c)
+                .execute(c.conn()?)
                 .await?
                 .rows_affected(),
             Conn::SqliteConn(c) => bind_all!(sqlx::query(sql), args)
@@ -118,7 +118,7 @@ impl Conn {
     pub async fn all(&mut self, sql: &str, args: &[Val]) -> Result<Vec<Row>, StoreError> {
         Ok(match self {
             Conn::SqliteTx(c) => bind_all!(sqlx::query(sql), args)
-                .fetch_all(&mut **c)
+                .fetch_all(c.conn()?)
                 .await?
                 .into_iter()
                 .map(Row::Sqlite)
@@ -147,7 +147,7 @@ impl Conn {
     pub async fn opt(&mut self, sql: &str, args: &[Val]) -> Result<Option<Row>, StoreError> {
         Ok(match self {
             Conn::SqliteTx(c) => bind_all!(sqlx::query(sql), args)
-                .fetch_optional(&mut **c)
+                .fetch_optional(c.conn()?)
                 .await?
                 .map(Row::Sqlite),
             Conn::SqliteConn(c) => bind_all!(sqlx::query(sql), args)
@@ -220,7 +220,7 @@ impl Conn {
     /// Run several `;`-separated statements (migrations).
     pub async fn script(&mut self, sql: &str) -> Result<(), StoreError> {
         match self {
-            Conn::SqliteTx(c) => sqlx::raw_sql(sql).execute(&mut **c).await.map(|_| ())?,
+            Conn::SqliteTx(c) => sqlx::raw_sql(sql).execute(c.conn()?).await.map(|_| ())?,
             Conn::SqliteConn(c) => sqlx::raw_sql(sql).execute(&mut **c).await.map(|_| ())?,
             Conn::PgTx(c) => sqlx::raw_sql(sql).execute(&mut **c).await.map(|_| ())?,
             Conn::PgConn(c) => sqlx::raw_sql(sql).execute(&mut **c).await.map(|_| ())?,

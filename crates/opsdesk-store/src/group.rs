@@ -12,7 +12,6 @@
 //! writer (up to [`MAX_GROUP`]); the last one in the group commits and wakes the others.
 
 use std::future::Future;
-use std::ops::{Deref, DerefMut};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -137,28 +136,16 @@ pub struct GroupTx {
     writer: Arc<GroupWriter>,
 }
 
-impl Deref for GroupTx {
-    type Target = SqliteConnection;
-    fn deref(&self) -> &SqliteConnection {
-        #[allow(clippy::expect_used)]
-        self.guard
-            .as_ref()
-            .and_then(|g| g.conn.as_ref())
-            .expect("a live GroupTx holds the writer")
-    }
-}
-
-impl DerefMut for GroupTx {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        #[allow(clippy::expect_used)]
+impl GroupTx {
+    /// The writer connection this use case holds (an error, not a panic, once it has been
+    /// given up by commit or drop).
+    pub fn conn(&mut self) -> Result<&mut SqliteConnection, StoreError> {
         self.guard
             .as_mut()
             .and_then(|g| g.conn.as_mut())
-            .expect("a live GroupTx holds the writer")
+            .ok_or_else(|| StoreError::Unavailable("the database is closed".into()))
     }
-}
 
-impl GroupTx {
     /// Release the savepoint and return once the physical transaction holding it has committed.
     pub async fn commit(mut self) -> Result<(), StoreError> {
         let Some(mut g) = self.guard.take() else {

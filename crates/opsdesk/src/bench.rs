@@ -133,10 +133,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             postgres,
             triggers,
         } => create_tickets(concurrency.max(1), requests.max(1), postgres, triggers).await,
-        BenchCommand::BusinessHours { iterations } => {
-            business_hours_bench(iterations.max(1));
-            Ok(())
-        }
+        BenchCommand::BusinessHours { iterations } => business_hours_bench(iterations.max(1)),
         BenchCommand::Automations { tickets, postgres } => {
             automations_bench(tickets.max(1), postgres).await
         }
@@ -910,11 +907,11 @@ async fn automations_bench(n: usize, postgres: Option<String>) -> Result<()> {
     Ok(())
 }
 
-fn business_hours_bench(iterations: usize) {
+fn business_hours_bench(iterations: usize) -> Result<()> {
     use opsdesk_core::business_hours::Schedule;
     let day = 24 * 60;
     let gitlab = Schedule::new("America/Los_Angeles", &[(15 * 60, 5 * day + 17 * 60)], &[])
-        .expect("schedule");
+        .map_err(|e| anyhow::anyhow!(e))?;
     let holidays: Vec<(jiff::civil::Date, jiff::civil::Date)> = (0..12)
         .map(|m| {
             let d = jiff::civil::date(2026, m + 1, 10);
@@ -924,7 +921,8 @@ fn business_hours_bench(iterations: usize) {
     let office: Vec<(u32, u32)> = (1..=5)
         .map(|d| (d * day + 9 * 60, d * day + 17 * 60))
         .collect();
-    let office = Schedule::new("Europe/Berlin", &office, &holidays).expect("schedule");
+    let office =
+        Schedule::new("Europe/Berlin", &office, &holidays).map_err(|e| anyhow::anyhow!(e))?;
     let from = 1_767_225_600; // 2026-01-01T00:00:00Z
     let to = from + 365 * 86_400;
     for (name, s) in [
@@ -951,4 +949,5 @@ fn business_hours_bench(iterations: usize) {
             acc % 7
         );
     }
+    Ok(())
 }
