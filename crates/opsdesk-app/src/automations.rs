@@ -162,7 +162,7 @@ impl App {
         let max = self.automation.max_per_automation;
         let schedule = {
             let mut c = self.store.read().await?;
-            self.default_schedule(&mut c).await?
+            self.schedule(&mut c).await?
         };
         let needs_sla = rules.iter().any(|r| rules::uses_sla(&r.conditions));
         loop {

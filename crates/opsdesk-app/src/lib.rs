@@ -11,6 +11,7 @@ pub mod outbox;
 pub mod people;
 mod records;
 pub mod rules;
+pub mod sla;
 pub mod ticket_metrics;
 pub mod tickets;
 pub mod views;
@@ -160,7 +161,7 @@ pub struct App {
     pub node_id: String,
     pub automation: automations::AutomationConfig,
     pub heartbeats: Arc<workers::Heartbeats>,
-    sla_cache: Arc<ticket_metrics::SlaCache>,
+    sla_cache: Arc<sla::SlaCache>,
 }
 
 impl App {
@@ -178,7 +179,7 @@ impl App {
             node_id: format!("{}-{}", std::process::id(), rand::random::<u32>()),
             automation: automations::AutomationConfig::default(),
             heartbeats: Arc::new(workers::Heartbeats::default()),
-            sla_cache: Arc::new(ticket_metrics::SlaCache::default()),
+            sla_cache: Arc::new(sla::SlaCache::default()),
         }
     }
 

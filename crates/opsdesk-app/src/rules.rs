@@ -400,7 +400,7 @@ impl App {
         let mut facts = Facts::at_rest(-1, opsdesk_core::model::Role::Admin);
         facts.now = Some(self.now());
         facts.metrics = Some(m);
-        facts.schedule = self.default_schedule(&mut c).await?;
+        facts.schedule = self.schedule(&mut c).await?;
         facts.next_breach_at = c
             .ticket_sla(ticket_id)
             .await?
@@ -529,7 +529,7 @@ impl App {
             }
         }
         if needs("in_business_hours") {
-            facts.schedule = self.default_schedule(tx).await?;
+            facts.schedule = self.schedule(tx).await?;
         }
         if needs("organization.") {
             if let Some(o) = match ticket.organization_id {

@@ -549,7 +549,7 @@ impl App {
         );
         if rules::uses_schedule(cs) {
             facts.now = Some(self.now());
-            facts.schedule = self.default_schedule(&mut c).await?;
+            facts.schedule = self.schedule(&mut c).await?;
         }
         if !rules::uses_time(cs) {
             return Ok(candidates

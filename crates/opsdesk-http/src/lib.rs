@@ -8,8 +8,8 @@ mod ops;
 mod people;
 mod render;
 mod rules;
-mod schedules;
 mod search;
+mod sla;
 mod tickets;
 mod webhooks;
 
@@ -338,53 +338,42 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
         )
         .route(
             "/business_hours/schedules",
-            get(schedules::list).post(schedules::create),
+            get(sla::list).post(sla::create),
         )
         .route(
             "/business_hours/schedules/{id}",
-            get(schedules::show)
-                .put(schedules::update)
-                .delete(schedules::delete),
+            get(sla::show).put(sla::update).delete(sla::delete),
         )
         .route(
             "/business_hours/schedules/{id}/workweek",
-            put(schedules::workweek),
+            put(sla::workweek),
         )
         .route(
             "/business_hours/schedules/{id}/holidays",
-            get(schedules::holidays).post(schedules::create_holiday),
+            get(sla::holidays).post(sla::create_holiday),
         )
         .route(
             "/business_hours/schedules/{id}/holidays/{holiday_id}",
-            get(schedules::holiday)
-                .put(schedules::update_holiday)
-                .delete(schedules::delete_holiday),
+            get(sla::holiday)
+                .put(sla::update_holiday)
+                .delete(sla::delete_holiday),
         )
         .route(
             "/slas/policies",
-            get(schedules::sla_policies).post(schedules::create_sla_policy),
+            get(sla::sla_policies).post(sla::create_sla_policy),
         )
-        .route(
-            "/slas/policies/definitions",
-            get(schedules::sla_definitions),
-        )
-        .route(
-            "/slas/policies/reorder",
-            put(schedules::reorder_sla_policies),
-        )
+        .route("/slas/policies/definitions", get(sla::sla_definitions))
+        .route("/slas/policies/reorder", put(sla::reorder_sla_policies))
         .route(
             "/slas/policies/{id}",
-            get(schedules::sla_policy)
-                .put(schedules::update_sla_policy)
-                .delete(schedules::delete_sla_policy),
+            get(sla::sla_policy)
+                .put(sla::update_sla_policy)
+                .delete(sla::delete_sla_policy),
         )
-        .route(
-            "/incremental/ticket_metric_events",
-            get(schedules::metric_events),
-        )
-        .route("/ticket_metrics", get(schedules::ticket_metrics))
-        .route("/ticket_metrics/{id}", get(schedules::ticket_metric))
-        .route("/tickets/{id}/metrics", get(schedules::ticket_metric))
+        .route("/incremental/ticket_metric_events", get(sla::metric_events))
+        .route("/ticket_metrics", get(sla::ticket_metrics))
+        .route("/ticket_metrics/{id}", get(sla::ticket_metric))
+        .route("/tickets/{id}/metrics", get(sla::ticket_metric))
         .route("/outbox", get(webhooks::outbox))
         .route("/outbox/{id}", get(webhooks::outbox_item))
         .route("/outbox/{id}/retry", post(webhooks::outbox_retry))

@@ -1,4 +1,5 @@
-//! `/api/v2/business_hours/schedules…`: schedules, their workweek, their holidays.
+//! `/api/v2/business_hours/schedules…` (schedules, workweek, holidays), `/api/v2/slas/policies…`,
+//! ticket metrics and the metric-event export.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -233,7 +234,7 @@ pub async fn create_sla_policy(
     body: JsonBody,
 ) -> ApiResult<Response> {
     let ctx = crate::render::Ctx::new(&h, &uri);
-    let input: opsdesk_app::business_hours::SlaPolicyInput = body.take("sla_policy")?;
+    let input: opsdesk_app::sla::SlaPolicyInput = body.take("sla_policy")?;
     let p = st.app.save_sla_policy(&a, None, input).await?;
     Ok((
         StatusCode::CREATED,
@@ -251,7 +252,7 @@ pub async fn update_sla_policy(
     body: JsonBody,
 ) -> ApiResult<Json<Value>> {
     let ctx = crate::render::Ctx::new(&h, &uri);
-    let input: opsdesk_app::business_hours::SlaPolicyInput = body.take("sla_policy")?;
+    let input: opsdesk_app::sla::SlaPolicyInput = body.take("sla_policy")?;
     let p = st.app.save_sla_policy(&a, Some(id(&pid)?), input).await?;
     Ok(Json(json!({"sla_policy": ctx.rec(&p, "slas/policies")})))
 }

@@ -17,6 +17,20 @@ pub trait Doc: Serialize + DeserializeOwned + Send + Sync {
     fn values(&self) -> Vec<Val>;
 }
 
+/// Implement [`Doc`] for a record type: its table, index columns, and their values.
+macro_rules! doc_record {
+    ($ty:ty, $table:expr, [$($col:expr),*], |$s:ident| [$($val:expr),*]) => {
+        impl $crate::docs::Doc for $ty {
+            const TABLE: &'static str = $table;
+            const COLUMNS: &'static [&'static str] = &[$($col),*];
+            fn id(&self) -> opsdesk_core::model::Id { self.id }
+            fn set_id(&mut self, id: opsdesk_core::model::Id) { self.id = id; }
+            fn values(&self) -> Vec<$crate::db::Val> { let $s = self; vec![$($val),*] }
+        }
+    };
+}
+pub(crate) use doc_record;
+
 /// A filter condition. Column names are always static strings from this crate.
 #[derive(Debug, Clone)]
 pub enum Cond {

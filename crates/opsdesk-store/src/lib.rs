@@ -7,10 +7,12 @@
 mod db;
 mod docs;
 mod group;
+mod jobs;
 mod migrate;
 mod outbox;
 mod records;
 pub mod testing;
+mod ticket_state;
 mod tickets;
 
 use std::path::Path;
@@ -25,8 +27,9 @@ use sqlx::sqlite::{
 
 pub use db::{Conn, Row, Val};
 pub use docs::{Cond, Doc, Order, Page, Paged};
+pub use jobs::Lease;
 pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE};
-pub use outbox::{Lease, OutboxStats};
+pub use outbox::OutboxStats;
 pub use records::{OrgField, StoredToken, UserAuth, UserField};
 
 /// Storage errors. A database error never reaches an API client verbatim.

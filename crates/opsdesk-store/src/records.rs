@@ -8,26 +8,14 @@ use opsdesk_core::model::{
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Conn, Val};
-use crate::docs::{Cond, Doc};
+use crate::docs::{doc_record, Cond, Doc};
 use crate::{Result, StoreError};
 
 fn secs(t: opsdesk_core::Timestamp) -> Val {
     Val::Int(t.as_second())
 }
 
-macro_rules! doc {
-    ($ty:ty, $table:expr, [$($col:expr),*], |$s:ident| [$($val:expr),*]) => {
-        impl Doc for $ty {
-            const TABLE: &'static str = $table;
-            const COLUMNS: &'static [&'static str] = &[$($col),*];
-            fn id(&self) -> Id { self.id }
-            fn set_id(&mut self, id: Id) { self.id = id; }
-            fn values(&self) -> Vec<Val> { let $s = self; vec![$($val),*] }
-        }
-    };
-}
-
-doc!(
+doc_record!(
     User,
     "users",
     [
@@ -52,7 +40,7 @@ doc!(
     ]
 );
 
-doc!(
+doc_record!(
     Identity,
     "user_identities",
     [
@@ -73,7 +61,7 @@ doc!(
     ]
 );
 
-doc!(
+doc_record!(
     Organization,
     "organizations",
     ["name_key", "external_id", "created_at", "updated_at"],
@@ -85,7 +73,7 @@ doc!(
     ]
 );
 
-doc!(
+doc_record!(
     OrganizationMembership,
     "organization_memberships",
     [
@@ -104,7 +92,7 @@ doc!(
     ]
 );
 
-doc!(
+doc_record!(
     Group,
     "agent_groups",
     ["name_key", "created_at", "updated_at"],
@@ -115,7 +103,7 @@ doc!(
     ]
 );
 
-doc!(
+doc_record!(
     GroupMembership,
     "group_memberships",
     [
@@ -134,21 +122,21 @@ doc!(
     ]
 );
 
-doc!(
+doc_record!(
     TicketField,
     "ticket_fields",
     ["position", "created_at", "updated_at"],
     |f| [Val::Int(f.position), secs(f.created_at), secs(f.updated_at)]
 );
 
-doc!(
+doc_record!(
     TicketForm,
     "ticket_forms",
     ["position", "created_at", "updated_at"],
     |f| [Val::Int(f.position), secs(f.created_at), secs(f.updated_at)]
 );
 
-doc!(
+doc_record!(
     opsdesk_core::rules::Trigger,
     "triggers",
     ["position", "active", "created_at", "updated_at"],
@@ -160,7 +148,7 @@ doc!(
     ]
 );
 
-doc!(
+doc_record!(
     opsdesk_core::rules::Macro,
     "macros",
     ["position", "active", "created_at", "updated_at"],
@@ -172,7 +160,45 @@ doc!(
     ]
 );
 
-doc!(
+doc_record!(
+    opsdesk_core::rules::Automation,
+    "automations",
+    ["position", "active", "created_at", "updated_at"],
+    |t| [
+        Val::Int(t.position),
+        Val::from(t.active),
+        secs(t.created_at),
+        secs(t.updated_at)
+    ]
+);
+
+doc_record!(
+    opsdesk_core::outbox::Webhook,
+    "webhooks",
+    ["name_key", "status", "created_at", "updated_at"],
+    |w| [
+        Val::from(w.name.to_lowercase()),
+        Val::from(w.status.as_str()),
+        secs(w.created_at),
+        secs(w.updated_at)
+    ]
+);
+
+doc_record!(
+    opsdesk_core::business_hours::ScheduleRecord,
+    "schedules",
+    ["created_at", "updated_at"],
+    |s| [secs(s.created_at), secs(s.updated_at)]
+);
+
+doc_record!(
+    opsdesk_core::sla::SlaPolicy,
+    "sla_policies",
+    ["position", "created_at", "updated_at"],
+    |p| [Val::Int(p.position), secs(p.created_at), secs(p.updated_at)]
+);
+
+doc_record!(
     opsdesk_core::rules::View,
     "views",
     ["position", "active", "created_at", "updated_at"],

@@ -712,7 +712,8 @@ pub async fn run(real: App, args: DemoArgs) -> Result<()> {
 /// The gitlab-support profile's schedules (24x5 "Business Hours" first, so it is the default;
 /// 24x7), its priority × plan SLA policies, and its pending/solved/on-hold automations.
 async fn gitlab_rules(app: &App, admin: &Actor) -> Result<()> {
-    use opsdesk_app::business_hours::{ScheduleInput, SlaPolicyInput};
+    use opsdesk_app::business_hours::ScheduleInput;
+    use opsdesk_app::sla::SlaPolicyInput;
     use opsdesk_core::business_hours::Interval;
     use opsdesk_core::rules::{Action, Automation, Condition, Conditions};
     use opsdesk_core::sla::PolicyMetric;

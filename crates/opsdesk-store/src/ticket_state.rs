@@ -1,0 +1,157 @@
+//! State derived from each ticket write, kept in the write's transaction: the ticket's
+//! metrics, its tags in the tag index, its SLA (with the next breach indexed) and the metric
+//! events.
+
+use opsdesk_core::model::Id;
+use opsdesk_core::sla::TicketSla;
+use opsdesk_core::ticket_metrics::TicketMetrics;
+use serde_json::Value;
+
+use crate::db::{Conn, Val};
+use crate::docs::doc_record;
+use crate::{Result, StoreError};
+
+fn secs(t: opsdesk_core::Timestamp) -> Val {
+    Val::Int(t.as_second())
+}
+
+doc_record!(TicketMetrics, "ticket_metrics", ["updated_at"], |m| [
+    Val::Int(m.updated_at.as_second())
+]);
+
+doc_record!(
+    TicketSla,
+    "ticket_slas",
+    ["next_breach_at", "updated_at"],
+    |s| [Val::from(s.next_breach_at), Val::Int(s.updated_at)]
+);
+
+impl Conn {
+    /// Write or replace a ticket's metrics.
+    pub async fn put_ticket_metrics(&mut self, m: &TicketMetrics) -> Result<()> {
+        let data = serde_json::to_string(m).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.exec(
+            "INSERT INTO ticket_metrics (id, data, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data, updated_at = excluded.updated_at",
+            &[Val::Int(m.id), Val::Text(data), secs(m.updated_at)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Keep the tag index in step with a ticket's tags (call with the tags before and after):
+    /// one statement for the removed tags, one for the added.
+    pub async fn set_ticket_tags(
+        &mut self,
+        ticket_id: Id,
+        before: &[String],
+        after: &[String],
+    ) -> Result<()> {
+        let removed: Vec<&String> = before.iter().filter(|t| !after.contains(t)).collect();
+        let added: Vec<&String> = after.iter().filter(|t| !before.contains(t)).collect();
+        if !removed.is_empty() {
+            let mut args = vec![Val::Int(ticket_id)];
+            let ps: Vec<String> = removed
+                .iter()
+                .map(|t| {
+                    args.push(Val::from(t.as_str()));
+                    format!("${}", args.len())
+                })
+                .collect();
+            let sql = format!(
+                "DELETE FROM ticket_tags WHERE ticket_id = $1 AND tag IN ({})",
+                ps.join(", ")
+            );
+            self.exec(&sql, &args).await?;
+        }
+        if !added.is_empty() {
+            let mut args = vec![Val::Int(ticket_id)];
+            let rows: Vec<String> = added
+                .iter()
+                .map(|t| {
+                    args.push(Val::from(t.as_str()));
+                    format!("(${}, $1)", args.len())
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO ticket_tags (tag, ticket_id) VALUES {} ON CONFLICT DO NOTHING",
+                rows.join(", ")
+            );
+            self.exec(&sql, &args).await?;
+        }
+        Ok(())
+    }
+
+    /// Write a ticket's computed SLA (with its next breach, indexed) and the events it made.
+    pub async fn put_ticket_sla(&mut self, sla: &TicketSla, events: &[Value]) -> Result<()> {
+        let data = serde_json::to_string(sla).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.exec(
+            "INSERT INTO ticket_slas (id, data, next_breach_at, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data, next_breach_at = excluded.next_breach_at, updated_at = excluded.updated_at",
+            &[
+                Val::Int(sla.id),
+                Val::Text(data),
+                Val::from(sla.next_breach_at),
+                Val::Int(sla.updated_at),
+            ],
+        )
+        .await?;
+        for e in events {
+            let time = e
+                .get("time")
+                .and_then(Value::as_str)
+                .and_then(opsdesk_core::clock::parse)
+                .map_or(sla.updated_at, |t| t.as_second());
+            self.exec(
+                "INSERT INTO ticket_metric_events (ticket_id, time, data) VALUES ($1, $2, $3)",
+                &[Val::Int(sla.id), Val::Int(time), Val::Text(e.to_string())],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn ticket_sla(&mut self, ticket_id: Id) -> Result<Option<TicketSla>> {
+        match self
+            .opt(
+                "SELECT data FROM ticket_slas WHERE id = $1",
+                &[Val::Int(ticket_id)],
+            )
+            .await?
+        {
+            Some(r) => Ok(Some(r.json(0)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Tickets whose next SLA breach is due (an index seek on `next_breach_at`).
+    pub async fn due_slas(&mut self, now: i64, limit: i64) -> Result<Vec<Id>> {
+        let rows = self
+            .all(
+                "SELECT id FROM ticket_slas WHERE next_breach_at <= $1 ORDER BY next_breach_at LIMIT $2",
+                &[Val::Int(now), Val::Int(limit)],
+            )
+            .await?;
+        rows.iter().map(|r| r.i64(0)).collect()
+    }
+
+    /// Metric events from `start` (UTC seconds), after event `after_id` at that second, in
+    /// order: (id, time, event).
+    pub async fn metric_events(
+        &mut self,
+        start: i64,
+        after_id: Id,
+        limit: i64,
+    ) -> Result<Vec<(Id, i64, Value)>> {
+        let rows = self
+            .all(
+                "SELECT id, time, data FROM ticket_metric_events \
+                 WHERE time > $1 OR (time = $1 AND id > $2) ORDER BY time, id LIMIT $3",
+                &[Val::Int(start), Val::Int(after_id), Val::Int(limit)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.i64(0)?, r.i64(1)?, r.json(2)?)))
+            .collect()
+    }
+}
