@@ -11,6 +11,7 @@ pub mod outbox;
 pub mod people;
 mod records;
 pub mod rules;
+pub mod search;
 pub mod sla;
 pub mod ticket_metrics;
 pub mod tickets;
@@ -42,6 +43,9 @@ pub enum AppError {
     Conflict(String),
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A search query that cannot be read or run (Zendesk: 422 `invalid`).
+    #[error("invalid search: {0}")]
+    InvalidQuery(String),
     #[error("service unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]

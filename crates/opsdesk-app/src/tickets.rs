@@ -93,7 +93,7 @@ fn new_job_id() -> String {
 
 /// The organisations whose tickets an end-user may see (member of, and shared or the user's
 /// restriction says so).
-async fn visible_orgs(c: &mut Conn, user: &User) -> Result<Vec<Id>> {
+pub(crate) async fn visible_orgs(c: &mut Conn, user: &User) -> Result<Vec<Id>> {
     let ms = c.memberships_of(user.id).await?;
     if ms.is_empty() {
         return Ok(vec![]);
@@ -173,7 +173,7 @@ impl App {
         })
     }
 
-    async fn mark_incidents(&self, c: &mut Conn, ts: &mut [Ticket]) -> Result<()> {
+    pub(crate) async fn mark_incidents(&self, c: &mut Conn, ts: &mut [Ticket]) -> Result<()> {
         let problems: Vec<Id> = ts
             .iter()
             .filter(|t| t.ticket_type == Some(TicketType::Problem))

@@ -10,6 +10,7 @@ pub mod model;
 pub mod outbox;
 pub mod placeholders;
 pub mod rules;
+pub mod search;
 pub mod sla;
 pub mod ticket;
 pub mod ticket_metrics;

@@ -72,6 +72,10 @@ impl IntoResponse for ApiError {
                 StatusCode::CONFLICT,
                 json!({"error": "UpdateConflict", "description": m}),
             ),
+            ApiError::App(AppError::InvalidQuery(m)) => body(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                json!({"error": "invalid", "description": format!("Invalid search: {m}")}),
+            ),
             ApiError::App(AppError::BadRequest(m)) | ApiError::BadRequest(m) => body(
                 StatusCode::BAD_REQUEST,
                 json!({"error": "InvalidParameter", "description": m}),

@@ -4,6 +4,7 @@
 mod config;
 mod error;
 mod extract;
+mod incremental;
 mod ops;
 mod people;
 mod render;
@@ -371,6 +372,25 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
                 .delete(sla::delete_sla_policy),
         )
         .route("/incremental/ticket_metric_events", get(sla::metric_events))
+        .route("/incremental/tickets", get(incremental::tickets))
+        .route(
+            "/incremental/tickets/cursor",
+            get(incremental::tickets_cursor),
+        )
+        .route("/incremental/users", get(incremental::users))
+        .route("/incremental/users/cursor", get(incremental::users_cursor))
+        .route(
+            "/incremental/organizations",
+            get(incremental::organizations),
+        )
+        .route(
+            "/incremental/organizations/cursor",
+            get(incremental::organizations_cursor),
+        )
+        .route(
+            "/incremental/ticket_events",
+            get(incremental::ticket_events),
+        )
         .route("/ticket_metrics", get(sla::ticket_metrics))
         .route("/ticket_metrics/{id}", get(sla::ticket_metric))
         .route("/tickets/{id}/metrics", get(sla::ticket_metric))
@@ -407,6 +427,7 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
         )
         .route("/search", get(search::search))
         .route("/search/count", get(search::count))
+        .route("/search/export", get(search::export))
         .route_layer(axum::middleware::from_fn(ops::observe));
 
     Router::new()

@@ -78,6 +78,11 @@ impl Ctx {
         self.with(set, &[])
     }
 
+    /// This request's URL with some parameters replaced and others removed.
+    pub fn with_params_dropping(&self, set: &[(&str, String)], drop: &[&str]) -> String {
+        self.with(set, drop)
+    }
+
     /// `{key: [...], next_page, previous_page, count}` or the cursor form with `meta`/`links`.
     pub fn page<T>(
         &self,

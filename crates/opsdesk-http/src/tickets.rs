@@ -63,14 +63,13 @@ fn comment_json(c: &Comment) -> Value {
 }
 
 /// Add `users`, `groups`, `organizations` arrays for the people and teams on these tickets.
-async fn sideload(
+pub(crate) async fn sideload(
     st: &AppState,
     ctx: &Ctx,
-    q: &Query,
+    inc: &[String],
     ts: &[&Ticket],
     out: &mut Map<String, Value>,
 ) -> ApiResult<()> {
-    let inc = q.includes();
     if inc.iter().any(|i| i == "users") {
         let mut ids: Vec<Id> = vec![];
         for t in ts {
@@ -144,7 +143,7 @@ async fn ticket_page(
     let mut v = ctx.page("tickets", page, &p, items, |t| t.id);
     if let Value::Object(m) = &mut v {
         let refs: Vec<&Ticket> = p.items.iter().collect();
-        sideload(st, ctx, q, &refs, m).await?;
+        sideload(st, ctx, &q.includes(), &refs, m).await?;
     }
     Ok(Json(v))
 }
@@ -222,7 +221,7 @@ pub async fn show(
     add_slas(&st, &a, &q, &[&t], &mut item).await?;
     let [item] = item;
     m.insert("ticket".into(), item);
-    sideload(&st, &ctx, &q, &[&t], &mut m).await?;
+    sideload(&st, &ctx, &q.includes(), &[&t], &mut m).await?;
     Ok(Json(Value::Object(m)))
 }
 
@@ -242,7 +241,7 @@ pub async fn show_many(
         m.extend(vm);
     }
     let refs: Vec<&Ticket> = ts.iter().collect();
-    sideload(&st, &ctx, &q, &refs, &mut m).await?;
+    sideload(&st, &ctx, &q.includes(), &refs, &mut m).await?;
     Ok(Json(Value::Object(m)))
 }
 
@@ -544,7 +543,7 @@ pub async fn purge(
 
 // ---- requests --------------------------------------------------------------------------
 
-fn request_json(ctx: &Ctx, a: &Actor, t: &Ticket, visible_fields: &[Id]) -> Value {
+pub(crate) fn request_json(ctx: &Ctx, a: &Actor, t: &Ticket, visible_fields: &[Id]) -> Value {
     // End-users see only the fields the portal shows them.
     let custom: Vec<&opsdesk_core::ticket::CustomFieldValue> = t
         .custom_fields

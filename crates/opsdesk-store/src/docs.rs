@@ -15,6 +15,14 @@ pub trait Doc: Serialize + DeserializeOwned + Send + Sync {
     fn id(&self) -> Id;
     fn set_id(&mut self, id: Id);
     fn values(&self) -> Vec<Val>;
+    /// Searched records (tickets, users, organisations) carry `change_seq` for the cursor
+    /// exports and a full-text entry written with every insert and update (see `search.rs`).
+    const SEARCHED: bool = false;
+    /// The record's searchable fields as opsdesk_core::search tokenizes them, at most four
+    /// (empty unless [`Doc::SEARCHED`]).
+    fn search_text(&self) -> Vec<String> {
+        vec![]
+    }
 }
 
 /// Implement [`Doc`] for a record type: its table, index columns, and their values.
@@ -26,6 +34,18 @@ macro_rules! doc_record {
             fn id(&self) -> opsdesk_core::model::Id { self.id }
             fn set_id(&mut self, id: opsdesk_core::model::Id) { self.id = id; }
             fn values(&self) -> Vec<$crate::db::Val> { let $s = self; vec![$($val),*] }
+        }
+    };
+    ($ty:ty, $table:expr, [$($col:expr),*], |$s:ident| [$($val:expr),*],
+     searched |$t:ident| [$($text:expr),*]) => {
+        impl $crate::docs::Doc for $ty {
+            const TABLE: &'static str = $table;
+            const COLUMNS: &'static [&'static str] = &[$($col),*];
+            const SEARCHED: bool = true;
+            fn id(&self) -> opsdesk_core::model::Id { self.id }
+            fn set_id(&mut self, id: opsdesk_core::model::Id) { self.id = id; }
+            fn values(&self) -> Vec<$crate::db::Val> { let $s = self; vec![$($val),*] }
+            fn search_text(&self) -> Vec<String> { let $t = self; vec![$($text),*] }
         }
     };
 }
@@ -188,56 +208,75 @@ impl Conn {
 
     /// Insert a record; sets its id.
     pub async fn insert<D: Doc>(&mut self, d: &mut D) -> Result<Id> {
-        let mut args = d.values();
-        args.push(Val::Text(to_json(d)?));
-        let cols = D::COLUMNS.join(", ");
-        let ps: Vec<String> = (1..=args.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "INSERT INTO {} ({cols}, data) VALUES ({}) RETURNING id",
-            D::TABLE,
-            ps.join(", ")
-        );
-        let id = self.int(&sql, &args).await?;
+        let id = self.insert_row(d, false).await?;
         d.set_id(id);
         Ok(id)
     }
 
     /// Insert a record with the id it already has.
     pub async fn insert_with_id<D: Doc>(&mut self, d: &mut D) -> Result<Id> {
-        let mut args = vec![Val::Int(d.id())];
+        self.insert_row(d, true).await
+    }
+
+    async fn insert_row<D: Doc>(&mut self, d: &D, with_id: bool) -> Result<Id> {
+        let mut args = vec![];
+        let mut cols = vec![];
+        if with_id {
+            args.push(Val::Int(d.id()));
+            cols.push("id".to_string());
+        }
         args.extend(d.values());
+        cols.extend(D::COLUMNS.iter().map(|c| c.to_string()));
         args.push(Val::Text(to_json(d)?));
-        let cols = D::COLUMNS.join(", ");
-        let ps: Vec<String> = (1..=args.len()).map(|i| format!("${i}")).collect();
+        cols.push("data".into());
+        let mut ps: Vec<String> = (1..=args.len()).map(|i| format!("${i}")).collect();
+        for (col, expr) in self.tracked_columns(d, &mut args) {
+            cols.push(col.into());
+            ps.push(expr);
+        }
         let sql = format!(
-            "INSERT INTO {} (id, {cols}, data) VALUES ({})",
+            "INSERT INTO {} ({}) VALUES ({}) RETURNING id",
             D::TABLE,
+            cols.join(", "),
             ps.join(", ")
         );
-        self.exec(&sql, &args).await?;
-        Ok(d.id())
+        let id = self.int(&sql, &args).await?;
+        if D::SEARCHED {
+            self.index_text(D::TABLE, id, &d.search_text(), false)
+                .await?;
+        }
+        Ok(id)
     }
 
     /// Replace a record's data and index columns.
     pub async fn update<D: Doc>(&mut self, d: &D) -> Result<()> {
         let mut args = d.values();
-        let sets: Vec<String> = D::COLUMNS
+        let mut sets: Vec<String> = D::COLUMNS
             .iter()
             .enumerate()
             .map(|(i, c)| format!("{c} = ${}", i + 1))
             .collect();
         args.push(Val::Text(to_json(d)?));
-        let data_i = args.len();
+        sets.push(format!("data = ${}", args.len()));
+        for (col, expr) in self.tracked_columns(d, &mut args) {
+            sets.push(format!("{col} = {expr}"));
+        }
         args.push(Val::Int(d.id()));
         let sql = format!(
-            "UPDATE {} SET {}, data = ${data_i} WHERE id = ${}",
+            "UPDATE {} SET {} WHERE id = ${}",
             D::TABLE,
             sets.join(", "),
             args.len()
         );
         match self.exec(&sql, &args).await? {
             0 => Err(StoreError::NotFound),
-            _ => Ok(()),
+            _ => {
+                if D::SEARCHED {
+                    self.index_text(D::TABLE, d.id(), &d.search_text(), true)
+                        .await?;
+                }
+                Ok(())
+            }
         }
     }
 
@@ -270,7 +309,11 @@ impl Conn {
 
     pub async fn delete<D: Doc>(&mut self, id: Id) -> Result<bool> {
         let sql = format!("DELETE FROM {} WHERE id = $1", D::TABLE);
-        Ok(self.exec(&sql, &[Val::Int(id)]).await? > 0)
+        let gone = self.exec(&sql, &[Val::Int(id)]).await? > 0;
+        if gone && D::SEARCHED {
+            self.unindex_text(D::TABLE, id).await?;
+        }
+        Ok(gone)
     }
 
     pub async fn count<D: Doc>(&mut self, conds: &[Cond]) -> Result<i64> {

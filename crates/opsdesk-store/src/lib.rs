@@ -11,6 +11,7 @@ mod jobs;
 mod migrate;
 mod outbox;
 mod records;
+mod search;
 pub mod testing;
 mod ticket_state;
 mod tickets;
@@ -31,6 +32,7 @@ pub use jobs::Lease;
 pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE};
 pub use outbox::OutboxStats;
 pub use records::{OrgField, StoredToken, UserAuth, UserField};
+pub use search::{Change, Hit, Visibility};
 
 /// Storage errors. A database error never reaches an API client verbatim.
 #[derive(Debug, thiserror::Error)]

@@ -39,6 +39,10 @@ pub const MIGRATIONS_SQLITE: &[(&str, &str)] = &[
         "0009_sla_state",
         include_str!("../migrations/sqlite/0009_sla_state.sql"),
     ),
+    (
+        "0010_search",
+        include_str!("../migrations/sqlite/0010_search.sql"),
+    ),
 ];
 pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
@@ -76,6 +80,10 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
         "0009_sla_state",
         include_str!("../migrations/postgres/0009_sla_state.sql"),
+    ),
+    (
+        "0010_search",
+        include_str!("../migrations/postgres/0010_search.sql"),
     ),
 ];
 
@@ -126,6 +134,10 @@ pub async fn run(store: &Store) -> Result<Vec<String>> {
             &[Val::from(*name), Val::Int(now_secs())],
         )
         .await?;
+        if *name == "0010_search" {
+            // The index holds opsdesk's own tokens, which only Rust computes.
+            tx.reindex_search().await?;
+        }
         done.push(name.to_string());
     }
     tx.commit().await?;

@@ -5,6 +5,7 @@ use opsdesk_core::model::{
     normalize_email, Group, GroupMembership, Id, Identity, JobStatus, Organization,
     OrganizationMembership, User,
 };
+use opsdesk_core::search::index_text;
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Conn, Val};
@@ -37,7 +38,25 @@ doc_record!(
         Val::from(u.active),
         secs(u.created_at),
         secs(u.updated_at)
-    ]
+    ],
+    searched
+        | u
+        | [
+            index_text([u.name.as_str()]),
+            index_text(
+                [
+                    u.email.as_deref(),
+                    u.phone.as_deref(),
+                    u.external_id.as_deref(),
+                    u.alias.as_deref()
+                ]
+                .into_iter()
+                .flatten()
+                .chain(u.tags.iter().map(String::as_str))
+            ),
+            index_text(u.notes.as_deref()),
+            index_text(u.details.as_deref())
+        ]
 );
 
 doc_record!(
@@ -70,7 +89,21 @@ doc_record!(
         Val::from(o.external_id.clone()),
         secs(o.created_at),
         secs(o.updated_at)
-    ]
+    ],
+    searched
+        | o
+        | [
+            index_text([o.name.as_str()]),
+            index_text(
+                o.domain_names
+                    .iter()
+                    .chain(o.tags.iter())
+                    .map(String::as_str)
+                    .chain(o.external_id.as_deref())
+            ),
+            index_text(o.notes.as_deref()),
+            index_text(o.details.as_deref())
+        ]
 );
 
 doc_record!(

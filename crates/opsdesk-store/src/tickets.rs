@@ -1,6 +1,7 @@
 //! Tickets: the projection row, its append-only audits and comments.
 
 use opsdesk_core::model::Id;
+use opsdesk_core::search::index_text;
 use opsdesk_core::ticket::{event_id, Audit, Comment, Ticket};
 use serde_json::Value;
 
@@ -46,13 +47,37 @@ impl Doc for Ticket {
             Val::Int(self.updated_at.as_second()),
         ]
     }
+    const SEARCHED: bool = true;
+    /// The subject; then tags, text custom-field values and the external id. Comments are
+    /// indexed on their own (ticket_comments_fts / ticket_comments.search_vec).
+    fn search_text(&self) -> Vec<String> {
+        let values: Vec<String> = self
+            .custom_fields
+            .iter()
+            .filter_map(|f| match &f.value {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                _ => None,
+            })
+            .collect();
+        vec![
+            index_text(self.subject.as_deref()),
+            index_text(
+                self.tags
+                    .iter()
+                    .chain(values.iter())
+                    .map(String::as_str)
+                    .chain(self.external_id.as_deref()),
+            ),
+        ]
+    }
 }
 
 fn json(v: &impl serde::Serialize) -> Result<String> {
     serde_json::to_string(v).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
-fn decode_audit(r: &Row) -> Result<Audit> {
+pub(crate) fn decode_audit(r: &Row) -> Result<Audit> {
     let id = r.i64(0)?;
     let mut events: Vec<Value> = r.json(6)?;
     for (i, e) in events.iter_mut().enumerate() {
@@ -141,20 +166,7 @@ impl Conn {
                         c.audit_id = audit.id;
                         c.ticket_id = audit.ticket_id;
                         ci += 1;
-                        self.exec(
-                            "INSERT INTO ticket_comments (id, ticket_id, audit_id, author_id, public, created_at, data) \
-                             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                            &[
-                                Val::Int(c.id),
-                                Val::Int(c.ticket_id),
-                                Val::Int(c.audit_id),
-                                Val::Int(c.author_id),
-                                Val::from(c.public),
-                                Val::Int(c.created_at.as_second()),
-                                Val::Text(json(&*c)?),
-                            ],
-                        )
-                        .await?;
+                        self.insert_comment(c).await?;
                     }
                 }
             }
@@ -163,6 +175,39 @@ impl Conn {
             return Err(StoreError::Corrupt(
                 "comments without Comment events".into(),
             ));
+        }
+        Ok(())
+    }
+
+    /// One comment row and its full-text entry.
+    async fn insert_comment(&mut self, c: &Comment) -> Result<()> {
+        let text = index_text([c.body.as_str()]);
+        let mut args = vec![
+            Val::Int(c.id),
+            Val::Int(c.ticket_id),
+            Val::Int(c.audit_id),
+            Val::Int(c.author_id),
+            Val::from(c.public),
+            Val::Int(c.created_at.as_second()),
+            Val::Text(json(c)?),
+        ];
+        if self.is_postgres() {
+            args.push(Val::Text(text));
+            self.exec(
+                "INSERT INTO ticket_comments (id, ticket_id, audit_id, author_id, public, created_at, data, search_vec) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, to_tsvector('simple', $8))",
+                &args,
+            )
+            .await?;
+        } else {
+            self.exec(
+                "INSERT INTO ticket_comments (id, ticket_id, audit_id, author_id, public, created_at, data) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                &args,
+            )
+            .await?;
+            self.index_text("ticket_comments", c.id, &[text], false)
+                .await?;
         }
         Ok(())
     }
@@ -215,7 +260,7 @@ impl Conn {
     pub async fn soft_delete_ticket(&mut self, id: Id, by: Id, at: i64) -> Result<bool> {
         Ok(self
             .exec(
-                "UPDATE tickets SET deleted_at = $1, deleted_by = $2 WHERE id = $3 AND deleted_at IS NULL",
+                &format!("UPDATE tickets SET deleted_at = $1, deleted_by = $2, updated_at = $1, change_seq = {} WHERE id = $3 AND deleted_at IS NULL", self.change_seq_expr("tickets")),
                 &[Val::Int(at), Val::Int(by), Val::Int(id)],
             )
             .await?
@@ -224,7 +269,7 @@ impl Conn {
 
     pub async fn restore_ticket(&mut self, id: Id) -> Result<bool> {
         Ok(self
-            .exec("UPDATE tickets SET deleted_at = NULL, deleted_by = NULL WHERE id = $1 AND deleted_at IS NOT NULL", &[Val::Int(id)])
+            .exec(&format!("UPDATE tickets SET deleted_at = NULL, deleted_by = NULL, change_seq = {} WHERE id = $1 AND deleted_at IS NOT NULL", self.change_seq_expr("tickets")), &[Val::Int(id)])
             .await?
             > 0)
     }
@@ -261,6 +306,14 @@ impl Conn {
             )
             .await?;
         if n > 0 {
+            self.unindex_text("tickets", id).await?;
+            if !self.is_postgres() {
+                self.exec(
+                    "DELETE FROM ticket_comments_fts WHERE rowid IN (SELECT id FROM ticket_comments WHERE ticket_id = $1)",
+                    &[Val::Int(id)],
+                )
+                .await?;
+            }
             self.exec(
                 "DELETE FROM ticket_comments WHERE ticket_id = $1",
                 &[Val::Int(id)],

@@ -1,0 +1,1024 @@
+//! Search and incremental exports: the full-text entries kept in step with every write, the
+//! SQL for a search plan (opsdesk_core::search::Plan), and the change streams.
+//!
+//! Full text uses each database's own index. SQLite: contentless FTS5 tables
+//! (`{table}_fts`, rowid = record id). PostgreSQL: a `search_vec` tsvector column with a GIN
+//! index, fields weighted A..D. Both hold the tokens opsdesk_core::search produced, so a
+//! query matches the same records on either backend.
+
+use opsdesk_core::model::{Id, Organization, User};
+use opsdesk_core::search::{
+    index_text, Filter, Kind, PersonField, Plan, SortKey, TextField, TimeField, Who,
+};
+use opsdesk_core::ticket::{Comment, Priority, Status, Ticket, TicketType};
+
+use crate::db::{Conn, Row, Val};
+use crate::docs::{decode, Doc};
+use crate::Result;
+
+/// What an end-user may find: their own tickets and their shared organisations' (public
+/// tickets, public comments), themselves, their organisations.
+#[derive(Debug, Clone)]
+pub struct Visibility {
+    pub user_id: Id,
+    /// Organisations whose tickets the user may see.
+    pub ticket_org_ids: Vec<Id>,
+    /// Organisations the user belongs to.
+    pub member_org_ids: Vec<Id>,
+}
+
+/// One search result before it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hit {
+    pub kind: Kind,
+    pub id: Id,
+    /// The sort value (for export cursors: created_at).
+    pub sort: i64,
+}
+
+/// A record in a change stream.
+#[derive(Debug, Clone)]
+pub struct Change<D> {
+    pub doc: D,
+    pub updated_at: i64,
+    pub change_seq: i64,
+    /// Tickets only: soft-deleted.
+    pub deleted: bool,
+}
+
+const WEIGHTS: [&str; 4] = ["A", "B", "C", "D"];
+
+fn table(kind: Kind) -> (&'static str, &'static str) {
+    match kind {
+        Kind::Ticket => ("tickets", "t"),
+        Kind::User => ("users", "u"),
+        Kind::Organization => ("organizations", "o"),
+    }
+}
+
+/// SQL text with its bind values.
+struct Sql<'a> {
+    pg: bool,
+    args: &'a mut Vec<Val>,
+}
+
+impl Sql<'_> {
+    fn p(&mut self, v: Val) -> String {
+        self.args.push(v);
+        format!("${}", self.args.len())
+    }
+    fn ps(&mut self, vs: impl IntoIterator<Item = Val>) -> String {
+        let ps: Vec<String> = vs.into_iter().map(|v| self.p(v)).collect();
+        if ps.is_empty() {
+            "NULL".into()
+        } else {
+            ps.join(", ")
+        }
+    }
+    /// A JSON scalar as text (booleans as 'true'/'false').
+    fn json_text(&self, expr: &str, path: &[&str]) -> String {
+        if self.pg {
+            format!("(({expr})::jsonb #>> '{{{}}}')", path.join(","))
+        } else {
+            let p = format!("$.{}", path.join("."));
+            format!(
+                "(CASE json_type({expr}, '{p}') WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' \
+                 ELSE CAST(json_extract({expr}, '{p}') AS TEXT) END)"
+            )
+        }
+    }
+    /// `EXISTS` an element of the JSON array at `key` whose text satisfies `cond` (`{v}` is
+    /// the element's text).
+    fn json_any(&self, expr: &str, key: &str, cond: &str) -> String {
+        if self.pg {
+            let c = cond.replace("{v}", "j.v");
+            format!(
+                "EXISTS (SELECT 1 FROM jsonb_array_elements_text(COALESCE(({expr})::jsonb -> '{key}', '[]'::jsonb)) j(v) WHERE {c})"
+            )
+        } else {
+            let c = cond.replace("{v}", "CAST(j.value AS TEXT)");
+            format!("EXISTS (SELECT 1 FROM json_each({expr}, '$.{key}') j WHERE {c})")
+        }
+    }
+    /// ISO-8601 instants compare as text (opsdesk always writes `YYYY-MM-DDTHH:MM:SSZ`).
+    fn iso_range(&mut self, expr: String, from: Option<i64>, to: Option<i64>) -> String {
+        let c = if self.pg { " COLLATE \"C\"" } else { "" };
+        let mut parts = vec![format!("{expr} IS NOT NULL")];
+        if let Some(f) = from {
+            let iso = opsdesk_core::clock::format(opsdesk_core::clock::from_unix(f));
+            parts.push(format!("{expr}{c} >= {}", self.p(Val::Text(iso))));
+        }
+        if let Some(t) = to {
+            let iso = opsdesk_core::clock::format(opsdesk_core::clock::from_unix(t));
+            parts.push(format!("{expr}{c} < {}", self.p(Val::Text(iso))));
+        }
+        parts.join(" AND ")
+    }
+}
+
+/// The full-text query for `words` (a phrase; the last word a prefix when asked), in the
+/// backend's syntax, restricted to field `col` when given.
+fn text_query(pg: bool, words: &[String], prefix: bool, col: Option<usize>) -> String {
+    if pg {
+        let w = col.map(|c| WEIGHTS[c]).unwrap_or("");
+        let n = words.len();
+        words
+            .iter()
+            .enumerate()
+            .map(|(i, x)| {
+                let star = if prefix && i + 1 == n { "*" } else { "" };
+                let sep = if star.is_empty() && w.is_empty() {
+                    ""
+                } else {
+                    ":"
+                };
+                format!("'{x}'{sep}{star}{w}")
+            })
+            .collect::<Vec<_>>()
+            .join(" <-> ")
+    } else {
+        let star = if prefix { " *" } else { "" };
+        let phrase = format!("\"{}\"{star}", words.join(" "));
+        match col {
+            Some(c) => format!("f{c} : {phrase}"),
+            None => phrase,
+        }
+    }
+}
+
+fn kind_code(k: Kind) -> i64 {
+    match k {
+        Kind::Ticket => 0,
+        Kind::User => 1,
+        Kind::Organization => 2,
+    }
+}
+
+fn rank_case(col: &str, values: &[&str]) -> String {
+    let arms: Vec<String> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| format!("WHEN '{v}' THEN {}", i + 1))
+        .collect();
+    format!("(CASE {col} {} ELSE 0 END)", arms.join(" "))
+}
+
+fn sort_expr(kind: Kind, key: SortKey) -> String {
+    let (_, a) = table(kind);
+    match key {
+        SortKey::Created => format!("{a}.created_at"),
+        SortKey::Updated => format!("{a}.updated_at"),
+        SortKey::Priority => {
+            rank_case(&format!("{a}.priority"), &Priority::ALL.map(|p| p.as_str()))
+        }
+        SortKey::Status => rank_case(&format!("{a}.status"), &Status::ALL.map(|s| s.as_str())),
+        SortKey::TicketType => rank_case(
+            &format!("{a}.ticket_type"),
+            &TicketType::ALL.map(|s| s.as_str()),
+        ),
+    }
+}
+
+fn ids_of(w: &Who) -> Option<Vec<Val>> {
+    match w {
+        Who::Ids(ids) => Some(ids.iter().map(|i| Val::Int(*i)).collect()),
+        // Unresolved references match nothing (the application resolves them first).
+        Who::Me | Who::Text(_) => Some(vec![]),
+        Who::None => None,
+    }
+}
+
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+impl Sql<'_> {
+    fn id_in(&mut self, col: &str, w: &Who) -> String {
+        match ids_of(w) {
+            None => format!("{col} IS NULL"),
+            Some(v) if v.is_empty() => "1=0".into(),
+            Some(v) => format!("{col} IN ({})", self.ps(v)),
+        }
+    }
+
+    fn comment_public(&self, vis: Option<&Visibility>) -> &'static str {
+        if vis.is_some() {
+            " AND c.public = 1"
+        } else {
+            ""
+        }
+    }
+
+    fn text(
+        &mut self,
+        kind: Kind,
+        field: TextField,
+        words: &[String],
+        prefix: bool,
+        vis: Option<&Visibility>,
+    ) -> String {
+        let (tab, a) = table(kind);
+        let col = match (kind, field) {
+            (_, TextField::Any) => None,
+            (Kind::Ticket, TextField::Subject) => Some(0),
+            (_, TextField::Name) => Some(0),
+            (_, TextField::Notes) => Some(2),
+            (_, TextField::Details) => Some(3),
+            _ => None,
+        };
+        let q = text_query(self.pg, words, prefix, col);
+        let record = |s: &mut Self| {
+            let q = s.p(Val::Text(q.clone()));
+            if s.pg {
+                format!("{a}.search_vec @@ {q}::tsquery")
+            } else {
+                format!("{a}.id IN (SELECT rowid FROM {tab}_fts WHERE {tab}_fts MATCH {q})")
+            }
+        };
+        let public = self.comment_public(vis);
+        let comments = |s: &mut Self, first_only: bool| {
+            let cq = s.p(Val::Text(text_query(s.pg, words, prefix, None)));
+            let first = if first_only {
+                " AND c.id = (SELECT MIN(c2.id) FROM ticket_comments c2 WHERE c2.ticket_id = c.ticket_id)"
+            } else {
+                ""
+            };
+            if s.pg {
+                format!("t.id IN (SELECT c.ticket_id FROM ticket_comments c WHERE c.search_vec @@ {cq}::tsquery{public}{first})")
+            } else {
+                format!("t.id IN (SELECT c.ticket_id FROM ticket_comments_fts f JOIN ticket_comments c ON c.id = f.rowid WHERE ticket_comments_fts MATCH {cq}{public}{first})")
+            }
+        };
+        match (kind, field) {
+            (Kind::Ticket, TextField::Any) => {
+                let mut parts = vec![record(self), comments(self, false)];
+                // A bare number also finds the ticket with that id.
+                if let [w] = words {
+                    if let Ok(id) = w.parse::<i64>() {
+                        parts.push(format!("t.id = {}", self.p(Val::Int(id))));
+                    }
+                }
+                format!("({})", parts.join(" OR "))
+            }
+            (Kind::Ticket, TextField::Comment) => comments(self, false),
+            (Kind::Ticket, TextField::Description) => comments(self, true),
+            _ => record(self),
+        }
+    }
+
+    fn filter(&mut self, kind: Kind, f: &Filter, vis: Option<&Visibility>) -> String {
+        let (_, a) = table(kind);
+        match f {
+            Filter::Text {
+                field,
+                words,
+                prefix,
+            } => self.text(kind, *field, words, *prefix, vis),
+            Filter::Status(ss) => format!(
+                "t.status IN ({})",
+                self.ps(ss.iter().map(|s| Val::from(s.as_str())))
+            ),
+            Filter::Priority(ps) => {
+                let mut parts = vec![];
+                let some: Vec<Val> = ps.iter().flatten().map(|p| Val::from(p.as_str())).collect();
+                if !some.is_empty() {
+                    parts.push(format!("t.priority IN ({})", self.ps(some)));
+                }
+                if ps.contains(&None) {
+                    parts.push("t.priority IS NULL".into());
+                }
+                format!("({})", parts.join(" OR "))
+            }
+            Filter::TicketType(ts) => {
+                let mut parts = vec![];
+                let some: Vec<Val> = ts.iter().flatten().map(|p| Val::from(p.as_str())).collect();
+                if !some.is_empty() {
+                    parts.push(format!("t.ticket_type IN ({})", self.ps(some)));
+                }
+                if ts.contains(&None) {
+                    parts.push("t.ticket_type IS NULL".into());
+                }
+                format!("({})", parts.join(" OR "))
+            }
+            Filter::Person(field, w) => match field {
+                PersonField::Requester => self.id_in("t.requester_id", w),
+                PersonField::Assignee => self.id_in("t.assignee_id", w),
+                PersonField::Submitter => self.id_in("t.submitter_id", w),
+                PersonField::Commenter => {
+                    let public = self.comment_public(vis);
+                    let c = self.id_in("c.author_id", w);
+                    format!("t.id IN (SELECT c.ticket_id FROM ticket_comments c WHERE {c}{public})")
+                }
+                PersonField::Cc => {
+                    let ids: Vec<Val> = match w {
+                        Who::Ids(ids) => ids.iter().map(|i| Val::Text(i.to_string())).collect(),
+                        _ => vec![],
+                    };
+                    if ids.is_empty() {
+                        return "1=0".into();
+                    }
+                    let list = self.ps(ids);
+                    let cond = format!("{{v}} IN ({list})");
+                    let parts: Vec<String> = ["email_cc_ids", "collaborator_ids", "follower_ids"]
+                        .iter()
+                        .map(|k| self.json_any("t.data", k, &cond))
+                        .collect();
+                    format!("({})", parts.join(" OR "))
+                }
+            },
+            Filter::Organization(w) => match kind {
+                Kind::User => match ids_of(w) {
+                    None => "u.organization_id IS NULL AND NOT EXISTS (SELECT 1 FROM organization_memberships m WHERE m.user_id = u.id)".into(),
+                    Some(v) if v.is_empty() => "1=0".into(),
+                    Some(v) => {
+                        let l = self.ps(v);
+                        format!("(u.organization_id IN ({l}) OR u.id IN (SELECT m.user_id FROM organization_memberships m WHERE m.organization_id IN ({l})))")
+                    }
+                },
+                _ => self.id_in(&format!("{a}.organization_id"), w),
+            },
+            Filter::Group(w) => self.id_in("t.group_id", w),
+            Filter::Tag(tag) => {
+                let cond = match tag {
+                    None => None,
+                    Some(t) => Some(match t.strip_suffix('*') {
+                        Some(pre) => format!(
+                            "{{v}} LIKE {} ESCAPE '\\'",
+                            self.p(Val::Text(format!("{}%", like_escape(pre))))
+                        ),
+                        None => format!("{{v}} = {}", self.p(Val::Text(t.clone()))),
+                    }),
+                };
+                match (kind, cond) {
+                    (Kind::Ticket, None) => {
+                        "NOT EXISTS (SELECT 1 FROM ticket_tags g WHERE g.ticket_id = t.id)".into()
+                    }
+                    (Kind::Ticket, Some(c)) => format!(
+                        "t.id IN (SELECT g.ticket_id FROM ticket_tags g WHERE {})",
+                        c.replace("{v}", "g.tag")
+                    ),
+                    (_, None) => format!("NOT {}", self.json_any(&format!("{a}.data"), "tags", "1=1")),
+                    (_, Some(c)) => self.json_any(&format!("{a}.data"), "tags", &c),
+                }
+            }
+            Filter::Via(v) => {
+                let e = self.json_text("t.data", &["via", "channel"]);
+                format!("{e} = {}", self.p(Val::Text(v.clone())))
+            }
+            Filter::Time { field, from, to } => {
+                let col = match field {
+                    TimeField::Created => format!("{a}.created_at"),
+                    TimeField::Updated => format!("{a}.updated_at"),
+                    TimeField::Solved => {
+                        let e = self.json_text("m.data", &["solved_at"]);
+                        let r = self.iso_range(e, *from, *to);
+                        return format!("t.id IN (SELECT m.id FROM ticket_metrics m WHERE {r})");
+                    }
+                    TimeField::DueDate => {
+                        let e = self.json_text("t.data", &["due_at"]);
+                        return self.iso_range(e, *from, *to);
+                    }
+                };
+                let mut parts = vec![];
+                if let Some(f) = from {
+                    parts.push(format!("{col} >= {}", self.p(Val::Int(*f))));
+                }
+                if let Some(t) = to {
+                    parts.push(format!("{col} < {}", self.p(Val::Int(*t))));
+                }
+                if parts.is_empty() {
+                    "1=1".into()
+                } else {
+                    parts.join(" AND ")
+                }
+            }
+            Filter::CustomField { id, value } => {
+                let (idc, vc) = if self.pg {
+                    ("(j.v ->> 'id')", "(j.v ->> 'value')")
+                } else {
+                    ("CAST(json_extract(j.value, '$.id') AS TEXT)", "")
+                };
+                let val = if self.pg {
+                    vc.to_string()
+                } else {
+                    self.json_text("j.value", &["value"])
+                };
+                let idp = self.p(Val::Text(id.to_string()));
+                let present = format!("{val} IS NOT NULL AND {val} <> ''");
+                let cond = match value.as_deref() {
+                    None | Some("*") => present,
+                    Some(v) => {
+                        let v = if v.eq_ignore_ascii_case("checked") { "true" } else { v };
+                        format!("lower({val}) = {}", self.p(Val::Text(v.to_lowercase())))
+                    }
+                };
+                let exists = self.custom_fields_exists(&format!("{idc} = {idp} AND {cond}"));
+                if value.is_none() {
+                    format!("NOT {exists}")
+                } else {
+                    exists
+                }
+            }
+            Filter::FieldValue(v) => {
+                let val = if self.pg {
+                    "(j.v ->> 'value')".to_string()
+                } else {
+                    self.json_text("j.value", &["value"])
+                };
+                let p = self.p(Val::Text(v.to_lowercase()));
+                self.custom_fields_exists(&format!("lower({val}) = {p}"))
+            }
+            Filter::HasAttachment(yes) => {
+                let n = if self.pg {
+                    "jsonb_array_length(COALESCE(c.data::jsonb -> 'attachments', '[]'::jsonb))"
+                } else {
+                    "COALESCE(json_array_length(c.data, '$.attachments'), 0)"
+                };
+                let public = self.comment_public(vis);
+                let e = format!(
+                    "EXISTS (SELECT 1 FROM ticket_comments c WHERE c.ticket_id = t.id AND {n} > 0{public})"
+                );
+                if *yes {
+                    e
+                } else {
+                    format!("NOT {e}")
+                }
+            }
+            Filter::Email(e) => {
+                if e == "none" {
+                    "u.email IS NULL".into()
+                } else if e.contains('*') {
+                    let pat = like_escape(e).replace('*', "%");
+                    format!("u.email LIKE {} ESCAPE '\\'", self.p(Val::Text(pat)))
+                } else {
+                    format!("u.email = {}", self.p(Val::Text(e.clone())))
+                }
+            }
+            Filter::Role(r) => format!("u.role = {}", self.p(Val::from(r.as_str()))),
+            Filter::ExternalId(x) => {
+                if x.eq_ignore_ascii_case("none") {
+                    format!("{a}.external_id IS NULL")
+                } else {
+                    format!("{a}.external_id = {}", self.p(Val::Text(x.clone())))
+                }
+            }
+            Filter::Form(id) => {
+                let e = self.json_text("t.data", &["ticket_form_id"]);
+                format!("{e} = {}", self.p(Val::Text(id.to_string())))
+            }
+            Filter::RecordField { key, value } => {
+                let map = if kind == Kind::User {
+                    "user_fields"
+                } else {
+                    "organization_fields"
+                };
+                let e = if self.pg {
+                    let k = self.p(Val::Text(key.clone()));
+                    format!("(({a}.data)::jsonb -> '{map}' ->> {k})")
+                } else {
+                    let path = self.p(Val::Text(format!("$.{map}.\"{}\"", key.replace('"', ""))));
+                    format!(
+                        "(CASE json_type({a}.data, {path}) WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' \
+                         ELSE CAST(json_extract({a}.data, {path}) AS TEXT) END)"
+                    )
+                };
+                match value {
+                    None => format!("({e} IS NULL OR {e} = '')"),
+                    Some(v) => format!("lower({e}) = {}", self.p(Val::Text(v.to_lowercase()))),
+                }
+            }
+            Filter::IsPublic(yes) => {
+                let e = self.json_text("t.data", &["is_public"]);
+                format!("{e} = '{yes}'")
+            }
+        }
+    }
+
+    fn custom_fields_exists(&self, cond: &str) -> String {
+        if self.pg {
+            format!("EXISTS (SELECT 1 FROM jsonb_array_elements(COALESCE(t.data::jsonb -> 'custom_fields', '[]'::jsonb)) j(v) WHERE {cond})")
+        } else {
+            format!("EXISTS (SELECT 1 FROM json_each(t.data, '$.custom_fields') j WHERE {cond})")
+        }
+    }
+
+    /// The WHERE clause for one kind of record.
+    fn where_for(&mut self, kind: Kind, plan: &Plan, vis: Option<&Visibility>) -> String {
+        let mut parts = vec![];
+        match kind {
+            Kind::Ticket => parts.push("t.deleted_at IS NULL".to_string()),
+            Kind::User => parts.push("u.active = 1".to_string()),
+            Kind::Organization => {}
+        }
+        if let Some(v) = vis {
+            match kind {
+                Kind::Ticket => {
+                    let me = self.p(Val::Int(v.user_id));
+                    let orgs = if v.ticket_org_ids.is_empty() {
+                        "1=0".to_string()
+                    } else {
+                        format!(
+                            "t.organization_id IN ({})",
+                            self.ps(v.ticket_org_ids.iter().map(|i| Val::Int(*i)))
+                        )
+                    };
+                    let mine = self.p(Val::Text(v.user_id.to_string()));
+                    let cc = self.json_any("t.data", "email_cc_ids", &format!("{{v}} = {mine}"));
+                    let public = self.json_text("t.data", &["is_public"]);
+                    parts.push(format!(
+                        "(t.requester_id = {me} OR {orgs} OR {cc}) AND {public} = 'true'"
+                    ));
+                }
+                Kind::User => parts.push(format!("u.id = {}", self.p(Val::Int(v.user_id)))),
+                Kind::Organization => parts.push(if v.member_org_ids.is_empty() {
+                    "1=0".into()
+                } else {
+                    format!(
+                        "o.id IN ({})",
+                        self.ps(v.member_org_ids.iter().map(|i| Val::Int(*i)))
+                    )
+                }),
+            }
+        }
+        for c in &plan.clauses {
+            let alts: Vec<String> = c.any.iter().map(|f| self.filter(kind, f, vis)).collect();
+            let e = if alts.len() == 1 {
+                alts.into_iter().next().unwrap_or_default()
+            } else {
+                format!("({})", alts.join(" OR "))
+            };
+            parts.push(if c.negated {
+                format!("NOT ({e})")
+            } else {
+                format!("({e})")
+            });
+        }
+        if parts.is_empty() {
+            "1=1".into()
+        } else {
+            parts.join(" AND ")
+        }
+    }
+}
+
+fn decode_hit(r: &Row) -> Result<Hit> {
+    let kind = match r.i64(0)? {
+        0 => Kind::Ticket,
+        1 => Kind::User,
+        _ => Kind::Organization,
+    };
+    Ok(Hit {
+        kind,
+        id: r.i64(1)?,
+        sort: r.i64(2)?,
+    })
+}
+
+impl Conn {
+    /// The `change_seq` a write gives a row (see the 0010 migration).
+    pub(crate) fn change_seq_expr(&self, table: &str) -> String {
+        if self.is_postgres() {
+            "pg_current_xact_id()::text::bigint".into()
+        } else {
+            format!("(SELECT COALESCE(MAX(change_seq), 0) + 1 FROM {table})")
+        }
+    }
+
+    /// Extra `(column, expression)` pairs an insert or update of `d` writes.
+    pub(crate) fn tracked_columns<D: Doc>(
+        &self,
+        d: &D,
+        args: &mut Vec<Val>,
+    ) -> Vec<(&'static str, String)> {
+        if !D::SEARCHED {
+            return vec![];
+        }
+        let mut out = vec![("change_seq", self.change_seq_expr(D::TABLE))];
+        if self.is_postgres() {
+            out.push(("search_vec", tsvector(&d.search_text(), args)));
+        }
+        out
+    }
+
+    /// SQLite: replace the FTS entry of `id` in `{table}_fts` (PostgreSQL keeps it in the row).
+    pub(crate) async fn index_text(
+        &mut self,
+        table: &str,
+        id: Id,
+        fields: &[String],
+        replace: bool,
+    ) -> Result<()> {
+        if self.is_postgres() || fields.is_empty() {
+            return Ok(());
+        }
+        if replace {
+            self.unindex_text(table, id).await?;
+        }
+        let cols: Vec<String> = (0..fields.len()).map(|i| format!("f{i}")).collect();
+        let ps: Vec<String> = (2..=fields.len() + 1).map(|i| format!("${i}")).collect();
+        let mut args = vec![Val::Int(id)];
+        args.extend(fields.iter().map(|f| Val::Text(f.clone())));
+        self.exec(
+            &format!(
+                "INSERT INTO {table}_fts (rowid, {}) VALUES ($1, {})",
+                cols.join(", "),
+                ps.join(", ")
+            ),
+            &args,
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn unindex_text(&mut self, table: &str, id: Id) -> Result<()> {
+        if !self.is_postgres() {
+            self.exec(
+                &format!("DELETE FROM {table}_fts WHERE rowid = $1"),
+                &[Val::Int(id)],
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Rebuild every full-text entry from the records (run once by the 0010 migration; also
+    /// `opsdesk reindex`).
+    pub async fn reindex_search(&mut self) -> Result<()> {
+        self.reindex::<Ticket>().await?;
+        self.reindex::<User>().await?;
+        self.reindex::<Organization>().await?;
+        let mut after = 0;
+        loop {
+            let rows = self
+                .all(
+                    "SELECT id, data FROM ticket_comments WHERE id > $1 ORDER BY id LIMIT 500",
+                    &[Val::Int(after)],
+                )
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.i64(0)?;
+            for r in &rows {
+                let id = r.i64(0)?;
+                let c: Comment = r.json(1)?;
+                let text = index_text([c.body.as_str()]);
+                if self.is_postgres() {
+                    self.exec(
+                        "UPDATE ticket_comments SET search_vec = to_tsvector('simple', $1) WHERE id = $2",
+                        &[Val::Text(text), Val::Int(id)],
+                    )
+                    .await?;
+                } else {
+                    self.index_text("ticket_comments", id, &[text], true)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn reindex<D: Doc>(&mut self) -> Result<()> {
+        let mut after = 0;
+        loop {
+            let rows = self
+                .all(
+                    &format!(
+                        "SELECT id, data FROM {} WHERE id > $1 ORDER BY id LIMIT 500",
+                        D::TABLE
+                    ),
+                    &[Val::Int(after)],
+                )
+                .await?;
+            let Some(last) = rows.last() else { break };
+            after = last.i64(0)?;
+            for r in &rows {
+                let d: D = decode(r)?;
+                if self.is_postgres() {
+                    let mut args = vec![];
+                    let v = tsvector(&d.search_text(), &mut args);
+                    args.push(Val::Int(d.id()));
+                    self.exec(
+                        &format!(
+                            "UPDATE {} SET search_vec = {v} WHERE id = ${}",
+                            D::TABLE,
+                            args.len()
+                        ),
+                        &args,
+                    )
+                    .await?;
+                } else {
+                    self.index_text(D::TABLE, d.id(), &d.search_text(), true)
+                        .await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One page of a search: hits in the plan's order.
+    pub async fn search(
+        &mut self,
+        plan: &Plan,
+        vis: Option<&Visibility>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<Hit>> {
+        let mut args = vec![];
+        let mut s = Sql {
+            pg: self.is_postgres(),
+            args: &mut args,
+        };
+        let dir = if plan.descending { "DESC" } else { "ASC" };
+        let sql = if let [kind] = plan.kinds[..] {
+            let (tab, a) = table(kind);
+            let w = s.where_for(kind, plan, vis);
+            let e = sort_expr(kind, plan.sort);
+            format!(
+                "SELECT {}, {a}.id, {e} FROM {tab} {a} WHERE {w} ORDER BY {e} {dir}, {a}.id {dir} LIMIT {} OFFSET {}",
+                kind_code(kind),
+                limit.clamp(1, 1000),
+                offset.max(0)
+            )
+        } else {
+            let parts: Vec<String> = plan
+                .kinds
+                .iter()
+                .map(|&kind| {
+                    let (tab, a) = table(kind);
+                    let w = s.where_for(kind, plan, vis);
+                    let e = sort_expr(kind, plan.sort);
+                    format!(
+                        "SELECT {} AS k, {a}.id AS id, {e} AS s FROM {tab} {a} WHERE {w}",
+                        kind_code(kind)
+                    )
+                })
+                .collect();
+            format!(
+                "SELECT k, id, s FROM ({}) x ORDER BY s {dir}, k, id {dir} LIMIT {} OFFSET {}",
+                parts.join(" UNION ALL "),
+                limit.clamp(1, 1000),
+                offset.max(0)
+            )
+        };
+        let rows = self.all(&sql, &args).await?;
+        rows.iter().map(decode_hit).collect()
+    }
+
+    /// How many records a plan matches.
+    pub async fn search_count(&mut self, plan: &Plan, vis: Option<&Visibility>) -> Result<i64> {
+        let mut total = 0;
+        for &kind in &plan.kinds {
+            let mut args = vec![];
+            let mut s = Sql {
+                pg: self.is_postgres(),
+                args: &mut args,
+            };
+            let (tab, a) = table(kind);
+            let w = s.where_for(kind, plan, vis);
+            total += self
+                .int(&format!("SELECT COUNT(*) FROM {tab} {a} WHERE {w}"), &args)
+                .await?;
+        }
+        Ok(total)
+    }
+
+    /// `search/export`: one kind, newest created first, after `(created_at, id)`.
+    pub async fn search_export(
+        &mut self,
+        plan: &Plan,
+        kind: Kind,
+        vis: Option<&Visibility>,
+        after: Option<(i64, Id)>,
+        limit: i64,
+    ) -> Result<Vec<Hit>> {
+        let mut args = vec![];
+        let mut s = Sql {
+            pg: self.is_postgres(),
+            args: &mut args,
+        };
+        let (tab, a) = table(kind);
+        let mut w = s.where_for(kind, plan, vis);
+        if let Some((c, id)) = after {
+            let c = s.p(Val::Int(c));
+            let id = s.p(Val::Int(id));
+            w = format!("{w} AND ({a}.created_at, {a}.id) < ({c}, {id})");
+        }
+        let sql = format!(
+            "SELECT {}, {a}.id, {a}.created_at FROM {tab} {a} WHERE {w} ORDER BY {a}.created_at DESC, {a}.id DESC LIMIT {}",
+            kind_code(kind),
+            limit.clamp(1, 1001)
+        );
+        let rows = self.all(&sql, &args).await?;
+        rows.iter().map(decode_hit).collect()
+    }
+
+    /// Time-based change stream: records with `start <= updated_at <= horizon`, oldest first,
+    /// `limit` of them or more: a page never ends inside a second, so the next page can start
+    /// at the second after its last record and see every change exactly once.
+    /// Returns the changes and whether the stream is exhausted up to the horizon.
+    pub async fn changes_since<D: Doc>(
+        &mut self,
+        start: i64,
+        horizon: i64,
+        limit: i64,
+        include_deleted: bool,
+    ) -> Result<(Vec<Change<D>>, bool)> {
+        let limit = limit.clamp(1, 1000);
+        let (del_col, del_cond) = change_cols::<D>(include_deleted);
+        let rows = self
+            .all(
+                &format!(
+                    "SELECT id, data, updated_at, change_seq, {del_col} FROM {} \
+                     WHERE updated_at >= $1 AND updated_at <= $2{del_cond} \
+                     ORDER BY updated_at, id LIMIT {}",
+                    D::TABLE,
+                    limit + 1
+                ),
+                &[Val::Int(start), Val::Int(horizon)],
+            )
+            .await?;
+        let mut out = rows
+            .iter()
+            .map(decode_change::<D>)
+            .collect::<Result<Vec<_>>>()?;
+        if out.len() as i64 <= limit {
+            return Ok((out, true));
+        }
+        let next = out.pop().map(|c| c.updated_at);
+        let last = out.last().map(|c| c.updated_at);
+        if next == last {
+            // The page would end inside a second: drop that second, or, when the page is
+            // nothing but that second, take all of it.
+            let second = last.unwrap_or(start);
+            out.retain(|c| c.updated_at < second);
+            if out.is_empty() {
+                let rows = self
+                    .all(
+                        &format!(
+                            "SELECT id, data, updated_at, change_seq, {del_col} FROM {} \
+                             WHERE updated_at = $1{del_cond} ORDER BY id",
+                            D::TABLE
+                        ),
+                        &[Val::Int(second)],
+                    )
+                    .await?;
+                out = rows
+                    .iter()
+                    .map(decode_change::<D>)
+                    .collect::<Result<Vec<_>>>()?;
+            }
+        }
+        Ok((out, false))
+    }
+
+    /// Cursor change stream: records changed after `(change_seq, id)` with
+    /// `updated_at >= start`, in commit order. On PostgreSQL only transactions older than
+    /// every running one are read, so nothing can later commit behind the cursor.
+    pub async fn changes_after<D: Doc>(
+        &mut self,
+        start: i64,
+        after: (i64, Id),
+        limit: i64,
+        include_deleted: bool,
+    ) -> Result<(Vec<Change<D>>, bool)> {
+        let limit = limit.clamp(1, 1000);
+        let (del_col, del_cond) = change_cols::<D>(include_deleted);
+        let settled = if self.is_postgres() {
+            " AND change_seq < pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
+        } else {
+            ""
+        };
+        let rows = self
+            .all(
+                &format!(
+                    "SELECT id, data, updated_at, change_seq, {del_col} FROM {} \
+                     WHERE (change_seq, id) > ($1, $2) AND updated_at >= $3{settled}{del_cond} \
+                     ORDER BY change_seq, id LIMIT {}",
+                    D::TABLE,
+                    limit + 1
+                ),
+                &[Val::Int(after.0), Val::Int(after.1), Val::Int(start)],
+            )
+            .await?;
+        let mut out = rows
+            .iter()
+            .map(decode_change::<D>)
+            .collect::<Result<Vec<_>>>()?;
+        let more = out.len() as i64 > limit;
+        out.truncate(limit as usize);
+        Ok((out, !more))
+    }
+
+    /// Audits (for `incremental/ticket_events`) with `start <= created_at <= horizon`, whole
+    /// seconds per page as [`Conn::changes_since`].
+    pub async fn audits_since(
+        &mut self,
+        start: i64,
+        horizon: i64,
+        limit: i64,
+    ) -> Result<(Vec<opsdesk_core::ticket::Audit>, bool)> {
+        let limit = limit.clamp(1, 1000);
+        let cols = "id, ticket_id, author_id, created_at, via, metadata, events";
+        let rows = self
+            .all(
+                &format!(
+                    "SELECT {cols} FROM ticket_audits WHERE created_at >= $1 AND created_at <= $2 \
+                     ORDER BY created_at, id LIMIT {}",
+                    limit + 1
+                ),
+                &[Val::Int(start), Val::Int(horizon)],
+            )
+            .await?;
+        let mut out = rows
+            .iter()
+            .map(crate::tickets::decode_audit)
+            .collect::<Result<Vec<_>>>()?;
+        if out.len() as i64 <= limit {
+            return Ok((out, true));
+        }
+        let next = out.pop().map(|a| a.created_at.as_second());
+        let last = out.last().map(|a| a.created_at.as_second());
+        if next == last {
+            let second = last.unwrap_or(start);
+            out.retain(|a| a.created_at.as_second() < second);
+            if out.is_empty() {
+                let rows = self
+                    .all(
+                        &format!(
+                            "SELECT {cols} FROM ticket_audits WHERE created_at = $1 ORDER BY id"
+                        ),
+                        &[Val::Int(second)],
+                    )
+                    .await?;
+                out = rows
+                    .iter()
+                    .map(crate::tickets::decode_audit)
+                    .collect::<Result<Vec<_>>>()?;
+            }
+        }
+        Ok((out, false))
+    }
+}
+
+fn change_cols<D: Doc>(include_deleted: bool) -> (&'static str, &'static str) {
+    if D::TABLE == "tickets" {
+        let cond = if include_deleted {
+            ""
+        } else {
+            " AND deleted_at IS NULL"
+        };
+        ("deleted_at", cond)
+    } else {
+        ("NULL", "")
+    }
+}
+
+fn decode_change<D: Doc>(r: &Row) -> Result<Change<D>> {
+    Ok(Change {
+        doc: decode(r)?,
+        updated_at: r.i64(2)?,
+        change_seq: r.i64(3)?,
+        deleted: r.opt_i64(4)?.is_some(),
+    })
+}
+
+/// `setweight(to_tsvector('simple', $n), 'A') || …` for the fields of a record.
+fn tsvector(fields: &[String], args: &mut Vec<Val>) -> String {
+    if fields.is_empty() {
+        return "NULL".into();
+    }
+    fields
+        .iter()
+        .zip(WEIGHTS)
+        .map(|(f, w)| {
+            args.push(Val::Text(f.clone()));
+            format!("setweight(to_tsvector('simple', ${}), '{w}')", args.len())
+        })
+        .collect::<Vec<_>>()
+        .join(" || ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_queries_in_both_syntaxes() {
+        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(text_query(false, &w(&["disk"]), true, None), "\"disk\" *");
+        assert_eq!(
+            text_query(false, &w(&["disk", "full"]), false, Some(0)),
+            "f0 : \"disk full\""
+        );
+        assert_eq!(text_query(true, &w(&["disk"]), true, None), "'disk':*");
+        assert_eq!(
+            text_query(true, &w(&["disk", "full"]), false, Some(0)),
+            "'disk':A <-> 'full':A"
+        );
+        assert_eq!(
+            text_query(true, &w(&["disk", "fu"]), true, Some(2)),
+            "'disk':C <-> 'fu':*C"
+        );
+    }
+}
