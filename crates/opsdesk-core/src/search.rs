@@ -814,8 +814,8 @@ pub fn plan(terms: &[Term], kind: Option<Kind>, cx: &PlanContext) -> Result<Plan
                 )
             }
         };
-        // A keyword repeated with ':' on a single-valued field widens the match (either
-        // value); everything else narrows it.
+        // A keyword repeated with ':' on a single-valued field, or tags, widens the match
+        // (either value, as Zendesk); everything else narrows it.
         let widen = !t.negated
             && t.op == Op::Eq
             && matches!(
@@ -830,6 +830,7 @@ pub fn plan(terms: &[Term], kind: Option<Kind>, cx: &PlanContext) -> Result<Plan
                     | Filter::Organization(_)
                     | Filter::Group(_)
                     | Filter::Via(_)
+                    | Filter::Tag(Some(_))
                     | Filter::Form(_)
                     | Filter::Role(_)
             );
@@ -1209,7 +1210,11 @@ mod tests {
                 Filter::Status(vec![Status::Pending])
             ]
         );
+        // tags:a tags:b is either tag (Zendesk); tags:"a b" is both.
         let pl = p("tags:a tags:b");
+        assert_eq!(pl.clauses.len(), 1);
+        assert_eq!(pl.clauses[0].any.len(), 2);
+        let pl = p("-tags:a -tags:b");
         assert_eq!(pl.clauses.len(), 2);
         let pl = p("-tags:a word");
         assert!(pl.clauses[0].negated);

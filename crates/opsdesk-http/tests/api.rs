@@ -1125,9 +1125,6 @@ async fn self_service_is_limited_and_unsupported_queries_are_refused() {
         for path in [
             "/api/v2/tickets.json?status=bogus",
             "/api/v2/tickets.json?sort_by=updated_at",
-            "/api/v2/search.json?query=status<solved",
-            "/api/v2/search.json?query=printer",
-            "/api/v2/search.json?query=type:ticket%20priority:high",
             "/api/v2/users/show_many.json?external_ids=a,b",
         ] {
             let (s, v) = t.call(&t.admin, Method::GET, path, None).await;
@@ -3287,4 +3284,678 @@ async fn sla_breaches_are_recorded_when_they_happen() {
             .await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{n}: exports are for admins");
     }
+}
+
+// ---- search ---------------------------------------------------------------------------
+
+fn words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_ascii_lowercase())
+        .collect()
+}
+
+/// One ticket as the brute-force filter sees it (read back through the plain API).
+#[derive(Debug, Clone)]
+struct Seen {
+    id: i64,
+    subject: Vec<String>,
+    /// (words, public)
+    comments: Vec<(Vec<String>, bool)>,
+    status: String,
+    priority: Option<String>,
+    tags: Vec<String>,
+    assignee: Option<i64>,
+    requester: i64,
+    organization: Option<i64>,
+    group: Option<i64>,
+    created: i64,
+    updated: i64,
+}
+
+impl Seen {
+    fn fields(&self) -> impl Iterator<Item = &Vec<String>> {
+        std::iter::once(&self.subject).chain(self.comments.iter().map(|c| &c.0))
+    }
+    /// Free text: every field, each word a prefix of some word.
+    fn has_prefix(&self, w: &str) -> bool {
+        self.fields().any(|f| f.iter().any(|x| x.starts_with(w)))
+            || self
+                .tags
+                .iter()
+                .any(|t| words(t).iter().any(|x| x.starts_with(w)))
+    }
+    fn has_phrase(&self, p: &[&str]) -> bool {
+        self.fields().any(|f| {
+            f.windows(p.len())
+                .any(|win| win.iter().zip(p).all(|(a, b)| a == b))
+        })
+    }
+}
+
+fn rank(all: &[&str], v: &str) -> usize {
+    all.iter().position(|x| *x == v).unwrap_or(0)
+}
+
+#[tokio::test]
+async fn search_matches_a_brute_force_filter() {
+    const VOCAB: [&str; 10] = [
+        "alpha", "alphabet", "beta", "gamma", "delta", "epsilon", "zeta", "theta", "alp", "kappa",
+    ];
+    const STATUSES: [&str; 6] = ["new", "open", "pending", "hold", "solved", "closed"];
+    const PRIORITIES: [&str; 4] = ["low", "normal", "high", "urgent"];
+    for t in apps().await {
+        let n = t.name;
+        let (_, o) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/organizations.json",
+                Some(json!({"organization": {"name": "Acme Rockets"}})),
+            )
+            .await;
+        let acme = o["organization"]["id"].as_i64().unwrap();
+        let (_, g) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/groups.json",
+                Some(json!({"group": {"name": "Tier Two"}})),
+            )
+            .await;
+        let tier2 = g["group"]["id"].as_i64().unwrap();
+        let agent = t.user_id("agent@example.com").await;
+        let admin = t.user_id("admin@example.com").await;
+        for u in [agent, admin] {
+            let (s, v) = t
+                .call(
+                    &t.admin,
+                    Method::POST,
+                    "/api/v2/group_memberships.json",
+                    Some(json!({"group_membership": {"user_id": u, "group_id": tier2}})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+        }
+        let mut requesters = vec![];
+        for (i, name) in ["Dana Diaz", "Eli Evans", "Fay Fox"].iter().enumerate() {
+            let org = if i == 0 { json!(acme) } else { Value::Null };
+            let (_, u) = t.call(&t.admin, Method::POST, "/api/v2/users.json", Some(json!({"user": {"name": name, "email": format!("u{i}@example.org"), "organization_id": org}}))).await;
+            requesters.push(u["user"]["id"].as_i64().unwrap());
+        }
+        let cora = t.user_id("cora@example.com").await;
+        requesters.push(cora);
+        // A small deterministic generator.
+        let mut seed: u64 = 0x5eed_1234;
+        let mut rnd = |m: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as usize) % m
+        };
+        let mut ids = vec![];
+        for i in 0..48 {
+            let subject = format!("{} {} {}", VOCAB[rnd(10)], VOCAB[rnd(10)], i);
+            let body = format!("{} {}, {}.", VOCAB[rnd(10)], VOCAB[rnd(10)], VOCAB[rnd(10)]);
+            let tags: Vec<&str> = ["red", "green", "blue_sky"]
+                .into_iter()
+                .filter(|_| rnd(3) == 0)
+                .collect();
+            let priority = match rnd(5) {
+                4 => Value::Null,
+                p => json!(PRIORITIES[p]),
+            };
+            let assignee = match rnd(3) {
+                0 => Value::Null,
+                1 => json!(agent),
+                _ => json!(admin),
+            };
+            let group = if rnd(2) == 0 {
+                json!(tier2)
+            } else {
+                Value::Null
+            };
+            let requester = requesters[rnd(requesters.len())];
+            let (s, v) = t
+                .call(
+                    &t.admin,
+                    Method::POST,
+                    "/api/v2/tickets.json",
+                    Some(json!({"ticket": {
+                "subject": subject, "comment": {"body": body}, "tags": tags, "priority": priority,
+                "assignee_id": assignee, "group_id": group, "requester_id": requester}})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+            let id = v["ticket"]["id"].as_i64().unwrap();
+            ids.push(id);
+            t.clock.advance_secs(3_600);
+            // Some tickets get a later public reply or an internal note, and a status.
+            if rnd(2) == 0 {
+                let public = rnd(2) == 0;
+                let status = STATUSES[1 + rnd(5)];
+                let (s, v) = t.call(&t.admin, Method::PUT, &format!("/api/v2/tickets/{id}.json"), Some(json!({"ticket": {
+                    "status": status, "comment": {"body": format!("{} {}", VOCAB[rnd(10)], VOCAB[rnd(10)]), "public": public}}}))).await;
+                assert_eq!(s, StatusCode::OK, "{n}: {v}");
+                t.clock.advance_secs(600);
+            }
+        }
+        // Read everything back through the plain API.
+        let mut seen = vec![];
+        for id in &ids {
+            let (_, v) = t
+                .call(
+                    &t.admin,
+                    Method::GET,
+                    &format!("/api/v2/tickets/{id}.json"),
+                    None,
+                )
+                .await;
+            let tk = &v["ticket"];
+            let (_, cs) = t
+                .call(
+                    &t.admin,
+                    Method::GET,
+                    &format!("/api/v2/tickets/{id}/comments.json"),
+                    None,
+                )
+                .await;
+            seen.push(Seen {
+                id: *id,
+                subject: words(tk["subject"].as_str().unwrap()),
+                comments: cs["comments"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| {
+                        (
+                            words(c["body"].as_str().unwrap()),
+                            c["public"].as_bool().unwrap(),
+                        )
+                    })
+                    .collect(),
+                status: tk["status"].as_str().unwrap().into(),
+                priority: tk["priority"].as_str().map(String::from),
+                tags: tk["tags"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_str().unwrap().to_string())
+                    .collect(),
+                assignee: tk["assignee_id"].as_i64(),
+                requester: tk["requester_id"].as_i64().unwrap(),
+                organization: tk["organization_id"].as_i64(),
+                group: tk["group_id"].as_i64(),
+                created: clock::parse(tk["created_at"].as_str().unwrap())
+                    .unwrap()
+                    .as_second(),
+                updated: clock::parse(tk["updated_at"].as_str().unwrap())
+                    .unwrap()
+                    .as_second(),
+            });
+        }
+        let now = opsdesk_core::Clock::now(&*t.clock).as_second();
+        let mid = seen[20].created;
+        let mid_day = clock::format(clock::from_unix(mid))[..10].to_string();
+        let day_start = clock::parse(&format!("{mid_day}T00:00:00Z"))
+            .unwrap()
+            .as_second();
+        type Pred = Box<dyn Fn(&Seen) -> bool>;
+        let cases: Vec<(String, Pred)> = vec![
+            ("alpha".into(), Box::new(|s: &Seen| s.has_prefix("alpha"))),
+            ("alp".into(), Box::new(|s: &Seen| s.has_prefix("alp"))),
+            (
+                "alpha beta".into(),
+                Box::new(|s: &Seen| s.has_prefix("alpha") && s.has_prefix("beta")),
+            ),
+            (
+                "\"gamma delta\"".into(),
+                Box::new(|s: &Seen| s.has_phrase(&["gamma", "delta"])),
+            ),
+            ("-zeta".into(), Box::new(|s: &Seen| !s.has_prefix("zeta"))),
+            (
+                "subject:alpha".into(),
+                Box::new(|s: &Seen| s.subject.iter().any(|w| w == "alpha")),
+            ),
+            (
+                "subject:alph*".into(),
+                Box::new(|s: &Seen| s.subject.iter().any(|w| w.starts_with("alph"))),
+            ),
+            (
+                "comment:kappa".into(),
+                Box::new(|s: &Seen| s.comments.iter().any(|c| c.0.iter().any(|w| w == "kappa"))),
+            ),
+            (
+                "description:theta".into(),
+                Box::new(|s: &Seen| s.comments[0].0.iter().any(|w| w == "theta")),
+            ),
+            (
+                "status<solved".into(),
+                Box::new(|s: &Seen| rank(&STATUSES, &s.status) < 4),
+            ),
+            (
+                "status:open status:pending".into(),
+                Box::new(|s: &Seen| s.status == "open" || s.status == "pending"),
+            ),
+            (
+                "status>=solved".into(),
+                Box::new(|s: &Seen| rank(&STATUSES, &s.status) >= 4),
+            ),
+            (
+                "priority>normal".into(),
+                Box::new(|s: &Seen| {
+                    s.priority
+                        .as_deref()
+                        .is_some_and(|p| rank(&PRIORITIES, p) > 1)
+                }),
+            ),
+            (
+                "priority:none".into(),
+                Box::new(|s: &Seen| s.priority.is_none()),
+            ),
+            (
+                "tags:red".into(),
+                Box::new(|s: &Seen| s.tags.iter().any(|x| x == "red")),
+            ),
+            (
+                "tags:red tags:green".into(),
+                Box::new(|s: &Seen| s.tags.iter().any(|x| x == "red" || x == "green")),
+            ),
+            (
+                "tags:\"red green\"".into(),
+                Box::new(|s: &Seen| {
+                    s.tags.iter().any(|x| x == "red") && s.tags.iter().any(|x| x == "green")
+                }),
+            ),
+            (
+                "-tags:red".into(),
+                Box::new(|s: &Seen| !s.tags.iter().any(|x| x == "red")),
+            ),
+            (
+                "tags:blue*".into(),
+                Box::new(|s: &Seen| s.tags.iter().any(|x| x.starts_with("blue"))),
+            ),
+            ("tags:none".into(), Box::new(|s: &Seen| s.tags.is_empty())),
+            (
+                "assignee:none".into(),
+                Box::new(|s: &Seen| s.assignee.is_none()),
+            ),
+            (
+                "assignee:me".into(),
+                Box::new(move |s: &Seen| s.assignee == Some(admin)),
+            ),
+            (
+                "assignee:agent@example.com".into(),
+                Box::new(move |s: &Seen| s.assignee == Some(agent)),
+            ),
+            (
+                "assignee:\"Alan Agent\"".into(),
+                Box::new(move |s: &Seen| s.assignee == Some(agent)),
+            ),
+            (
+                format!("requester:{}", requesters[1]),
+                Box::new({
+                    let r = requesters[1];
+                    move |s: &Seen| s.requester == r
+                }),
+            ),
+            (
+                "requester:dana".into(),
+                Box::new({
+                    let r = requesters[0];
+                    move |s: &Seen| s.requester == r
+                }),
+            ),
+            (
+                "organization:\"Acme Rockets\"".into(),
+                Box::new(move |s: &Seen| s.organization == Some(acme)),
+            ),
+            (
+                "organization:none".into(),
+                Box::new(|s: &Seen| s.organization.is_none()),
+            ),
+            (
+                "group:\"Tier Two\"".into(),
+                Box::new(move |s: &Seen| s.group == Some(tier2)),
+            ),
+            (
+                "group:none status<solved".into(),
+                Box::new(|s: &Seen| s.group.is_none() && rank(&STATUSES, &s.status) < 4),
+            ),
+            (
+                format!("created>{mid_day}"),
+                Box::new(move |s: &Seen| s.created >= day_start + 86_400),
+            ),
+            (
+                format!("created<={mid_day}"),
+                Box::new(move |s: &Seen| s.created < day_start + 86_400),
+            ),
+            (
+                "updated>10hours".into(),
+                Box::new(move |s: &Seen| s.updated >= now - 36_000),
+            ),
+            (
+                "created<2days".into(),
+                Box::new(move |s: &Seen| s.created < now - 2 * 86_400),
+            ),
+            (
+                "alpha status<solved -tags:red assignee:none".into(),
+                Box::new(|s: &Seen| {
+                    s.has_prefix("alpha")
+                        && rank(&STATUSES, &s.status) < 4
+                        && !s.tags.iter().any(|x| x == "red")
+                        && s.assignee.is_none()
+                }),
+            ),
+            (
+                format!("{}", ids[5]),
+                Box::new({
+                    let id5 = ids[5];
+                    move |s: &Seen| s.id == id5 || s.has_prefix(&id5.to_string())
+                }),
+            ),
+        ];
+        for (q, pred) in &cases {
+            let mut want: Vec<&Seen> = seen.iter().filter(|s| pred(s)).collect();
+            want.sort_by_key(|s| (std::cmp::Reverse(s.updated), std::cmp::Reverse(s.id)));
+            let want: Vec<i64> = want.iter().map(|s| s.id).collect();
+            let url = format!(
+                "/api/v2/search.json?query={}&per_page=100",
+                urlencode(&format!("type:ticket {q}"))
+            );
+            let (s, v) = t.call(&t.admin, Method::GET, &url, None).await;
+            assert_eq!(s, StatusCode::OK, "{n}: {q}: {v}");
+            let got: Vec<i64> = v["results"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["id"].as_i64().unwrap())
+                .collect();
+            assert_eq!(got, want, "{n}: {q}");
+            assert_eq!(v["count"].as_i64(), Some(want.len() as i64), "{n}: {q}");
+            assert!(
+                v["results"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .all(|r| r["result_type"] == "ticket"),
+                "{n}: {q}"
+            );
+            let c = t
+                .count(&format!(
+                    "/api/v2/search/count.json?query={}",
+                    urlencode(&format!("type:ticket {q}"))
+                ))
+                .await;
+            assert_eq!(c, want.len() as i64, "{n}: count {q}");
+        }
+        assert!(cases.len() >= 30);
+
+        // Sorting by parameter and by keyword; paging with Zendesk's 1,000-result cap.
+        let (_, v) = t.call(&t.admin, Method::GET, "/api/v2/search.json?query=type:ticket%20order_by:created%20sort:asc&per_page=5&page=2", None).await;
+        let got: Vec<i64> = v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(got, ids[5..10].to_vec(), "{n}");
+        assert!(v["next_page"].as_str().unwrap().contains("page=3"), "{n}");
+        assert!(
+            v["previous_page"].as_str().unwrap().contains("page=1"),
+            "{n}"
+        );
+        let (_, v) = t.call(&t.admin, Method::GET, "/api/v2/search.json?query=type:ticket&sort_by=priority&sort_order=desc&per_page=100", None).await;
+        let prios: Vec<usize> = v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                r["priority"]
+                    .as_str()
+                    .map(|p| rank(&PRIORITIES, p) + 1)
+                    .unwrap_or(0)
+            })
+            .collect();
+        assert!(prios.windows(2).all(|w| w[0] >= w[1]), "{n}: {prios:?}");
+        let (s, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/search.json?query=alpha&page=11&per_page=100",
+                None,
+            )
+            .await;
+        assert_eq!(
+            (s, v["error"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid")),
+            "{n}: {v}"
+        );
+
+        // Users and organisations, and mixed results.
+        let (_, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/search.json?query=acme",
+                None,
+            )
+            .await;
+        let types: Vec<&str> = v["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["result_type"].as_str().unwrap())
+            .collect();
+        assert_eq!(types, vec!["organization"], "{n}: {v}");
+        let (_, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/search.json?query=type:user%20role:agent",
+                None,
+            )
+            .await;
+        assert_eq!(v["count"], 1, "{n}: {v}");
+        assert_eq!(v["results"][0]["email"], "agent@example.com", "{n}");
+        let (_, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/search.json?query=type:user%20organization:%22Acme%20Rockets%22",
+                None,
+            )
+            .await;
+        assert_eq!(v["results"][0]["id"], requesters[0], "{n}: {v}");
+        let (_, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/search.json?query=email:u1@example.org",
+                None,
+            )
+            .await;
+        assert_eq!(
+            (v["count"].as_i64(), v["results"][0]["id"].as_i64()),
+            (Some(1), Some(requesters[1])),
+            "{n}: {v}"
+        );
+        let (_, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/search.json?query=type:user%20email:*@example.org",
+                None,
+            )
+            .await;
+        assert_eq!(v["count"], 3, "{n}: {v}");
+
+        // Sideloads in Zendesk's search form.
+        let (_, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/search.json?query=type:ticket%20assignee:me&include=tickets(users,groups)",
+                None,
+            )
+            .await;
+        assert!(
+            v["users"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|u| u["id"] == admin),
+            "{n}: {v}"
+        );
+        assert!(v["groups"].is_array(), "{n}");
+
+        // An end-user finds only their own tickets, and never by an internal note's words.
+        let mine: Vec<&Seen> = seen.iter().filter(|s| s.requester == cora).collect();
+        let (s, v) = t
+            .call(
+                &t.customer,
+                Method::GET,
+                "/api/v2/search.json?query=type:ticket&per_page=100",
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}: {v}");
+        assert_eq!(v["count"].as_i64(), Some(mine.len() as i64), "{n}: {v}");
+        for w in VOCAB {
+            let want = mine
+                .iter()
+                .filter(|s| {
+                    s.subject.iter().any(|x| x.starts_with(w))
+                        || s.comments
+                            .iter()
+                            .any(|c| c.1 && c.0.iter().any(|x| x.starts_with(w)))
+                })
+                .count();
+            let c = {
+                let (_, v) = t
+                    .call(
+                        &t.customer,
+                        Method::GET,
+                        &format!("/api/v2/search/count.json?query=type:ticket%20{w}"),
+                        None,
+                    )
+                    .await;
+                v["count"].as_i64().unwrap()
+            };
+            assert_eq!(c, want as i64, "{n}: end-user {w}");
+        }
+        let (_, v) = t
+            .call(
+                &t.customer,
+                Method::GET,
+                "/api/v2/search.json?query=type:user",
+                None,
+            )
+            .await;
+        assert_eq!(
+            (v["count"].as_i64(), v["results"][0]["id"].as_i64()),
+            (Some(1), Some(cora)),
+            "{n}: {v}"
+        );
+
+        // search/export pages through everything by cursor, newest created first.
+        let mut got = vec![];
+        let mut url =
+            "/api/v2/search/export.json?query=status<closed&filter[type]=ticket&page[size]=7"
+                .to_string();
+        for _ in 0..20 {
+            let (s, v) = t.call(&t.admin, Method::GET, &url, None).await;
+            assert_eq!(s, StatusCode::OK, "{n}: {v}");
+            got.extend(
+                v["results"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["id"].as_i64().unwrap()),
+            );
+            if !v["meta"]["has_more"].as_bool().unwrap() {
+                assert!(v["links"]["next"].is_null(), "{n}");
+                break;
+            }
+            url = v["links"]["next"].as_str().unwrap().replace(&t.base, "");
+        }
+        let mut want: Vec<&Seen> = seen.iter().filter(|s| s.status != "closed").collect();
+        want.sort_by_key(|s| (std::cmp::Reverse(s.created), std::cmp::Reverse(s.id)));
+        assert_eq!(got, want.iter().map(|s| s.id).collect::<Vec<_>>(), "{n}");
+
+        // Bad queries and parameters: Zendesk's envelopes, saying where.
+        for (path, status, error) in [
+            (
+                "/api/v2/search.json?query=status:opne",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+            ),
+            (
+                "/api/v2/search.json?query=%22open",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+            ),
+            (
+                "/api/v2/search.json?query=foo:bar",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+            ),
+            (
+                "/api/v2/search.json?query=type:user%20status:open",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+            ),
+            (
+                "/api/v2/search.json",
+                StatusCode::BAD_REQUEST,
+                "InvalidParameter",
+            ),
+            (
+                "/api/v2/search.json?query=x&sort_by=colour",
+                StatusCode::BAD_REQUEST,
+                "InvalidParameter",
+            ),
+            (
+                "/api/v2/search/export.json?query=x",
+                StatusCode::BAD_REQUEST,
+                "InvalidParameter",
+            ),
+            (
+                "/api/v2/search/export.json?query=type:ticket&filter[type]=ticket",
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid",
+            ),
+            (
+                "/api/v2/search/export.json?query=x&filter[type]=ticket&page[after]=zz",
+                StatusCode::BAD_REQUEST,
+                "InvalidParameter",
+            ),
+        ] {
+            let (s, v) = t.call(&t.admin, Method::GET, path, None).await;
+            assert_eq!(
+                (s, v["error"].as_str()),
+                (status, Some(error)),
+                "{n}: {path}: {v}"
+            );
+        }
+        let (_, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/search.json?query=alpha%20%22open",
+                None,
+            )
+            .await;
+        assert!(
+            v["description"]
+                .as_str()
+                .unwrap()
+                .contains("at character 6"),
+            "{n}: {v}"
+        );
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }

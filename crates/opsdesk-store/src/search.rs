@@ -160,7 +160,7 @@ fn rank_case(col: &str, values: &[&str]) -> String {
         .enumerate()
         .map(|(i, v)| format!("WHEN '{v}' THEN {}", i + 1))
         .collect();
-    format!("(CASE {col} {} ELSE 0 END)", arms.join(" "))
+    format!("CAST(CASE {col} {} ELSE 0 END AS BIGINT)", arms.join(" "))
 }
 
 fn sort_expr(kind: Kind, key: SortKey) -> String {
@@ -735,7 +735,7 @@ impl Conn {
             let w = s.where_for(kind, plan, vis);
             let e = sort_expr(kind, plan.sort);
             format!(
-                "SELECT {}, {a}.id, {e} FROM {tab} {a} WHERE {w} ORDER BY {e} {dir}, {a}.id {dir} LIMIT {} OFFSET {}",
+                "SELECT CAST({} AS BIGINT), {a}.id, {e} FROM {tab} {a} WHERE {w} ORDER BY {e} {dir}, {a}.id {dir} LIMIT {} OFFSET {}",
                 kind_code(kind),
                 limit.clamp(1, 1000),
                 offset.max(0)
@@ -749,7 +749,7 @@ impl Conn {
                     let w = s.where_for(kind, plan, vis);
                     let e = sort_expr(kind, plan.sort);
                     format!(
-                        "SELECT {} AS k, {a}.id AS id, {e} AS s FROM {tab} {a} WHERE {w}",
+                        "SELECT CAST({} AS BIGINT) AS k, {a}.id AS id, {e} AS s FROM {tab} {a} WHERE {w}",
                         kind_code(kind)
                     )
                 })
@@ -805,7 +805,7 @@ impl Conn {
             w = format!("{w} AND ({a}.created_at, {a}.id) < ({c}, {id})");
         }
         let sql = format!(
-            "SELECT {}, {a}.id, {a}.created_at FROM {tab} {a} WHERE {w} ORDER BY {a}.created_at DESC, {a}.id DESC LIMIT {}",
+            "SELECT CAST({} AS BIGINT), {a}.id, {a}.created_at FROM {tab} {a} WHERE {w} ORDER BY {a}.created_at DESC, {a}.id DESC LIMIT {}",
             kind_code(kind),
             limit.clamp(1, 1001)
         );
