@@ -3959,3 +3959,386 @@ async fn search_matches_a_brute_force_filter() {
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+// ---- incremental exports ----------------------------------------------------------------
+
+/// Page a time-based export from `start` to its end; returns (id, generated_timestamp) in
+/// order and the end_time to poll from.
+async fn drain_time(
+    t: &TestApp,
+    kind: &str,
+    start: i64,
+    per_page: usize,
+) -> (Vec<(i64, i64)>, i64) {
+    let n = t.name;
+    let mut out = vec![];
+    let mut start = start;
+    for _ in 0..200 {
+        let (s, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/incremental/{kind}.json?start_time={start}&per_page={per_page}"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}: {v}");
+        let items = v[kind].as_array().unwrap();
+        assert_eq!(v["count"].as_u64(), Some(items.len() as u64), "{n}");
+        for it in items {
+            let ts = it["generated_timestamp"].as_i64().unwrap_or_else(|| {
+                clock::parse(it["updated_at"].as_str().unwrap())
+                    .unwrap()
+                    .as_second()
+            });
+            out.push((it["id"].as_i64().unwrap(), ts));
+        }
+        let end = v["end_time"].as_i64().unwrap();
+        assert!(
+            v["next_page"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("start_time={end}")),
+            "{n}: {v}"
+        );
+        if v["end_of_stream"].as_bool().unwrap() {
+            return (out, end);
+        }
+        assert!(end > start, "{n}: a page must move forward");
+        start = end;
+    }
+    panic!("{n}: the export never ended");
+}
+
+#[tokio::test]
+async fn incremental_exports_see_every_change_once() {
+    for t in apps().await {
+        let n = t.name;
+        let base = opsdesk_core::Clock::now(&*t.clock).as_second();
+        let mut ids = vec![];
+        // 13 tickets: several in the same second, so pages must not split a second.
+        for i in 0..13 {
+            let (_, v) = t.call(&t.admin, Method::POST, "/api/v2/tickets.json", Some(json!({"ticket": {"subject": format!("export {i}"), "comment": {"body": "b"}}}))).await;
+            ids.push(v["ticket"]["id"].as_i64().unwrap());
+            if i % 4 == 3 {
+                t.clock.advance_secs(10);
+            }
+        }
+        // Changes from the last minute are held back, as Zendesk does.
+        let (_, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/incremental/tickets.json?start_time={base}"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (v["count"].as_i64(), v["end_of_stream"].as_bool()),
+            (Some(0), Some(true)),
+            "{n}: {v}"
+        );
+        t.clock.advance_secs(120);
+
+        // Time-based, 3 per page: every ticket once, in order, pages ending on whole seconds.
+        let (got, end) = drain_time(&t, "tickets", base, 3).await;
+        let mut got_ids: Vec<i64> = got.iter().map(|g| g.0).collect();
+        assert!(got.windows(2).all(|w| w[0].1 <= w[1].1), "{n}: {got:?}");
+        got_ids.sort_unstable();
+        assert_eq!(got_ids, ids, "{n}: {got:?}");
+
+        // Changes made after the first pass: a later poll sees exactly those, once.
+        t.call(
+            &t.admin,
+            Method::PUT,
+            &format!("/api/v2/tickets/{}.json", ids[2]),
+            Some(json!({"ticket": {"status": "open"}})),
+        )
+        .await;
+        t.call(
+            &t.admin,
+            Method::DELETE,
+            &format!("/api/v2/tickets/{}.json", ids[7]),
+            None,
+        )
+        .await;
+        t.clock.advance_secs(120);
+        let (again, _) = drain_time(&t, "tickets", end, 3).await;
+        assert_eq!(
+            again.iter().map(|g| g.0).collect::<Vec<_>>(),
+            vec![ids[2], ids[7]],
+            "{n}: {again:?}"
+        );
+        let (_, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/incremental/tickets.json?start_time={end}"),
+                None,
+            )
+            .await;
+        assert_eq!(v["tickets"][1]["status"], "deleted", "{n}: {v}");
+        let (_, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/incremental/tickets.json?start_time={end}&exclude_deleted=true"),
+                None,
+            )
+            .await;
+        assert_eq!(v["count"], 1, "{n}: {v}");
+
+        // Cursor-based, 2 per page, with changes made while paging: each change is seen once
+        // and in commit order, and the last cursor polls for what comes next.
+        let mut seen: Vec<(i64, String)> = vec![];
+        let mut url = "/api/v2/incremental/tickets/cursor.json?start_time=0&per_page=2".to_string();
+        let mut changed = false;
+        let mut last_cursor = String::new();
+        for _ in 0..100 {
+            let (s, v) = t.call(&t.admin, Method::GET, &url, None).await;
+            assert_eq!(s, StatusCode::OK, "{n}: {v}");
+            for it in v["tickets"].as_array().unwrap() {
+                seen.push((
+                    it["id"].as_i64().unwrap(),
+                    it["status"].as_str().unwrap().to_string(),
+                ));
+            }
+            assert!(
+                v["before_cursor"].is_null() && v["after_cursor"].is_string(),
+                "{n}: {v}"
+            );
+            last_cursor = v["after_cursor"].as_str().unwrap().to_string();
+            url = v["after_url"].as_str().unwrap().replace(&t.base, "");
+            assert!(!url.contains("start_time"), "{n}: {url}");
+            if !changed {
+                // Change a ticket already delivered and one not yet delivered.
+                t.call(
+                    &t.admin,
+                    Method::PUT,
+                    &format!("/api/v2/tickets/{}.json", ids[0]),
+                    Some(json!({"ticket": {"status": "pending"}})),
+                )
+                .await;
+                t.call(
+                    &t.admin,
+                    Method::PUT,
+                    &format!("/api/v2/tickets/{}.json", ids[12]),
+                    Some(json!({"ticket": {"status": "hold"}})),
+                )
+                .await;
+                changed = true;
+            }
+            if v["end_of_stream"].as_bool().unwrap() {
+                break;
+            }
+        }
+        let count = |id: i64| seen.iter().filter(|s| s.0 == id).count();
+        assert_eq!(count(ids[0]), 2, "{n}: {seen:?}");
+        assert_eq!(count(ids[12]), 1, "{n}: {seen:?}");
+        assert_eq!(
+            seen.iter().rfind(|s| s.0 == ids[0]).unwrap().1,
+            "pending",
+            "{n}"
+        );
+        assert_eq!(
+            seen.iter().rfind(|s| s.0 == ids[12]).unwrap().1,
+            "hold",
+            "{n}"
+        );
+        for id in &ids {
+            if *id != ids[0] {
+                assert_eq!(count(*id), 1, "{n}: {id} in {seen:?}");
+            }
+        }
+        // Nothing new: an empty page that keeps the cursor; then one change, seen once.
+        let (_, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/incremental/tickets/cursor.json?cursor={last_cursor}"),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (
+                v["tickets"].as_array().unwrap().len(),
+                v["end_of_stream"].as_bool(),
+                v["after_cursor"].as_str()
+            ),
+            (0, Some(true), Some(last_cursor.as_str())),
+            "{n}: {v}"
+        );
+        t.call(
+            &t.admin,
+            Method::PUT,
+            &format!("/api/v2/tickets/{}.json", ids[5]),
+            Some(json!({"ticket": {"priority": "high"}})),
+        )
+        .await;
+        let (_, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/incremental/tickets/cursor.json?cursor={last_cursor}"),
+                None,
+            )
+            .await;
+        let got: Vec<i64> = v["tickets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(got, vec![ids[5]], "{n}: {v}");
+
+        // Users and organisations, both forms.
+        let (_, o) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/organizations.json",
+                Some(json!({"organization": {"name": "Export Org"}})),
+            )
+            .await;
+        let org = o["organization"]["id"].as_i64().unwrap();
+        let (_, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/incremental/organizations/cursor.json?start_time=0",
+                None,
+            )
+            .await;
+        assert_eq!(
+            v["organizations"].as_array().unwrap().last().unwrap()["id"],
+            org,
+            "{n}: {v}"
+        );
+        let (_, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/incremental/users/cursor.json?start_time=0",
+                None,
+            )
+            .await;
+        assert_eq!(v["users"].as_array().unwrap().len(), 3, "{n}: {v}");
+        t.clock.advance_secs(120);
+        let (users, _) = drain_time(&t, "users", 0, 2).await;
+        assert_eq!(users.len(), 3, "{n}: {users:?}");
+        let (orgs, _) = drain_time(&t, "organizations", 0, 1000).await;
+        assert_eq!(
+            orgs.iter().map(|o| o.0).collect::<Vec<_>>(),
+            vec![org],
+            "{n}"
+        );
+
+        // Ticket events: audits with child events; comment bodies only when asked for.
+        let (_, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/incremental/ticket_events.json?start_time={base}&per_page=5"),
+                None,
+            )
+            .await;
+        let e = &v["ticket_events"][0];
+        assert_eq!(
+            (
+                e["event_type"].as_str(),
+                e["ticket_id"].as_i64(),
+                e["via"].as_str()
+            ),
+            (Some("Audit"), Some(ids[0]), Some("API")),
+            "{n}: {v}"
+        );
+        let comment = e["child_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["event_type"] == "Comment")
+            .unwrap();
+        assert_eq!(
+            (
+                comment["comment_present"].as_bool(),
+                comment["body"].as_str()
+            ),
+            (Some(true), None),
+            "{n}: {comment}"
+        );
+        let status = e["child_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c.get("status").is_some())
+            .unwrap();
+        assert_eq!(status["event_type"], "Create", "{n}: {status}");
+        let (_, v) = t.call(&t.admin, Method::GET, &format!("/api/v2/incremental/ticket_events.json?start_time={base}&per_page=5&include=comment_events"), None).await;
+        let comment = v["ticket_events"][0]["child_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["event_type"] == "Comment")
+            .unwrap()
+            .clone();
+        assert_eq!(comment["body"], "b", "{n}: {comment}");
+        let mut total = 0;
+        let mut start = base;
+        for _ in 0..50 {
+            let (_, v) = t
+                .call(
+                    &t.admin,
+                    Method::GET,
+                    &format!(
+                        "/api/v2/incremental/ticket_events.json?start_time={start}&per_page=5"
+                    ),
+                    None,
+                )
+                .await;
+            total += v["count"].as_i64().unwrap();
+            start = v["end_time"].as_i64().unwrap();
+            if v["end_of_stream"].as_bool().unwrap() {
+                break;
+            }
+        }
+        // 13 creations and 4 updates (a deletion is not an audit), each exactly once.
+        assert_eq!(total, 17, "{n}: ticket events");
+
+        // Errors: missing or bad parameters, and only admins export.
+        for (who, path, status) in [
+            (
+                &t.admin,
+                "/api/v2/incremental/tickets.json",
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                &t.admin,
+                "/api/v2/incremental/tickets.json?start_time=-5",
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                &t.admin,
+                "/api/v2/incremental/tickets.json?start_time=0&per_page=5000",
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                &t.admin,
+                "/api/v2/incremental/tickets/cursor.json?cursor=bogus",
+                StatusCode::BAD_REQUEST,
+            ),
+            (
+                &t.agent,
+                "/api/v2/incremental/tickets.json?start_time=0",
+                StatusCode::FORBIDDEN,
+            ),
+            (
+                &t.agent,
+                "/api/v2/incremental/users/cursor.json?start_time=0",
+                StatusCode::FORBIDDEN,
+            ),
+        ] {
+            let (s, v) = t.call(who, Method::GET, path, None).await;
+            assert_eq!(s, status, "{n}: {path}: {v}");
+        }
+    }
+}

@@ -567,3 +567,43 @@ async fn concurrent_commits_and_rollbacks() {
         s.close().await;
     }
 }
+
+/// The cursor export never lets a slow writer commit behind a reader: on PostgreSQL a change
+/// from a transaction that began earlier but commits later is held back until it commits, then
+/// delivered after the cursor (SQLite has one writer, so commit order is change order).
+#[tokio::test]
+async fn cursor_exports_wait_for_slow_writers() {
+    let Some(s) = testing::postgres().await.unwrap() else {
+        return;
+    };
+    let mut slow = s.write().await.unwrap();
+    let mut a = org("Slow writer");
+    slow.insert(&mut a).await.unwrap();
+    let mut fast = s.write().await.unwrap();
+    let mut b = org("Fast writer");
+    fast.insert(&mut b).await.unwrap();
+    fast.commit().await.unwrap();
+    let mut r = s.read().await.unwrap();
+    let (seen, done) = r
+        .changes_after::<Organization>(0, (-1, 0), 100, true)
+        .await
+        .unwrap();
+    // The fast writer's change waits behind the still-open slow transaction.
+    assert!(seen.is_empty() && done, "{seen:?}");
+    slow.commit().await.unwrap();
+    let (seen, _) = r
+        .changes_after::<Organization>(0, (-1, 0), 100, true)
+        .await
+        .unwrap();
+    let names: Vec<&str> = seen.iter().map(|c| c.doc.name.as_str()).collect();
+    assert_eq!(names, vec!["Slow writer", "Fast writer"]);
+    // Full text is written in the same transaction as the row.
+    let n = r
+        .int(
+            "SELECT COUNT(*) FROM organizations WHERE search_vec @@ '''slow'''::tsquery",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+}
