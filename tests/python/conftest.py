@@ -182,7 +182,7 @@ def server():
         base_url = f"http://127.0.0.1:{port}"
         log_file = open(log_path, "wb")
         proc = subprocess.Popen(
-            [binary, "serve", *db_args, "--listen", f"127.0.0.1:{port}"],
+            [binary, "serve", *db_args, "--listen", f"127.0.0.1:{port}", "--export-hold-back", "2"],
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,

@@ -164,6 +164,8 @@ pub struct App {
     /// This process's name in job leases (unique per start).
     pub node_id: String,
     pub automation: automations::AutomationConfig,
+    /// Seconds of most recent changes the time-based exports leave out (`search::HOLD_BACK_SECS`).
+    pub export_hold_back_secs: i64,
     pub heartbeats: Arc<workers::Heartbeats>,
     sla_cache: Arc<sla::SlaCache>,
 }
@@ -182,6 +184,7 @@ impl App {
                 .unwrap_or_default(),
             node_id: format!("{}-{}", std::process::id(), rand::random::<u32>()),
             automation: automations::AutomationConfig::default(),
+            export_hold_back_secs: search::HOLD_BACK_SECS,
             heartbeats: Arc::new(workers::Heartbeats::default()),
             sla_cache: Arc::new(sla::SlaCache::default()),
         }

@@ -13,8 +13,9 @@ use crate::{Actor, App, AppError, Result};
 
 /// Zendesk returns at most this many results per query through offset pages.
 pub const RESULT_LIMIT: i64 = 1_000;
-/// Incremental exports leave out the most recent minute, as Zendesk does, so that a change
-/// committing a moment late is never skipped by the time-based stream.
+/// Incremental exports leave out the most recent minute by default, as Zendesk does, so that
+/// a change committing a moment late is never skipped by the time-based stream
+/// (`serve --export-hold-back`).
 pub const HOLD_BACK_SECS: i64 = 60;
 /// Most names a person, group or organisation reference may resolve to.
 const MAX_REFS: i64 = 1_000;
@@ -256,7 +257,7 @@ impl App {
 
     /// The newest instant a time-based export may include.
     pub fn export_horizon(&self) -> i64 {
-        self.clock.now().as_second() - HOLD_BACK_SECS
+        self.clock.now().as_second() - self.export_hold_back_secs
     }
 
     /// `incremental/{tickets,users,organizations}` (time-based). Admins only, as Zendesk.

@@ -3921,7 +3921,7 @@ async fn search_matches_a_brute_force_filter() {
                 "InvalidParameter",
             ),
             (
-                "/api/v2/search/export.json?query=type:ticket&filter[type]=ticket",
+                "/api/v2/search/export.json?query=type:user&filter[type]=ticket",
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "invalid",
             ),

@@ -72,6 +72,10 @@ enum Command {
         /// The most tickets one automation acts on per run.
         #[arg(long, env = "OPSDESK_AUTOMATION_MAX_TICKETS", default_value_t = 1000, value_parser = clap::value_parser!(i64).range(1..=1_000_000))]
         automation_max_tickets: i64,
+        /// Seconds of most recent changes the time-based incremental exports hold back (Zendesk:
+        /// one minute), so a change committing a moment late is never skipped.
+        #[arg(long, env = "OPSDESK_EXPORT_HOLD_BACK", default_value_t = 60, value_parser = clap::value_parser!(i64).range(0..=3_600))]
+        export_hold_back: i64,
     },
     /// Write a consistent copy of the database while the server runs (SQLite; for PostgreSQL
     /// use pg_dump, see docs/operations.md).
@@ -267,6 +271,7 @@ async fn run(cli: Cli) -> Result<()> {
             public_url,
             automation_interval,
             automation_max_tickets,
+            export_hold_back,
         } => {
             let _lock = lock_data_dir(&cli.db)?;
             let app = open_app(&cli.db).await?;
@@ -276,6 +281,7 @@ async fn run(cli: Cli) -> Result<()> {
                 interval_secs: automation_interval,
                 max_per_automation: automation_max_tickets,
             };
+            app.export_hold_back_secs = export_hold_back;
             let addr: SocketAddr = listen.parse().with_context(|| {
                 format!("--listen {listen:?} is not an address like 127.0.0.1:8080")
             })?;
