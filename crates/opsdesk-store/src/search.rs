@@ -229,42 +229,62 @@ impl Sql<'_> {
             _ => None,
         };
         let q = text_query(self.pg, words, prefix, col);
-        let record = |s: &mut Self| {
-            let q = s.p(Val::Text(q.clone()));
-            if s.pg {
-                format!("{a}.search_vec @@ {q}::tsquery")
-            } else {
-                format!("{a}.id IN (SELECT rowid FROM {tab}_fts WHERE {tab}_fts MATCH {q})")
-            }
+        let q = self.p(Val::Text(q));
+        // The ids of the records whose own fields match.
+        let records = if self.pg {
+            format!("SELECT id FROM {tab} WHERE search_vec @@ {q}::tsquery")
+        } else {
+            format!("SELECT rowid FROM {tab}_fts WHERE {tab}_fts MATCH {q}")
         };
-        let public = self.comment_public(vis);
+        if kind != Kind::Ticket {
+            return format!("{a}.id IN ({records})");
+        }
+        // The ids of the tickets with a matching comment (public ones only for end-users;
+        // the first comment only for description:).
         let comments = |s: &mut Self, first_only: bool| {
             let cq = s.p(Val::Text(text_query(s.pg, words, prefix, None)));
-            let first = if first_only {
-                " AND c.id = (SELECT MIN(c2.id) FROM ticket_comments c2 WHERE c2.ticket_id = c.ticket_id)"
-            } else {
-                ""
-            };
             if s.pg {
-                format!("t.id IN (SELECT c.ticket_id FROM ticket_comments c WHERE c.search_vec @@ {cq}::tsquery{public}{first})")
+                let public = if vis.is_some() {
+                    " AND c.public = 1"
+                } else {
+                    ""
+                };
+                let first = if first_only {
+                    " AND c.id = (SELECT MIN(c2.id) FROM ticket_comments c2 WHERE c2.ticket_id = c.ticket_id)"
+                } else {
+                    ""
+                };
+                format!("SELECT c.ticket_id FROM ticket_comments c WHERE c.search_vec @@ {cq}::tsquery{public}{first}")
             } else {
-                format!("t.id IN (SELECT c.ticket_id FROM ticket_comments_fts f JOIN ticket_comments c ON c.id = f.rowid WHERE ticket_comments_fts MATCH {cq}{public}{first})")
+                // The FTS rowid carries the ticket, the comment's place and its visibility
+                // (comment_rowid), so no row is read to answer.
+                let public = if vis.is_some() {
+                    " AND (rowid & 1) = 1"
+                } else {
+                    ""
+                };
+                let first = if first_only {
+                    " AND ((rowid >> 1) & 1048575) = 0"
+                } else {
+                    ""
+                };
+                format!("SELECT rowid >> 21 FROM ticket_comments_fts WHERE ticket_comments_fts MATCH {cq}{public}{first}")
             }
         };
-        match (kind, field) {
-            (Kind::Ticket, TextField::Any) => {
-                let mut parts = vec![record(self), comments(self, false)];
+        match field {
+            TextField::Any => {
+                let mut sets = vec![records, comments(self, false)];
                 // A bare number also finds the ticket with that id.
                 if let [w] = words {
                     if let Ok(id) = w.parse::<i64>() {
-                        parts.push(format!("t.id = {}", self.p(Val::Int(id))));
+                        sets.push(format!("SELECT {}", self.p(Val::Int(id))));
                     }
                 }
-                format!("({})", parts.join(" OR "))
+                format!("t.id IN ({})", sets.join(" UNION "))
             }
-            (Kind::Ticket, TextField::Comment) => comments(self, false),
-            (Kind::Ticket, TextField::Description) => comments(self, true),
-            _ => record(self),
+            TextField::Comment => format!("t.id IN ({})", comments(self, false)),
+            TextField::Description => format!("t.id IN ({})", comments(self, true)),
+            _ => format!("t.id IN ({records})"),
         }
     }
 
@@ -576,6 +596,13 @@ fn decode_hit(r: &Row) -> Result<Hit> {
     })
 }
 
+/// SQLite: the FTS rowid of a ticket's `seq`-th comment: the ticket id, the comment's place
+/// (20 bits; 0 is the description) and whether it is public, so a match names its ticket
+/// without a lookup. `None` past the millionth comment of one ticket (not indexed).
+pub(crate) fn comment_rowid(ticket_id: Id, seq: i64, public: bool) -> Option<i64> {
+    (seq < 1 << 20 && ticket_id < 1 << 42).then(|| (ticket_id << 21) | (seq << 1) | public as i64)
+}
+
 impl Conn {
     /// The `change_seq` a write gives a row (see the 0010 migration).
     pub(crate) fn change_seq_expr(&self, table: &str) -> String {
@@ -670,8 +697,16 @@ impl Conn {
                     )
                     .await?;
                 } else {
-                    self.index_text("ticket_comments", id, &[text], true)
+                    let seq = self
+                        .int(
+                            "SELECT COUNT(*) FROM ticket_comments WHERE ticket_id = $1 AND id < $2",
+                            &[Val::Int(c.ticket_id), Val::Int(id)],
+                        )
                         .await?;
+                    if let Some(rowid) = comment_rowid(c.ticket_id, seq, c.public) {
+                        self.index_text("ticket_comments", rowid, &[text], true)
+                            .await?;
+                    }
                 }
             }
         }

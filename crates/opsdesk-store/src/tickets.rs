@@ -206,8 +206,16 @@ impl Conn {
                 &args,
             )
             .await?;
-            self.index_text("ticket_comments", c.id, &[text], false)
+            let seq = self
+                .int(
+                    "SELECT COUNT(*) FROM ticket_comments WHERE ticket_id = $1 AND id < $2",
+                    &[Val::Int(c.ticket_id), Val::Int(c.id)],
+                )
                 .await?;
+            if let Some(rowid) = crate::search::comment_rowid(c.ticket_id, seq, c.public) {
+                self.index_text("ticket_comments", rowid, &[text], false)
+                    .await?;
+            }
         }
         Ok(())
     }
@@ -309,8 +317,8 @@ impl Conn {
             self.unindex_text("tickets", id).await?;
             if !self.is_postgres() {
                 self.exec(
-                    "DELETE FROM ticket_comments_fts WHERE rowid IN (SELECT id FROM ticket_comments WHERE ticket_id = $1)",
-                    &[Val::Int(id)],
+                    "DELETE FROM ticket_comments_fts WHERE rowid >= $1 AND rowid < $2",
+                    &[Val::Int(id << 21), Val::Int((id + 1) << 21)],
                 )
                 .await?;
             }

@@ -58,6 +58,28 @@ pub enum BenchCommand {
         #[arg(long)]
         postgres: Option<String>,
     },
+    /// Search and export over generated tickets (subjects and comments drawn from a
+    /// 20,000-word vocabulary with a Zipf-like frequency, tags, statuses, assignees): latency of
+    /// free-text, structured and count queries, and incremental export throughput.
+    Search(SearchArgs),
+}
+
+#[derive(clap::Args)]
+pub struct SearchArgs {
+    #[arg(long, default_value_t = 100_000)]
+    tickets: usize,
+    /// Comments per ticket (the first is the description).
+    #[arg(long, default_value_t = 5)]
+    comments: usize,
+    /// Queries of each kind.
+    #[arg(long, default_value_t = 200)]
+    queries: usize,
+    /// Keep the generated SQLite database here and reuse it on the next run (same --tickets).
+    #[arg(long)]
+    keep: Option<std::path::PathBuf>,
+    /// Use this PostgreSQL database (a schema named after --tickets is reused when present).
+    #[arg(long)]
+    postgres: Option<String>,
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -137,6 +159,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Automations { tickets, postgres } => {
             automations_bench(tickets.max(1), postgres).await
         }
+        BenchCommand::Search(a) => search_bench(a).await,
     }
 }
 
@@ -950,4 +973,300 @@ fn business_hours_bench(iterations: usize) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// A pronounceable word for rank `i` of the vocabulary.
+fn vocab_word(i: usize) -> String {
+    const C: &[u8] = b"bcdfghjklmnprstvz";
+    const V: &[u8] = b"aeiou";
+    let mut w = String::new();
+    let mut n = i + 17;
+    while n > 0 || w.len() < 4 {
+        w.push(C[n % C.len()] as char);
+        n /= C.len();
+        w.push(V[n % V.len()] as char);
+        n /= V.len();
+    }
+    w
+}
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+    /// Zipf-like rank in 0..n: small ranks are far more frequent.
+    fn zipf(&mut self, n: usize) -> usize {
+        let u = (self.next() % 1_000_000) as f64 / 1_000_000.0;
+        ((n as f64).powf(u) as usize).saturating_sub(1).min(n - 1)
+    }
+}
+
+const VOCAB: usize = 20_000;
+
+async fn search_bench(a: SearchArgs) -> Result<()> {
+    use opsdesk_app::search::SortParams;
+    use opsdesk_core::search::Kind;
+    use opsdesk_core::ticket::{Priority, Status};
+    let backend = if a.postgres.is_some() {
+        "postgres"
+    } else {
+        "sqlite"
+    };
+    println!(
+        "opsdesk bench search: {} tickets x {} comments, backend {backend}",
+        a.tickets, a.comments
+    );
+    let (store, cleanup) = match (&a.postgres, &a.keep) {
+        (Some(url), _) => {
+            let schema = format!("bench_search_{}", a.tickets);
+            let admin = Store::open_postgres(url, None, 2).await?;
+            let mut c = admin.write().await?;
+            c.exec(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"), &[])
+                .await?;
+            c.commit().await?;
+            admin.close().await;
+            let s = Store::open(&DbConfig::Postgres {
+                url: url.clone(),
+                schema: Some(schema),
+                max_connections: 8,
+            })
+            .await?;
+            (s, None)
+        }
+        (None, Some(dir)) => {
+            std::fs::create_dir_all(dir)?;
+            (Store::open_sqlite(&dir.join("opsdesk.db")).await?, None)
+        }
+        (None, None) => {
+            let (s, d) = fresh_store(&None, "search").await?;
+            (s, d)
+        }
+    };
+    store.migrate().await?;
+    let clock = Arc::new(SystemClock);
+    let app = App::new(store.clone(), clock.clone());
+    app.prepare().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let existing = {
+        let mut c = store.read().await?;
+        c.int("SELECT COUNT(*) FROM tickets", &[]).await?
+    };
+    let admin = {
+        let mut c = store.read().await?;
+        c.user_by_email("bench@opsdesk.example").await?
+    };
+    let admin = match admin {
+        Some(u) => u,
+        None => {
+            let mut tx = store.write().await?;
+            let u = bench_admin(&app, &mut tx).await?;
+            tx.commit().await?;
+            u
+        }
+    };
+    let actor = opsdesk_app::Actor {
+        user: admin.clone(),
+    };
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let now = clock.now().as_second();
+    if (existing as usize) < a.tickets {
+        let t0 = Instant::now();
+        let todo = a.tickets - existing as usize;
+        let words = |rng: &mut Rng, n: usize| {
+            (0..n)
+                .map(|_| vocab_word(rng.zipf(VOCAB)))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        for chunk in (0..todo).collect::<Vec<_>>().chunks(1000) {
+            let mut tx = store.write().await?;
+            for &i in chunk {
+                let at = opsdesk_core::clock::from_unix(
+                    now - 365 * 86_400 + (i as i64 * 31_536_000 / todo.max(1) as i64),
+                );
+                let mut t = Ticket::blank(0, Via::api(), at);
+                t.subject = Some(words(&mut rng, 6));
+                t.raw_subject = t.subject.clone();
+                t.requester_id = admin.id;
+                t.submitter_id = admin.id;
+                t.assignee_id = (rng.below(10) > 0).then(|| 1_000 + rng.below(50) as i64);
+                t.group_id = Some(1 + rng.below(6) as i64);
+                t.organization_id = Some(1 + rng.below(500) as i64);
+                t.status = Status::ALL[rng.below(6)];
+                t.priority = Some(Priority::ALL[rng.below(4)]);
+                t.tags = (0..rng.below(4))
+                    .map(|_| format!("tag_{}", rng.zipf(200)))
+                    .collect();
+                t.tags.sort();
+                t.tags.dedup();
+                let mut comments = vec![];
+                let mut events = creation_events(&t);
+                for k in 0..a.comments.max(1) {
+                    let body = words(&mut rng, 30);
+                    if k == 0 {
+                        t.description = body.clone();
+                    }
+                    events.push(json!({"type": "Comment", "body": body, "public": true, "author_id": admin.id}));
+                    comments.push(Comment {
+                        id: 0,
+                        kind: "Comment".into(),
+                        ticket_id: 0,
+                        audit_id: 0,
+                        author_id: admin.id,
+                        body: body.clone(),
+                        html_body: String::new(),
+                        plain_body: body,
+                        public: k == 0 || rng.below(4) > 0,
+                        attachments: vec![],
+                        via: Via::api(),
+                        metadata: json!({}),
+                        created_at: at,
+                    });
+                }
+                let mut audit = Audit {
+                    id: 0,
+                    ticket_id: 0,
+                    author_id: admin.id,
+                    via: Via::api(),
+                    metadata: json!({}),
+                    events,
+                    created_at: at,
+                };
+                tx.create_ticket(&mut t, &mut audit, &mut comments).await?;
+                tx.set_ticket_tags(t.id, &[], &t.tags).await?;
+            }
+            tx.commit().await?;
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        println!(
+            "generated {todo} tickets with {} comments in {secs:.1} s ({:.0} tickets/s)",
+            todo * a.comments.max(1),
+            todo as f64 / secs
+        );
+        if a.postgres.is_some() {
+            let mut c = store.write().await?;
+            c.exec("ANALYZE", &[]).await?;
+            c.commit().await?;
+        }
+    } else {
+        println!("reusing {existing} tickets");
+    }
+    // Queries: words from the middle of the vocabulary (each in roughly 0.05-1% of comments).
+    let mut run = |label: &'static str, make: &dyn Fn(&mut Rng) -> String| {
+        let qs: Vec<String> = (0..a.queries).map(|_| make(&mut rng)).collect();
+        (label, qs)
+    };
+    let sets = vec![
+        run("free text, one word", &|r| {
+            format!("type:ticket {}", vocab_word(50 + r.below(2_000)))
+        }),
+        run("free text, two words", &|r| {
+            format!(
+                "type:ticket {} {}",
+                vocab_word(10 + r.below(300)),
+                vocab_word(10 + r.below(300))
+            )
+        }),
+        run("phrase", &|r| {
+            format!(
+                "type:ticket \"{} {}\"",
+                vocab_word(r.below(20)),
+                vocab_word(r.below(20))
+            )
+        }),
+        run("structured", &|r| {
+            format!(
+                "type:ticket status<solved tags:tag_{} assignee:{}",
+                r.zipf(200),
+                1_000 + r.below(50)
+            )
+        }),
+        run("structured, status+tag", &|r| {
+            format!("type:ticket status:open tags:tag_{}", r.below(40))
+        }),
+        run("text + structured", &|r| {
+            format!(
+                "type:ticket {} status<solved group:{}",
+                vocab_word(50 + r.below(2_000)),
+                1 + r.below(6)
+            )
+        }),
+    ];
+    println!("query kind                     n   p50 ms   p95 ms   p99 ms  mean hits");
+    for (label, qs) in &sets {
+        let mut lat = vec![];
+        let mut hits = 0i64;
+        for q in qs {
+            let t = Instant::now();
+            let (_, n) = app
+                .search(&actor, q, Some(Kind::Ticket), SortParams::default(), 1, 100)
+                .await
+                .map_err(|e| anyhow::anyhow!("{q}: {e}"))?;
+            lat.push(t.elapsed());
+            hits += n;
+        }
+        print_lat(label, &mut lat, hits as f64 / qs.len() as f64);
+    }
+    for (label, qs) in sets.iter().filter(|s| s.0.starts_with("structured")) {
+        let mut lat = vec![];
+        for q in qs {
+            let t = Instant::now();
+            app.search_count(&actor, q, Some(Kind::Ticket))
+                .await
+                .map_err(|e| anyhow::anyhow!("{q}: {e}"))?;
+            lat.push(t.elapsed());
+        }
+        print_lat(&format!("count: {label}"), &mut lat, f64::NAN);
+    }
+    // Incremental export: the whole cursor stream, 1,000 per page, rendered to JSON.
+    let t0 = Instant::now();
+    let mut after = (-1, 0);
+    let mut total = 0usize;
+    let mut bytes = 0usize;
+    loop {
+        let (page, done) = app
+            .changes_after::<Ticket>(&actor, 0, after, 1000, true)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        total += page.len();
+        for c in &page {
+            bytes += serde_json::to_vec(&c.doc)?.len();
+        }
+        if let Some(l) = page.last() {
+            after = (l.change_seq, l.doc.id);
+        }
+        if done {
+            break;
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "incremental export (cursor): {total} tickets in {secs:.2} s = {:.0} tickets/s ({:.0} MB of JSON)",
+        total as f64 / secs,
+        bytes as f64 / 1e6
+    );
+    store.close().await;
+    if let Some(d) = cleanup {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    Ok(())
+}
+
+fn print_lat(label: &str, lat: &mut [Duration], mean_hits: f64) {
+    lat.sort_unstable();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!(
+        "{label:<26} {:>5} {:>8.2} {:>8.2} {:>8.2} {:>10.0}",
+        lat.len(),
+        ms(percentile(lat, 0.50)),
+        ms(percentile(lat, 0.95)),
+        ms(percentile(lat, 0.99)),
+        mean_hits
+    );
 }
