@@ -176,10 +176,9 @@ impl App {
         }
         let mut c = self.store.read().await?;
         let (plan, vis) = self.plan_for(&mut c, actor, query, kind, sort).await?;
-        let hits = c
-            .search(&plan, vis.as_ref(), per_page, (page - 1) * per_page)
+        let (hits, count) = c
+            .search_page(&plan, vis.as_ref(), per_page, (page - 1) * per_page)
             .await?;
-        let count = c.search_count(&plan, vis.as_ref()).await?;
         let found = self.read_hits(&mut c, &hits).await?;
         Ok((found, count))
     }

@@ -145,6 +145,7 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
         .route("/requests", get(t::requests).post(t::create_request))
         .route("/requests/open", get(t::requests))
         .route("/requests/solved", get(t::requests))
+        .route("/requests/search", get(search::requests))
         .route("/requests/{id}", get(t::request).put(t::update_request))
         .route("/requests/{id}/comments", get(t::request_comments))
         // people

@@ -149,6 +149,45 @@ pub async fn count(State(st): State<AppState>, Auth(a): Auth, q: Query) -> ApiRe
     Ok(Json(json!({"count": n})))
 }
 
+/// `requests/search?query=`: the caller's requests (for end-users, what they may see) that
+/// match a query, in the `/requests` shape, newest updated first.
+pub async fn requests(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
+    q: Query,
+) -> ApiResult<Json<Value>> {
+    let ctx = Ctx::new(&h, &uri);
+    let page = q.int("page")?.unwrap_or(1).max(1);
+    let per = q.int("per_page")?.unwrap_or(100).clamp(1, 100);
+    let (found, n) = st
+        .app
+        .search(
+            &a,
+            query_param(&q)?,
+            Some(Kind::Ticket),
+            SortParams::default(),
+            page,
+            per,
+        )
+        .await?;
+    let visible = st.app.portal_field_ids().await?;
+    let requests: Vec<Value> = found
+        .iter()
+        .filter_map(|f| match f {
+            Found::Ticket(t) => Some(crate::tickets::request_json(&ctx, &a, t, &visible)),
+            _ => None,
+        })
+        .collect();
+    let next = (page.saturating_mul(per) < n.min(opsdesk_app::search::RESULT_LIMIT))
+        .then(|| ctx.with_params(&[("page", (page + 1).to_string())]));
+    let prev = (page > 1).then(|| ctx.with_params(&[("page", (page - 1).to_string())]));
+    Ok(Json(
+        json!({"requests": requests, "count": n, "next_page": next, "previous_page": prev}),
+    ))
+}
+
 fn encode_cursor(c: (i64, Id)) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}.{}", c.0, c.1))
 }

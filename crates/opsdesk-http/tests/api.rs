@@ -3848,6 +3848,32 @@ async fn search_matches_a_brute_force_filter() {
             .call(
                 &t.customer,
                 Method::GET,
+                "/api/v2/requests/search.json?query=alpha",
+                None,
+            )
+            .await;
+        let want = mine
+            .iter()
+            .filter(|s| {
+                s.subject.iter().any(|x| x.starts_with("alpha"))
+                    || s.comments
+                        .iter()
+                        .any(|c| c.1 && c.0.iter().any(|x| x.starts_with("alpha")))
+            })
+            .count();
+        assert_eq!(v["requests"].as_array().unwrap().len(), want, "{n}: {v}");
+        assert!(
+            v["requests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|r| r["url"].as_str().unwrap().contains("/requests/")),
+            "{n}"
+        );
+        let (_, v) = t
+            .call(
+                &t.customer,
+                Method::GET,
                 "/api/v2/search.json?query=type:user",
                 None,
             )

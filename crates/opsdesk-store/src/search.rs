@@ -759,6 +759,36 @@ impl Conn {
         limit: i64,
         offset: i64,
     ) -> Result<Vec<Hit>> {
+        Ok(self.search_rows(plan, vis, limit, offset, false).await?.0)
+    }
+
+    /// One page of a search and the number of all matches, counted in the same pass (a
+    /// window count over the rows the page is sorted from).
+    pub async fn search_page(
+        &mut self,
+        plan: &Plan,
+        vis: Option<&Visibility>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<Hit>, i64)> {
+        let (hits, total) = self.search_rows(plan, vis, limit, offset, true).await?;
+        match total {
+            Some(n) => Ok((hits, n)),
+            // A page past the end has no row to carry the count.
+            None if offset > 0 => Ok((hits, self.search_count(plan, vis).await?)),
+            None => Ok((hits, 0)),
+        }
+    }
+
+    async fn search_rows(
+        &mut self,
+        plan: &Plan,
+        vis: Option<&Visibility>,
+        limit: i64,
+        offset: i64,
+        count: bool,
+    ) -> Result<(Vec<Hit>, Option<i64>)> {
+        let total = if count { ", COUNT(*) OVER ()" } else { "" };
         let mut args = vec![];
         let mut s = Sql {
             pg: self.is_postgres(),
@@ -770,7 +800,7 @@ impl Conn {
             let w = s.where_for(kind, plan, vis);
             let e = sort_expr(kind, plan.sort);
             format!(
-                "SELECT CAST({} AS BIGINT), {a}.id, {e} FROM {tab} {a} WHERE {w} ORDER BY {e} {dir}, {a}.id {dir} LIMIT {} OFFSET {}",
+                "SELECT CAST({} AS BIGINT), {a}.id, {e}{total} FROM {tab} {a} WHERE {w} ORDER BY {e} {dir}, {a}.id {dir} LIMIT {} OFFSET {}",
                 kind_code(kind),
                 limit.clamp(1, 1000),
                 offset.max(0)
@@ -790,14 +820,18 @@ impl Conn {
                 })
                 .collect();
             format!(
-                "SELECT k, id, s FROM ({}) x ORDER BY s {dir}, k, id {dir} LIMIT {} OFFSET {}",
+                "SELECT k, id, s{total} FROM ({}) x ORDER BY s {dir}, k, id {dir} LIMIT {} OFFSET {}",
                 parts.join(" UNION ALL "),
                 limit.clamp(1, 1000),
                 offset.max(0)
             )
         };
         let rows = self.all(&sql, &args).await?;
-        rows.iter().map(decode_hit).collect()
+        let total = match rows.first() {
+            Some(r) if count => Some(r.i64(3)?),
+            _ => None,
+        };
+        Ok((rows.iter().map(decode_hit).collect::<Result<_>>()?, total))
     }
 
     /// How many records a plan matches.
