@@ -22,13 +22,20 @@ use crate::render::Ctx;
 use crate::AppState;
 
 /// A record type with an incremental export.
-trait Exported: Doc + Sized {
+pub trait Exported: Doc + Sized {
     const KEY: &'static str;
     fn render(ctx: &Ctx, c: &Change<Self>) -> Value;
+    /// The tickets whose people, groups and organisations `include=` sideloads.
+    fn tickets(_changes: &[Change<Self>]) -> Vec<&Ticket> {
+        vec![]
+    }
 }
 
 impl Exported for Ticket {
     const KEY: &'static str = "tickets";
+    fn tickets(changes: &[Change<Self>]) -> Vec<&Ticket> {
+        changes.iter().map(|c| &c.doc).collect()
+    }
     fn render(ctx: &Ctx, c: &Change<Self>) -> Value {
         let mut v = crate::tickets::ticket_json(ctx, &c.doc);
         v["generated_timestamp"] = json!(c.updated_at);
@@ -80,17 +87,6 @@ fn include_deleted(q: &Query) -> bool {
     !matches!(q.get("exclude_deleted"), Some("true") | Some("1"))
 }
 
-async fn sideload_tickets(
-    st: &AppState,
-    ctx: &Ctx,
-    q: &Query,
-    changes: &[Change<Ticket>],
-    out: &mut Map<String, Value>,
-) -> ApiResult<()> {
-    let refs: Vec<&Ticket> = changes.iter().map(|c| &c.doc).collect();
-    crate::tickets::sideload(st, ctx, &q.includes(), &refs, out).await
-}
-
 async fn time_based<D: Exported>(
     st: &AppState,
     a: &Actor,
@@ -119,7 +115,8 @@ async fn time_based<D: Exported>(
     Ok((changes, out))
 }
 
-pub async fn tickets(
+/// `incremental/{tickets,users,organizations}?start_time=`.
+pub async fn time_export<D: Exported>(
     State(st): State<AppState>,
     Auth(a): Auth,
     h: HeaderMap,
@@ -127,32 +124,8 @@ pub async fn tickets(
     q: Query,
 ) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
-    let (changes, mut out) = time_based::<Ticket>(&st, &a, &ctx, &q).await?;
-    sideload_tickets(&st, &ctx, &q, &changes, &mut out).await?;
-    Ok(Json(Value::Object(out)))
-}
-
-pub async fn users(
-    State(st): State<AppState>,
-    Auth(a): Auth,
-    h: HeaderMap,
-    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
-    q: Query,
-) -> ApiResult<Json<Value>> {
-    let ctx = Ctx::new(&h, &uri);
-    let (_, out) = time_based::<User>(&st, &a, &ctx, &q).await?;
-    Ok(Json(Value::Object(out)))
-}
-
-pub async fn organizations(
-    State(st): State<AppState>,
-    Auth(a): Auth,
-    h: HeaderMap,
-    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
-    q: Query,
-) -> ApiResult<Json<Value>> {
-    let ctx = Ctx::new(&h, &uri);
-    let (_, out) = time_based::<Organization>(&st, &a, &ctx, &q).await?;
+    let (changes, mut out) = time_based::<D>(&st, &a, &ctx, &q).await?;
+    crate::tickets::sideload(&st, &ctx, &q.includes(), &D::tickets(&changes), &mut out).await?;
     Ok(Json(Value::Object(out)))
 }
 
@@ -235,7 +208,8 @@ async fn cursor_based<D: Exported>(
     Ok((changes, out))
 }
 
-pub async fn tickets_cursor(
+/// `incremental/{tickets,users,organizations}/cursor?start_time=|cursor=`.
+pub async fn cursor_export<D: Exported>(
     State(st): State<AppState>,
     Auth(a): Auth,
     h: HeaderMap,
@@ -243,32 +217,8 @@ pub async fn tickets_cursor(
     q: Query,
 ) -> ApiResult<Json<Value>> {
     let ctx = Ctx::new(&h, &uri);
-    let (changes, mut out) = cursor_based::<Ticket>(&st, &a, &ctx, &q).await?;
-    sideload_tickets(&st, &ctx, &q, &changes, &mut out).await?;
-    Ok(Json(Value::Object(out)))
-}
-
-pub async fn users_cursor(
-    State(st): State<AppState>,
-    Auth(a): Auth,
-    h: HeaderMap,
-    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
-    q: Query,
-) -> ApiResult<Json<Value>> {
-    let ctx = Ctx::new(&h, &uri);
-    let (_, out) = cursor_based::<User>(&st, &a, &ctx, &q).await?;
-    Ok(Json(Value::Object(out)))
-}
-
-pub async fn organizations_cursor(
-    State(st): State<AppState>,
-    Auth(a): Auth,
-    h: HeaderMap,
-    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
-    q: Query,
-) -> ApiResult<Json<Value>> {
-    let ctx = Ctx::new(&h, &uri);
-    let (_, out) = cursor_based::<Organization>(&st, &a, &ctx, &q).await?;
+    let (changes, mut out) = cursor_based::<D>(&st, &a, &ctx, &q).await?;
+    crate::tickets::sideload(&st, &ctx, &q.includes(), &D::tickets(&changes), &mut out).await?;
     Ok(Json(Value::Object(out)))
 }
 

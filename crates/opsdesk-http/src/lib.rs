@@ -24,7 +24,9 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post, put};
 use axum::{Json, Router, ServiceExt};
 use opsdesk_app::App;
+use opsdesk_core::model::{Organization, User};
 use opsdesk_core::rules::{Automation, Trigger};
+use opsdesk_core::ticket::Ticket;
 use serde_json::json;
 use tower::Layer;
 
@@ -373,20 +375,26 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
                 .delete(sla::delete_sla_policy),
         )
         .route("/incremental/ticket_metric_events", get(sla::metric_events))
-        .route("/incremental/tickets", get(incremental::tickets))
+        .route(
+            "/incremental/tickets",
+            get(incremental::time_export::<Ticket>),
+        )
         .route(
             "/incremental/tickets/cursor",
-            get(incremental::tickets_cursor),
+            get(incremental::cursor_export::<Ticket>),
         )
-        .route("/incremental/users", get(incremental::users))
-        .route("/incremental/users/cursor", get(incremental::users_cursor))
+        .route("/incremental/users", get(incremental::time_export::<User>))
+        .route(
+            "/incremental/users/cursor",
+            get(incremental::cursor_export::<User>),
+        )
         .route(
             "/incremental/organizations",
-            get(incremental::organizations),
+            get(incremental::time_export::<Organization>),
         )
         .route(
             "/incremental/organizations/cursor",
-            get(incremental::organizations_cursor),
+            get(incremental::cursor_export::<Organization>),
         )
         .route(
             "/incremental/ticket_events",

@@ -523,7 +523,17 @@ async fn load(a: LoadArgs) -> Result<()> {
                     2 => client.get(format!("{api}/tickets/{tid}.json?include=users,groups,organizations")),
                     3 => client.get(format!("{api}/tickets.json?per_page=50&page={}", rng.gen_range(1..20))),
                     4 => client.get(format!("{api}/tickets/{tid}/audits.json")),
-                    5 => client.get(format!("{api}/search.json?query=type:ticket%20status:open")),
+                    5 => {
+                        // Structured, free-text and mixed queries, as agents type them.
+                        const QS: [&str; 5] = [
+                            "type:ticket status:open",
+                            "type:ticket runner",
+                            "type:ticket status<solved assignee:none",
+                            "type:ticket \"pipeline stuck\" created>30days",
+                            "billing priority>normal",
+                        ];
+                        client.get(format!("{api}/search.json")).query(&[("query", QS[rng.gen_range(0..QS.len())])])
+                    }
                     7 => client.get(format!("{api}/views/{}/count.json", view_ids[rng.gen_range(0..view_ids.len())])),
                     8 => client.get(format!("{api}/views/{}/execute.json?per_page=50", view_ids[rng.gen_range(0..view_ids.len())])),
                     _ => client.get(format!("{api}/users/{}.json", user_ids.get(rng.gen_range(0..user_ids.len().max(1))).copied().unwrap_or(1))),
