@@ -361,16 +361,13 @@ impl Sql<'_> {
             },
             Filter::Group(w) => self.id_in("t.group_id", w),
             Filter::Tag(tag) => {
-                let cond = match tag {
-                    None => None,
-                    Some(t) => Some(match t.strip_suffix('*') {
+                let cond = tag.as_ref().map(|t| match t.strip_suffix('*') {
                         Some(pre) => format!(
                             "{{v}} LIKE {} ESCAPE '\\'",
                             self.p(Val::Text(format!("{}%", like_escape(pre))))
                         ),
                         None => format!("{{v}} = {}", self.p(Val::Text(t.clone()))),
-                    }),
-                };
+                    });
                 match (kind, cond) {
                     (Kind::Ticket, None) => {
                         "NOT EXISTS (SELECT 1 FROM ticket_tags g WHERE g.ticket_id = t.id)".into()
@@ -600,7 +597,11 @@ fn decode_hit(r: &Row) -> Result<Hit> {
 /// (20 bits; 0 is the description) and whether it is public, so a match names its ticket
 /// without a lookup. `None` past the millionth comment of one ticket (not indexed).
 pub(crate) fn comment_rowid(ticket_id: Id, seq: i64, public: bool) -> Option<i64> {
-    (seq < 1 << 20 && ticket_id < 1 << 42).then(|| (ticket_id << 21) | (seq << 1) | public as i64)
+    if (0..1 << 20).contains(&seq) && (0..1 << 42).contains(&ticket_id) {
+        Some((ticket_id << 21) | (seq << 1) | public as i64)
+    } else {
+        None
+    }
 }
 
 impl Conn {
