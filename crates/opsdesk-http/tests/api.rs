@@ -3639,6 +3639,19 @@ async fn search_matches_a_brute_force_filter() {
                 Box::new(move |s: &Seen| s.created < now - 2 * 86_400),
             ),
             (
+                "assignee:me tags:red tags:blue*".into(),
+                Box::new(move |s: &Seen| {
+                    s.assignee == Some(admin)
+                        && s.tags.iter().any(|x| x == "red" || x.starts_with("blue"))
+                }),
+            ),
+            (
+                "group:\"Tier Two\" -tags:green".into(),
+                Box::new(move |s: &Seen| {
+                    s.group == Some(tier2) && !s.tags.iter().any(|x| x == "green")
+                }),
+            ),
+            (
                 "alpha status<solved -tags:red assignee:none".into(),
                 Box::new(|s: &Seen| {
                     s.has_prefix("alpha")

@@ -60,6 +60,9 @@ fn table(kind: Kind) -> (&'static str, &'static str) {
 struct Sql<'a> {
     pg: bool,
     args: &'a mut Vec<Val>,
+    /// The plan also narrows tickets by a person, group or organisation: few candidate rows,
+    /// so a tag is checked per row rather than by listing every ticket with the tag.
+    anchored: bool,
 }
 
 impl Sql<'_> {
@@ -372,6 +375,10 @@ impl Sql<'_> {
                     (Kind::Ticket, None) => {
                         "NOT EXISTS (SELECT 1 FROM ticket_tags g WHERE g.ticket_id = t.id)".into()
                     }
+                    (Kind::Ticket, Some(c)) if self.anchored => format!(
+                        "EXISTS (SELECT 1 FROM ticket_tags g WHERE {} AND g.ticket_id = t.id)",
+                        c.replace("{v}", "g.tag")
+                    ),
                     (Kind::Ticket, Some(c)) => format!(
                         "t.id IN (SELECT g.ticket_id FROM ticket_tags g WHERE {})",
                         c.replace("{v}", "g.tag")
@@ -523,6 +530,22 @@ impl Sql<'_> {
 
     /// The WHERE clause for one kind of record.
     fn where_for(&mut self, kind: Kind, plan: &Plan, vis: Option<&Visibility>) -> String {
+        self.anchored = kind == Kind::Ticket
+            && plan.clauses.iter().any(|c| {
+                !c.negated
+                    && c.any.iter().all(|f| {
+                        matches!(
+                            f,
+                            Filter::Person(
+                                PersonField::Requester
+                                    | PersonField::Assignee
+                                    | PersonField::Submitter,
+                                Who::Ids(_)
+                            ) | Filter::Group(Who::Ids(_))
+                                | Filter::Organization(Who::Ids(_))
+                        )
+                    })
+            });
         let mut parts = vec![];
         match kind {
             Kind::Ticket => parts.push("t.deleted_at IS NULL".to_string()),
@@ -794,6 +817,7 @@ impl Conn {
         let mut s = Sql {
             pg: self.is_postgres(),
             args: &mut args,
+            anchored: false,
         };
         let dir = if plan.descending { "DESC" } else { "ASC" };
         let sql = if let [kind] = plan.kinds[..] {
@@ -843,6 +867,7 @@ impl Conn {
             let mut s = Sql {
                 pg: self.is_postgres(),
                 args: &mut args,
+                anchored: false,
             };
             let (tab, a) = table(kind);
             let w = s.where_for(kind, plan, vis);
@@ -866,6 +891,7 @@ impl Conn {
         let mut s = Sql {
             pg: self.is_postgres(),
             args: &mut args,
+            anchored: false,
         };
         let (tab, a) = table(kind);
         let mut w = s.where_for(kind, plan, vis);
