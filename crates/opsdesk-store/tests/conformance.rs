@@ -591,11 +591,19 @@ async fn cursor_exports_wait_for_slow_writers() {
     // The fast writer's change waits behind the still-open slow transaction.
     assert!(seen.is_empty() && done, "{seen:?}");
     slow.commit().await.unwrap();
-    let (seen, _) = r
-        .changes_after::<Organization>(0, (-1, 0), 100, true)
-        .await
-        .unwrap();
-    let names: Vec<&str> = seen.iter().map(|c| c.doc.name.as_str()).collect();
+    // Other tests may be writing in the same cluster: wait (bounded) for them to end too.
+    let mut names: Vec<String> = vec![];
+    for _ in 0..200 {
+        let (seen, _) = r
+            .changes_after::<Organization>(0, (-1, 0), 100, true)
+            .await
+            .unwrap();
+        names = seen.iter().map(|c| c.doc.name.clone()).collect();
+        if names.len() == 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert_eq!(names, vec!["Slow writer", "Fast writer"]);
     // Full text is written in the same transaction as the row.
     let n = r
