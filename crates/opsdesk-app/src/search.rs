@@ -57,17 +57,8 @@ impl App {
             organization_field_keys: org_fields.into_iter().map(|f| f.0.key).collect(),
         };
         let mut plan = Plan::from_query(query, kind, &cx).map_err(invalid)?;
-        if let Some(s) = sort.sort_by {
-            if !matches!(s, SortKey::Created | SortKey::Updated) && plan.kinds != [Kind::Ticket] {
-                return Err(AppError::InvalidQuery(
-                    "sort_by priority, status and ticket_type need type:ticket".into(),
-                ));
-            }
-            plan.sort = s;
-        }
-        if let Some(d) = sort.descending {
-            plan.descending = d;
-        }
+        plan.set_sort(sort.sort_by, sort.descending)
+            .map_err(invalid)?;
         // Resolve people, groups and organisations; remember which filter each came from.
         let mut refs: Vec<(bool, bool, Who)> = vec![];
         for cl in &plan.clauses {

@@ -882,19 +882,14 @@ pub fn plan(terms: &[Term], kind: Option<Kind>, cx: &PlanContext) -> Result<Plan
     if kinds.is_empty() {
         return err(0, "no type of record fits every keyword of this query");
     }
-    let sort = sort.unwrap_or(SortKey::Updated);
-    if !matches!(sort, SortKey::Created | SortKey::Updated) && kinds != [Kind::Ticket] {
-        return err(
-            0,
-            "order_by:priority, status and ticket_type need type:ticket",
-        );
-    }
-    Ok(Plan {
+    let mut plan = Plan {
         kinds,
         clauses,
-        sort,
-        descending: descending.unwrap_or(true),
-    })
+        sort: SortKey::Updated,
+        descending: true,
+    };
+    plan.set_sort(sort, descending)?;
+    Ok(plan)
 }
 
 impl Plan {
@@ -906,6 +901,28 @@ impl Plan {
     ) -> Result<Plan, QueryError> {
         let terms = parse(query)?;
         plan(&terms, kind, cx)
+    }
+
+    /// Order by `sort` and/or direction `descending` (from `order_by:`/`sort:` or the
+    /// `sort_by`/`sort_order` parameters); ticket-only keys need a ticket-only plan.
+    pub fn set_sort(
+        &mut self,
+        sort: Option<SortKey>,
+        descending: Option<bool>,
+    ) -> Result<(), QueryError> {
+        if let Some(s) = sort {
+            if !matches!(s, SortKey::Created | SortKey::Updated) && self.kinds != [Kind::Ticket] {
+                return err(
+                    0,
+                    "order_by:priority, status and ticket_type need type:ticket",
+                );
+            }
+            self.sort = s;
+        }
+        if let Some(d) = descending {
+            self.descending = d;
+        }
+        Ok(())
     }
 
     /// Every unresolved person, group or organisation reference, for the application to look up.

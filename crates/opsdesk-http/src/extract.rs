@@ -314,18 +314,34 @@ impl Query {
 }
 
 pub fn encode_cursor(id: i64) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("id:{id}"))
+    encode_cursor_of("id", &[id])
 }
 
 fn decode_cursor(s: &str) -> ApiResult<i64> {
-    let bad = || ApiError::BadRequest("page cursor is invalid".into());
+    decode_cursor_of("id", s, 1)
+        .map(|v| v[0])
+        .ok_or_else(|| ApiError::BadRequest("page cursor is invalid".into()))
+}
+
+/// An opaque cursor: `tag:` and whole numbers joined by dots, in URL-safe base64
+/// (`id:42` for id pages; search exports and change streams carry more numbers).
+pub fn encode_cursor_of(tag: &str, parts: &[i64]) -> String {
+    let nums: Vec<String> = parts.iter().map(i64::to_string).collect();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{tag}:{}", nums.join(".")))
+}
+
+/// The `n` numbers of a cursor made by [`encode_cursor_of`] with `tag`, or `None`.
+pub fn decode_cursor_of(tag: &str, s: &str, n: usize) -> Option<Vec<i64>> {
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s.trim_end_matches('='))
-        .map_err(|_| bad())?;
-    let t = String::from_utf8(raw).map_err(|_| bad())?;
-    t.strip_prefix("id:")
-        .and_then(|x| x.parse().ok())
-        .ok_or_else(bad)
+        .decode(s.trim().trim_end_matches('='))
+        .ok()?;
+    let text = String::from_utf8(raw).ok()?;
+    let parts = text.strip_prefix(tag)?.strip_prefix(':')?;
+    let v = parts
+        .split('.')
+        .map(|x| x.parse().ok())
+        .collect::<Option<Vec<i64>>>()?;
+    (v.len() == n).then_some(v)
 }
 
 /// Parse an id path segment; anything else is "not found".

@@ -8,7 +8,6 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
-use base64::Engine;
 use opsdesk_app::Actor;
 use opsdesk_core::clock;
 use opsdesk_core::model::{Id, Organization, User};
@@ -139,21 +138,15 @@ struct Cursor {
 
 impl Cursor {
     fn encode(self) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(format!("{}.{}.{}", self.start, self.seq, self.id))
+        crate::extract::encode_cursor_of("changes", &[self.start, self.seq, self.id])
     }
     fn decode(s: &str) -> Option<Cursor> {
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(s.trim())
-            .ok()?;
-        let text = String::from_utf8(raw).ok()?;
-        let mut it = text.split('.');
-        let c = Cursor {
-            start: it.next()?.parse().ok()?,
-            seq: it.next()?.parse().ok()?,
-            id: it.next()?.parse().ok()?,
-        };
-        it.next().is_none().then_some(c)
+        let v = crate::extract::decode_cursor_of("changes", s, 3)?;
+        Some(Cursor {
+            start: v[0],
+            seq: v[1],
+            id: v[2],
+        })
     }
 }
 

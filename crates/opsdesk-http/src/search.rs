@@ -5,7 +5,6 @@
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::Json;
-use base64::Engine;
 use opsdesk_app::search::{Found, SortParams};
 use opsdesk_app::Actor;
 use opsdesk_core::model::Id;
@@ -189,16 +188,11 @@ pub async fn requests(
 }
 
 fn encode_cursor(c: (i64, Id)) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}.{}", c.0, c.1))
+    crate::extract::encode_cursor_of("search", &[c.0, c.1])
 }
 
 fn decode_cursor(s: &str) -> Option<(i64, Id)> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(s.trim())
-        .ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let (a, b) = text.split_once('.')?;
-    Some((a.parse().ok()?, b.parse().ok()?))
+    crate::extract::decode_cursor_of("search", s, 2).map(|v| (v[0], v[1]))
 }
 
 /// `search/export?query=&filter[type]=&page[size]=&page[after]=`: every result of one type,

@@ -18,6 +18,8 @@ pub trait Doc: Serialize + DeserializeOwned + Send + Sync {
     /// Searched records (tickets, users, organisations) carry `change_seq` for the cursor
     /// exports and a full-text entry written with every insert and update (see `search.rs`).
     const SEARCHED: bool = false;
+    /// Rows are soft-deleted (`deleted_at`) and stay in the change streams as deletions.
+    const SOFT_DELETED: bool = false;
     /// The record's searchable fields as opsdesk_core::search tokenizes them, at most four
     /// (empty unless [`Doc::SEARCHED`]).
     fn search_text(&self) -> Vec<String> {

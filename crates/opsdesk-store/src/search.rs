@@ -920,49 +920,66 @@ impl Conn {
         limit: i64,
         include_deleted: bool,
     ) -> Result<(Vec<Change<D>>, bool)> {
-        let limit = limit.clamp(1, 1000);
         let (del_col, del_cond) = change_cols::<D>(include_deleted);
+        let from = format!(
+            "SELECT id, data, updated_at, change_seq, {del_col} FROM {} WHERE 1=1{del_cond}",
+            D::TABLE
+        );
+        self.whole_seconds(
+            &from,
+            "updated_at",
+            start,
+            horizon,
+            limit,
+            decode_change::<D>,
+            |c| c.updated_at,
+        )
+        .await
+    }
+
+    /// One page of a time-ordered stream (`from` is a `SELECT … WHERE …` to extend): rows with
+    /// `start <= {time} <= horizon`, oldest first, at least `limit` of them unless the stream
+    /// ends, never ending inside a second: a page that would is cut before that second, or,
+    /// when it holds nothing else, takes the whole second. Returns the rows and whether the
+    /// stream is exhausted up to the horizon.
+    #[allow(clippy::too_many_arguments)]
+    async fn whole_seconds<T>(
+        &mut self,
+        from: &str,
+        time: &str,
+        start: i64,
+        horizon: i64,
+        limit: i64,
+        decode: impl Fn(&Row) -> Result<T>,
+        at: impl Fn(&T) -> i64,
+    ) -> Result<(Vec<T>, bool)> {
+        let limit = limit.clamp(1, 1000);
         let rows = self
             .all(
                 &format!(
-                    "SELECT id, data, updated_at, change_seq, {del_col} FROM {} \
-                     WHERE updated_at >= $1 AND updated_at <= $2{del_cond} \
-                     ORDER BY updated_at, id LIMIT {}",
-                    D::TABLE,
+                    "{from} AND {time} >= $1 AND {time} <= $2 ORDER BY {time}, id LIMIT {}",
                     limit + 1
                 ),
                 &[Val::Int(start), Val::Int(horizon)],
             )
             .await?;
-        let mut out = rows
-            .iter()
-            .map(decode_change::<D>)
-            .collect::<Result<Vec<_>>>()?;
+        let mut out = rows.iter().map(&decode).collect::<Result<Vec<_>>>()?;
         if out.len() as i64 <= limit {
             return Ok((out, true));
         }
-        let next = out.pop().map(|c| c.updated_at);
-        let last = out.last().map(|c| c.updated_at);
+        let next = out.pop().map(|x| at(&x));
+        let last = out.last().map(&at);
         if next == last {
-            // The page would end inside a second: drop that second, or, when the page is
-            // nothing but that second, take all of it.
             let second = last.unwrap_or(start);
-            out.retain(|c| c.updated_at < second);
+            out.retain(|x| at(x) < second);
             if out.is_empty() {
                 let rows = self
                     .all(
-                        &format!(
-                            "SELECT id, data, updated_at, change_seq, {del_col} FROM {} \
-                             WHERE updated_at = $1{del_cond} ORDER BY id",
-                            D::TABLE
-                        ),
+                        &format!("{from} AND {time} = $1 ORDER BY id"),
                         &[Val::Int(second)],
                     )
                     .await?;
-                out = rows
-                    .iter()
-                    .map(decode_change::<D>)
-                    .collect::<Result<Vec<_>>>()?;
+                out = rows.iter().map(&decode).collect::<Result<Vec<_>>>()?;
             }
         }
         Ok((out, false))
@@ -1014,51 +1031,21 @@ impl Conn {
         horizon: i64,
         limit: i64,
     ) -> Result<(Vec<opsdesk_core::ticket::Audit>, bool)> {
-        let limit = limit.clamp(1, 1000);
-        let cols = "id, ticket_id, author_id, created_at, via, metadata, events";
-        let rows = self
-            .all(
-                &format!(
-                    "SELECT {cols} FROM ticket_audits WHERE created_at >= $1 AND created_at <= $2 \
-                     ORDER BY created_at, id LIMIT {}",
-                    limit + 1
-                ),
-                &[Val::Int(start), Val::Int(horizon)],
-            )
-            .await?;
-        let mut out = rows
-            .iter()
-            .map(crate::tickets::decode_audit)
-            .collect::<Result<Vec<_>>>()?;
-        if out.len() as i64 <= limit {
-            return Ok((out, true));
-        }
-        let next = out.pop().map(|a| a.created_at.as_second());
-        let last = out.last().map(|a| a.created_at.as_second());
-        if next == last {
-            let second = last.unwrap_or(start);
-            out.retain(|a| a.created_at.as_second() < second);
-            if out.is_empty() {
-                let rows = self
-                    .all(
-                        &format!(
-                            "SELECT {cols} FROM ticket_audits WHERE created_at = $1 ORDER BY id"
-                        ),
-                        &[Val::Int(second)],
-                    )
-                    .await?;
-                out = rows
-                    .iter()
-                    .map(crate::tickets::decode_audit)
-                    .collect::<Result<Vec<_>>>()?;
-            }
-        }
-        Ok((out, false))
+        self.whole_seconds(
+            "SELECT id, ticket_id, author_id, created_at, via, metadata, events FROM ticket_audits WHERE 1=1",
+            "created_at",
+            start,
+            horizon,
+            limit,
+            crate::tickets::decode_audit,
+            |a| a.created_at.as_second(),
+        )
+        .await
     }
 }
 
 fn change_cols<D: Doc>(include_deleted: bool) -> (&'static str, &'static str) {
-    if D::TABLE == "tickets" {
+    if D::SOFT_DELETED {
         let cond = if include_deleted {
             ""
         } else {

@@ -48,6 +48,7 @@ impl Doc for Ticket {
         ]
     }
     const SEARCHED: bool = true;
+    const SOFT_DELETED: bool = true;
     /// The subject; then tags, text custom-field values and the external id. Comments are
     /// indexed on their own (ticket_comments_fts / ticket_comments.search_vec).
     fn search_text(&self) -> Vec<String> {
