@@ -1,12 +1,14 @@
 //! opsdesk use cases. Every public method takes the acting user ([`Actor`]), checks what that
 //! user may do, validates input, and runs one store transaction. Handlers call exactly one.
 
+pub mod attachments;
 pub mod auth;
 pub mod automations;
 pub mod business_hours;
 pub mod fields;
-mod html;
+pub mod html;
 pub mod macros;
+pub mod mail;
 pub mod outbox;
 pub mod people;
 mod records;
@@ -148,6 +150,8 @@ impl Actor {
 pub struct Origin {
     pub client: Option<String>,
     pub ip_address: Option<String>,
+    /// More of the audit's `metadata.system` (inbound mail: `message_id`, `suppress_email_to`).
+    pub system: Option<serde_json::Value>,
 }
 
 /// The application: the store, the clock, and small caches.
@@ -168,6 +172,17 @@ pub struct App {
     pub export_hold_back_secs: i64,
     pub heartbeats: Arc<workers::Heartbeats>,
     sla_cache: Arc<sla::SlaCache>,
+    /// The per-file attachment limit (uploads and inbound mail).
+    pub max_attachment_bytes: usize,
+    /// The email channel's settings (`serve --support-address …`).
+    pub mail: Arc<mail::MailConfig>,
+    /// Where accepted inbound mail waits for ingest (`DATA_DIR/mail-spool`).
+    pub spool: Option<Arc<mail::Spool>>,
+    /// Wakes the ingest worker when a message is spooled.
+    pub mail_wakeup: Arc<tokio::sync::Notify>,
+    /// Sends outgoing mail; without one, email waits in the outbox.
+    pub mailer: Option<Arc<dyn mail::Mailer>>,
+    mail_key: Arc<std::sync::OnceLock<Vec<u8>>>,
 }
 
 impl App {
@@ -187,6 +202,12 @@ impl App {
             export_hold_back_secs: search::HOLD_BACK_SECS,
             heartbeats: Arc::new(workers::Heartbeats::default()),
             sla_cache: Arc::new(sla::SlaCache::default()),
+            max_attachment_bytes: attachments::DEFAULT_MAX_BYTES,
+            mail: Arc::new(mail::MailConfig::default()),
+            spool: None,
+            mail_wakeup: Arc::new(tokio::sync::Notify::new()),
+            mailer: None,
+            mail_key: Arc::new(std::sync::OnceLock::new()),
         }
     }
 

@@ -84,6 +84,7 @@ impl App {
         let m = TicketMetrics::observe(old, previous, t, w, audit.created_at);
         tx.put_ticket_metrics(&m).await?;
         self.refresh_sla(tx, t, &m).await?;
+        self.claim_uploads(tx, t, &audit.events).await?;
         let before: &[String] = previous.map_or(&[], |p| &p.tags);
         if before != t.tags.as_slice() {
             tx.set_ticket_tags(t.id, before, &t.tags).await?;
@@ -129,6 +130,10 @@ impl App {
                     let body = e.get("body").and_then(Value::as_str).unwrap_or("");
                     for u in users {
                         let Some(to) = u.email.clone() else { continue };
+                        if crate::mail::suppressed(&audit.metadata, u.id) {
+                            tracing::info!(ticket.id = t.id, user.id = u.id, "email not queued: the mail that caused it was automatic or too frequent");
+                            continue;
+                        }
                         let payload = json!({
                             "to": to,
                             "to_name": u.name,
@@ -161,13 +166,16 @@ impl App {
         Ok(())
     }
 
-    /// Deliver due webhook requests (up to `limit`); returns how many were attempted.
-    /// Email waits here until SMTP is configured (issue #6 adds the sender).
+    /// Deliver due webhook requests and, when a mailer is configured, emails (up to `limit`
+    /// of each); returns how many were attempted. Without a mailer, email waits in the outbox.
     pub async fn deliver_outbox(&self, limit: i64) -> Result<usize> {
         let now = self.now().as_second();
         let claimed = {
             let mut tx = self.store.write().await?;
-            let c = tx.claim_outbox("webhook", now, CLAIM_SECS, limit).await?;
+            let mut c = tx.claim_outbox("webhook", now, CLAIM_SECS, limit).await?;
+            if self.mailer.is_some() {
+                c.extend(tx.claim_outbox("email", now, CLAIM_SECS, limit).await?);
+            }
             tx.commit().await?;
             c
         };
@@ -189,6 +197,11 @@ impl App {
     }
 
     async fn deliver_one(&self, item: OutboxItem) -> Result<()> {
+        if item.kind == "email" {
+            let started = Instant::now();
+            let attempt = self.send_email(&item).await;
+            return self.record_attempt(item, attempt, started.elapsed()).await;
+        }
         let webhook = {
             let mut c = self.store.read().await?;
             match item.webhook_id {
@@ -221,6 +234,31 @@ impl App {
             }
         };
         self.record_attempt(item, attempt, started.elapsed()).await
+    }
+
+    async fn send_email(&self, item: &OutboxItem) -> Attempt {
+        let failed = |error: String, retry: bool| Attempt {
+            status: None,
+            response: String::new(),
+            error: Some(error),
+            retry,
+        };
+        let Some(mailer) = &self.mailer else {
+            return failed("no mail transport is configured".into(), true);
+        };
+        let mail = match self.outgoing_mail(item).await {
+            Ok(m) => m,
+            Err(e) => return failed(format!("building the message failed: {e}"), true),
+        };
+        match mailer.send(&mail).await {
+            Ok(()) => Attempt {
+                status: Some(250),
+                response: format!("sent as <{}>", mail.message_id),
+                error: None,
+                retry: false,
+            },
+            Err(f) => failed(f.message, !f.permanent),
+        }
     }
 
     /// One request now, for `webhooks/test`: what came back.

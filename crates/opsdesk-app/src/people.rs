@@ -355,16 +355,7 @@ impl App {
         inv.into_result()?;
         tx.insert(&mut user).await?;
         if let Some(e) = &email {
-            let mut ident = Identity {
-                id: 0,
-                user_id: user.id,
-                kind: "email".into(),
-                value: e.clone(),
-                verified: user.verified,
-                primary: true,
-                created_at: now,
-                updated_at: now,
-            };
+            let mut ident = Identity::email(user.id, e.clone(), user.verified, now);
             tx.insert(&mut ident).await?;
         }
         if let Some(org) = user.organization_id {
@@ -592,16 +583,7 @@ impl App {
                 }
                 if let Some(e) = &e {
                     if !tx.identities_of(id).await?.iter().any(|i| &i.value == e) {
-                        let mut ident = Identity {
-                            id: 0,
-                            user_id: id,
-                            kind: "email".into(),
-                            value: e.clone(),
-                            verified: false,
-                            primary: true,
-                            created_at: now,
-                            updated_at: now,
-                        };
+                        let mut ident = Identity::email(id, e.clone(), false, now);
                         tx.insert(&mut ident).await?;
                     }
                 }

@@ -146,8 +146,12 @@ fn comment_event(c: &Comment) -> Value {
 }
 
 fn metadata(origin: &Origin, custom: Option<&Value>) -> Value {
+    let mut system = json!({"client": origin.client, "ip_address": origin.ip_address});
+    if let (Some(Value::Object(extra)), Value::Object(s)) = (&origin.system, &mut system) {
+        s.extend(extra.clone());
+    }
     json!({
-        "system": {"client": origin.client, "ip_address": origin.ip_address},
+        "system": system,
         "custom": custom.cloned().unwrap_or_else(|| json!({})),
     })
 }
@@ -156,7 +160,7 @@ impl App {
     // ---- reading -------------------------------------------------------------------------
 
     /// Whether `actor` may see `t` (staff: all; end-users: theirs and shared organisations').
-    async fn can_view(&self, c: &mut Conn, actor: &Actor, t: &Ticket) -> Result<bool> {
+    pub(crate) async fn can_view(&self, c: &mut Conn, actor: &Actor, t: &Ticket) -> Result<bool> {
         if actor.is_staff() {
             return Ok(true);
         }
@@ -896,23 +900,14 @@ impl App {
         Ok(())
     }
 
-    fn check_uploads(input: &CommentInput, inv: &mut Invalid) {
-        if input.uploads.as_ref().is_some_and(|u| !u.is_empty()) {
-            inv.invalid(
-                "comment",
-                "Uploads",
-                "attachments are not supported yet (issue #6); send the comment without uploads",
-            );
-        }
-    }
-
-    fn build_comment(
+    pub(crate) fn build_comment(
         &self,
         actor: &Actor,
         input: &CommentInput,
         via: &Via,
         author: Id,
         default_public: bool,
+        attachments: Vec<Value>,
     ) -> Option<Comment> {
         let (body, html_body, plain) = comment_body(input);
         if body.trim().is_empty() && plain.trim().is_empty() {
@@ -933,22 +928,24 @@ impl App {
             html_body,
             plain_body: plain,
             public,
-            attachments: vec![],
+            attachments,
             via: via.clone(),
             metadata: json!({}),
             created_at: self.now(),
         })
     }
 
+    /// The comment's author (an agent may write on someone's behalf) and its attachments (the
+    /// uploads its tokens name).
     async fn comment_author(
         &self,
         tx: &mut Conn,
         actor: &Actor,
         c: &CommentInput,
         inv: &mut Invalid,
-    ) -> Result<Id> {
-        App::check_uploads(c, inv);
-        match c.author_id {
+    ) -> Result<(Id, Vec<Value>)> {
+        let files = self.comment_uploads(tx, actor, c, inv).await?;
+        let author = match c.author_id {
             Some(a) if actor.is_staff() && a != actor.id() => {
                 if tx.get::<User>(a).await?.is_none() {
                     inv.invalid(
@@ -957,10 +954,11 @@ impl App {
                         &format!("user {a} does not exist"),
                     );
                 }
-                Ok(a)
+                a
             }
-            _ => Ok(actor.id()),
-        }
+            _ => actor.id(),
+        };
+        Ok((author, files))
     }
 
     /// Create a ticket (tickets API: agents and admins; requests use [`App::create_request`]).
@@ -980,7 +978,7 @@ impl App {
         Ok(r)
     }
 
-    async fn create_ticket_tx(
+    pub(crate) async fn create_ticket_tx(
         &self,
         tx: &mut Conn,
         actor: &Actor,
@@ -1003,10 +1001,10 @@ impl App {
         if comment_in.author_id.is_none() && t.submitter_id != actor.id() {
             comment_in.author_id = Some(t.submitter_id);
         }
-        let author = self
+        let (author, files) = self
             .comment_author(tx, actor, &comment_in, &mut inv)
             .await?;
-        let comment = self.build_comment(actor, &comment_in, &via, author, true);
+        let comment = self.build_comment(actor, &comment_in, &via, author, true, files);
         if comment.is_none() {
             inv.blank("description", "Description");
         }
@@ -1096,11 +1094,11 @@ impl App {
         self.apply_ticket_input(tx, actor, &mut t, &input, false, &mut inv)
             .await?;
         let comment_in = input.comment.clone().unwrap_or_default();
-        let author = self
+        let (author, files) = self
             .comment_author(tx, actor, &comment_in, &mut inv)
             .await?;
         inv.into_result()?;
-        let comment = self.build_comment(actor, &comment_in, &via, author, true);
+        let comment = self.build_comment(actor, &comment_in, &via, author, true, files);
         self.save_update(
             tx,
             actor,
@@ -1114,7 +1112,7 @@ impl App {
         .await
     }
 
-    async fn save_update(
+    pub(crate) async fn save_update(
         &self,
         tx: &mut Conn,
         actor: &Actor,
@@ -1562,8 +1560,10 @@ impl App {
         let mut comment = input.comment.clone().unwrap_or_default();
         comment.public = Some(true);
         comment.author_id = None;
-        App::check_uploads(&comment, &mut inv);
-        let comment = self.build_comment(actor, &comment, &via, actor.id(), true);
+        let files = self
+            .comment_uploads(&mut tx, actor, &comment, &mut inv)
+            .await?;
+        let comment = self.build_comment(actor, &comment, &via, actor.id(), true, files);
         if input.email_ccs.is_some() {
             self.apply_cc_changes(&mut tx, &mut t, input.email_ccs.as_ref(), None, &mut inv)
                 .await?;

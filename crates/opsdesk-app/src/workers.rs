@@ -22,6 +22,8 @@ pub const AUTOMATION_TICK: Duration = Duration::from_secs(10);
 pub struct Heartbeats {
     pub outbox: AtomicI64,
     pub automations: AtomicI64,
+    /// The mail ingest worker (0 where it does not run).
+    pub mail: AtomicI64,
 }
 
 impl Heartbeats {
@@ -32,8 +34,9 @@ impl Heartbeats {
         if o == 0 && a == 0 {
             return None;
         }
+        let m = self.mail.load(Ordering::Relaxed);
         // A long automation run holds its loop; its lease renewals keep it honest.
-        Some(now - o < 60)
+        Some(now - o < 60 && (m == 0 || now - m < 60))
     }
 }
 

@@ -143,10 +143,38 @@ pub struct Identity {
     pub value: String,
     pub verified: bool,
     pub primary: bool,
+    /// Zendesk's `deliverable_state`: `deliverable`, or `undeliverable` after a bounce.
+    #[serde(default = "deliverable")]
+    pub deliverable_state: String,
+    /// Bounces recorded against this address.
+    #[serde(default)]
+    pub undeliverable_count: i64,
     #[serde(with = "ts")]
     pub created_at: Timestamp,
     #[serde(with = "ts")]
     pub updated_at: Timestamp,
+}
+
+fn deliverable() -> String {
+    "deliverable".into()
+}
+
+impl Identity {
+    /// A primary email identity.
+    pub fn email(user_id: Id, value: String, verified: bool, now: Timestamp) -> Identity {
+        Identity {
+            id: 0,
+            user_id,
+            kind: "email".into(),
+            value,
+            verified,
+            primary: true,
+            deliverable_state: deliverable(),
+            undeliverable_count: 0,
+            created_at: now,
+            updated_at: now,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -84,6 +84,7 @@ pub fn origin(headers: &HeaderMap) -> Origin {
             .and_then(|v| v.to_str().ok())
             .and_then(|s| s.split(',').next())
             .map(|s| s.trim().to_string()),
+        system: None,
     }
 }
 

@@ -19,6 +19,8 @@ pub enum Val {
     Int(i64),
     Text(String),
     Real(f64),
+    /// A binary column (`BLOB` / `bytea`): attachment contents.
+    Bytes(Vec<u8>),
 }
 
 impl From<i64> for Val {
@@ -81,6 +83,7 @@ macro_rules! bind_all {
                 Val::Int(i) => q.bind(*i),
                 Val::Text(s) => q.bind(s.as_str()),
                 Val::Real(f) => q.bind(*f),
+                Val::Bytes(b) => q.bind(b.as_slice()),
             };
         }
         q
@@ -207,6 +210,12 @@ impl Row {
         Ok(match self {
             Row::Sqlite(r) => r.try_get::<Option<String>, _>(i)?,
             Row::Pg(r) => r.try_get::<Option<String>, _>(i)?,
+        })
+    }
+    pub fn bytes(&self, i: usize) -> Result<Vec<u8>, StoreError> {
+        Ok(match self {
+            Row::Sqlite(r) => r.try_get::<Vec<u8>, _>(i)?,
+            Row::Pg(r) => r.try_get::<Vec<u8>, _>(i)?,
         })
     }
     /// Decode a JSON text column.

@@ -8,6 +8,7 @@ mod db;
 mod docs;
 mod group;
 mod jobs;
+mod mail;
 mod migrate;
 mod outbox;
 mod records;

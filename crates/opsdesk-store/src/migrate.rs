@@ -43,6 +43,10 @@ pub const MIGRATIONS_SQLITE: &[(&str, &str)] = &[
         "0010_search",
         include_str!("../migrations/sqlite/0010_search.sql"),
     ),
+    (
+        "0011_mail",
+        include_str!("../migrations/sqlite/0011_mail.sql"),
+    ),
 ];
 pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
@@ -84,6 +88,10 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
         "0010_search",
         include_str!("../migrations/postgres/0010_search.sql"),
+    ),
+    (
+        "0011_mail",
+        include_str!("../migrations/postgres/0011_mail.sql"),
     ),
 ];
 

@@ -279,16 +279,7 @@ async fn users_identities_tokens(name: &str, s: &Store) {
         now,
     );
     tx.insert(&mut u).await.unwrap();
-    let mut i = Identity {
-        id: 0,
-        user_id: u.id,
-        kind: "email".into(),
-        value: "Cora@Example.com".into(),
-        verified: true,
-        primary: true,
-        created_at: now,
-        updated_at: now,
-    };
+    let mut i = Identity::email(u.id, "Cora@Example.com".into(), true, now);
     tx.insert(&mut i).await.unwrap();
     tx.set_password_hash(u.id, Some("hash")).await.unwrap();
     tx.insert_token(u.id, "abc123", Some("ci"), 1)

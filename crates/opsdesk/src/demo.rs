@@ -215,6 +215,7 @@ pub async fn run(real: App, args: DemoArgs) -> Result<()> {
     let origin = Origin {
         client: Some("opsdesk demo".into()),
         ip_address: None,
+        system: None,
     };
 
     {

@@ -1,0 +1,832 @@
+//! The email channel's use cases: the durable spool inbound mail is written to before it is
+//! acknowledged, ingest (threading, requesters, loop protection, attachments) in one
+//! transaction per message, and outgoing mail built from outbox messages with the headers a
+//! customer's client threads by. MIME parsing and SMTP live in `opsdesk-mail`; this module
+//! takes an already parsed message ([`ParsedEmail`]) and hands outgoing mail to a [`Mailer`].
+
+use std::future::Future;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use hmac::{Hmac, Mac};
+use opsdesk_core::mail::{own_message_id, reply_token, state, subject_ticket_tag, InboundEmail};
+use opsdesk_core::model::{normalize_email, valid_email, Id};
+use opsdesk_core::outbox::OutboxItem;
+use opsdesk_core::ticket::{CcChange, CommentInput, Status, TicketInput, Via};
+use opsdesk_store::Conn;
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+use crate::people::UserInput;
+use crate::{Actor, App, AppError, Origin, Result};
+
+/// What to do with mail from an address no user has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UnknownSenders {
+    /// Make the sender an end-user and their message a ticket (Zendesk's default).
+    Accept,
+    /// Record the message as rejected and tell the sender how to reach support.
+    Reject,
+}
+
+/// What to do with a reply to a ticket from someone who is not on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NonParticipants {
+    /// Add it as an internal note tagged `mail_review`, for an agent to decide.
+    Note,
+    /// Make it a new ticket of its own.
+    NewTicket,
+}
+
+/// The email channel's settings (`opsdesk serve --support-address …`).
+#[derive(Debug, Clone)]
+pub struct MailConfig {
+    /// Addresses mail is accepted for (lower-cased); the first is the From of outgoing mail.
+    /// Empty: any recipient is accepted and outgoing mail comes from `support@<host>`.
+    pub support_addresses: Vec<String>,
+    /// The display name of outgoing mail.
+    pub from_name: String,
+    pub unknown_senders: UnknownSenders,
+    pub non_participants: NonParticipants,
+    /// Messages from one address per hour after which its mail no longer triggers email
+    /// (an auto-responder talking to another).
+    pub auto_reply_limit_per_hour: i64,
+}
+
+impl Default for MailConfig {
+    fn default() -> Self {
+        MailConfig {
+            support_addresses: vec![],
+            from_name: "Support".into(),
+            unknown_senders: UnknownSenders::Accept,
+            non_participants: NonParticipants::Note,
+            auto_reply_limit_per_hour: 20,
+        }
+    }
+}
+
+impl MailConfig {
+    /// Whether mail for `address` is accepted (the SMTP listener's RCPT check).
+    pub fn accepts(&self, address: &str) -> bool {
+        if self.support_addresses.is_empty() {
+            return true;
+        }
+        let a = normalize_email(address);
+        // A plus address (`support+id42-…@`) belongs to its base address.
+        let base = match (a.split_once('+'), a.split_once('@')) {
+            (Some((local, _)), Some((_, domain))) => format!("{local}@{domain}"),
+            _ => a.clone(),
+        };
+        self.support_addresses.iter().any(|s| *s == a || *s == base)
+    }
+
+    fn is_own(&self, address: &str) -> bool {
+        !self.support_addresses.is_empty() && self.accepts(address)
+    }
+}
+
+/// Why a message was automatic, from its headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AutoKind {
+    /// `Auto-Submitted`, `X-Autoreply`, `X-Autorespond`: an out-of-office or auto-responder.
+    AutoReplied,
+    /// `Precedence: bulk|junk|list`, `List-Id`: newsletters and lists.
+    Bulk,
+    /// A delivery-status notification (bounce).
+    Bounce,
+}
+
+impl AutoKind {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AutoKind::AutoReplied => "auto_replied",
+            AutoKind::Bulk => "bulk",
+            AutoKind::Bounce => "bounce",
+        }
+    }
+}
+
+/// A file from a message.
+#[derive(Debug, Clone)]
+pub struct MailFile {
+    pub file_name: String,
+    pub content_type: String,
+    pub content: Vec<u8>,
+    /// The Content-ID of an inline part (referred to as `cid:` in the HTML).
+    pub inline_cid: Option<String>,
+}
+
+/// A parsed inbound message: what ingest needs, nothing MIME-specific.
+#[derive(Debug, Clone, Default)]
+pub struct ParsedEmail {
+    /// Without angle brackets.
+    pub message_id: Option<String>,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    pub from_address: Option<String>,
+    pub from_name: Option<String>,
+    /// Every address the message was sent to (To, Cc, Delivered-To, X-Original-To), lower-cased.
+    pub recipients: Vec<String>,
+    /// The To and Cc people, for the ticket's CCs.
+    pub cc: Vec<(String, Option<String>)>,
+    pub subject: String,
+    /// The new text (quoted history trimmed); plain text.
+    pub text: String,
+    pub files: Vec<MailFile>,
+    pub auto: Option<AutoKind>,
+    /// For bounces: the recipients that failed.
+    pub bounced: Vec<String>,
+    /// The value of the message's [`LOOP_HEADER`], if it has one.
+    pub loop_id: Option<String>,
+    /// SHA-256 of the raw message (the key of a message without a Message-ID).
+    pub raw_sha256: String,
+    pub size: usize,
+}
+
+/// A message to send.
+#[derive(Debug, Clone)]
+pub struct OutgoingMail {
+    pub from: String,
+    pub from_name: String,
+    pub to: String,
+    pub to_name: Option<String>,
+    pub reply_to: Option<String>,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// Without angle brackets.
+    pub message_id: String,
+    pub in_reply_to: Option<String>,
+    pub references: Vec<String>,
+    /// Extra headers (`Auto-Submitted`, `X-Opsdesk-Ticket-Id`, the loop header).
+    pub headers: Vec<(String, String)>,
+}
+
+/// Why a send failed, and whether to try again.
+#[derive(Debug, Clone)]
+pub struct SendFailure {
+    pub message: String,
+    pub permanent: bool,
+}
+
+/// Sends outgoing mail (SMTP in `opsdesk-mail`).
+pub trait Mailer: Send + Sync {
+    fn send<'a>(
+        &'a self,
+        mail: &'a OutgoingMail,
+    ) -> Pin<Box<dyn Future<Output = std::result::Result<(), SendFailure>> + Send + 'a>>;
+}
+
+/// The header outgoing mail carries so the instance recognises its own mail coming back.
+pub const LOOP_HEADER: &str = "X-Opsdesk-Loop";
+
+/// The durable spool: a message is acknowledged (SMTP 250, exit 0, HTTP 202) only after it is
+/// written here and synced; the ingest worker takes it from `new/` and removes it once the
+/// database has it, so a message survives a crash or a database outage in between.
+#[derive(Debug)]
+pub struct Spool {
+    dir: PathBuf,
+    seq: AtomicU64,
+}
+
+impl Spool {
+    /// Open (and create) a spool directory with `tmp/`, `new/` and `failed/`.
+    pub fn open(dir: &Path) -> std::io::Result<Spool> {
+        for sub in ["tmp", "new", "failed"] {
+            std::fs::create_dir_all(dir.join(sub))?;
+        }
+        Ok(Spool {
+            dir: dir.to_path_buf(),
+            seq: AtomicU64::new(0),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Write a message durably; returns its path in `new/`.
+    pub fn accept(&self, raw: &[u8]) -> std::io::Result<PathBuf> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let name = format!(
+            "{nanos:020}.{}.{}.{}.eml",
+            std::process::id(),
+            self.seq.fetch_add(1, Ordering::Relaxed),
+            crate::attachments::random_token(8)
+        );
+        let tmp = self.dir.join("tmp").join(&name);
+        let new = self.dir.join("new").join(&name);
+        {
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(raw)?;
+            f.sync_all()?;
+        }
+        std::fs::rename(&tmp, &new)?;
+        // The rename is durable once the directory is synced.
+        std::fs::File::open(self.dir.join("new"))?.sync_all()?;
+        Ok(new)
+    }
+
+    /// Messages waiting, oldest first.
+    pub fn pending(&self) -> std::io::Result<Vec<PathBuf>> {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(self.dir.join("new"))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        v.sort();
+        Ok(v)
+    }
+
+    /// A message the database now holds.
+    pub fn done(&self, path: &Path) -> std::io::Result<()> {
+        match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// A message that can never be ingested: kept in `failed/` with the reason beside it.
+    pub fn fail(&self, path: &Path, reason: &str) -> std::io::Result<()> {
+        let Some(name) = path.file_name() else {
+            return Ok(());
+        };
+        let to = self.dir.join("failed").join(name);
+        std::fs::write(to.with_extension("reason"), reason)?;
+        match std::fs::rename(path, &to) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// How many messages wait (for metrics and readiness).
+    pub fn depth(&self) -> usize {
+        self.pending().map(|v| v.len()).unwrap_or(0)
+    }
+}
+
+/// What ingest did with a message.
+#[derive(Debug, Clone)]
+pub struct Ingested {
+    pub record: InboundEmail,
+    /// The message had been ingested before (same Message-ID): nothing was written.
+    pub duplicate: bool,
+}
+
+impl App {
+    /// The key that signs reply addresses and Message-IDs (made once per instance).
+    pub(crate) async fn mail_key(&self) -> Result<&[u8]> {
+        if let Some(k) = self.mail_key.get() {
+            return Ok(k.as_slice());
+        }
+        let mut tx = self.store.write().await?;
+        let k = tx
+            .setting_or_init("mail_signing_key", &crate::attachments::random_token(64))
+            .await?;
+        tx.commit().await?;
+        Ok(self.mail_key.get_or_init(|| k.into_bytes()).as_slice())
+    }
+
+    async fn sign(&self, what: &str) -> Result<String> {
+        let key = self.mail_key().await?;
+        let mut mac = Hmac::<Sha256>::new_from_slice(key)
+            .map_err(|_| AppError::Internal("mail key".into()))?;
+        mac.update(what.as_bytes());
+        let mut s = hex::encode(mac.finalize().into_bytes());
+        s.truncate(12);
+        Ok(s)
+    }
+
+    /// The support address outgoing mail comes from.
+    pub fn support_address(&self) -> String {
+        self.mail.support_addresses.first().cloned().unwrap_or_else(|| {
+            let host = self
+                .public_url
+                .split("://")
+                .nth(1)
+                .unwrap_or("localhost")
+                .split(['/', ':'])
+                .next()
+                .unwrap_or("localhost")
+                .to_string();
+            format!("support@{host}")
+        })
+    }
+
+    /// The reply address of a ticket: `local+id<ticket>-<signature>@domain`.
+    pub async fn reply_address(&self, ticket_id: Id) -> Result<String> {
+        let from = self.support_address();
+        let (local, domain) = from.split_once('@').unwrap_or((from.as_str(), "localhost"));
+        let sig = self.sign(&format!("reply:{ticket_id}")).await?;
+        Ok(format!("{local}+id{ticket_id}-{sig}@{domain}"))
+    }
+
+    /// The Message-ID of outgoing message `message` about `ticket_id`.
+    pub async fn outgoing_message_id(&self, ticket_id: Id, message: Id) -> Result<String> {
+        let from = self.support_address();
+        let domain = from.split_once('@').map(|x| x.1).unwrap_or("localhost");
+        let sig = self.sign(&format!("mid:{ticket_id}:{message}")).await?;
+        Ok(format!("opsdesk.{ticket_id}.{message}.{sig}@{domain}"))
+    }
+
+    /// Write a message to the spool (the HTTP relay endpoint and the pipe command); the ingest
+    /// worker takes it from there.
+    pub fn spool_inbound(&self, raw: &[u8]) -> Result<PathBuf> {
+        let spool = self
+            .spool
+            .as_ref()
+            .ok_or_else(|| AppError::Unavailable("inbound mail is not configured".into()))?;
+        let path = spool.accept(raw).map_err(|e| {
+            tracing::error!(error = %e, "spooling inbound mail failed");
+            AppError::Unavailable("the mail spool cannot be written".into())
+        })?;
+        metrics::counter!("mail_spooled_total").increment(1);
+        self.mail_wakeup.notify_one();
+        Ok(path)
+    }
+
+    /// The ticket a message belongs to, and by which rule: a signed reply address, then
+    /// In-Reply-To/References (our own Message-IDs, then those of mail already ingested), then
+    /// a `[#id]` subject tag.
+    async fn thread_of(&self, tx: &mut Conn, m: &ParsedEmail) -> Result<Option<(Id, String)>> {
+        for r in &m.recipients {
+            if let Some((id, sig)) = reply_token(r) {
+                if self.sign(&format!("reply:{id}")).await? == sig {
+                    return Ok(Some((id, format!("reply address {r}"))));
+                }
+            }
+        }
+        let mut refs: Vec<String> = m.in_reply_to.clone();
+        refs.extend(m.references.iter().rev().cloned());
+        for r in &refs {
+            if let Some((tid, mid, sig)) = own_message_id(r) {
+                if self.sign(&format!("mid:{tid}:{mid}")).await? == sig {
+                    return Ok(Some((tid, format!("In-Reply-To/References <{r}>"))));
+                }
+            }
+        }
+        if let Some(t) = tx.ticket_of_message_ids(&refs).await? {
+            return Ok(Some((t, "In-Reply-To/References of earlier mail".into())));
+        }
+        if let Some(t) = subject_ticket_tag(&m.subject) {
+            return Ok(Some((t, format!("subject tag [#{t}]"))));
+        }
+        Ok(None)
+    }
+
+    /// Ingest one parsed message in one transaction: a new ticket, a comment, a note for
+    /// review, a bounce or a suspension, recorded under the message's key so a second ingest
+    /// of the same message writes nothing.
+    pub async fn ingest_email(&self, m: ParsedEmail) -> Result<Ingested> {
+        let key = match &m.message_id {
+            Some(id) => format!("mid:{id}"),
+            None => format!("sha256:{}", m.raw_sha256),
+        };
+        let now = self.now();
+        let mut tx = self.store.write().await?;
+        if let Some(r) = tx.inbound_by_key(&key).await? {
+            metrics::counter!("mail_duplicates_total").increment(1);
+            return Ok(Ingested {
+                record: r,
+                duplicate: true,
+            });
+        }
+        let from = m
+            .from_address
+            .as_deref()
+            .map(normalize_email)
+            .filter(|a| valid_email(a));
+        let mut rec = InboundEmail {
+            id: 0,
+            message_key: key,
+            message_id: m.message_id.clone(),
+            state: String::new(),
+            reason: String::new(),
+            ticket_id: None,
+            audit_id: None,
+            from_address: from.clone(),
+            from_name: m.from_name.clone(),
+            subject: m.subject.chars().take(500).collect(),
+            recipients: m.recipients.iter().take(50).cloned().collect(),
+            auto: m.auto.map(|a| a.as_str().to_string()),
+            size: m.size as i64,
+            text: None,
+            created_at: now,
+        };
+        let suspend = |rec: &mut InboundEmail, why: &str| {
+            rec.state = state::SUSPENDED.into();
+            rec.reason = why.into();
+            rec.text = Some(m.text.chars().take(10_000).collect());
+        };
+        let own_loop = match &m.loop_id {
+            Some(l) => l.trim() == self.node_loop_id().await?,
+            None => false,
+        };
+        match (&from, m.auto) {
+            (_, Some(AutoKind::Bounce)) => {
+                rec.state = state::BOUNCE.into();
+                rec.reason = self.record_bounces(&mut tx, &m.bounced).await?;
+            }
+            (_, _) if own_loop => suspend(&mut rec, "mail sent by this help desk came back"),
+            (Some(f), _) if self.mail.is_own(f) => {
+                suspend(&mut rec, "the sender is one of this help desk's addresses")
+            }
+            (_, Some(AutoKind::Bulk)) => suspend(&mut rec, "bulk or list mail"),
+            (None, _) => suspend(&mut rec, "no valid sender address"),
+            (Some(f), auto) => {
+                let f = f.clone();
+                self.ingest_from(&mut tx, &m, &f, auto, &mut rec).await?;
+            }
+        }
+        tx.insert(&mut rec).await?;
+        tx.commit().await?;
+        metrics::counter!("mail_ingested_total", "state" => rec.state.clone()).increment(1);
+        tracing::info!(
+            mail.id = rec.id,
+            ticket.id = ?rec.ticket_id,
+            state = %rec.state,
+            "inbound mail ingested"
+        );
+        Ok(Ingested {
+            record: rec,
+            duplicate: false,
+        })
+    }
+
+    async fn record_bounces(&self, tx: &mut Conn, bounced: &[String]) -> Result<String> {
+        let mut marked = vec![];
+        for addr in bounced.iter().take(20) {
+            let Some(u) = tx.user_by_email(addr).await? else {
+                continue;
+            };
+            for mut i in tx.identities_of(u.id).await? {
+                if i.kind == "email" && normalize_email(&i.value) == normalize_email(addr) {
+                    i.undeliverable_count += 1;
+                    i.deliverable_state = "undeliverable".into();
+                    i.updated_at = self.now();
+                    tx.update(&i).await?;
+                    marked.push(format!("{} (user {})", i.value, u.id));
+                }
+            }
+        }
+        Ok(if marked.is_empty() {
+            "delivery failure for no known user".into()
+        } else {
+            format!("delivery failed to {}", marked.join(", "))
+        })
+    }
+
+    async fn ingest_from(
+        &self,
+        tx: &mut Conn,
+        m: &ParsedEmail,
+        from: &str,
+        auto: Option<AutoKind>,
+        rec: &mut InboundEmail,
+    ) -> Result<()> {
+        let sender = match tx.user_by_email(from).await? {
+            Some(u) => u,
+            None if self.mail.unknown_senders == UnknownSenders::Reject => {
+                rec.state = state::REJECTED.into();
+                rec.reason = "unknown sender; this help desk accepts mail from known users only"
+                    .into();
+                if auto.is_none() {
+                    self.queue_rejection(tx, from, &m.subject, &rec.message_key)
+                        .await?;
+                }
+                return Ok(());
+            }
+            None => {
+                self.create_user_tx(
+                    tx,
+                    UserInput {
+                        name: m.from_name.clone().filter(|n| !n.trim().is_empty()),
+                        email: Some(Some(from.to_string())),
+                        role: Some("end-user".into()),
+                        ..Default::default()
+                    },
+                )
+                .await?
+            }
+        };
+        if sender.suspended {
+            rec.state = state::SUSPENDED.into();
+            rec.reason = "the sender is a suspended user".into();
+            rec.text = Some(m.text.chars().take(10_000).collect());
+            return Ok(());
+        }
+        let actor = Actor { user: sender };
+        // Mail that answers automatically, or an address writing too often, triggers no email
+        // back: that is how two auto-responders keep each other busy.
+        let recent = tx
+            .inbound_from_since(from, now_minus(self, 3600))
+            .await?;
+        let quiet = auto.is_some() || recent >= self.mail.auto_reply_limit_per_hour;
+        let upload = crate::attachments::random_token(24);
+        let mut skipped = vec![];
+        for f in &m.files {
+            if f.content.len() > self.max_attachment_bytes {
+                skipped.push(format!(
+                    "{} ({} bytes, over the {} byte limit)",
+                    f.file_name,
+                    f.content.len(),
+                    self.max_attachment_bytes
+                ));
+                continue;
+            }
+            self.store_upload(
+                tx,
+                None,
+                &f.file_name,
+                &f.content_type,
+                f.content.clone(),
+                &upload,
+                f.inline_cid.as_deref(),
+            )
+            .await?;
+        }
+        let mut text = m.text.trim().to_string();
+        if text.is_empty() {
+            text = if m.files.is_empty() {
+                "(empty message)".into()
+            } else {
+                "(no text; see the attachments)".into()
+            };
+        }
+        if !skipped.is_empty() {
+            text.push_str(&format!(
+                "\n\n[opsdesk: not kept: {}]",
+                skipped.join("; ")
+            ));
+        }
+        let comment = CommentInput {
+            body: Some(text),
+            uploads: (m.files.len() > skipped.len()).then(|| vec![upload]),
+            ..Default::default()
+        };
+        let support = m
+            .recipients
+            .iter()
+            .find(|r| self.mail.accepts(r))
+            .cloned()
+            .unwrap_or_else(|| self.support_address());
+        let via = Via {
+            channel: "email".into(),
+            source: json!({
+                "from": {"address": from, "name": m.from_name, "original_recipients": m.recipients},
+                "to": {"address": support, "name": self.mail.from_name},
+                "rel": null,
+            }),
+        };
+        let mut system = json!({"message_id": m.message_id, "inbound_email": rec.message_key});
+        if quiet {
+            system["suppress_email_to"] = json!([actor.id()]);
+        }
+        let mut origin = Origin {
+            client: Some("opsdesk-mail".into()),
+            ip_address: None,
+            system: None,
+        };
+        let thread = self.thread_of(tx, m).await?;
+        let existing = match &thread {
+            Some((id, _)) => tx.ticket_for_update(*id).await?,
+            None => None,
+        };
+        match (existing, thread) {
+            (Some(t), Some((_, why))) if t.status != Status::Closed => {
+                let participant = actor.is_staff()
+                    || t.requester_id == actor.id()
+                    || t.email_cc_ids.contains(&actor.id())
+                    || t.collaborator_ids.contains(&actor.id());
+                if participant || self.mail.non_participants == NonParticipants::Note {
+                    let note = !participant;
+                    let mut inv = opsdesk_core::Invalid::new();
+                    let files = self.comment_uploads(tx, &actor, &comment, &mut inv).await?;
+                    inv.into_result()?;
+                    let Some(mut c) =
+                        self.build_comment(&actor, &comment, &via, actor.id(), true, files)
+                    else {
+                        return Err(AppError::Internal("empty mail comment".into()));
+                    };
+                    let mut nt = t.clone();
+                    if note {
+                        c.public = false;
+                        if !nt.tags.iter().any(|x| x == "mail_review") {
+                            nt.tags.push("mail_review".into());
+                        }
+                        system["review"] = json!("reply from someone not on the ticket");
+                    } else if !actor.is_staff()
+                        && matches!(nt.status, Status::Pending | Status::Solved)
+                    {
+                        // A requester's reply reopens the ticket.
+                        nt.status = Status::Open;
+                    }
+                    origin.system = Some(system);
+                    let (t2, audit) = self
+                        .save_update(tx, &actor, t, nt, Some(c), via, &origin, None)
+                        .await?;
+                    rec.state = if note { state::NOTE } else { state::COMMENT }.into();
+                    rec.reason = format!("threaded by {why}");
+                    rec.ticket_id = Some(t2.id);
+                    rec.audit_id = audit.map(|a| a.id);
+                    return Ok(());
+                }
+                rec.reason = format!(
+                    "threaded by {why} to #{}, but the sender is not on it: new ticket",
+                    t.id
+                );
+            }
+            (Some(t), Some((_, why))) => {
+                rec.reason = format!("threaded by {why} to closed #{}: follow-up ticket", t.id);
+            }
+            (None, Some((id, why))) => {
+                rec.reason = format!("{why} names #{id}, which does not exist: new ticket");
+            }
+            (_, None) => rec.reason = "no thread: new ticket".into(),
+        }
+        let ccs: Vec<CcChange> = m
+            .cc
+            .iter()
+            .filter(|(a, _)| !self.mail.accepts(a) && normalize_email(a) != from)
+            .filter(|(a, _)| valid_email(a))
+            .take(crate::tickets::MAX_PEOPLE)
+            .map(|(a, n)| CcChange {
+                user_id: None,
+                user_email: Some(normalize_email(a)),
+                user_name: n.clone(),
+                action: Some("put".into()),
+            })
+            .collect();
+        let input = TicketInput {
+            subject: Some(
+                Some(m.subject.trim())
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("(no subject)")
+                    .chars()
+                    .take(255)
+                    .collect(),
+            ),
+            comment: Some(comment),
+            email_ccs: (!ccs.is_empty()).then_some(ccs),
+            ..Default::default()
+        };
+        origin.system = Some(system);
+        let (t, audit) = self
+            .create_ticket_tx(tx, &actor, input, via, &origin)
+            .await?;
+        rec.state = state::TICKET.into();
+        rec.ticket_id = Some(t.id);
+        rec.audit_id = Some(audit.id);
+        Ok(())
+    }
+
+    /// The auto-reply to an unknown sender when only known users may write in.
+    async fn queue_rejection(
+        &self,
+        tx: &mut Conn,
+        to: &str,
+        subject: &str,
+        key: &str,
+    ) -> Result<()> {
+        let text = format!(
+            "We could not accept your message \"{subject}\": this help desk takes requests \
+             by email only from registered users.\n\nPlease sign in at {} to open a request, \
+             or ask your organisation's administrator to add you.",
+            self.public_url
+        );
+        let now = self.now();
+        let mut it = OutboxItem {
+            id: 0,
+            kind: "email".into(),
+            idempotency_key: format!("{key}:rejected"),
+            state: "pending".into(),
+            ticket_id: None,
+            webhook_id: None,
+            payload: json!({
+                "to": to,
+                "subject": format!("Your message could not be accepted: {subject}"),
+                "text": text,
+                "html": crate::html::text_to_html(&text),
+            }),
+            attempts: 0,
+            next_attempt_at: now,
+            delivered_at: None,
+            locked_until: None,
+            last_error: None,
+            responses: vec![],
+            created_at: now,
+            updated_at: now,
+        };
+        tx.insert(&mut it).await?;
+        Ok(())
+    }
+
+    /// The mail an outbox email item becomes: signed Message-ID and reply address, and
+    /// In-Reply-To/References to the mail the ticket came from, so the customer's client
+    /// threads it and a reply finds its ticket.
+    pub(crate) async fn outgoing_mail(&self, item: &OutboxItem) -> Result<OutgoingMail> {
+        let p = &item.payload;
+        let s = |k: &str| p.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let mut mail = OutgoingMail {
+            from: self.support_address(),
+            from_name: self.mail.from_name.clone(),
+            to: s("to"),
+            to_name: p.get("to_name").and_then(Value::as_str).map(str::to_string),
+            reply_to: None,
+            subject: s("subject"),
+            text: s("text"),
+            html: s("html"),
+            message_id: String::new(),
+            in_reply_to: None,
+            references: vec![],
+            headers: vec![
+                ("Auto-Submitted".into(), "auto-generated".into()),
+                (LOOP_HEADER.into(), self.node_loop_id().await?),
+            ],
+        };
+        match item.ticket_id {
+            Some(tid) => {
+                mail.message_id = self.outgoing_message_id(tid, item.id).await?;
+                mail.reply_to = Some(self.reply_address(tid).await?);
+                let mut c = self.store.read().await?;
+                let refs = c.message_ids_of_ticket(tid, 20).await?;
+                mail.in_reply_to = refs.last().cloned();
+                mail.references = refs;
+                mail.headers
+                    .push(("X-Opsdesk-Ticket-Id".into(), tid.to_string()));
+                mail.text = format!(
+                    "{}\n\n{}",
+                    opsdesk_core::mail::REPLY_DELIMITER,
+                    mail.text
+                );
+                mail.html = format!(
+                    "<div style=\"color:#b5b5b5\">{}</div>{}",
+                    crate::html::escape(opsdesk_core::mail::REPLY_DELIMITER),
+                    mail.html
+                );
+            }
+            None => {
+                let domain = mail.from.split_once('@').map(|x| x.1).unwrap_or("localhost");
+                mail.message_id = format!("opsdesk.0.{}.0@{domain}", item.id);
+            }
+        }
+        Ok(mail)
+    }
+
+    /// The value of [`LOOP_HEADER`]: a hash of the instance's key, the same on every node.
+    pub async fn node_loop_id(&self) -> Result<String> {
+        self.sign("loop").await
+    }
+}
+
+fn now_minus(app: &App, secs: i64) -> i64 {
+    app.now().as_second() - secs
+}
+
+/// Whether a ticket's audit asked that its email not go to a user (mail that answered
+/// automatically).
+pub(crate) fn suppressed(audit_meta: &Value, user_id: Id) -> bool {
+    audit_meta
+        .pointer("/system/suppress_email_to")
+        .and_then(Value::as_array)
+        .is_some_and(|a| a.iter().any(|v| v.as_i64() == Some(user_id)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_addresses() {
+        let c = MailConfig {
+            support_addresses: vec!["support@opsdesk.test".into()],
+            ..Default::default()
+        };
+        assert!(c.accepts("Support@Opsdesk.test"));
+        assert!(c.accepts("support+id42-abcdef@opsdesk.test"));
+        assert!(!c.accepts("sales@opsdesk.test"));
+        assert!(!c.accepts("support@other.test"));
+        assert!(MailConfig::default().accepts("anyone@anywhere.test"));
+        assert!(!MailConfig::default().is_own("anyone@anywhere.test"));
+    }
+
+    #[test]
+    fn spool_is_durable_and_ordered() {
+        let dir = std::env::temp_dir().join(format!("opsdesk-spool-{}", rand::random::<u32>()));
+        let s = Spool::open(&dir).unwrap();
+        let a = s.accept(b"one").unwrap();
+        let b = s.accept(b"two").unwrap();
+        assert_eq!(s.pending().unwrap(), vec![a.clone(), b.clone()]);
+        assert_eq!(std::fs::read(&a).unwrap(), b"one");
+        s.done(&a).unwrap();
+        s.done(&a).unwrap();
+        s.fail(&b, "unreadable").unwrap();
+        assert!(s.pending().unwrap().is_empty());
+        assert_eq!(std::fs::read_dir(dir.join("failed")).unwrap().count(), 2);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
