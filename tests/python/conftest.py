@@ -156,7 +156,8 @@ def server():
                 pytest.fail("OPSDESK_BACKEND=postgres needs OPSDESK_TEST_DATABASE_URL", pytrace=False)
             dbname = "opsdesk_py_" + uuid.uuid4().hex[:16]
             _psql(admin_db_url, f"CREATE DATABASE {dbname}")
-            db_args = ["--database-url", _with_database(admin_db_url, dbname)]
+            db_args = ["--database-url", _with_database(admin_db_url, dbname),
+                       "--data-dir", os.path.join(tmp, "data")]
         else:
             pytest.fail(f"unknown OPSDESK_BACKEND={backend!r} (sqlite or postgres)", pytrace=False)
 
@@ -335,3 +336,91 @@ def unique_email(unique):
     def make(label="user"):
         return f"{unique(label)}@example.com"
     return make
+
+
+INSTANCE_HTTP_TIMEOUT = 10
+
+
+class Instance:
+    """One opsdesk server process with its own database."""
+
+    def __init__(self, extra_args=()):
+        self.binary = os.path.abspath(os.environ["OPSDESK_BIN"])
+        self.backend = os.environ.get("OPSDESK_BACKEND", "sqlite")
+        self.tmp = tempfile.mkdtemp(prefix="opsdesk-ops-")
+        if self.backend == "postgres":
+            admin = os.environ["OPSDESK_TEST_DATABASE_URL"]
+            self.dbname = "opsdesk_ops_" + uuid.uuid4().hex[:12]
+            _psql(admin, f"CREATE DATABASE {self.dbname}")
+            self.db_args = ["--database-url", _with_database(admin, self.dbname)]
+        else:
+            self.dbname = None
+            self.db_args = []
+        # The data directory holds the SQLite database, and on both backends the mail spool.
+        self.data_dir = os.path.join(self.tmp, "data")
+        self.db_args += ["--data-dir", self.data_dir]
+        self.extra = list(extra_args)
+        self.cli("migrate")
+        self.cli("user", "create", "--email", "ops@example.com", "--name", "Ops Admin", "--role", "admin")
+        self.token = self.cli("token", "create", "--email", "ops@example.com").strip()
+        self.auth = ("ops@example.com/token", self.token)
+        self.proc = None
+        self.log = os.path.join(self.tmp, "server.log")
+
+    def cli(self, *args):
+        return _run_cli(self.binary, [*args, *self.db_args], " ".join(args[:2]))
+
+    def start(self):
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [self.binary, "serve", *self.db_args, "--listen", f"127.0.0.1:{self.port}", *self.extra],
+            stdin=subprocess.DEVNULL, stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, _tail(_read_log(self.log))
+            try:
+                if requests.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("server did not start:\n" + _tail(_read_log(self.log)))
+
+    def kill9(self):
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                return None
+        return self.proc.returncode if self.proc else None
+
+    def close(self):
+        self.stop()
+        if self.dbname:
+            _psql(os.environ["OPSDESK_TEST_DATABASE_URL"], f"DROP DATABASE IF EXISTS {self.dbname} WITH (FORCE)")
+
+    def get(self, path, **kw):
+        return requests.get(f"{self.url}/api/v2/{path}", auth=self.auth, timeout=INSTANCE_HTTP_TIMEOUT, **kw)
+
+
+@pytest.fixture
+def instance():
+    made = []
+
+    def make(*extra):
+        i = Instance(extra)
+        made.append(i)
+        return i
+
+    yield make
+    for i in made:
+        i.close()

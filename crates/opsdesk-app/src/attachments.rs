@@ -12,6 +12,8 @@ use crate::{Actor, App, AppError, Result};
 
 /// Zendesk's default per-file limit.
 pub const DEFAULT_MAX_BYTES: usize = 20 * 1024 * 1024;
+/// How long an upload token can be used (Zendesk: three days).
+pub const UPLOAD_TTL_SECS: i64 = 3 * 24 * 3600;
 /// The most files one comment may carry.
 pub const MAX_PER_COMMENT: usize = 100;
 
@@ -170,6 +172,44 @@ impl App {
         Ok((token, a))
     }
 
+    /// The files of an upload token.
+    pub async fn upload_files(&self, token: &str) -> Result<Vec<Attachment>> {
+        let mut c = self.store.write().await?;
+        let files = c
+            .list(
+                &[Cond::Eq("upload_token", Val::from(token))],
+                &Page::All {
+                    limit: MAX_PER_COMMENT as i64,
+                },
+            )
+            .await?
+            .items;
+        c.commit().await?;
+        Ok(files)
+    }
+
+    /// `DELETE /api/v2/uploads/{token}`: drop an upload not yet attached to a comment.
+    pub async fn delete_upload(&self, actor: &Actor, token: &str) -> Result<()> {
+        let mut tx = self.store.write().await?;
+        let files: Vec<Attachment> = tx
+            .list(
+                &[Cond::Eq("upload_token", Val::from(token))],
+                &Page::All {
+                    limit: MAX_PER_COMMENT as i64,
+                },
+            )
+            .await?
+            .items;
+        if files.is_empty() || files.iter().any(|f| f.uploader_id != Some(actor.id())) {
+            return Err(AppError::NotFound);
+        }
+        for f in &files {
+            tx.delete::<Attachment>(f.id).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The attachments a comment's `uploads` tokens name, rendered for the comment. An unknown
     /// or used token, or someone else's upload, is refused.
     pub(crate) async fn comment_uploads(
@@ -196,7 +236,11 @@ impl App {
             let mine = files
                 .iter()
                 .all(|f| f.uploader_id.is_none() || f.uploader_id == Some(actor.id()));
-            if files.is_empty() || !mine {
+            let now = self.now().as_second();
+            let fresh = files
+                .iter()
+                .all(|f| f.created_at.as_second() + UPLOAD_TTL_SECS > now);
+            if files.is_empty() || !mine || !fresh {
                 inv.invalid(
                     "comment",
                     "Uploads",

@@ -226,6 +226,7 @@ impl App {
     pub async fn prepare(&self) -> Result<Vec<String>> {
         let done = self.store.migrate().await?;
         fields::ensure_system_fields(self).await?;
+        self.load_mail_key().await?;
         Ok(done)
     }
 }

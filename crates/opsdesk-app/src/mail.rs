@@ -278,21 +278,28 @@ pub struct Ingested {
 }
 
 impl App {
-    /// The key that signs reply addresses and Message-IDs (made once per instance).
-    pub(crate) async fn mail_key(&self) -> Result<&[u8]> {
-        if let Some(k) = self.mail_key.get() {
-            return Ok(k.as_slice());
-        }
+    /// Make (first start) or read the key that signs reply addresses and Message-IDs; every
+    /// node reads the same one. Run by [`App::prepare`], so signing never needs a write
+    /// while a use case holds one.
+    pub(crate) async fn load_mail_key(&self) -> Result<()> {
         let mut tx = self.store.write().await?;
         let k = tx
             .setting_or_init("mail_signing_key", &crate::attachments::random_token(64))
             .await?;
         tx.commit().await?;
-        Ok(self.mail_key.get_or_init(|| k.into_bytes()).as_slice())
+        let _ = self.mail_key.set(k.into_bytes());
+        Ok(())
+    }
+
+    fn mail_key(&self) -> Result<&[u8]> {
+        self.mail_key
+            .get()
+            .map(Vec::as_slice)
+            .ok_or_else(|| AppError::Internal("the mail signing key is not loaded (App::prepare)".into()))
     }
 
     async fn sign(&self, what: &str) -> Result<String> {
-        let key = self.mail_key().await?;
+        let key = self.mail_key()?;
         let mut mac = Hmac::<Sha256>::new_from_slice(key)
             .map_err(|_| AppError::Internal("mail key".into()))?;
         mac.update(what.as_bytes());
@@ -775,6 +782,23 @@ impl App {
             }
         }
         Ok(mail)
+    }
+
+    /// `GET /api/v2/mail/inbound`: the record of every inbound message, newest first, by
+    /// state (admins; `suspended` is the queue to review).
+    pub async fn list_inbound(
+        &self,
+        actor: &Actor,
+        state: Option<&str>,
+        page: &opsdesk_store::Page,
+    ) -> Result<opsdesk_store::Paged<InboundEmail>> {
+        actor.require_admin()?;
+        let mut conds = vec![];
+        if let Some(s) = state {
+            conds.push(opsdesk_store::Cond::Eq("state", opsdesk_store::Val::from(s)));
+        }
+        let mut c = self.store.read().await?;
+        Ok(c.list(&conds, page).await?)
     }
 
     /// The value of [`LOOP_HEADER`]: a hash of the instance's key, the same on every node.

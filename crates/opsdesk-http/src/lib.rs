@@ -5,6 +5,7 @@ mod config;
 mod error;
 mod extract;
 mod incremental;
+mod mail;
 mod ops;
 mod people;
 mod render;
@@ -51,6 +52,8 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// API requests per user per minute (0: no limit).
     pub rate_limit_per_minute: u32,
+    /// Largest upload or relayed message (`/uploads`, `/mail/inbound`).
+    pub max_upload_bytes: usize,
 }
 
 impl Default for HttpConfig {
@@ -58,6 +61,7 @@ impl Default for HttpConfig {
         HttpConfig {
             max_body_bytes: 2 * 1024 * 1024,
             rate_limit_per_minute: 0,
+            max_upload_bytes: 50 * 1024 * 1024,
         }
     }
 }
@@ -434,6 +438,18 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
             "/tickets/{id}/macros/{macro_id}/apply",
             get(rules::apply_macro),
         )
+        .route(
+            "/uploads",
+            post(mail::upload).layer(DefaultBodyLimit::max(cfg.max_upload_bytes)),
+        )
+        .route("/uploads/{token}", axum::routing::delete(mail::delete_upload))
+        .route("/attachments/{id}", get(mail::attachment))
+        .route(
+            "/mail/inbound",
+            get(mail::inbound_list)
+                .post(mail::inbound)
+                .layer(DefaultBodyLimit::max(cfg.max_upload_bytes)),
+        )
         .route("/search", get(search::search))
         .route("/search/count", get(search::count))
         .route("/search/export", get(search::export))
@@ -443,6 +459,8 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(ops::metrics))
+        .route("/attachments/token/{token}", get(mail::download))
+        .route("/attachments/token/{token}/", get(mail::download))
         .nest("/api/v2", api)
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)

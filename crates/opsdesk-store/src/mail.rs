@@ -1,5 +1,5 @@
 //! The email channel's tables: attachments (record plus bytes), inbound messages (unique by
-//! message key) and instance settings.
+//! message key) and instance values.
 
 use opsdesk_core::mail::{Attachment, InboundEmail};
 use opsdesk_core::model::Id;
@@ -160,11 +160,11 @@ impl Conn {
     /// same value).
     pub async fn setting_or_init(&mut self, name: &str, init: &str) -> Result<String> {
         self.exec(
-            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO instance_values (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
             &[Val::from(name), Val::from(init)],
         )
         .await?;
-        self.one("SELECT value FROM settings WHERE name = $1", &[Val::from(name)])
+        self.one("SELECT value FROM instance_values WHERE name = $1", &[Val::from(name)])
             .await?
             .str(0)
     }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod demo;
+mod mail;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,6 +24,8 @@ use opsdesk_store::{DbConfig, Store};
 struct Cli {
     #[command(flatten)]
     db: DbArgs,
+    #[command(flatten)]
+    mail: mail::MailArgs,
     /// Log format: text or json.
     #[arg(
         long,
@@ -76,6 +79,32 @@ enum Command {
         /// one minute), so a change committing a moment late is never skipped.
         #[arg(long, env = "OPSDESK_EXPORT_HOLD_BACK", default_value_t = 60, value_parser = clap::value_parser!(i64).range(0..=3_600))]
         export_hold_back: i64,
+        /// Accept inbound mail by SMTP on this address (for example 127.0.0.1:2525 behind
+        /// the MX, or 0.0.0.0:25).
+        #[arg(long, env = "OPSDESK_SMTP_LISTEN")]
+        smtp_listen: Option<String>,
+        /// The host name the SMTP listener greets with.
+        #[arg(long, env = "OPSDESK_SMTP_HOSTNAME", default_value = "opsdesk")]
+        smtp_hostname: String,
+        /// PEM certificate chain for STARTTLS on the SMTP listener (with --smtp-tls-key).
+        #[arg(long, env = "OPSDESK_SMTP_TLS_CERT", requires = "smtp_tls_key")]
+        smtp_tls_cert: Option<PathBuf>,
+        /// PEM private key for STARTTLS.
+        #[arg(long, env = "OPSDESK_SMTP_TLS_KEY", requires = "smtp_tls_cert")]
+        smtp_tls_key: Option<PathBuf>,
+        /// Largest inbound message (bytes), by SMTP or the relay endpoint.
+        #[arg(long, env = "OPSDESK_SMTP_MAX_MESSAGE_BYTES", default_value_t = 35 * 1024 * 1024)]
+        smtp_max_message_bytes: usize,
+        /// Send outgoing mail through this relay: smtps://user:pass@host:465,
+        /// smtp://host:587?tls=required, or smtp://127.0.0.1:25. Without it, email waits in
+        /// the outbox.
+        #[arg(long, env = "OPSDESK_SMTP_RELAY")]
+        smtp_relay: Option<String>,
+    },
+    /// The email channel: the pipe command for an existing MTA.
+    Mail {
+        #[command(subcommand)]
+        command: mail::MailCommand,
     },
     /// Write a consistent copy of the database while the server runs (SQLite; for PostgreSQL
     /// use pg_dump, see docs/operations.md).
@@ -272,11 +301,51 @@ async fn run(cli: Cli) -> Result<()> {
             automation_interval,
             automation_max_tickets,
             export_hold_back,
+            smtp_listen,
+            smtp_hostname,
+            smtp_tls_cert,
+            smtp_tls_key,
+            smtp_max_message_bytes,
+            smtp_relay,
         } => {
             let _lock = lock_data_dir(&cli.db)?;
             let app = open_app(&cli.db).await?;
             let mut app =
                 app.with_public_url(&public_url.unwrap_or_else(|| format!("http://{listen}")));
+            cli.mail.apply(&mut app, &cli.db.data_dir)?;
+            if let Some(relay) = &smtp_relay {
+                let m = opsdesk_mail::transport::SmtpMailer::from_url(relay)
+                    .map_err(|e| anyhow::anyhow!(e))?;
+                app.mailer = Some(Arc::new(m));
+            }
+            let smtp = match &smtp_listen {
+                None => None,
+                Some(a) => {
+                    let addr: SocketAddr = a.parse().with_context(|| {
+                        format!("--smtp-listen {a:?} is not an address like 127.0.0.1:2525")
+                    })?;
+                    let l = tokio::net::TcpListener::bind(addr)
+                        .await
+                        .with_context(|| format!("binding SMTP {addr}"))?;
+                    eprintln!("opsdesk accepting mail on smtp://{}", l.local_addr()?);
+                    let tls = match (&smtp_tls_cert, &smtp_tls_key) {
+                        (Some(c), Some(k)) => Some(
+                            opsdesk_mail::smtp::tls_acceptor(c, k)
+                                .map_err(|e| anyhow::anyhow!(e))?,
+                        ),
+                        _ => None,
+                    };
+                    Some((
+                        l,
+                        opsdesk_mail::smtp::SmtpConfig {
+                            hostname: smtp_hostname.clone(),
+                            max_message_bytes: smtp_max_message_bytes,
+                            tls,
+                            ..Default::default()
+                        },
+                    ))
+                }
+            };
             app.automation = opsdesk_app::automations::AutomationConfig {
                 interval_secs: automation_interval,
                 max_per_automation: automation_max_tickets,
@@ -299,13 +368,23 @@ async fn run(cli: Cli) -> Result<()> {
             };
             // The recorder first: the workers count from their first run.
             opsdesk_http::install_metrics();
-            let workers = opsdesk_app::workers::spawn(app.clone(), stop_rx.clone());
+            let mut workers = opsdesk_app::workers::spawn(app.clone(), stop_rx.clone());
+            workers.push(opsdesk_mail::ingest::spawn(app.clone(), stop_rx.clone()));
+            if let Some((l, cfg)) = smtp {
+                workers.push(tokio::spawn(opsdesk_mail::smtp::serve(
+                    l,
+                    cfg,
+                    app.clone(),
+                    stop_rx.clone(),
+                )));
+            }
             let server = opsdesk_http::serve(
                 listener,
                 app,
                 opsdesk_http::HttpConfig {
                     max_body_bytes,
                     rate_limit_per_minute,
+                    max_upload_bytes: smtp_max_message_bytes.max(cli.mail.max_attachment_bytes),
                 },
                 shutdown,
             );
@@ -403,6 +482,25 @@ async fn run(cli: Cli) -> Result<()> {
             demo::run(app, args).await?;
         }
         Command::Bench { command } => bench::run(command).await?,
+        Command::Mail {
+            command:
+                mail::MailCommand::Ingest {
+                    recipient,
+                    max_message_bytes,
+                    spool_only,
+                },
+        } => {
+            let code = mail::pipe(
+                &cli.db.data_dir,
+                &cli.mail,
+                &recipient,
+                max_message_bytes,
+                spool_only,
+                open_app(&cli.db),
+            )
+            .await;
+            std::process::exit(code);
+        }
     }
     Ok(())
 }

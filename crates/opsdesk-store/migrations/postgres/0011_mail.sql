@@ -31,8 +31,8 @@ CREATE INDEX inbound_emails_ticket ON inbound_emails (ticket_id, id);
 CREATE INDEX inbound_emails_state ON inbound_emails (state, id);
 CREATE INDEX inbound_emails_from ON inbound_emails (from_address, created_at);
 
--- Instance-wide values made once (the key that signs reply tokens and Message-IDs).
-CREATE TABLE settings (
+-- Instance-wide text values made once (the key that signs reply addresses and Message-IDs).
+CREATE TABLE instance_values (
     name TEXT PRIMARY KEY,
     value TEXT NOT NULL
 );
