@@ -28,11 +28,7 @@ pub(crate) fn random_token(n: usize) -> String {
 /// A file name safe to store and show: no path, no control characters, at most 255 chars.
 pub fn clean_file_name(name: &str) -> String {
     let base = name.rsplit(['/', '\\']).next().unwrap_or("");
-    let s: String = base
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(255)
-        .collect();
+    let s: String = base.chars().filter(|c| !c.is_control()).take(255).collect();
     let s = s.trim().trim_matches('.').to_string();
     if s.is_empty() {
         "attachment".into()
@@ -43,7 +39,12 @@ pub fn clean_file_name(name: &str) -> String {
 
 /// The part of a content type worth keeping (`type/subtype`), or octet-stream.
 pub fn clean_content_type(ct: &str) -> String {
-    let t = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let t = ct
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     let ok = t.split_once('/').is_some_and(|(a, b)| {
         !a.is_empty()
             && !b.is_empty()
@@ -372,7 +373,10 @@ mod tests {
         assert_eq!(clean_file_name(".."), "attachment");
         assert_eq!(clean_file_name("résumé.pdf"), "résumé.pdf");
         assert_eq!(clean_content_type("Image/PNG; name=x.png"), "image/png");
-        assert_eq!(clean_content_type("text/html\"><script>"), "application/octet-stream");
+        assert_eq!(
+            clean_content_type("text/html\"><script>"),
+            "application/octet-stream"
+        );
         assert_eq!(clean_content_type(""), "application/octet-stream");
         assert_eq!(percent_encode("r é.pdf"), "r%20%C3%A9.pdf");
     }

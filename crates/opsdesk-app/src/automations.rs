@@ -364,7 +364,7 @@ impl App {
             source: via_json["source"].clone(),
         };
         let (events, comments) = self
-            .firing_events(tx, &actor, old.clone(), &t, &firings, "automation")
+            .firing_events(tx, &actor, old.clone(), &t, &firings, "automation", None)
             .await?;
         let (_, audit) = self
             .save_with_events(

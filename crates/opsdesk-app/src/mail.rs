@@ -292,10 +292,9 @@ impl App {
     }
 
     fn mail_key(&self) -> Result<&[u8]> {
-        self.mail_key
-            .get()
-            .map(Vec::as_slice)
-            .ok_or_else(|| AppError::Internal("the mail signing key is not loaded (App::prepare)".into()))
+        self.mail_key.get().map(Vec::as_slice).ok_or_else(|| {
+            AppError::Internal("the mail signing key is not loaded (App::prepare)".into())
+        })
     }
 
     async fn sign(&self, what: &str) -> Result<String> {
@@ -310,18 +309,22 @@ impl App {
 
     /// The support address outgoing mail comes from.
     pub fn support_address(&self) -> String {
-        self.mail.support_addresses.first().cloned().unwrap_or_else(|| {
-            let host = self
-                .public_url
-                .split("://")
-                .nth(1)
-                .unwrap_or("localhost")
-                .split(['/', ':'])
-                .next()
-                .unwrap_or("localhost")
-                .to_string();
-            format!("support@{host}")
-        })
+        self.mail
+            .support_addresses
+            .first()
+            .cloned()
+            .unwrap_or_else(|| {
+                let host = self
+                    .public_url
+                    .split("://")
+                    .nth(1)
+                    .unwrap_or("localhost")
+                    .split(['/', ':'])
+                    .next()
+                    .unwrap_or("localhost")
+                    .to_string();
+                format!("support@{host}")
+            })
     }
 
     /// The reply address of a ticket: `local+id<ticket>-<signature>@domain`.
@@ -411,7 +414,7 @@ impl App {
             id: 0,
             message_key: key,
             message_id: m.message_id.clone(),
-            state: String::new(),
+            state: "pending".into(),
             reason: String::new(),
             ticket_id: None,
             audit_id: None,
@@ -424,6 +427,25 @@ impl App {
             text: None,
             created_at: now,
         };
+        // Claim the key first: a second ingest of the same message (the pipe command and the
+        // worker racing for one spool file) stops here rather than after doing the work.
+        match tx.insert(&mut rec).await {
+            Ok(_) => {}
+            Err(opsdesk_store::StoreError::Conflict(_)) => {
+                drop(tx);
+                let mut c = self.store.read().await?;
+                let r = c
+                    .inbound_by_key(&rec.message_key)
+                    .await?
+                    .ok_or(AppError::NotFound)?;
+                metrics::counter!("mail_duplicates_total").increment(1);
+                return Ok(Ingested {
+                    record: r,
+                    duplicate: true,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
         let suspend = |rec: &mut InboundEmail, why: &str| {
             rec.state = state::SUSPENDED.into();
             rec.reason = why.into();
@@ -449,7 +471,7 @@ impl App {
                 self.ingest_from(&mut tx, &m, &f, auto, &mut rec).await?;
             }
         }
-        tx.insert(&mut rec).await?;
+        tx.update(&rec).await?;
         tx.commit().await?;
         metrics::counter!("mail_ingested_total", "state" => rec.state.clone()).increment(1);
         tracing::info!(
@@ -499,8 +521,8 @@ impl App {
             Some(u) => u,
             None if self.mail.unknown_senders == UnknownSenders::Reject => {
                 rec.state = state::REJECTED.into();
-                rec.reason = "unknown sender; this help desk accepts mail from known users only"
-                    .into();
+                rec.reason =
+                    "unknown sender; this help desk accepts mail from known users only".into();
                 if auto.is_none() {
                     self.queue_rejection(tx, from, &m.subject, &rec.message_key)
                         .await?;
@@ -529,9 +551,7 @@ impl App {
         let actor = Actor { user: sender };
         // Mail that answers automatically, or an address writing too often, triggers no email
         // back: that is how two auto-responders keep each other busy.
-        let recent = tx
-            .inbound_from_since(from, now_minus(self, 3600))
-            .await?;
+        let recent = tx.inbound_from_since(from, now_minus(self, 3600)).await?;
         let quiet = auto.is_some() || recent >= self.mail.auto_reply_limit_per_hour;
         let upload = crate::attachments::random_token(24);
         let mut skipped = vec![];
@@ -565,10 +585,7 @@ impl App {
             };
         }
         if !skipped.is_empty() {
-            text.push_str(&format!(
-                "\n\n[opsdesk: not kept: {}]",
-                skipped.join("; ")
-            ));
+            text.push_str(&format!("\n\n[opsdesk: not kept: {}]", skipped.join("; ")));
         }
         let comment = CommentInput {
             body: Some(text),
@@ -655,19 +672,18 @@ impl App {
             }
             (_, None) => rec.reason = "no thread: new ticket".into(),
         }
-        let ccs: Vec<CcChange> = m
-            .cc
-            .iter()
-            .filter(|(a, _)| !self.mail.accepts(a) && normalize_email(a) != from)
-            .filter(|(a, _)| valid_email(a))
-            .take(crate::tickets::MAX_PEOPLE)
-            .map(|(a, n)| CcChange {
-                user_id: None,
-                user_email: Some(normalize_email(a)),
-                user_name: n.clone(),
-                action: Some("put".into()),
-            })
-            .collect();
+        let ccs: Vec<CcChange> =
+            m.cc.iter()
+                .filter(|(a, _)| !self.mail.accepts(a) && normalize_email(a) != from)
+                .filter(|(a, _)| valid_email(a))
+                .take(crate::tickets::MAX_PEOPLE)
+                .map(|(a, n)| CcChange {
+                    user_id: None,
+                    user_email: Some(normalize_email(a)),
+                    user_name: n.clone(),
+                    action: Some("put".into()),
+                })
+                .collect();
         let input = TicketInput {
             subject: Some(
                 Some(m.subject.trim())
@@ -765,11 +781,7 @@ impl App {
                 mail.references = refs;
                 mail.headers
                     .push(("X-Opsdesk-Ticket-Id".into(), tid.to_string()));
-                mail.text = format!(
-                    "{}\n\n{}",
-                    opsdesk_core::mail::REPLY_DELIMITER,
-                    mail.text
-                );
+                mail.text = format!("{}\n\n{}", opsdesk_core::mail::REPLY_DELIMITER, mail.text);
                 mail.html = format!(
                     "<div style=\"color:#b5b5b5\">{}</div>{}",
                     crate::html::escape(opsdesk_core::mail::REPLY_DELIMITER),
@@ -777,7 +789,11 @@ impl App {
                 );
             }
             None => {
-                let domain = mail.from.split_once('@').map(|x| x.1).unwrap_or("localhost");
+                let domain = mail
+                    .from
+                    .split_once('@')
+                    .map(|x| x.1)
+                    .unwrap_or("localhost");
                 mail.message_id = format!("opsdesk.0.{}.0@{domain}", item.id);
             }
         }
@@ -795,7 +811,10 @@ impl App {
         actor.require_admin()?;
         let mut conds = vec![];
         if let Some(s) = state {
-            conds.push(opsdesk_store::Cond::Eq("state", opsdesk_store::Val::from(s)));
+            conds.push(opsdesk_store::Cond::Eq(
+                "state",
+                opsdesk_store::Val::from(s),
+            ));
         }
         let mut c = self.store.read().await?;
         Ok(c.list(&conds, page).await?)

@@ -556,7 +556,7 @@ impl App {
             trace["warnings"] = json!(warnings);
         }
         let (events, comments) = self
-            .firing_events(tx, actor, start, &t, &result.firings, "trigger")
+            .firing_events(tx, actor, start, &t, &result.firings, "trigger", comment)
             .await?;
         Ok(RuleOutcome {
             ticket: t,
@@ -691,15 +691,23 @@ impl App {
         t: &Ticket,
         firings: &[rules::Firing],
         rel: &str,
+        current: Option<&Comment>,
     ) -> Result<(Vec<Value>, Vec<Comment>)> {
         let mut events = vec![];
         let mut comments = vec![];
         let has_effects = firings.iter().any(|f| !f.effects.is_empty());
-        let values = if has_effects {
+        let mut values = if has_effects {
             self.placeholder_values(tx, t, actor).await?
         } else {
             Default::default()
         };
+        // The comment this write adds is not stored yet when triggers run: it is the latest.
+        if let Some(c) = current.filter(|_| has_effects) {
+            values.insert("ticket.latest_comment".into(), c.body.clone());
+            if c.public {
+                values.insert("ticket.latest_public_comment".into(), c.body.clone());
+            }
+        }
         let mut prev = start;
         for (i, f) in firings.iter().enumerate() {
             let via = rule_via(f.rule_id, &f.title, rel);

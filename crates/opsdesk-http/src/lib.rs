@@ -442,7 +442,10 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
             "/uploads",
             post(mail::upload).layer(DefaultBodyLimit::max(cfg.max_upload_bytes)),
         )
-        .route("/uploads/{token}", axum::routing::delete(mail::delete_upload))
+        .route(
+            "/uploads/{token}",
+            axum::routing::delete(mail::delete_upload),
+        )
         .route("/attachments/{id}", get(mail::attachment))
         .route(
             "/mail/inbound",

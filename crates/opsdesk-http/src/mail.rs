@@ -92,7 +92,13 @@ pub async fn download(
     let ascii: String = att
         .file_name
         .chars()
-        .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let encoded: String = att
         .file_name

@@ -71,9 +71,10 @@ pub async fn ingest_file(app: &App, path: &Path) -> Outcome {
     }
 }
 
-/// Ingest everything spooled now, up to `parallel` at a time; stops early (returning false)
-/// when the database is unavailable.
-pub async fn drain(app: &App, parallel: usize) -> bool {
+/// Ingest everything spooled now, oldest first and one at a time (so replies land on their
+/// ticket in the order they arrived); stops early (returning false) when the database is
+/// unavailable.
+pub async fn drain(app: &App) -> bool {
     let Some(spool) = app.spool.clone() else {
         return true;
     };
@@ -85,24 +86,12 @@ pub async fn drain(app: &App, parallel: usize) -> bool {
         }
     };
     metrics::gauge!("mail_spool_depth").set(pending.len() as f64);
-    let mut ok = true;
-    for chunk in pending.chunks(parallel.max(1)) {
-        let mut set = tokio::task::JoinSet::new();
-        for p in chunk {
-            let app = app.clone();
-            let p = p.clone();
-            set.spawn(async move { ingest_file(&app, &p).await });
-        }
-        while let Some(r) = set.join_next().await {
-            if matches!(r, Ok(Outcome::Retry) | Err(_)) {
-                ok = false;
-            }
-        }
-        if !ok {
-            break;
+    for p in &pending {
+        if ingest_file(app, p).await == Outcome::Retry {
+            return false;
         }
     }
-    ok
+    true
 }
 
 /// The worker: drains the spool when woken (a message spooled) and every few seconds; backs
@@ -114,7 +103,7 @@ pub fn spawn(app: App, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHand
             if *stop.borrow() {
                 break;
             }
-            let ok = drain(&app, 8).await;
+            let ok = drain(&app).await;
             app.heartbeats
                 .mail
                 .store(app.now().as_second(), std::sync::atomic::Ordering::Relaxed);

@@ -17,7 +17,11 @@ pub enum ParseError {
 const MAX_LIST: usize = 100;
 
 fn clean_id(s: &str) -> Option<String> {
-    let t = s.trim().trim_start_matches('<').trim_end_matches('>').trim();
+    let t = s
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .trim();
     (!t.is_empty() && t.len() <= 250 && !t.chars().any(|c| c.is_whitespace() || c.is_control()))
         .then(|| t.to_string())
 }
@@ -65,7 +69,9 @@ fn header_text<'a>(m: &'a mail_parser::Message<'a>, name: &'a str) -> Option<&'a
 
 /// Parse a raw message.
 pub fn parse(raw: &[u8]) -> Result<ParsedEmail, ParseError> {
-    let m = MessageParser::default().parse(raw).ok_or(ParseError::NotMail)?;
+    let m = MessageParser::default()
+        .parse(raw)
+        .ok_or(ParseError::NotMail)?;
     if m.headers().is_empty() {
         return Err(ParseError::NotMail);
     }
@@ -81,7 +87,11 @@ pub fn parse(raw: &[u8]) -> Result<ParsedEmail, ParseError> {
         if n == "delivered-to" || n == "x-original-to" {
             if let Some(v) = raw_header_value(raw, h.offset_start(), h.offset_end()) {
                 for a in v.split(',') {
-                    let a = a.trim().trim_start_matches('<').trim_end_matches('>').to_lowercase();
+                    let a = a
+                        .trim()
+                        .trim_start_matches('<')
+                        .trim_end_matches('>')
+                        .to_lowercase();
                     if a.contains('@') && !recipients.contains(&a) {
                         recipients.push(a);
                     }
@@ -125,14 +135,15 @@ pub fn parse(raw: &[u8]) -> Result<ParsedEmail, ParseError> {
             .content_id()
             .and_then(clean_id)
             .filter(|_| !explicit_attachment || disposition_inline);
-        let name = part.attachment_name().map(str::to_string).unwrap_or_else(|| {
-            match ct.as_str() {
+        let name = part
+            .attachment_name()
+            .map(str::to_string)
+            .unwrap_or_else(|| match ct.as_str() {
                 "message/rfc822" => "forwarded-message.eml".into(),
                 "message/delivery-status" => "delivery-status.txt".into(),
                 "text/rfc822-headers" => "headers.txt".into(),
                 _ => format!("attachment.{}", ct.rsplit('/').next().unwrap_or("bin")),
-            }
-        });
+            });
         files.push(MailFile {
             file_name: name,
             content_type: ct,
@@ -175,7 +186,8 @@ fn classify(m: &mail_parser::Message, from: Option<&str>) -> Option<AutoKind> {
         .to_ascii_lowercase();
     let report = m.content_type().is_some_and(|c| {
         c.ctype().eq_ignore_ascii_case("multipart")
-            && c.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))
+            && c.subtype()
+                .is_some_and(|s| s.eq_ignore_ascii_case("report"))
             && c.attribute("report-type")
                 .is_some_and(|r| r.eq_ignore_ascii_case("delivery-status"))
     });
@@ -258,7 +270,11 @@ pub fn trim_reply(text: &str) -> String {
         if forwarded {
             continue;
         }
-        if is_wrote_line(t) || (i + 1 < lines.len() && is_wrote_line(&format!("{t} {}", lines[i + 1].trim())) && !t.starts_with('>')) {
+        if is_wrote_line(t)
+            || (i + 1 < lines.len()
+                && is_wrote_line(&format!("{t} {}", lines[i + 1].trim()))
+                && !t.starts_with('>'))
+        {
             cut = i;
             break;
         }
@@ -269,16 +285,16 @@ pub fn trim_reply(text: &str) -> String {
             break;
         }
         if (lower.starts_with("from:") || lower.starts_with("*from:*"))
-            && lines[i + 1..]
-                .iter()
-                .take(3)
-                .any(|l| {
-                    let l = l.trim().to_lowercase();
-                    l.starts_with("sent:") || l.starts_with("*sent:*")
-                })
+            && lines[i + 1..].iter().take(3).any(|l| {
+                let l = l.trim().to_lowercase();
+                l.starts_with("sent:") || l.starts_with("*sent:*")
+            })
         {
             // An Outlook reply header; a line of underscores above it goes too.
-            cut = if i > 0 && lines[i - 1].trim().chars().all(|c| c == '_') && !lines[i - 1].trim().is_empty() {
+            cut = if i > 0
+                && lines[i - 1].trim().chars().all(|c| c == '_')
+                && !lines[i - 1].trim().is_empty()
+            {
                 i - 1
             } else {
                 i
@@ -308,7 +324,16 @@ pub fn trim_reply(text: &str) -> String {
 fn is_wrote_line(t: &str) -> bool {
     let l = t.to_lowercase();
     let starts = ["on ", "le ", "am ", "el ", "il ", "op ", "em "];
-    let ends = ["wrote:", "a écrit :", "a écrit:", "schrieb:", "escribió:", "ha scritto:", "schreef:", "escreveu:"];
+    let ends = [
+        "wrote:",
+        "a écrit :",
+        "a écrit:",
+        "schrieb:",
+        "escribió:",
+        "ha scritto:",
+        "schreef:",
+        "escreveu:",
+    ];
     starts.iter().any(|s| l.starts_with(s)) && ends.iter().any(|e| l.ends_with(e)) && l.len() < 400
 }
 
@@ -324,7 +349,9 @@ mod tests {
         );
         // A wrapped "wrote:" line.
         assert_eq!(
-            trim_reply("New.\nOn Mon, Nov 30, 2026 at 10:00 AM Support <\nsupport@x> wrote:\n> old"),
+            trim_reply(
+                "New.\nOn Mon, Nov 30, 2026 at 10:00 AM Support <\nsupport@x> wrote:\n> old"
+            ),
             "New."
         );
         assert_eq!(
@@ -343,13 +370,21 @@ mod tests {
         let fwd = "FYI\n\n---------- Forwarded message ---------\nFrom: Dave <d@x>\nDate: Mon\nSubject: VPN\nTo: c@x\n\nThe VPN drops";
         assert_eq!(trim_reply(fwd), fwd);
         // "on" at the start of a normal line is not a quote header.
-        assert_eq!(trim_reply("On second thought it works.\nThanks"), "On second thought it works.\nThanks");
+        assert_eq!(
+            trim_reply("On second thought it works.\nThanks"),
+            "On second thought it works.\nThanks"
+        );
     }
 
     #[test]
     fn not_mail_is_an_error_and_nothing_panics() {
         assert!(parse(b"").is_err());
-        for junk in [&b"\x00\x01\x02"[..], b"From: <>\r\n\r\n", b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n--x--", b"Subject: =?utf-8?B?////?=\r\n\r\nhi"] {
+        for junk in [
+            &b"\x00\x01\x02"[..],
+            b"From: <>\r\n\r\n",
+            b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n--x--",
+            b"Subject: =?utf-8?B?////?=\r\n\r\nhi",
+        ] {
             let _ = parse(junk);
         }
     }

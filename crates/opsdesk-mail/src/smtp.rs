@@ -42,14 +42,18 @@ impl Default for SmtpConfig {
 }
 
 /// A TLS acceptor from PEM files.
-pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tokio_rustls::TlsAcceptor, String> {
+pub fn tls_acceptor(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .map_err(|e| format!("reading {}: {e}", cert.display()))?
         .collect::<Result<_, _>>()
         .map_err(|e| format!("reading {}: {e}", cert.display()))?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("reading {}: {e}", key.display()))?;
+    let key =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("reading {}: {e}", key.display()))?;
     let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
     let cfg = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -61,7 +65,12 @@ pub fn tls_acceptor(cert: &std::path::Path, key: &std::path::Path) -> Result<tok
 }
 
 /// Accept SMTP sessions until `stop` turns true.
-pub async fn serve(listener: TcpListener, cfg: SmtpConfig, app: App, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    cfg: SmtpConfig,
+    app: App,
+    mut stop: watch::Receiver<bool>,
+) {
     let slots = Arc::new(Semaphore::new(cfg.max_connections));
     let cfg = Arc::new(cfg);
     loop {
@@ -97,7 +106,9 @@ pub async fn serve(listener: TcpListener, cfg: SmtpConfig, app: App, mut stop: w
                                 tracing::debug!(error = %e, "smtp session ended");
                             }
                         }
-                        Err(e) => tracing::info!(error = %e, peer = %peer, "STARTTLS handshake failed"),
+                        Err(e) => {
+                            tracing::info!(error = %e, peer = %peer, "STARTTLS handshake failed")
+                        }
                     }
                 }
                 Ok(None) => {}
@@ -116,13 +127,23 @@ enum Line {
     Eof,
 }
 
-async fn read_line<R: AsyncBufReadExt + Unpin>(r: &mut R, max: usize, buf: &mut Vec<u8>) -> std::io::Result<Line> {
+async fn read_line<R: AsyncBufReadExt + Unpin>(
+    r: &mut R,
+    max: usize,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<Line> {
     buf.clear();
     let mut too_long = false;
     loop {
         let avail = r.fill_buf().await?;
         if avail.is_empty() {
-            return Ok(if buf.is_empty() && !too_long { Line::Eof } else if too_long { Line::TooLong } else { Line::Ok(std::mem::take(buf)) });
+            return Ok(if buf.is_empty() && !too_long {
+                Line::Eof
+            } else if too_long {
+                Line::TooLong
+            } else {
+                Line::Ok(std::mem::take(buf))
+            });
         }
         let (used, done) = match avail.iter().position(|b| *b == b'\n') {
             Some(i) => (i + 1, true),
@@ -138,7 +159,11 @@ async fn read_line<R: AsyncBufReadExt + Unpin>(r: &mut R, max: usize, buf: &mut 
         }
         r.consume(used);
         if done {
-            return Ok(if too_long { Line::TooLong } else { Line::Ok(std::mem::take(buf)) });
+            return Ok(if too_long {
+                Line::TooLong
+            } else {
+                Line::Ok(std::mem::take(buf))
+            });
         }
     }
 }
@@ -182,17 +207,24 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     let mut rcpts: Vec<String> = vec![];
     let mut buf = Vec::with_capacity(256);
     loop {
-        let line = match tokio::time::timeout(cfg.idle_timeout, read_line(&mut io, MAX_LINE, &mut buf)).await {
-            Err(_) => {
-                io.get_mut().write_all(b"421 4.4.2 Idle too long, closing\r\n").await?;
-                return Ok(None);
-            }
-            Ok(r) => r?,
-        };
+        let line =
+            match tokio::time::timeout(cfg.idle_timeout, read_line(&mut io, MAX_LINE, &mut buf))
+                .await
+            {
+                Err(_) => {
+                    io.get_mut()
+                        .write_all(b"421 4.4.2 Idle too long, closing\r\n")
+                        .await?;
+                    return Ok(None);
+                }
+                Ok(r) => r?,
+            };
         let line = match line {
             Line::Eof => return Ok(None),
             Line::TooLong => {
-                io.get_mut().write_all(b"500 5.5.2 Line too long\r\n").await?;
+                io.get_mut()
+                    .write_all(b"500 5.5.2 Line too long\r\n")
+                    .await?;
                 continue;
             }
             Line::Ok(l) => l,
@@ -224,7 +256,9 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 if tls || cfg.tls.is_none() {
                     "502 5.5.1 STARTTLS not available\r\n".into()
                 } else {
-                    io.get_mut().write_all(b"220 2.0.0 Ready to start TLS\r\n").await?;
+                    io.get_mut()
+                        .write_all(b"220 2.0.0 Ready to start TLS\r\n")
+                        .await?;
                     io.get_mut().flush().await?;
                     // Anything pipelined after STARTTLS is discarded (RFC 3207).
                     return Ok(Some(io.into_inner()));
@@ -234,11 +268,16 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 (None, _) => "503 5.5.1 Say EHLO first\r\n".into(),
                 (_, None) => "501 5.5.4 Syntax: MAIL FROM:<address>\r\n".into(),
                 (Some(_), Some((addr, params))) => {
-                    let size = params
-                        .split_whitespace()
-                        .find_map(|p| p.to_ascii_uppercase().strip_prefix("SIZE=").and_then(|n| n.parse::<usize>().ok()));
+                    let size = params.split_whitespace().find_map(|p| {
+                        p.to_ascii_uppercase()
+                            .strip_prefix("SIZE=")
+                            .and_then(|n| n.parse::<usize>().ok())
+                    });
                     if size.is_some_and(|s| s > cfg.max_message_bytes) {
-                        format!("552 5.3.4 Message too big (limit {} bytes)\r\n", cfg.max_message_bytes)
+                        format!(
+                            "552 5.3.4 Message too big (limit {} bytes)\r\n",
+                            cfg.max_message_bytes
+                        )
                     } else {
                         mail_from = Some(addr);
                         rcpts.clear();
@@ -253,7 +292,8 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                     if rcpts.len() >= cfg.max_recipients {
                         "452 4.5.3 Too many recipients\r\n".into()
                     } else if !addr.contains('@') || !app.mail.accepts(&addr) {
-                        metrics::counter!("mail_rejected_total", "reason" => "recipient").increment(1);
+                        metrics::counter!("mail_rejected_total", "reason" => "recipient")
+                            .increment(1);
                         format!("550 5.1.1 <{addr}>: no such support address here\r\n")
                     } else {
                         rcpts.push(addr.to_lowercase());
@@ -267,8 +307,18 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 } else if rcpts.is_empty() {
                     "554 5.5.1 No valid recipients\r\n".into()
                 } else {
-                    io.get_mut().write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n").await?;
-                    let r = receive(&mut io, cfg, app, peer, helo.as_deref().unwrap_or(""), &rcpts).await?;
+                    io.get_mut()
+                        .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
+                        .await?;
+                    let r = receive(
+                        &mut io,
+                        cfg,
+                        app,
+                        peer,
+                        helo.as_deref().unwrap_or(""),
+                        &rcpts,
+                    )
+                    .await?;
                     mail_from = None;
                     rcpts.clear();
                     match r {
@@ -320,7 +370,10 @@ async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
     msg.extend_from_slice(
         format!(
             "Received: from {} ([{}]) by {} (opsdesk) ; {}\r\n",
-            helo.chars().filter(|c| c.is_ascii_graphic()).take(100).collect::<String>(),
+            helo.chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(100)
+                .collect::<String>(),
             peer.ip(),
             cfg.hostname,
             stamp
@@ -333,10 +386,11 @@ async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
     let mut too_big = false;
     let mut buf = Vec::with_capacity(1024);
     loop {
-        let line = match tokio::time::timeout(cfg.idle_timeout, read_line(io, 1 << 20, &mut buf)).await {
-            Err(_) => return Ok(None),
-            Ok(r) => r?,
-        };
+        let line =
+            match tokio::time::timeout(cfg.idle_timeout, read_line(io, 1 << 20, &mut buf)).await {
+                Err(_) => return Ok(None),
+                Ok(r) => r?,
+            };
         let line = match line {
             Line::Eof => return Ok(None),
             Line::TooLong => {
@@ -383,9 +437,18 @@ mod tests {
 
     #[test]
     fn paths() {
-        assert_eq!(path_arg("FROM:<a@b.c> SIZE=10", "FROM:"), Some(("a@b.c".into(), " SIZE=10")));
-        assert_eq!(path_arg("from: <a@b.c>", "FROM:"), Some(("a@b.c".into(), "")));
-        assert_eq!(path_arg("TO:<@relay,@x:u@h>", "TO:"), Some(("u@h".into(), "")));
+        assert_eq!(
+            path_arg("FROM:<a@b.c> SIZE=10", "FROM:"),
+            Some(("a@b.c".into(), " SIZE=10"))
+        );
+        assert_eq!(
+            path_arg("from: <a@b.c>", "FROM:"),
+            Some(("a@b.c".into(), ""))
+        );
+        assert_eq!(
+            path_arg("TO:<@relay,@x:u@h>", "TO:"),
+            Some(("u@h".into(), ""))
+        );
         assert_eq!(path_arg("FROM:<>", "FROM:"), Some(("".into(), "")));
         assert_eq!(path_arg("TO:a@b", "TO:"), Some(("a@b".into(), "")));
         assert_eq!(path_arg("TO:<a@b", "TO:"), None);

@@ -41,8 +41,7 @@ pub fn build(m: &OutgoingMail) -> Result<Message, SendFailure> {
     );
     let to = Mailbox::new(
         m.to_name.clone().filter(|n| !n.is_empty()),
-        m.to
-            .parse()
+        m.to.parse()
             .map_err(|e| permanent(format!("bad recipient address {}: {e}", m.to)))?,
     );
     let mut b = Message::builder()

@@ -25,7 +25,11 @@ fn corpus_parses_as_expected() {
             assert_eq!(p.from_name.as_deref(), Some(n), "{file} from name");
         }
         assert_eq!(p.subject, s("subject").unwrap(), "{file} subject");
-        assert_eq!(p.message_id.as_deref(), s("message_id"), "{file} message id");
+        assert_eq!(
+            p.message_id.as_deref(),
+            s("message_id"),
+            "{file} message id"
+        );
         let irt: Vec<String> = want["in_reply_to"]
             .as_array()
             .unwrap()
@@ -49,14 +53,33 @@ fn corpus_parses_as_expected() {
             assert!(!p.text.contains(t), "{file}: {t:?} still in {:?}", p.text);
         }
         let files = want["attachments"].as_array().unwrap();
-        assert_eq!(p.files.len(), files.len(), "{file} files {:?}", p.files.iter().map(|f| &f.file_name).collect::<Vec<_>>());
+        assert_eq!(
+            p.files.len(),
+            files.len(),
+            "{file} files {:?}",
+            p.files.iter().map(|f| &f.file_name).collect::<Vec<_>>()
+        );
         for (got, w) in p.files.iter().zip(files) {
             if let Some(n) = w["file_name"].as_str() {
                 assert_eq!(got.file_name, n, "{file}");
             }
-            assert_eq!(got.content_type, w["content_type"].as_str().unwrap(), "{file}");
-            assert_eq!(got.content.len() as u64, w["size"].as_u64().unwrap(), "{file} {}", got.file_name);
-            assert_eq!(got.inline_cid.is_some(), w["inline"].as_bool().unwrap(), "{file} {} inline", got.file_name);
+            assert_eq!(
+                got.content_type,
+                w["content_type"].as_str().unwrap(),
+                "{file}"
+            );
+            assert_eq!(
+                got.content.len() as u64,
+                w["size"].as_u64().unwrap(),
+                "{file} {}",
+                got.file_name
+            );
+            assert_eq!(
+                got.inline_cid.is_some(),
+                w["inline"].as_bool().unwrap(),
+                "{file} {} inline",
+                got.file_name
+            );
         }
         assert_eq!(p.auto.map(|a| a.as_str()), s("auto"), "{file} auto");
         if let Some(b) = s("bounced_recipient") {

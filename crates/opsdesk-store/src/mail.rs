@@ -114,7 +114,11 @@ impl Conn {
 
     /// The Message-IDs of the mail a ticket was made from and replied with, oldest first (at
     /// most `limit`): the References of outgoing mail.
-    pub async fn message_ids_of_ticket(&mut self, ticket_id: Id, limit: i64) -> Result<Vec<String>> {
+    pub async fn message_ids_of_ticket(
+        &mut self,
+        ticket_id: Id,
+        limit: i64,
+    ) -> Result<Vec<String>> {
         let rows = self
             .all(
                 "SELECT message_id FROM inbound_emails WHERE ticket_id = $1 \
@@ -164,8 +168,11 @@ impl Conn {
             &[Val::from(name), Val::from(init)],
         )
         .await?;
-        self.one("SELECT value FROM instance_values WHERE name = $1", &[Val::from(name)])
-            .await?
-            .str(0)
+        self.one(
+            "SELECT value FROM instance_values WHERE name = $1",
+            &[Val::from(name)],
+        )
+        .await?
+        .str(0)
     }
 }

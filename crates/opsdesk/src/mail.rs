@@ -38,7 +38,12 @@ pub struct MailArgs {
     #[arg(long, env = "OPSDESK_MAIL_NON_PARTICIPANTS", default_value = "note", value_parser = ["note", "new-ticket"], global = true)]
     pub mail_non_participants: String,
     /// Messages from one address per hour after which its mail triggers no more email back.
-    #[arg(long, env = "OPSDESK_MAIL_AUTO_REPLY_LIMIT", default_value_t = 20, global = true)]
+    #[arg(
+        long,
+        env = "OPSDESK_MAIL_AUTO_REPLY_LIMIT",
+        default_value_t = 20,
+        global = true
+    )]
     pub mail_auto_reply_limit: i64,
     /// Largest file kept from a message or accepted as an upload (bytes).
     #[arg(long, env = "OPSDESK_MAX_ATTACHMENT_BYTES", default_value_t = opsdesk_app::attachments::DEFAULT_MAX_BYTES, global = true)]
@@ -81,8 +86,8 @@ impl MailArgs {
         app.mail = Arc::new(self.config()?);
         app.max_attachment_bytes = self.max_attachment_bytes;
         let dir = spool_dir(data_dir);
-        let spool =
-            Spool::open(&dir).with_context(|| format!("opening the mail spool {}", dir.display()))?;
+        let spool = Spool::open(&dir)
+            .with_context(|| format!("opening the mail spool {}", dir.display()))?;
         app.spool = Some(Arc::new(spool));
         Ok(())
     }
@@ -158,7 +163,10 @@ pub async fn pipe(
     let spool = match Spool::open(&dir) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("opsdesk mail ingest: opening the spool {}: {e}", dir.display());
+            eprintln!(
+                "opsdesk mail ingest: opening the spool {}: {e}",
+                dir.display()
+            );
             return EX_TEMPFAIL;
         }
     };

@@ -1,0 +1,412 @@
+"""The email channel, driven as a mail system meets it: Python's smtplib talks to opsdesk's SMTP
+listener, an aiosmtpd sink stands in for the outgoing relay, `opsdesk mail ingest` is run as an
+MTA's pipe, and the server is killed with SIGKILL between spooling and ingest.
+
+Each test starts a server of its own (conftest.Instance) with the same binary and backend as
+the session one.
+"""
+
+import email
+import email.policy
+import os
+import smtplib
+import ssl
+import subprocess
+import threading
+import time
+import uuid
+
+import pytest
+import requests
+from aiosmtpd.controller import Controller
+
+import conftest
+
+CORPUS = os.path.join(os.path.dirname(__file__), "..", "mail", "corpus")
+SUPPORT = "support@opsdesk.test"
+WAIT = 20.0  # seconds any single expected effect may take
+
+
+def corpus(name):
+    with open(os.path.join(CORPUS, name), "rb") as f:
+        return f.read()
+
+
+class Sink:
+    """An SMTP server that keeps every message it receives (the outgoing relay)."""
+
+    def __init__(self):
+        self.messages = []
+        self.cond = threading.Condition()
+        self.port = conftest._free_port()
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    async def handle_DATA(self, server, session, envelope):
+        msg = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        with self.cond:
+            self.messages.append((list(envelope.rcpt_tos), msg))
+            self.cond.notify_all()
+        return "250 OK"
+
+    def wait_for(self, pred, what):
+        deadline = time.monotonic() + WAIT
+        with self.cond:
+            while True:
+                found = [m for m in self.messages if pred(*m)]
+                if found:
+                    return found
+                left = deadline - time.monotonic()
+                assert left > 0, f"no outgoing mail {what} within {WAIT}s; got {[(r, m['Subject']) for r, m in self.messages]}"
+                self.cond.wait(left)
+
+    def stop(self):
+        self.controller.stop()
+
+
+class MailServer:
+    def __init__(self, instance, sink, *extra):
+        self.smtp_port = conftest._free_port()
+        args = ["--smtp-listen", f"127.0.0.1:{self.smtp_port}", "--support-address", SUPPORT]
+        if sink is not None:
+            args += ["--smtp-relay", f"smtp://127.0.0.1:{sink.port}"]
+        self.inst = instance(*args, *extra)
+        self.inst.start()
+        self.s = requests.Session()
+        self.s.auth = self.inst.auth
+
+    def api(self, method, path, **kw):
+        r = self.s.request(method, f"{self.inst.url}/api/v2/{path}", timeout=10, **kw)
+        return r
+
+    def send(self, raw, to=(SUPPORT,), sender="someone@customer.example"):
+        with smtplib.SMTP("127.0.0.1", self.smtp_port, timeout=10) as c:
+            return c.sendmail(sender, list(to), raw)
+
+    def inbound(self, state=None):
+        q = {"per_page": 100}
+        if state:
+            q["state"] = state
+        r = self.api("GET", "mail/inbound.json", params=q)
+        assert r.status_code == 200, r.text
+        return r.json()["inbound"]
+
+    def wait_inbound(self, n, what="messages"):
+        deadline = time.monotonic() + WAIT
+        while True:
+            got = self.inbound()
+            if len(got) >= n:
+                return sorted(got, key=lambda r: r["id"])
+            assert time.monotonic() < deadline, f"{len(got)} of {n} {what} ingested: {got}\n" + self.inst_log()
+            time.sleep(0.05)
+
+    def inst_log(self):
+        return conftest._tail(conftest._read_log(self.inst.log), 60)
+
+    def ticket(self, tid):
+        r = self.api("GET", f"tickets/{tid}.json")
+        assert r.status_code == 200, r.text
+        return r.json()["ticket"]
+
+    def comments(self, tid):
+        r = self.api("GET", f"tickets/{tid}/comments.json")
+        assert r.status_code == 200, r.text
+        return r.json()["comments"]
+
+
+def message(subject, body, sender="dana@customer.example", name="Dana Customer", extra=None, msgid=None):
+    msgid = msgid or f"{uuid.uuid4().hex}@customer.example"
+    head = [
+        f"From: {name} <{sender}>",
+        f"To: Support <{SUPPORT}>",
+        f"Subject: {subject}",
+        f"Message-ID: <{msgid}>",
+        "Date: Mon, 30 Nov 2026 10:00:00 +0000",
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=utf-8",
+    ] + list(extra or [])
+    return ("\r\n".join(head) + "\r\n\r\n" + body + "\r\n").encode(), msgid
+
+
+def notify_requester_trigger(ms):
+    r = ms.api("POST", "triggers.json", json={"trigger": {
+        "title": "Tell the requester",
+        "conditions": {"all": [{"field": "comment_is_public", "operator": "is", "value": "true"}]},
+        "actions": [{"field": "notification_user", "value": [
+            "requester_id", "[#{{ticket.id}}] {{ticket.title}}", "We have your message:\n\n{{ticket.latest_comment}}"]}],
+    }})
+    assert r.status_code == 201, r.text
+
+
+@pytest.fixture
+def sink():
+    s = Sink()
+    yield s
+    s.stop()
+
+
+def test_a_message_becomes_a_ticket_with_its_files(instance):
+    ms = MailServer(instance, None)
+    ms.send(corpus("attachments.eml"))
+    ms.send(corpus("latin1.eml"))
+    ms.send(corpus("shift_jis.eml"))
+    recs = ms.wait_inbound(3)
+    assert [r["state"] for r in recs] == ["ticket", "ticket", "ticket"], recs
+    t = ms.ticket(recs[0]["ticket_id"])
+    assert t["subject"] == "Error report and screenshot"
+    assert t["via"]["channel"] == "email"
+    assert t["via"]["source"]["from"]["address"] == "ada@customer.example"
+    assert t["via"]["source"]["to"]["address"] == SUPPORT
+    requester = ms.api("GET", f"users/{t['requester_id']}.json").json()["user"]
+    assert (requester["email"], requester["name"], requester["role"]) == ("ada@customer.example", "Ada Lovelace", "end-user")
+    # The other person on To/Cc became a CC.
+    cc = ms.api("GET", f"users/{t['email_cc_ids'][0]}.json").json()["user"]
+    assert cc["email"] == "charles@customer.example"
+    c = ms.comments(t["id"])[0]
+    assert c["public"] is True and "screenshot of the error" in c["body"]
+    assert [(a["file_name"], a["content_type"], a["size"]) for a in c["attachments"]] == [
+        ("screenshot.png", "image/png", 74), ("report.csv", "text/csv", 58)]
+    csv = ms.s.get(c["attachments"][1]["content_url"], timeout=10)
+    assert csv.status_code == 200
+    assert csv.content == b"date,requests,errors\n2026-11-29,1520,3\n2026-11-30,1498,41\n"
+    assert csv.headers["x-content-type-options"] == "nosniff"
+    assert csv.headers["content-disposition"].startswith('attachment; filename="report.csv"')
+    one = ms.api("GET", f"attachments/{c['attachments'][0]['id']}.json").json()["attachment"]
+    assert one["file_name"] == "screenshot.png" and one["size"] == 74
+    # Charsets: ISO-8859-1 quoted-printable with an encoded subject, and Shift_JIS.
+    latin = ms.ticket(recs[1]["ticket_id"])
+    assert latin["subject"] == "Résumé upload fails"
+    assert "café" in latin["description"] and "naïve" in latin["description"]
+    jp = ms.ticket(recs[2]["ticket_id"])
+    assert jp["subject"] == "ログインについての問い合わせ"
+    assert "こんにちは、サポートチーム" in jp["description"]
+    # Another end-user may not download the file; without credentials, neither may anyone.
+    r = ms.api("POST", "users.json", json={"user": {"name": "Other", "email": "other@else.example", "role": "end-user", "password": "other-pass-123"}})
+    assert r.status_code == 201, r.text
+    assert requests.get(c["attachments"][1]["content_url"], auth=("other@else.example", "other-pass-123"), timeout=10).status_code == 404
+    assert requests.get(c["attachments"][1]["content_url"], timeout=10).status_code == 401
+
+
+def test_unknown_recipients_and_oversized_messages_are_refused_in_the_session(instance):
+    ms = MailServer(instance, None, "--smtp-max-message-bytes", "100000")
+    with smtplib.SMTP("127.0.0.1", ms.smtp_port, timeout=10) as c:
+        code, _ = c.ehlo("client.test")
+        assert code == 250
+        assert "size" in c.esmtp_features and c.esmtp_features["size"] == "100000"
+        with pytest.raises(smtplib.SMTPRecipientsRefused) as e:
+            c.sendmail("a@customer.example", ["sales@opsdesk.test"], b"Subject: x\r\n\r\nhi\r\n")
+        assert e.value.recipients["sales@opsdesk.test"][0] == 550
+        big, _ = message("Big", "x" * 200_000)
+        with pytest.raises((smtplib.SMTPSenderRefused, smtplib.SMTPDataError)) as e:
+            c.sendmail("a@customer.example", [SUPPORT], big)
+        assert e.value.smtp_code == 552
+        # The session is still usable; a plus address of a support address is accepted.
+        ok, _ = message("Small", "fine")
+        assert c.sendmail("a@customer.example", ["support+anything@opsdesk.test"], ok) == {}
+    recs = ms.wait_inbound(1)
+    assert len(recs) == 1 and recs[0]["subject"] == "Small"
+
+
+def test_replies_thread_by_reply_address_message_id_and_subject_tag(instance, sink):
+    ms = MailServer(instance, sink)
+    notify_requester_trigger(ms)
+    raw, first_id = message("Build pipeline stuck", "Our pipeline has been pending for an hour.")
+    ms.send(raw)
+    tid = ms.wait_inbound(1)[0]["ticket_id"]
+    # The notification threads under the customer's message and carries the reply address.
+    (to, note), = sink.wait_for(lambda to, m: "dana@customer.example" in to, "to the requester")
+    assert note["Subject"] == f"[#{tid}] Build pipeline stuck"
+    assert note["In-Reply-To"] == f"<{first_id}>"
+    assert f"<{first_id}>" in note["References"]
+    assert note["Auto-Submitted"] == "auto-generated"
+    assert note["Message-ID"].startswith(f"<opsdesk.{tid}.")
+    reply_to = note["Reply-To"].addresses[0].addr_spec
+    assert reply_to.startswith(f"support+id{tid}-") and reply_to.endswith("@opsdesk.test")
+    assert note.get_body(("plain",)).get_content().startswith("##- Please type your reply above this line -##")
+    assert "pending for an hour" in note.get_body(("html",)).get_content()
+    # 1. A reply to the notification (In-Reply-To: its Message-ID), quoting it.
+    quoted = "Still stuck.\n\nOn Mon, Nov 30, 2026 at 10:05 AM Support <support@opsdesk.test> wrote:\n> ##- Please type your reply above this line -##\n> We have your message"
+    r1, _ = message(f"Re: [#{tid}] Build pipeline stuck", quoted, extra=[f"In-Reply-To: {note['Message-ID']}", f"References: <{first_id}> {note['Message-ID']}"])
+    ms.send(r1)
+    # 2. A reply that only has the reply address (a client that drops In-Reply-To).
+    r2, _ = message("Another thing", "Also the runner is offline.")
+    ms.send(r2.replace(f"To: Support <{SUPPORT}>".encode(), f"To: {reply_to}".encode()), to=[reply_to])
+    # 3. A reply with only the subject tag.
+    r3, _ = message(f"Re: [#{tid}] stuck", "Third note.")
+    ms.send(r3)
+    recs = ms.wait_inbound(4)
+    assert [r["state"] for r in recs[1:]] == ["comment", "comment", "comment"], recs
+    assert [r["ticket_id"] for r in recs] == [tid] * 4
+    assert recs[1]["reason"].startswith("threaded by In-Reply-To/References")
+    assert recs[2]["reason"].startswith("threaded by reply address")
+    assert recs[3]["reason"] == f"threaded by subject tag [#{tid}]"
+    bodies = [c["body"] for c in ms.comments(tid)]
+    assert bodies[1] == "Still stuck."  # the quoted history is not kept
+    assert bodies[2:] == ["Also the runner is offline.", "Third note."]
+    # A forged reply address (wrong signature) does not thread.
+    forged = f"support+id{tid}-000000000000@opsdesk.test"
+    r4, _ = message("Forged", "Should be a new ticket.")
+    ms.send(r4.replace(f"To: Support <{SUPPORT}>".encode(), f"To: {forged}".encode()), to=[forged])
+    rec = ms.wait_inbound(5)[-1]
+    assert rec["state"] == "ticket" and rec["ticket_id"] != tid
+
+
+def test_a_reply_from_someone_not_on_the_ticket_is_held_for_review(instance):
+    ms = MailServer(instance, None)
+    raw, _ = message("Disk full", "The disk is full.")
+    ms.send(raw)
+    tid = ms.wait_inbound(1)[0]["ticket_id"]
+    intruder, _ = message(f"Re: [#{tid}] Disk full", "I am not on this ticket.", sender="mallory@elsewhere.example", name="Mallory")
+    ms.send(intruder)
+    rec = ms.wait_inbound(2)[-1]
+    assert (rec["state"], rec["ticket_id"]) == ("note", tid), rec
+    last = ms.comments(tid)[-1]
+    assert last["public"] is False and last["body"] == "I am not on this ticket."
+    assert "mail_review" in ms.ticket(tid)["tags"]
+    # The end-user Mallory cannot see the ticket she wrote to.
+    mallory = ms.api("GET", f"users/{last['author_id']}.json").json()["user"]
+    assert mallory["email"] == "mallory@elsewhere.example" and mallory["role"] == "end-user"
+
+
+def test_the_same_message_twice_makes_one_ticket(instance):
+    ms = MailServer(instance, None)
+    raw, msgid = message("Duplicate delivery", "Sent twice by a retrying MTA.")
+    ms.send(raw)
+    ms.send(raw)
+    # And a third time through the relay endpoint.
+    r = ms.api("POST", "mail/inbound", data=raw, headers={"Content-Type": "message/rfc822"})
+    assert r.status_code == 202, r.text
+    assert r.json()["inbound"]["spooled"]
+    marker, _ = message("Marker", "after the duplicates")
+    ms.send(marker)
+    recs = ms.wait_inbound(2)
+    deadline = time.monotonic() + WAIT
+    while os.listdir(os.path.join(ms.inst.data_dir, "mail-spool", "new")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    recs = ms.inbound()
+    assert sorted(r["subject"] for r in recs) == ["Duplicate delivery", "Marker"], recs
+    found = ms.api("GET", "search.json", params={"query": '"Sent twice by a retrying MTA"'}).json()
+    assert found["count"] == 1
+    assert [r for r in recs if r["subject"] == "Duplicate delivery"][0]["message_id"] == msgid
+
+
+def test_loops_are_broken(instance, sink):
+    ms = MailServer(instance, sink)
+    notify_requester_trigger(ms)
+    # An out-of-office reply: it is recorded on a ticket, but no email goes back to it.
+    ms.send(corpus("autoreply.eml"))
+    # Bulk mail and a bounce are not tickets.
+    ms.send(corpus("bulk.eml"))
+    r = ms.api("POST", "users.json", json={"user": {"name": "Gone", "email": "gone@customer.example"}})
+    assert r.status_code == 201, r.text
+    gone = r.json()["user"]["id"]
+    ms.send(corpus("bounce.eml"))
+    # A normal message from someone else, whose notification shows the outbox has run.
+    raw, _ = message("Normal request", "Hello")
+    ms.send(raw)
+    recs = ms.wait_inbound(4)
+    by = {r["subject"][:14]: r for r in recs}
+    assert by["Automatic repl"]["state"] == "ticket" and by["Automatic repl"]["auto"] == "auto_replied"
+    assert by["This week at A"]["state"] == "suspended" and by["This week at A"]["ticket_id"] is None
+    assert by["Undelivered Ma"]["state"] == "bounce"
+    assert "gone@customer.example" in by["Undelivered Ma"]["reason"]
+    ident = ms.api("GET", f"users/{gone}/identities.json").json()["identities"][0]
+    assert (ident["deliverable_state"], ident["undeliverable_count"]) == ("undeliverable", 1)
+    sink.wait_for(lambda to, m: "dana@customer.example" in to, "for the normal request")
+    outbox = ms.api("GET", "outbox.json", params={"kind": "email"}).json()["outbox"]
+    assert [o["payload"]["to"] for o in outbox] == ["dana@customer.example"], outbox
+    # The out-of-office sender (ada@) got nothing back; only the normal request was answered.
+    assert [to for to, _ in sink.messages] == [["dana@customer.example"]]
+    # Our own notification coming back (a forwarding rule pointing at support) is suspended.
+    _, note = sink.messages[0]
+    ms.send(note.as_bytes())
+    back = ms.wait_inbound(5)[-1]
+    assert (back["state"], back["reason"]) == ("suspended", "mail sent by this help desk came back"), back
+
+
+def test_a_burst_survives_kill_9_between_spool_and_ingest(instance):
+    ms = MailServer(instance, None)
+    sent = []
+    with smtplib.SMTP("127.0.0.1", ms.smtp_port, timeout=10) as c:
+        for i in range(40):
+            raw, msgid = message(f"Burst {i}", f"message number {i}")
+            assert c.sendmail("dana@customer.example", [SUPPORT], raw) == {}
+            sent.append(msgid)
+    # Every message above was answered 250; kill the server at once, whatever ingest did.
+    ms.inst.kill9()
+    ms.inst.start()
+    recs = ms.wait_inbound(40, "acknowledged messages after kill -9")
+    assert sorted(r["message_id"] for r in recs) == sorted(sent)
+    assert len({r["ticket_id"] for r in recs}) == 40
+
+
+def test_pipe_command_for_an_mta(instance):
+    ms = MailServer(instance, None)
+    binary = ms.inst.binary
+    base = [binary, "mail", "ingest", *ms.inst.db_args, "--support-address", SUPPORT]
+    raw, msgid = message("Piped in", "From the MTA's pipe transport.")
+    p = subprocess.run([*base, "--recipient", SUPPORT], input=raw, capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    p = subprocess.run([*base, "--recipient", "sales@opsdesk.test"], input=raw, capture_output=True, timeout=60)
+    assert p.returncode == 67 and b"not a support address" in p.stderr
+    p = subprocess.run(base, input=b"", capture_output=True, timeout=60)
+    assert p.returncode == 65, p.stderr
+    p = subprocess.run([*base, "--max-message-bytes", "10"], input=raw, capture_output=True, timeout=60)
+    assert p.returncode == 65 and b"larger than" in p.stderr
+    recs = ms.wait_inbound(1)
+    assert (recs[0]["message_id"], recs[0]["state"]) == (msgid, "ticket")
+    # Spooled while the server is down: ingested when it starts.
+    ms.inst.stop()
+    raw2, msgid2 = message("While down", "Spooled with the server stopped.")
+    p = subprocess.run([*base, "--spool-only"], input=raw2, capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    ms.inst.start()
+    recs = ms.wait_inbound(2)
+    assert recs[1]["message_id"] == msgid2
+
+
+def test_starttls(instance, tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=mail.opsdesk.test", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    ms = MailServer(instance, None, "--smtp-tls-cert", str(cert), "--smtp-tls-key", str(key))
+    ctx = ssl.create_default_context(cafile=str(cert))
+    ctx.check_hostname = False
+    with smtplib.SMTP("127.0.0.1", ms.smtp_port, timeout=10) as c:
+        c.ehlo("client.test")
+        assert c.has_extn("starttls")
+        c.starttls(context=ctx)
+        c.ehlo("client.test")
+        assert not c.has_extn("starttls")
+        raw, _ = message("Over TLS", "Encrypted in transit.")
+        assert c.sendmail("dana@customer.example", [SUPPORT], raw) == {}
+    assert ms.wait_inbound(1)[0]["subject"] == "Over TLS"
+
+
+def test_uploads_api_with_zenpy(instance):
+    from zenpy import Zenpy
+    from zenpy.lib.api_objects import Comment, Ticket
+    ms = MailServer(instance, None)
+    before = os.environ.get("ZENPY_FORCE_NETLOC")
+    os.environ["ZENPY_FORCE_NETLOC"] = f"127.0.0.1:{ms.inst.port}"
+    os.environ.setdefault("ZENPY_FORCE_SCHEME", "http")
+    try:
+        z = Zenpy(subdomain="x", email="ops@example.com", token=ms.inst.token, disable_cache=True)
+        upload = z.attachments.upload(b"line one\nline two\n", target_name="notes.txt", content_type="text/plain")
+        assert upload.token and upload.attachment.file_name == "notes.txt"
+        audit = z.tickets.create(Ticket(subject="With a file", comment=Comment(body="see file", uploads=[upload.token])))
+        comments = list(z.tickets.comments(audit.ticket.id))
+        att = comments[0].attachments[0]
+        assert (att.file_name, att.size, att.content_type) == ("notes.txt", 18, "text/plain")
+        assert ms.s.get(att.content_url, timeout=10).content == b"line one\nline two\n"
+        # A used token cannot be attached again.
+        r = ms.api("POST", "tickets.json", json={"ticket": {"subject": "again", "comment": {"body": "x", "uploads": [upload.token]}}})
+        assert r.status_code == 422 and "already used" in r.text
+        # zenpy's download: the attachment record, then its content URL.
+        assert z.attachments.download(att.id).getvalue() == b"line one\nline two\n"
+    finally:
+        if before is None:
+            os.environ.pop("ZENPY_FORCE_NETLOC", None)
+        else:
+            os.environ["ZENPY_FORCE_NETLOC"] = before
