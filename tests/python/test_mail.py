@@ -410,3 +410,36 @@ def test_uploads_api_with_zenpy(instance):
             os.environ.pop("ZENPY_FORCE_NETLOC", None)
         else:
             os.environ["ZENPY_FORCE_NETLOC"] = before
+
+
+def test_admins_edit_the_mail_templates(instance, sink):
+    ms = MailServer(instance, sink, "--mail-from-name", "Acme Support")
+    r = ms.api("GET", "mail/settings.json")
+    assert r.status_code == 200, r.text
+    st = r.json()["mail_settings"]
+    assert st["support_addresses"] == [SUPPORT] and st["from_address"] == SUPPORT
+    assert st["outgoing_configured"] is True and "{{content}}" in st["html_template"]
+    bad = ms.api("PUT", "mail/settings.json", json={"mail_settings": {"html_template": "<p>no content here</p>"}})
+    assert bad.status_code == 422, bad.text
+    assert "{{content}}" in bad.json()["details"]["html_template"][0]["description"]
+    ok = ms.api("PUT", "mail/settings.json", json={"mail_settings": {
+        "html_template": "<html><body><h1>ACME</h1>{{content}}<footer>{{footer}}</footer></body></html>",
+        "text_template": "{{delimiter}}\n{{content}}\n== {{footer}} ==",
+        "footer": "Sent by {{from_name}} & friends"}})
+    assert ok.status_code == 200, ok.text
+    notify_requester_trigger(ms)
+    raw, _ = message("Template check", "Hello <b>there</b>")
+    ms.send(raw)
+    (_, note), = sink.wait_for(lambda to, m: "dana@customer.example" in to, "with the new templates")
+    assert note["From"] == f"Acme Support <{SUPPORT}>"
+    text = note.get_body(("plain",)).get_content().replace("\r\n", "\n")
+    assert text.startswith("##- Please type your reply above this line -##\nWe have your message:")
+    assert text.rstrip().endswith("== Sent by Acme Support & friends ==")
+    html = note.get_body(("html",)).get_content()
+    assert html.startswith("<html><body><h1>ACME</h1>")
+    # The customer's text is escaped in the HTML part; the footer too.
+    assert "Hello &lt;b&gt;there&lt;/b&gt;" in html and "<footer>Sent by Acme Support &amp; friends</footer>" in html
+    # Agents may not read or change them.
+    agent = ms.api("POST", "users.json", json={"user": {"name": "Agent", "email": "agent@opsdesk.test", "role": "agent", "password": "agent-pass-123"}})
+    assert agent.status_code == 201
+    assert requests.get(f"{ms.inst.url}/api/v2/mail/settings.json", auth=("agent@opsdesk.test", "agent-pass-123"), timeout=10).status_code == 403

@@ -179,6 +179,29 @@ pub trait Mailer: Send + Sync {
     ) -> Pin<Box<dyn Future<Output = std::result::Result<(), SendFailure>> + Send + 'a>>;
 }
 
+/// The admin-editable wrappers of outgoing mail (`GET/PUT /api/v2/mail/settings`), rendered
+/// with the placeholder language: `{{content}}` (the message), `{{delimiter}}` (the reply
+/// line, ticket mail only), `{{footer}}` and `{{from_name}}`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MailTemplates {
+    pub html_template: String,
+    pub text_template: String,
+    pub footer: String,
+}
+
+impl Default for MailTemplates {
+    fn default() -> Self {
+        MailTemplates {
+            html_template: "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"></head>\n<body style=\"font-family: -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif; font-size: 14px; line-height: 1.5; color: #2f3941;\">\n{% if delimiter %}<div style=\"color: #b5b5b5;\">{{delimiter}}</div>\n{% endif %}<div>{{content}}</div>\n<div style=\"color: #68737d; font-size: 12px; margin-top: 24px;\">{{footer}}</div>\n</body></html>\n".into(),
+            text_template: "{% if delimiter %}{{delimiter}}\n\n{% endif %}{{content}}\n\n--\n{{footer}}\n".into(),
+            footer: "This email is a service from {{from_name}}.".into(),
+        }
+    }
+}
+
+/// The most a template may hold.
+const MAX_TEMPLATE: usize = 100_000;
+
 /// The header outgoing mail carries so the instance recognises its own mail coming back.
 pub const LOOP_HEADER: &str = "X-Opsdesk-Loop";
 
@@ -771,8 +794,10 @@ impl App {
                 (LOOP_HEADER.into(), self.node_loop_id().await?),
             ],
         };
+        let mut delimiter = "";
         match item.ticket_id {
             Some(tid) => {
+                delimiter = opsdesk_core::mail::REPLY_DELIMITER;
                 mail.message_id = self.outgoing_message_id(tid, item.id).await?;
                 mail.reply_to = Some(self.reply_address(tid).await?);
                 let mut c = self.store.read().await?;
@@ -781,12 +806,6 @@ impl App {
                 mail.references = refs;
                 mail.headers
                     .push(("X-Opsdesk-Ticket-Id".into(), tid.to_string()));
-                mail.text = format!("{}\n\n{}", opsdesk_core::mail::REPLY_DELIMITER, mail.text);
-                mail.html = format!(
-                    "<div style=\"color:#b5b5b5\">{}</div>{}",
-                    crate::html::escape(opsdesk_core::mail::REPLY_DELIMITER),
-                    mail.html
-                );
             }
             None => {
                 let domain = mail
@@ -797,7 +816,82 @@ impl App {
                 mail.message_id = format!("opsdesk.0.{}.0@{domain}", item.id);
             }
         }
+        let t = self.mail_templates().await?;
+        let mut values = std::collections::HashMap::new();
+        values.insert("from_name".to_string(), self.mail.from_name.clone());
+        let footer = opsdesk_core::placeholders::render(&t.footer, &values);
+        values.insert("delimiter".into(), delimiter.to_string());
+        values.insert("footer".into(), footer.clone());
+        values.insert("content".into(), mail.text.clone());
+        mail.text = opsdesk_core::placeholders::render(&t.text_template, &values);
+        values.insert("delimiter".into(), crate::html::escape(delimiter));
+        values.insert("footer".into(), crate::html::escape(&footer));
+        values.insert("content".into(), mail.html.clone());
+        mail.html = opsdesk_core::placeholders::render(&t.html_template, &values);
         Ok(mail)
+    }
+
+    /// The outgoing mail templates (the defaults until an admin changes them).
+    pub async fn mail_templates(&self) -> Result<MailTemplates> {
+        let mut c = self.store.read().await?;
+        Ok(match c.instance_value("mail_templates").await? {
+            Some(j) => serde_json::from_str(&j).unwrap_or_default(),
+            None => MailTemplates::default(),
+        })
+    }
+
+    /// `GET /api/v2/mail/settings` (admins): the templates, and the channel's settings from
+    /// the command line.
+    pub async fn mail_settings(&self, actor: &Actor) -> Result<Value> {
+        actor.require_admin()?;
+        let t = self.mail_templates().await?;
+        Ok(json!({
+            "html_template": t.html_template,
+            "text_template": t.text_template,
+            "footer": t.footer,
+            "support_addresses": self.mail.support_addresses,
+            "from_address": self.support_address(),
+            "from_name": self.mail.from_name,
+            "unknown_senders": match self.mail.unknown_senders { UnknownSenders::Accept => "accept", UnknownSenders::Reject => "reject" },
+            "non_participants": match self.mail.non_participants { NonParticipants::Note => "note", NonParticipants::NewTicket => "new-ticket" },
+            "auto_reply_limit_per_hour": self.mail.auto_reply_limit_per_hour,
+            "max_attachment_bytes": self.max_attachment_bytes,
+            "outgoing_configured": self.mailer.is_some(),
+            "inbound_spool_depth": self.spool.as_ref().map(|s| s.depth()),
+        }))
+    }
+
+    /// `PUT /api/v2/mail/settings` (admins): change the templates and footer. The HTML and
+    /// text templates must each show `{{content}}`.
+    pub async fn update_mail_settings(&self, actor: &Actor, input: &Value) -> Result<Value> {
+        actor.require_admin()?;
+        let mut t = self.mail_templates().await?;
+        let mut inv = opsdesk_core::Invalid::new();
+        for (key, slot) in [
+            ("html_template", &mut t.html_template),
+            ("text_template", &mut t.text_template),
+            ("footer", &mut t.footer),
+        ] {
+            match input.get(key) {
+                None => {}
+                Some(Value::String(v)) if v.len() > MAX_TEMPLATE => inv.invalid(
+                    key,
+                    key,
+                    &format!("is too long (maximum is {MAX_TEMPLATE} bytes)"),
+                ),
+                Some(Value::String(v)) if key != "footer" && !v.contains("{{content}}") => {
+                    inv.invalid(key, key, "must contain {{content}}, where the message goes")
+                }
+                Some(Value::String(v)) => *slot = v.clone(),
+                Some(_) => inv.invalid(key, key, "must be a string"),
+            }
+        }
+        inv.into_result()?;
+        let mut tx = self.store.write().await?;
+        let j = serde_json::to_string(&t).map_err(|e| AppError::Internal(e.to_string()))?;
+        tx.set_instance_value("mail_templates", &j).await?;
+        tx.commit().await?;
+        self.mail_settings(actor).await
     }
 
     /// `GET /api/v2/mail/inbound`: the record of every inbound message, newest first, by

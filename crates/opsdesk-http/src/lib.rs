@@ -448,6 +448,10 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
         )
         .route("/attachments/{id}", get(mail::attachment))
         .route(
+            "/mail/settings",
+            get(mail::settings).put(mail::update_settings),
+        )
+        .route(
             "/mail/inbound",
             get(mail::inbound_list)
                 .post(mail::inbound)

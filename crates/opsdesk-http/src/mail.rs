@@ -13,7 +13,7 @@ use opsdesk_core::mail::state;
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{id, Auth, Query};
+use crate::extract::{id, Auth, JsonBody, Query};
 use crate::render::Ctx;
 use crate::AppState;
 
@@ -186,4 +186,23 @@ pub async fn inbound_list(
     let p = st.app.list_inbound(&a, s, &page).await?;
     let items = p.items.iter().map(|i| ctx.rec(i, "inbound")).collect();
     Ok(Json(ctx.page("inbound", &page, &p, items, |i| i.id)))
+}
+
+/// `GET /api/v2/mail/settings`.
+pub async fn settings(State(st): State<AppState>, Auth(a): Auth) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        json!({"mail_settings": st.app.mail_settings(&a).await?}),
+    ))
+}
+
+/// `PUT /api/v2/mail/settings` with `{"mail_settings": {"html_template", "text_template", "footer"}}`.
+pub async fn update_settings(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    JsonBody(body): JsonBody,
+) -> ApiResult<Json<Value>> {
+    let input = body.get("mail_settings").cloned().unwrap_or(body);
+    Ok(Json(
+        json!({"mail_settings": st.app.update_mail_settings(&a, &input).await?}),
+    ))
 }

@@ -175,4 +175,29 @@ impl Conn {
         .await?
         .str(0)
     }
+
+    /// An instance value, if set.
+    pub async fn instance_value(&mut self, name: &str) -> Result<Option<String>> {
+        match self
+            .opt(
+                "SELECT value FROM instance_values WHERE name = $1",
+                &[Val::from(name)],
+            )
+            .await?
+        {
+            Some(r) => Ok(Some(r.str(0)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Set (or replace) an instance value.
+    pub async fn set_instance_value(&mut self, name: &str, value: &str) -> Result<()> {
+        self.exec(
+            "INSERT INTO instance_values (name, value) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            &[Val::from(name), Val::from(value)],
+        )
+        .await?;
+        Ok(())
+    }
 }
