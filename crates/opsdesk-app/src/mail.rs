@@ -420,24 +420,35 @@ impl App {
             None => format!("sha256:{}", m.raw_sha256),
         };
         let now = self.now();
-        let mut tx = self.store.write().await?;
-        if let Some(r) = tx.inbound_by_key(&key).await? {
-            metrics::counter!("mail_duplicates_total").increment(1);
-            return Ok(Ingested {
-                record: r,
-                duplicate: true,
-            });
-        }
         let from = m
             .from_address
             .as_deref()
             .map(normalize_email)
             .filter(|a| valid_email(a));
+        // What can be looked up without the writer is, so the write holds it briefly. (Replies
+        // of one conversation are ingested in order, so the thread lookup sees the message
+        // before.)
+        let (thread, recent) = {
+            let mut c = self.store.read().await?;
+            if let Some(r) = c.inbound_by_key(&key).await? {
+                metrics::counter!("mail_duplicates_total").increment(1);
+                return Ok(Ingested {
+                    record: r,
+                    duplicate: true,
+                });
+            }
+            let thread = self.thread_of(&mut c, &m).await?;
+            let recent = match &from {
+                Some(f) => c.inbound_from_since(f, now.as_second() - 3600).await?,
+                None => 0,
+            };
+            (thread, recent)
+        };
         let mut rec = InboundEmail {
             id: 0,
             message_key: key,
             message_id: m.message_id.clone(),
-            state: "pending".into(),
+            state: String::new(),
             reason: String::new(),
             ticket_id: None,
             audit_id: None,
@@ -450,25 +461,7 @@ impl App {
             text: None,
             created_at: now,
         };
-        // Claim the key first: a second ingest of the same message (the pipe command and the
-        // worker racing for one spool file) stops here rather than after doing the work.
-        match tx.insert(&mut rec).await {
-            Ok(_) => {}
-            Err(opsdesk_store::StoreError::Conflict(_)) => {
-                drop(tx);
-                let mut c = self.store.read().await?;
-                let r = c
-                    .inbound_by_key(&rec.message_key)
-                    .await?
-                    .ok_or(AppError::NotFound)?;
-                metrics::counter!("mail_duplicates_total").increment(1);
-                return Ok(Ingested {
-                    record: r,
-                    duplicate: true,
-                });
-            }
-            Err(e) => return Err(e.into()),
-        }
+        let mut tx = self.store.write().await?;
         let suspend = |rec: &mut InboundEmail, why: &str| {
             rec.state = state::SUSPENDED.into();
             rec.reason = why.into();
@@ -491,10 +484,29 @@ impl App {
             (None, _) => suspend(&mut rec, "no valid sender address"),
             (Some(f), auto) => {
                 let f = f.clone();
-                self.ingest_from(&mut tx, &m, &f, auto, &mut rec).await?;
+                self.ingest_from(&mut tx, &m, &f, auto, thread, recent, &mut rec)
+                    .await?;
             }
         }
-        tx.update(&rec).await?;
+        // The key is unique: when the same message was ingested meanwhile (the pipe command
+        // and the worker racing for one spool file), this write is dropped whole.
+        match tx.insert(&mut rec).await {
+            Ok(_) => {}
+            Err(opsdesk_store::StoreError::Conflict(_)) => {
+                drop(tx);
+                let mut c = self.store.read().await?;
+                let r = c
+                    .inbound_by_key(&rec.message_key)
+                    .await?
+                    .ok_or(AppError::NotFound)?;
+                metrics::counter!("mail_duplicates_total").increment(1);
+                return Ok(Ingested {
+                    record: r,
+                    duplicate: true,
+                });
+            }
+            Err(e) => return Err(e.into()),
+        }
         tx.commit().await?;
         metrics::counter!("mail_ingested_total", "state" => rec.state.clone()).increment(1);
         tracing::info!(
@@ -538,6 +550,8 @@ impl App {
         m: &ParsedEmail,
         from: &str,
         auto: Option<AutoKind>,
+        thread: Option<(Id, String)>,
+        recent: i64,
         rec: &mut InboundEmail,
     ) -> Result<()> {
         let sender = match tx.user_by_email(from).await? {
@@ -574,7 +588,6 @@ impl App {
         let actor = Actor { user: sender };
         // Mail that answers automatically, or an address writing too often, triggers no email
         // back: that is how two auto-responders keep each other busy.
-        let recent = tx.inbound_from_since(from, now_minus(self, 3600)).await?;
         let quiet = auto.is_some() || recent >= self.mail.auto_reply_limit_per_hour;
         let upload = crate::attachments::random_token(24);
         let mut skipped = vec![];
@@ -638,7 +651,6 @@ impl App {
             ip_address: None,
             system: None,
         };
-        let thread = self.thread_of(tx, m).await?;
         let existing = match &thread {
             Some((id, _)) => tx.ticket_for_update(*id).await?,
             None => None,
@@ -918,10 +930,6 @@ impl App {
     pub async fn node_loop_id(&self) -> Result<String> {
         self.sign("loop").await
     }
-}
-
-fn now_minus(app: &App, secs: i64) -> i64 {
-    app.now().as_second() - secs
 }
 
 /// Whether a ticket's audit asked that its email not go to a user (mail that answered

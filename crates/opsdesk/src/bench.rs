@@ -62,6 +62,9 @@ pub enum BenchCommand {
     /// 20,000-word vocabulary with a Zipf-like frequency, tags, statuses, assignees): latency of
     /// free-text, structured and count queries, and incremental export throughput.
     Search(SearchArgs),
+    /// Inbound mail: messages through the SMTP listener (spooled, then ingested into tickets,
+    /// a third of them replies threaded by In-Reply-To) on a fresh database, in process.
+    Mail(crate::bench_mail::MailBenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -90,7 +93,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn report(label: &str, n: usize, elapsed: Duration, mut lat: Vec<Duration>) -> f64 {
+pub(crate) fn report(label: &str, n: usize, elapsed: Duration, mut lat: Vec<Duration>) -> f64 {
     lat.sort_unstable();
     let rate = n as f64 / elapsed.as_secs_f64();
     println!(
@@ -104,7 +107,7 @@ fn report(label: &str, n: usize, elapsed: Duration, mut lat: Vec<Duration>) -> f
     rate
 }
 
-async fn fresh_store(
+pub(crate) async fn fresh_store(
     postgres: &Option<String>,
     tag: &str,
 ) -> Result<(Store, Option<std::path::PathBuf>)> {
@@ -160,6 +163,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
             automations_bench(tickets.max(1), postgres).await
         }
         BenchCommand::Search(a) => search_bench(a).await,
+        BenchCommand::Mail(a) => crate::bench_mail::run(a).await,
     }
 }
 

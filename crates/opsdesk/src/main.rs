@@ -1,6 +1,7 @@
 //! The opsdesk binary: every role in one executable.
 
 mod bench;
+mod bench_mail;
 mod demo;
 mod mail;
 
