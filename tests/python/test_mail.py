@@ -9,6 +9,7 @@ the session one.
 import email
 import email.policy
 import os
+import shutil
 import smtplib
 import ssl
 import subprocess
@@ -91,8 +92,8 @@ class MailServer:
         assert r.status_code == 200, r.text
         return r.json()["inbound"]
 
-    def wait_inbound(self, n, what="messages"):
-        deadline = time.monotonic() + WAIT
+    def wait_inbound(self, n, what="messages", timeout=WAIT):
+        deadline = time.monotonic() + timeout
         while True:
             got = self.inbound()
             if len(got) >= n:
@@ -365,6 +366,7 @@ def test_pipe_command_for_an_mta(instance):
     assert recs[1]["message_id"] == msgid2
 
 
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command to make a certificate")
 def test_starttls(instance, tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
@@ -443,3 +445,33 @@ def test_admins_edit_the_mail_templates(instance, sink):
     agent = ms.api("POST", "users.json", json={"user": {"name": "Agent", "email": "agent@opsdesk.test", "role": "agent", "password": "agent-pass-123"}})
     assert agent.status_code == 201
     assert requests.get(f"{ms.inst.url}/api/v2/mail/settings.json", auth=("agent@opsdesk.test", "agent-pass-123"), timeout=10).status_code == 403
+
+
+def test_mail_waits_in_the_spool_while_postgres_is_down(instance):
+    """PostgreSQL stops: the listener still answers 250 (the spool does not need the
+    database), and every message becomes a ticket once the database is back."""
+    if os.environ.get("OPSDESK_BACKEND", "sqlite") != "postgres":
+        pytest.skip("PostgreSQL only")
+    if os.geteuid() != 0 or not os.path.isdir("/etc/postgresql") or not shutil.which("pg_ctlcluster"):
+        pytest.skip("needs root and pg_ctlcluster to stop the local PostgreSQL")
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    ms = MailServer(instance, None)
+    first, _ = message("Before the outage", "db up")
+    ms.send(first)
+    ms.wait_inbound(1)
+    ctl = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main"]
+    subprocess.run([*ctl, "stop"], check=True, timeout=120)
+    sent = []
+    try:
+        for i in range(10):
+            raw, msgid = message(f"During the outage {i}", "db down")
+            assert ms.send(raw) == {}
+            sent.append(msgid)
+        spool = os.path.join(ms.inst.data_dir, "mail-spool", "new")
+        assert len(os.listdir(spool)) == 10
+    finally:
+        subprocess.run([*ctl, "start"], check=True, timeout=120)
+    # The worker backs off while the database is down (at most 30 s between tries).
+    recs = ms.wait_inbound(11, "messages spooled during the outage", timeout=90)
+    assert sorted(r["message_id"] for r in recs[1:]) == sorted(sent)
+    assert all(r["state"] == "ticket" for r in recs)
