@@ -74,7 +74,7 @@ pub struct JobState {
 }
 
 /// The actor automations write as (Zendesk shows automation updates with author -1).
-fn system_actor(now: opsdesk_core::Timestamp) -> Actor {
+pub(crate) fn system_actor(now: opsdesk_core::Timestamp) -> Actor {
     let mut u = User::new("opsdesk".into(), None, Role::Admin, now);
     u.id = -1;
     Actor { user: u }

@@ -172,6 +172,9 @@ pub struct App {
     pub export_hold_back_secs: i64,
     pub heartbeats: Arc<workers::Heartbeats>,
     sla_cache: Arc<sla::SlaCache>,
+    /// How long before an SLA breach the scheduler records a `warning` event and runs the
+    /// triggers (0: no warnings; `serve --sla-warning-minutes`).
+    pub sla_warning_secs: i64,
     /// The per-file attachment limit (uploads and inbound mail).
     pub max_attachment_bytes: usize,
     /// The email channel's settings (`serve --support-address …`).
@@ -202,6 +205,7 @@ impl App {
             export_hold_back_secs: search::HOLD_BACK_SECS,
             heartbeats: Arc::new(workers::Heartbeats::default()),
             sla_cache: Arc::new(sla::SlaCache::default()),
+            sla_warning_secs: 0,
             max_attachment_bytes: attachments::DEFAULT_MAX_BYTES,
             mail: Arc::new(mail::MailConfig::default()),
             spool: None,

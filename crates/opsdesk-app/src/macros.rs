@@ -308,6 +308,7 @@ impl App {
             metrics: None,
             schedule: None,
             next_breach_at: None,
+            sla_event: None,
         };
         let mut t = base.clone();
         let effects = rules::apply(&m.actions, &mut t, &facts);

@@ -449,7 +449,7 @@ impl App {
     /// The active triggers, compiled once per rules version. The version is checked at most
     /// once a second (a change on this node clears the cache at once; other nodes see it
     /// within a second), which keeps that read out of most write transactions.
-    async fn active_rules(&self, tx: &mut Conn) -> Result<Arc<Vec<rules::Rule>>> {
+    pub(crate) async fn active_rules(&self, tx: &mut Conn) -> Result<Arc<Vec<rules::Rule>>> {
         if let Ok(g) = self.rules_cache.inner.read() {
             if let Some((_, r, at)) = g.as_ref() {
                 if at.elapsed() < RULES_RECHECK {
@@ -489,6 +489,7 @@ impl App {
         previous: Option<&Ticket>,
         ticket: Ticket,
         comment: Option<&Comment>,
+        sla_event: Option<&str>,
     ) -> Result<RuleOutcome> {
         let triggers = self.active_rules(tx).await?;
         if triggers.is_empty() {
@@ -522,6 +523,7 @@ impl App {
             metrics: None,
             schedule: None,
             next_breach_at: None,
+            sla_event: sla_event.map(str::to_string),
         };
         if needs("requester.") {
             if let Some(u) = tx.get::<User>(ticket.requester_id).await? {

@@ -316,23 +316,32 @@ impl App {
                 m,
                 now,
                 cfg.schedule.as_deref(),
+                self.sla_warning_secs,
             ),
             None => vec![],
         };
-        Ok(TicketSla::new(t.id, policy, states, now))
+        Ok(TicketSla::new(
+            t.id,
+            policy,
+            states,
+            now,
+            self.sla_warning_secs,
+        ))
     }
 
     /// Recompute a ticket's SLA and record it (with its next breach) and the metric events
     /// that moved. Runs in the ticket write's transaction, and in the breach scheduler's.
+    /// Returns the `warning` and `breach` events it recorded (their types), for the
+    /// scheduler's trigger run.
     pub(crate) async fn refresh_sla(
         &self,
         tx: &mut opsdesk_store::Conn,
         t: &Ticket,
         m: &TicketMetrics,
-    ) -> Result<()> {
+    ) -> Result<Vec<&'static str>> {
         let cfg = self.sla_config(tx).await?;
         if cfg.policies.is_empty() {
-            return Ok(());
+            return Ok(vec![]);
         }
         let new = self.compute_sla(tx, &cfg, t, m).await?;
         let old = tx.ticket_sla(t.id).await?;
@@ -342,20 +351,76 @@ impl App {
                 && o.next_breach_at == new.next_breach_at
         });
         if unchanged || (old.is_none() && new.policy_id.is_none()) {
-            return Ok(());
+            return Ok(vec![]);
         }
-        let events = sla_events(old.as_ref(), &new, new.updated_at);
-        let breaches = events.iter().filter(|e| e["type"] == "breach").count();
-        if breaches > 0 {
-            metrics::counter!("sla_breaches_total").increment(breaches as u64);
+        let events = sla_events(old.as_ref(), &new, new.updated_at, self.sla_warning_secs);
+        let mut kinds = vec![];
+        for (kind, counter) in [
+            ("warning", "sla_warnings_total"),
+            ("breach", "sla_breaches_total"),
+        ] {
+            let n = events.iter().filter(|e| e["type"] == kind).count();
+            if n > 0 {
+                metrics::counter!(counter).increment(n as u64);
+                kinds.push(kind);
+            }
         }
         tx.put_ticket_sla(&new, &events).await?;
+        Ok(kinds)
+    }
+
+    /// The triggers' turn when the scheduler records a warning or a breach: a trigger with
+    /// the condition `sla_event is warning|breach` fires as on an update (tag, assign, notify
+    /// the assignee, call a webhook), and what it does is written as an audit by the system
+    /// user (via `rule`). Nothing is written when no trigger fires.
+    async fn sla_event_triggers(
+        &self,
+        tx: &mut opsdesk_store::Conn,
+        t: &Ticket,
+        kind: &str,
+    ) -> Result<()> {
+        let triggers = self.active_rules(tx).await?;
+        let reacts = triggers.iter().any(|r| {
+            r.conditions
+                .all
+                .iter()
+                .chain(&r.conditions.any)
+                .any(|c| c.field == "sla_event")
+        });
+        if !reacts {
+            return Ok(());
+        }
+        let actor = crate::automations::system_actor(self.now());
+        let outcome = self
+            .run_triggers(tx, &actor, Some(t), t.clone(), None, Some(kind))
+            .await?;
+        if outcome.events.is_empty() {
+            return Ok(());
+        }
+        let via = opsdesk_core::ticket::Via {
+            channel: "rule".into(),
+            source: json!({"from": {}, "to": {}, "rel": "sla"}),
+        };
+        let meta =
+            json!({"system": {"client": "opsdesk sla scheduler", "sla_event": kind}, "custom": {}});
+        self.write_update(
+            tx,
+            &actor,
+            t.clone(),
+            outcome.ticket,
+            outcome.events,
+            outcome.comments,
+            via,
+            meta,
+            outcome.trace,
+        )
+        .await?;
         Ok(())
     }
 
-    /// The breach scheduler's step: recompute the tickets whose next breach is due, so their
-    /// breach events are recorded when the breach happens, not at the next update. Returns
-    /// how many tickets it looked at.
+    /// The breach scheduler's step: recompute the tickets whose next warning or breach is
+    /// due, so those events are recorded (and the triggers that react to them run) when they
+    /// happen, not at the next update. Returns how many tickets it looked at.
     pub async fn sla_breach_tick(&self, limit: i64) -> Result<usize> {
         let now = self.now().as_second();
         let due = {
@@ -372,7 +437,11 @@ impl App {
                 .get::<TicketMetrics>(*id)
                 .await?
                 .unwrap_or_else(|| TicketMetrics::from_ticket(&t));
-            self.refresh_sla(&mut tx, &t, &m).await?;
+            let kinds = self.refresh_sla(&mut tx, &t, &m).await?;
+            // A breach outranks the warning recorded with it in the same step.
+            if let Some(kind) = kinds.last() {
+                self.sla_event_triggers(&mut tx, &t, kind).await?;
+            }
             tx.commit().await?;
         }
         Ok(due.len())

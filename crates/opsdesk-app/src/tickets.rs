@@ -1028,7 +1028,7 @@ impl App {
         let mut events = creation_events(&t);
         events.push(comment_event(&comments[0]));
         let outcome = self
-            .run_triggers(tx, actor, None, t.clone(), comments.first())
+            .run_triggers(tx, actor, None, t.clone(), comments.first(), None)
             .await?;
         events.extend(outcome.events);
         comments.extend(outcome.comments);
@@ -1150,16 +1150,43 @@ impl App {
             return Ok((old, None));
         }
         let outcome = self
-            .run_triggers(tx, actor, Some(&old), t.clone(), comments.first())
+            .run_triggers(tx, actor, Some(&old), t.clone(), comments.first(), None)
             .await?;
         events.extend(outcome.events);
         comments.extend(outcome.comments);
         t = outcome.ticket;
+        self.write_update(
+            tx,
+            actor,
+            old,
+            t,
+            events,
+            comments,
+            via,
+            metadata(origin, custom),
+            outcome.trace,
+        )
+        .await
+    }
+
+    /// Write an update whose events (the request's and the triggers') are final: the audit,
+    /// the ticket, and what follows every write.
+    pub(crate) async fn write_update(
+        &self,
+        tx: &mut Conn,
+        actor: &Actor,
+        old: Ticket,
+        mut t: Ticket,
+        events: Vec<Value>,
+        mut comments: Vec<Comment>,
+        via: Via,
+        mut meta: Value,
+        trace: Value,
+    ) -> Result<(Ticket, Option<Audit>)> {
         let now = self.now();
         t.updated_at = now;
-        let mut meta = metadata(origin, custom);
-        if !outcome.trace.is_null() {
-            meta["trigger_trace"] = outcome.trace;
+        if !trace.is_null() {
+            meta["trigger_trace"] = trace;
         }
         let mut audit = Audit {
             id: 0,

@@ -53,6 +53,9 @@ pub struct ViewPage {
     /// With `group_by`: every group of the whole selection in order,
     /// `{"id", "name", "count"}`.
     pub groups: Vec<Value>,
+    /// The next SLA breach (UTC seconds) of the page's tickets that have one, when the view
+    /// shows or sorts by `sla_next_breach_at`.
+    pub next_breach: std::collections::HashMap<Id, i64>,
 }
 
 fn blank_view(now: opsdesk_core::Timestamp, position: i64) -> View {
@@ -414,6 +417,28 @@ impl App {
         let group = view.execution.group_by.clone();
         let group_desc = view.execution.group_order.as_deref() == Some("desc");
         let mut all = all;
+        let shows_breach = view
+            .execution
+            .columns
+            .iter()
+            .any(|c| c.get("id").and_then(Value::as_str) == Some("sla_next_breach_at"));
+        // Time to the next breach: soonest first, tickets without one last.
+        let breaches = if by == "sla_next_breach_at" {
+            let ids: Vec<Id> = all.iter().map(|t| t.id).collect();
+            self.store.read().await?.next_breaches(&ids).await?
+        } else {
+            Default::default()
+        };
+        let key = |t: &Ticket| {
+            if by == "sla_next_breach_at" {
+                (
+                    breaches.get(&t.id).copied().unwrap_or(i64::MAX),
+                    String::new(),
+                )
+            } else {
+                sort_key(t, &by)
+            }
+        };
         // Groups first (in group order), then the sort; ties keep id order.
         all.sort_by(|a, b| {
             let g = match &group {
@@ -427,7 +452,7 @@ impl App {
                 }
                 None => std::cmp::Ordering::Equal,
             };
-            let o = sort_key(a, &by).cmp(&sort_key(b, &by));
+            let o = key(a).cmp(&key(b));
             let o = if desc { o.reverse() } else { o };
             g.then(o).then(a.id.cmp(&b.id))
         });
@@ -437,12 +462,24 @@ impl App {
         };
         let per = per_page.clamp(1, 100);
         let start = usize::try_from((page.max(1) - 1).saturating_mul(per)).unwrap_or(usize::MAX);
-        let tickets = all.into_iter().skip(start).take(per as usize).collect();
+        let tickets: Vec<Ticket> = all.into_iter().skip(start).take(per as usize).collect();
+        let next_breach = if !breaches.is_empty() {
+            tickets
+                .iter()
+                .filter_map(|t| breaches.get(&t.id).map(|b| (t.id, *b)))
+                .collect()
+        } else if shows_breach {
+            let ids: Vec<Id> = tickets.iter().map(|t| t.id).collect();
+            self.store.read().await?.next_breaches(&ids).await?
+        } else {
+            Default::default()
+        };
         Ok(ViewPage {
             view,
             tickets,
             count,
             groups,
+            next_breach,
         })
     }
 

@@ -66,6 +66,9 @@ pub struct Facts {
     /// When the ticket's next SLA target will be missed (UTC seconds), for the
     /// `until_sla_next_breach_at` / `sla_next_breach_at` time conditions.
     pub next_breach_at: Option<i64>,
+    /// When the SLA scheduler runs the triggers because a target's warning or breach fell
+    /// due: `warning` or `breach` (the `sla_event` condition). None on ordinary updates.
+    pub sla_event: Option<String>,
 }
 
 impl Facts {
@@ -82,6 +85,7 @@ impl Facts {
             metrics: None,
             schedule: None,
             next_breach_at: None,
+            sla_event: None,
         }
     }
 }
@@ -275,6 +279,7 @@ pub const VIEW_COLUMNS: &[(&str, &str)] = &[
     ("created", "Requested"),
     ("updated", "Updated"),
     ("due_date", "Due date"),
+    ("sla_next_breach_at", "Next SLA breach"),
 ];
 
 /// Sort keys a view may use.
@@ -289,6 +294,7 @@ pub const VIEW_SORTS: &[&str] = &[
     "priority",
     "subject",
     "due_date",
+    "sla_next_breach_at",
 ];
 
 /// Columns a view may group by (Zendesk: any view column but subject and submitter).
@@ -492,6 +498,7 @@ pub fn condition_fields() -> Vec<(&'static str, &'static [&'static str])> {
         ),
         ("recipient", EQ),
         ("in_business_hours", &["is"]),
+        ("sla_event", &["is"]),
     ]
 }
 
@@ -724,6 +731,7 @@ pub fn trigger_only(field: &str) -> bool {
             | "comment_includes_word"
             | "current_via_id"
             | "recipient"
+            | "sla_event"
     )
 }
 
@@ -762,6 +770,9 @@ fn check_value(c: &Condition, field: &str, inv: &mut Invalid, at: &str) {
         }
         "update_type" if !matches!(value_str(v).as_str(), "Create" | "Change") => {
             bad(inv, "must be Create or Change".into())
+        }
+        "sla_event" if !matches!(value_str(v).as_str(), "warning" | "breach") => {
+            bad(inv, "must be warning or breach".into())
         }
         "comment_is_public"
             if !matches!(value_str(v).as_str(), "true" | "false" | "not_relevant") =>
@@ -1172,6 +1183,7 @@ pub fn holds(c: &Condition, t: &Ticket, f: &Facts) -> bool {
             }
         }
         "update_type" => (value_str(&c.value) == "Create") == f.previous.is_none(),
+        "sla_event" => f.sla_event.as_deref() == Some(value_str(&c.value).as_str()),
         "in_business_hours" => {
             let open = match (&f.schedule, f.now) {
                 (Some(s), Some(now)) => s.is_open(now.as_second()),
@@ -1637,6 +1649,7 @@ mod tests {
             metrics: None,
             schedule: None,
             next_breach_at: None,
+            sla_event: None,
         }
     }
 

@@ -124,19 +124,54 @@ pub struct MetricState {
     pub breached: bool,
     pub target_minutes: i64,
     pub business_hours: bool,
+    /// The warning lead before `breach_at` has been reached (and the target was not yet
+    /// missed then): the scheduler's `warning` event.
+    #[serde(default)]
+    pub warned: bool,
+    /// For a fulfilled target: how long it took, `{"calendar", "business"}` in whole minutes
+    /// (business minutes in the schedule the policy counts in), as Zendesk's `update_status`
+    /// events carry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub measured: Option<Measured>,
+}
+
+/// A fulfilled metric's duration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Measured {
+    pub calendar: i64,
+    pub business: i64,
+}
+
+/// Seconds counted between `from` and `to`: on the clock and in `schedule` (all hours without).
+fn span(schedule: Option<&Schedule>, from: i64, to: i64) -> (i64, i64) {
+    let cal = (to - from).max(0);
+    let bus = match schedule {
+        Some(s) if to > from => s.business_seconds(from, to),
+        _ => cal,
+    };
+    (cal, bus)
+}
+
+fn minutes(secs: (i64, i64)) -> Measured {
+    Measured {
+        calendar: secs.0 / 60,
+        business: secs.1 / 60,
+    }
 }
 
 /// The metrics opsdesk computes.
 pub const COMPUTED_METRICS: &[&str] = SLA_METRICS;
 
 /// The state of each of a policy's targets for a ticket of `priority` with metrics `m`, at
-/// `now`. Business-hours targets count in `schedule` (all hours without one).
+/// `now`. Business-hours targets count in `schedule` (all hours without one). A target is
+/// `warned` once `now` is within `warning_secs` of its breach (0: no warnings).
 pub fn metric_states(
     policy_metrics: &[PolicyMetric],
     priority: Option<Priority>,
     m: &TicketMetrics,
     now: i64,
     schedule: Option<&Schedule>,
+    warning_secs: i64,
 ) -> Vec<MetricState> {
     let Some(priority) = priority else {
         return vec![];
@@ -166,6 +201,10 @@ pub fn metric_states(
             breached,
             target_minutes: pm.target,
             business_hours: pm.business_hours,
+            warned: warning_secs > 0
+                && stage == "active"
+                && breach_at.is_some_and(|b| now >= b - warning_secs),
+            measured: None,
         };
         let st = match pm.metric.as_str() {
             "first_reply_time" | "total_resolution_time" => {
@@ -178,7 +217,10 @@ pub fn metric_states(
                 };
                 let breach_at = add(created, target);
                 match done {
-                    Some(d) => state("achieved", breach_at, breach_at.is_some_and(|b| d > b)),
+                    Some(d) => MetricState {
+                        measured: Some(minutes(span(schedule, created, d))),
+                        ..state("achieved", breach_at, breach_at.is_some_and(|b| d > b))
+                    },
                     None => state("active", breach_at, breach_at.is_some_and(|b| now >= b)),
                 }
             }
@@ -224,6 +266,19 @@ pub fn metric_states(
                 let mut left = target;
                 let mut breach_at = None;
                 let mut counting_now = false;
+                // Time counted until solved, for update_status.
+                let solved_at = m.solved_at.map(|t| t.as_second()).filter(|_| solved);
+                let mut counted = (0, 0);
+                if let Some(end_all) = solved_at {
+                    for (i, (status, from)) in hist.iter().enumerate() {
+                        let to = hist.get(i + 1).map_or(end_all, |n| n.1).min(end_all);
+                        let from = (*from).max(start);
+                        if counts(*status) && to > from {
+                            let (c, b) = span(schedule, from, to);
+                            counted = (counted.0 + c, counted.1 + b);
+                        }
+                    }
+                }
                 for (i, (status, from)) in hist.iter().enumerate() {
                     let to = hist.get(i + 1).map(|n| n.1);
                     if to.is_none() && counts(*status) {
@@ -250,7 +305,10 @@ pub fn metric_states(
                 }
                 let breached = breach_at.is_some_and(|b| b <= now);
                 if solved {
-                    state("achieved", breach_at, breached)
+                    MetricState {
+                        measured: Some(minutes(counted)),
+                        ..state("achieved", breach_at, breached)
+                    }
                 } else if counting_now {
                     state("active", breach_at, breached)
                 } else {
@@ -273,6 +331,10 @@ pub struct TicketSla {
     pub policy_title: Option<String>,
     pub metrics: Vec<MetricState>,
     pub next_breach_at: Option<i64>,
+    /// When the scheduler must next look at the ticket: the earlier of the next warning and
+    /// the next breach.
+    #[serde(default)]
+    pub next_due_at: Option<i64>,
     pub updated_at: i64,
 }
 
@@ -282,18 +344,29 @@ impl TicketSla {
         policy: Option<&SlaPolicy>,
         metrics: Vec<MetricState>,
         now: i64,
+        warning_secs: i64,
     ) -> TicketSla {
-        let next_breach_at = metrics
-            .iter()
-            .filter(|m| m.stage == "active" && !m.breached)
-            .filter_map(|m| m.breach_at)
+        let open = || {
+            metrics
+                .iter()
+                .filter(|m| m.stage == "active" && !m.breached)
+        };
+        let next_breach_at = open().filter_map(|m| m.breach_at).min();
+        let next_warning_at = open()
+            .filter(|m| warning_secs > 0 && !m.warned)
+            .filter_map(|m| m.breach_at.map(|b| b - warning_secs))
             .min();
+        let next_due_at = match (next_warning_at, next_breach_at) {
+            (Some(w), Some(b)) => Some(w.min(b)),
+            (w, b) => w.or(b),
+        };
         TicketSla {
             id: ticket_id,
             policy_id: policy.map(|p| p.id),
             policy_title: policy.map(|p| p.title.clone()),
             metrics,
             next_breach_at,
+            next_due_at,
             updated_at: now,
         }
     }
@@ -301,8 +374,14 @@ impl TicketSla {
 
 /// The metric events (Zendesk's `ticket_metric_events`) between two computations of a
 /// ticket's SLA at `at`: `apply_sla` when the policy changes, and per metric `activate`,
-/// `pause`, `fulfill`, `breach` as its state moves.
-pub fn sla_events(old: Option<&TicketSla>, new: &TicketSla, at: i64) -> Vec<serde_json::Value> {
+/// `pause`, `fulfill` (with `update_status` carrying the time it took), `warning` (opsdesk,
+/// `warning_secs` ahead of a breach) and `breach` as its state moves.
+pub fn sla_events(
+    old: Option<&TicketSla>,
+    new: &TicketSla,
+    at: i64,
+    warning_secs: i64,
+) -> Vec<serde_json::Value> {
     use serde_json::json;
     let mut out = vec![];
     let time = crate::clock::format(crate::clock::from_unix(at));
@@ -329,6 +408,27 @@ pub fn sla_events(old: Option<&TicketSla>, new: &TicketSla, at: i64) -> Vec<serd
                 _ => "fulfill",
             };
             out.push(ev(&m.metric, kind));
+        }
+        if m.stage == "achieved" && was != Some("achieved") {
+            if let Some(ms) = m.measured {
+                let mut e = ev(&m.metric, "update_status");
+                e["status"] = json!({"calendar": ms.calendar, "business": ms.business});
+                out.push(e);
+            }
+        }
+        // opsdesk: a warning ahead of the breach (`--sla-warning-minutes`), at the instant it
+        // fell due, unless the target is already missed.
+        if m.warned && !m.breached && !before.is_some_and(|b| b.warned || b.breached) {
+            let mut e = ev(&m.metric, "warning");
+            if let Some(b) = m.breach_at {
+                // When it fell due: not before the last computation (it was not due then).
+                let due = (b - warning_secs)
+                    .max(old.map_or(at, |o| o.updated_at))
+                    .min(at);
+                e["time"] = json!(crate::clock::format(crate::clock::from_unix(due)));
+                e["breach_at"] = json!(crate::clock::format(crate::clock::from_unix(b)));
+            }
+            out.push(e);
         }
         if m.breached && !before.is_some_and(|b| b.breached) {
             let mut e = ev(&m.metric, "breach");

@@ -437,6 +437,7 @@ fn view_rows_json(ctx: &Ctx, vp: &opsdesk_app::views::ViewPage, page: i64, per: 
                 "requester_id": t.requester_id, "assignee_id": t.assignee_id, "group_id": t.group_id, "organization_id": t.organization_id,
                 "created": opsdesk_core::clock::format(t.created_at), "updated": opsdesk_core::clock::format(t.updated_at),
                 "due_date": t.due_at.map(opsdesk_core::clock::format),
+                "sla_next_breach_at": vp.next_breach.get(&t.id).map(|b| opsdesk_core::clock::format(opsdesk_core::clock::from_unix(*b))),
             });
             for col in &vp.view.execution.columns {
                 if let Some(fid) = col.get("id").and_then(|v| v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))) {

@@ -23,11 +23,12 @@ struct TestApp {
 }
 
 impl TestApp {
-    async fn spawn(name: &'static str, store: Store) -> TestApp {
+    async fn spawn(name: &'static str, store: Store, configure: fn(&mut App)) -> TestApp {
         let clock = Arc::new(FixedClock::new(
             clock::parse("2026-03-01T09:00:00Z").unwrap(),
         ));
-        let app = App::new(store, clock.clone());
+        let mut app = App::new(store, clock.clone());
+        configure(&mut app);
         app.prepare().await.unwrap();
         let mut tx = app.store.write().await.unwrap();
         for (email, n, role) in [
@@ -157,9 +158,14 @@ impl Drop for TestApp {
 }
 
 async fn apps() -> Vec<TestApp> {
+    apps_with(|_| {}).await
+}
+
+/// Apps whose settings `configure` changes before they serve.
+async fn apps_with(configure: fn(&mut App)) -> Vec<TestApp> {
     let mut v = vec![];
     for (name, store) in testing::all().await.unwrap() {
-        v.push(TestApp::spawn(name, store).await);
+        v.push(TestApp::spawn(name, store, configure).await);
     }
     v
 }
@@ -3163,8 +3169,27 @@ async fn sla_reply_and_update_targets_follow_the_conversation() {
 
 #[tokio::test]
 async fn sla_breaches_are_recorded_when_they_happen() {
-    for t in apps().await {
+    // Warnings ten minutes ahead of each breach.
+    for t in apps_with(|a| a.sla_warning_secs = 600).await {
         let n = t.name;
+        // Triggers that react to the scheduler's events (never to ordinary updates).
+        for (title, kind) in [("SLA warning", "warning"), ("SLA breached", "breach")] {
+            let tag = if kind == "warning" {
+                "sla_warning"
+            } else {
+                "sla_breached"
+            };
+            let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/triggers.json", Some(json!({"trigger": {"title": title, "conditions": {"all": [{"field": "sla_event", "operator": "is", "value": kind}]}, "actions": [{"field": "current_tags", "value": tag}]}}))).await;
+            assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+        }
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/automations.json", Some(json!({"automation": {"title": "bad", "conditions": {"all": [{"field": "sla_event", "operator": "is", "value": "breach"}, {"field": "NEW", "operator": "greater_than", "value": "1"}]}, "actions": [{"field": "status", "value": "closed"}]}}))).await;
+        assert_eq!(
+            s,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{n}: sla_event is for triggers: {v}"
+        );
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/triggers.json", Some(json!({"trigger": {"title": "bad", "conditions": {"all": [{"field": "sla_event", "operator": "is", "value": "late"}]}, "actions": [{"field": "priority", "value": "low"}]}}))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}: {v}");
         let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/slas/policies.json", Some(json!({"sla_policy": {"title": "Urgent", "filter": {"all": [], "any": []}, "policy_metrics": [
             {"priority": "urgent", "metric": "first_reply_time", "target": 30, "business_hours": false},
             {"priority": "urgent", "metric": "total_resolution_time", "target": 120, "business_hours": false}]}}))).await;
@@ -3200,11 +3225,49 @@ async fn sla_breaches_are_recorded_when_they_happen() {
                 .contains(&json!("sla_alert")),
             "{n}: {tk}"
         );
-        t.clock.advance_secs(20 * 60);
+        let tags = |tk: &Value| -> Vec<String> {
+            tk["ticket"]["tags"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_str().unwrap().to_string())
+                .collect()
+        };
+        let ticket_path = format!("/api/v2/tickets/{id}.json");
+        t.clock.advance_secs(19 * 60);
         assert_eq!(
             t.app.sla_breach_tick(100).await.unwrap(),
             0,
-            "{n}: nothing due at 09:20"
+            "{n}: nothing due at 09:19"
+        );
+        // 09:20: ten minutes before the first-reply breach, a warning, and its trigger.
+        t.clock.advance_secs(60);
+        assert_eq!(t.app.sla_breach_tick(100).await.unwrap(), 1, "{n}");
+        let (_, tk) = t.call(&t.admin, Method::GET, &ticket_path, None).await;
+        assert!(tags(&tk).contains(&"sla_warning".to_string()), "{n}: {tk}");
+        assert!(
+            !tags(&tk).contains(&"sla_breached".to_string()),
+            "{n}: {tk}"
+        );
+        let (_, au) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/tickets/{id}/audits.json"),
+                None,
+            )
+            .await;
+        let last = au["audits"].as_array().unwrap().last().unwrap().clone();
+        assert_eq!(last["author_id"], -1, "{n}: {last}");
+        assert_eq!(last["via"]["channel"], "rule", "{n}: {last}");
+        assert_eq!(
+            last["metadata"]["system"]["sla_event"], "warning",
+            "{n}: {last}"
+        );
+        assert_eq!(
+            t.app.sla_breach_tick(100).await.unwrap(),
+            0,
+            "{n}: warned once"
         );
         // 09:31: the first-reply target was missed at 09:30; the scheduler records it now,
         // without any update to the ticket.
@@ -3215,6 +3278,8 @@ async fn sla_breaches_are_recorded_when_they_happen() {
             0,
             "{n}: recorded once"
         );
+        let (_, tk) = t.call(&t.admin, Method::GET, &ticket_path, None).await;
+        assert!(tags(&tk).contains(&"sla_breached".to_string()), "{n}: {tk}");
         // 09:40 the agent replies: fulfilled (late).
         t.clock.advance_secs(9 * 60);
         let (s, _) = t.call(&t.agent, Method::PUT, &format!("/api/v2/tickets/{id}.json"), Some(json!({"ticket": {"assignee_id": agent_id, "comment": {"body": "on it", "public": true}}}))).await;
@@ -3249,8 +3314,11 @@ async fn sla_breaches_are_recorded_when_they_happen() {
             ("apply_sla", "", "2026-03-01T09:00:00Z"),
             ("activate", "first_reply_time", "2026-03-01T09:00:00Z"),
             ("activate", "total_resolution_time", "2026-03-01T09:00:00Z"),
+            ("warning", "first_reply_time", "2026-03-01T09:20:00Z"),
             ("breach", "first_reply_time", "2026-03-01T09:30:00Z"),
             ("fulfill", "first_reply_time", "2026-03-01T09:40:00Z"),
+            ("update_status", "first_reply_time", "2026-03-01T09:40:00Z"),
+            // The warning at 10:50 fell due with the breach: only the breach is recorded.
             ("breach", "total_resolution_time", "2026-03-01T11:00:00Z"),
         ]
         .iter()
@@ -3265,6 +3333,18 @@ async fn sla_breaches_are_recorded_when_they_happen() {
             .unwrap()
             .clone();
         assert_eq!(apply["sla"]["policy"]["id"], pid, "{n}");
+        let status = ev["ticket_metric_events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["type"] == "update_status")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            status["status"],
+            json!({"calendar": 40, "business": 40}),
+            "{n}: replied 40 minutes after creation"
+        );
         assert_eq!(ev["end_of_stream"], true, "{n}");
         // Paging resumes after the last event, never repeating it.
         let next = ev["next_page"].as_str().unwrap().to_string();
@@ -3283,6 +3363,79 @@ async fn sla_breaches_are_recorded_when_they_happen() {
             )
             .await;
         assert_eq!(s, StatusCode::FORBIDDEN, "{n}: exports are for admins");
+    }
+}
+
+#[tokio::test]
+async fn views_sort_by_time_to_the_next_breach() {
+    for t in apps().await {
+        let n = t.name;
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/slas/policies.json", Some(json!({"sla_policy": {"title": "All", "filter": {"all": [], "any": []}, "policy_metrics": [
+            {"priority": "urgent", "metric": "first_reply_time", "target": 30, "business_hours": false},
+            {"priority": "high", "metric": "first_reply_time", "target": 240, "business_hours": false}]}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+        let mut ids = vec![];
+        for (subject, priority) in [("High", "high"), ("Urgent", "urgent"), ("Normal", "normal")] {
+            let (_, a) = t.call(&t.admin, Method::POST, "/api/v2/tickets.json", Some(json!({"ticket": {"subject": subject, "priority": priority, "comment": {"body": "x"}}}))).await;
+            ids.push(a["ticket"]["id"].as_i64().unwrap());
+        }
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/views.json", Some(json!({"view": {"title": "By breach", "all": [{"field": "status", "operator": "less_than", "value": "solved"}], "output": {"columns": ["subject", "sla_next_breach_at"], "sort_by": "sla_next_breach_at", "sort_order": "asc"}}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+        let vid = v["view"]["id"].as_i64().unwrap();
+        let (s, rows) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/views/{vid}/execute.json"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}: {rows}");
+        let got: Vec<(i64, Value)> = rows["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["ticket_id"].as_i64().unwrap(),
+                    r["sla_next_breach_at"].clone(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (ids[1], json!("2026-03-01T09:30:00Z")),
+                (ids[0], json!("2026-03-01T13:00:00Z")),
+                (ids[2], Value::Null),
+            ],
+            "{n}: soonest breach first, none last"
+        );
+        // The agent replies on the urgent ticket: its target is met and it moves last.
+        let (s, _) = t
+            .call(
+                &t.agent,
+                Method::PUT,
+                &format!("/api/v2/tickets/{}.json", ids[1]),
+                Some(json!({"ticket": {"comment": {"body": "on it", "public": true}}})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}");
+        let (_, rows) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/views/{vid}/execute.json?sort_order=desc"),
+                None,
+            )
+            .await;
+        let order: Vec<i64> = rows["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["ticket_id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(order, vec![ids[1], ids[2], ids[0]], "{n}: desc, ties by id");
     }
 }
 

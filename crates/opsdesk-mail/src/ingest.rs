@@ -88,25 +88,72 @@ pub async fn ingest_file(app: &App, path: &Path) -> Outcome {
     }
 }
 
-/// Lanes ingested side by side. A message goes to the lane of its conversation (the first of
-/// its References, else In-Reply-To, else its own Message-ID), so a reply is never ingested
-/// before the message it answers when both wait in the spool, while unrelated conversations
-/// share the database's group commit.
+/// Lanes ingested side by side. Messages that belong together go to the same lane, in
+/// arrival order: those from one sender, and those linked by Message-ID (a reply and what it
+/// answers) or naming the same ticket (reply address, subject tag, our Message-IDs). So a
+/// reply is never ingested before the message it answers, one person's messages land in the
+/// order they were sent, and unrelated mail shares the database's group commit.
 pub const LANES: usize = 8;
 /// The most messages read into memory per round.
 const BATCH: usize = 2_000;
 
-fn lane_of(p: &ParsedEmail) -> usize {
-    use std::hash::{Hash, Hasher};
-    let key = p
-        .references
-        .first()
-        .or(p.in_reply_to.first())
-        .or(p.message_id.as_ref())
-        .or(p.from_address.as_ref());
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    key.hash(&mut h);
-    (h.finish() % LANES as u64) as usize
+/// What ties a message to others: its sender, the Message-IDs it has and refers to, and the
+/// tickets it names.
+fn conversation_keys(p: &ParsedEmail) -> Vec<String> {
+    use opsdesk_core::mail::{own_message_id, reply_token, subject_ticket_tag};
+    let mut keys = vec![];
+    if let Some(f) = &p.from_address {
+        keys.push(format!("from:{f}"));
+    }
+    for id in p
+        .message_id
+        .iter()
+        .chain(&p.in_reply_to)
+        .chain(&p.references)
+    {
+        keys.push(format!("mid:{id}"));
+        if let Some((t, _, _)) = own_message_id(id) {
+            keys.push(format!("ticket:{t}"));
+        }
+    }
+    for r in &p.recipients {
+        if let Some((t, _)) = reply_token(r) {
+            keys.push(format!("ticket:{t}"));
+        }
+    }
+    if let Some(t) = subject_ticket_tag(&p.subject) {
+        keys.push(format!("ticket:{t}"));
+    }
+    keys
+}
+
+/// Group a batch (in arrival order) into lanes: connected messages share one.
+fn lanes_of(batch: &[ParsedEmail]) -> Vec<usize> {
+    fn root(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut parent: Vec<usize> = (0..batch.len()).collect();
+    let mut owner: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, p) in batch.iter().enumerate() {
+        for k in conversation_keys(p) {
+            match owner.get(&k) {
+                Some(&j) => {
+                    let (a, b) = (root(&mut parent, i), root(&mut parent, j));
+                    parent[a.max(b)] = a.min(b);
+                }
+                None => {
+                    owner.insert(k, i);
+                }
+            }
+        }
+    }
+    (0..batch.len())
+        .map(|i| root(&mut parent, i) % LANES)
+        .collect()
 }
 
 /// Ingest what is spooled now, oldest first within each conversation; stops early
@@ -124,13 +171,18 @@ pub async fn drain(app: &App) -> bool {
     };
     metrics::gauge!("mail_spool_depth").set(pending.len() as f64);
     pending.truncate(BATCH);
-    let mut lanes: Vec<Vec<(PathBuf, ParsedEmail)>> = (0..LANES).map(|_| vec![]).collect();
+    let mut batch: Vec<(PathBuf, ParsedEmail)> = vec![];
     for path in pending {
         match read(app, &path).await {
-            Ok(p) => lanes[lane_of(&p)].push((path, p)),
+            Ok(p) => batch.push((path, p)),
             Err(Outcome::Retry) => return false,
             Err(_) => {}
         }
+    }
+    let parsed: Vec<ParsedEmail> = batch.iter().map(|(_, p)| p.clone()).collect();
+    let mut lanes: Vec<Vec<(PathBuf, ParsedEmail)>> = (0..LANES).map(|_| vec![]).collect();
+    for (lane, item) in lanes_of(&parsed).into_iter().zip(batch) {
+        lanes[lane].push(item);
     }
     let mut set = tokio::task::JoinSet::new();
     for lane in lanes.into_iter().filter(|l| !l.is_empty()) {
@@ -178,4 +230,46 @@ pub fn spawn(app: App, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHand
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(from: &str, id: &str, irt: &[&str], subject: &str, to: &[&str]) -> ParsedEmail {
+        ParsedEmail {
+            from_address: Some(from.into()),
+            message_id: Some(id.into()),
+            in_reply_to: irt.iter().map(|s| s.to_string()).collect(),
+            subject: subject.into(),
+            recipients: to.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn related_messages_share_a_lane() {
+        let batch = vec![
+            msg("a@x", "1@x", &[], "Help", &["s@d"]),
+            // B replies to A's message: same conversation though another sender.
+            msg("b@x", "2@x", &["1@x"], "Re: Help", &["s@d"]),
+            // Unrelated.
+            msg("c@x", "3@x", &[], "Other", &["s@d"]),
+            // A again, about something else: one sender's mail stays in order.
+            msg("a@x", "4@x", &[], "New topic", &["s@d"]),
+            // Two messages naming ticket 42, by subject tag and by reply address.
+            msg("d@x", "5@x", &[], "Re: [#42] x", &["s@d"]),
+            msg("e@x", "6@x", &[], "y", &["s+id42-abcdef@d"]),
+            msg("f@x", "7@x", &["opsdesk.42.9.abc@d"], "z", &["s@d"]),
+        ];
+        let l = lanes_of(&batch);
+        assert_eq!(l[0], l[1]);
+        assert_eq!(l[0], l[3]);
+        assert_eq!(l[4], l[5]);
+        assert_eq!(l[4], l[6]);
+        assert!(l.iter().all(|x| *x < LANES));
+        // Unrelated mail is spread out (the components' roots are 0, 2, 4).
+        assert_ne!(l[0], l[2]);
+        assert_ne!(l[2], l[4]);
+    }
 }

@@ -47,6 +47,10 @@ pub const MIGRATIONS_SQLITE: &[(&str, &str)] = &[
         "0011_mail",
         include_str!("../migrations/sqlite/0011_mail.sql"),
     ),
+    (
+        "0012_sla_due",
+        include_str!("../migrations/sqlite/0012_sla_due.sql"),
+    ),
 ];
 pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
@@ -92,6 +96,10 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
         "0011_mail",
         include_str!("../migrations/postgres/0011_mail.sql"),
+    ),
+    (
+        "0012_sla_due",
+        include_str!("../migrations/postgres/0012_sla_due.sql"),
     ),
 ];
 

@@ -22,8 +22,12 @@ doc_record!(TicketMetrics, "ticket_metrics", ["updated_at"], |m| [
 doc_record!(
     TicketSla,
     "ticket_slas",
-    ["next_breach_at", "updated_at"],
-    |s| [Val::from(s.next_breach_at), Val::Int(s.updated_at)]
+    ["next_breach_at", "next_due_at", "updated_at"],
+    |s| [
+        Val::from(s.next_breach_at),
+        Val::from(s.next_due_at),
+        Val::Int(s.updated_at)
+    ]
 );
 
 impl Conn {
@@ -86,12 +90,14 @@ impl Conn {
     pub async fn put_ticket_sla(&mut self, sla: &TicketSla, events: &[Value]) -> Result<()> {
         let data = serde_json::to_string(sla).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         self.exec(
-            "INSERT INTO ticket_slas (id, data, next_breach_at, updated_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (id) DO UPDATE SET data = excluded.data, next_breach_at = excluded.next_breach_at, updated_at = excluded.updated_at",
+            "INSERT INTO ticket_slas (id, data, next_breach_at, next_due_at, updated_at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (id) DO UPDATE SET data = excluded.data, next_breach_at = excluded.next_breach_at, \
+             next_due_at = excluded.next_due_at, updated_at = excluded.updated_at",
             &[
                 Val::Int(sla.id),
                 Val::Text(data),
                 Val::from(sla.next_breach_at),
+                Val::from(sla.next_due_at),
                 Val::Int(sla.updated_at),
             ],
         )
@@ -124,11 +130,37 @@ impl Conn {
         }
     }
 
-    /// Tickets whose next SLA breach is due (an index seek on `next_breach_at`).
+    /// The next SLA breach (UTC seconds) of each of these tickets that has one.
+    pub async fn next_breaches(
+        &mut self,
+        ids: &[Id],
+    ) -> Result<std::collections::HashMap<Id, i64>> {
+        let mut out = std::collections::HashMap::new();
+        for chunk in ids.chunks(500) {
+            let mut args = vec![];
+            let ps: Vec<String> = chunk
+                .iter()
+                .map(|i| {
+                    args.push(Val::Int(*i));
+                    format!("${}", args.len())
+                })
+                .collect();
+            let sql = format!(
+                "SELECT id, next_breach_at FROM ticket_slas WHERE id IN ({}) AND next_breach_at IS NOT NULL",
+                ps.join(", ")
+            );
+            for r in self.all(&sql, &args).await? {
+                out.insert(r.i64(0)?, r.i64(1)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Tickets whose next SLA warning or breach is due (an index seek on `next_due_at`).
     pub async fn due_slas(&mut self, now: i64, limit: i64) -> Result<Vec<Id>> {
         let rows = self
             .all(
-                "SELECT id FROM ticket_slas WHERE next_breach_at <= $1 ORDER BY next_breach_at LIMIT $2",
+                "SELECT id FROM ticket_slas WHERE next_due_at <= $1 ORDER BY next_due_at LIMIT $2",
                 &[Val::Int(now), Val::Int(limit)],
             )
             .await?;

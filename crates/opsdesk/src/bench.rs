@@ -729,6 +729,7 @@ fn rules_bench(n: usize, iterations: usize) {
         metrics: None,
         schedule: None,
         next_breach_at: None,
+        sla_event: None,
     };
     let warm = run_cycle(&rules, after.clone(), &facts);
     let t0 = Instant::now();

@@ -80,6 +80,10 @@ enum Command {
         /// one minute), so a change committing a moment late is never skipped.
         #[arg(long, env = "OPSDESK_EXPORT_HOLD_BACK", default_value_t = 60, value_parser = clap::value_parser!(i64).range(0..=3_600))]
         export_hold_back: i64,
+        /// Minutes before an SLA breach at which the scheduler records a `warning` metric
+        /// event and runs the triggers with `sla_event is warning` (0: no warnings).
+        #[arg(long, env = "OPSDESK_SLA_WARNING_MINUTES", default_value_t = 60, value_parser = clap::value_parser!(i64).range(0..=10_080))]
+        sla_warning_minutes: i64,
         /// Accept inbound mail by SMTP on this address (for example 127.0.0.1:2525 behind
         /// the MX, or 0.0.0.0:25).
         #[arg(long, env = "OPSDESK_SMTP_LISTEN")]
@@ -302,6 +306,7 @@ async fn run(cli: Cli) -> Result<()> {
             automation_interval,
             automation_max_tickets,
             export_hold_back,
+            sla_warning_minutes,
             smtp_listen,
             smtp_hostname,
             smtp_tls_cert,
@@ -352,6 +357,7 @@ async fn run(cli: Cli) -> Result<()> {
                 max_per_automation: automation_max_tickets,
             };
             app.export_hold_back_secs = export_hold_back;
+            app.sla_warning_secs = sla_warning_minutes * 60;
             let addr: SocketAddr = listen.parse().with_context(|| {
                 format!("--listen {listen:?} is not an address like 127.0.0.1:8080")
             })?;
