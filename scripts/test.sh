@@ -10,7 +10,7 @@ cd "$root"
 
 if [[ -n ${OPSDESK_TEST_DATABASE_URL:-} ]] && command -v psql >/dev/null; then
     # Schemas left by earlier runs (t_<pid>_…, bench_…): drop them so the database stays small.
-    psql "$OPSDESK_TEST_DATABASE_URL" -qAt -c "SELECT nspname FROM pg_namespace WHERE nspname ~ '^(t|bench_http|bench_floor|bench_auto|bench_mail)_[0-9]'" |
+    psql "$OPSDESK_TEST_DATABASE_URL" -qAt -c "SELECT nspname FROM pg_namespace WHERE nspname ~ '^(t|bench_http|bench_floor|bench_auto|bench_mail|bench_sla)_[0-9]'" |
         while read -r s; do psql "$OPSDESK_TEST_DATABASE_URL" -q -c "DROP SCHEMA IF EXISTS \"$s\" CASCADE" >/dev/null; done
 fi
 

@@ -447,6 +447,30 @@ impl App {
         Ok(due.len())
     }
 
+    /// Recompute the SLA of open tickets with ids above `after` (up to `limit`, one
+    /// transaction): after policies change, so every open ticket follows the new ones now
+    /// rather than at its next update (`opsdesk sla recompute`). Returns how many were looked
+    /// at and the last id, to continue from.
+    pub async fn recompute_slas(&self, after: Id, limit: i64) -> Result<(usize, Option<Id>)> {
+        let ids = {
+            let mut c = self.store.read().await?;
+            c.open_ticket_ids_after(after, limit).await?
+        };
+        let mut tx = self.store.write().await?;
+        for id in &ids {
+            let Some(t) = tx.ticket_for_update(*id).await? else {
+                continue;
+            };
+            let m = tx
+                .get::<TicketMetrics>(*id)
+                .await?
+                .unwrap_or_else(|| TicketMetrics::from_ticket(&t));
+            self.refresh_sla(&mut tx, &t, &m).await?;
+        }
+        tx.commit().await?;
+        Ok((ids.len(), ids.last().copied()))
+    }
+
     /// `GET /api/v2/incremental/ticket_metric_events?start_time=`: events from that second,
     /// oldest first, up to `limit`; resumes after `after_id` within the same second.
     pub async fn ticket_metric_events(

@@ -3436,6 +3436,39 @@ async fn views_sort_by_time_to_the_next_breach() {
             .map(|r| r["ticket_id"].as_i64().unwrap())
             .collect();
         assert_eq!(order, vec![ids[1], ids[2], ids[0]], "{n}: desc, ties by id");
+        // A policy change reaches a ticket at its next update, or at once for every open
+        // ticket with `opsdesk sla recompute` (App::recompute_slas).
+        let (_, pol) = t
+            .call(&t.admin, Method::GET, "/api/v2/slas/policies.json", None)
+            .await;
+        let pid = pol["sla_policies"][0]["id"].as_i64().unwrap();
+        let (s, v) = t.call(&t.admin, Method::PUT, &format!("/api/v2/slas/policies/{pid}.json"), Some(json!({"sla_policy": {"policy_metrics": [
+            {"priority": "high", "metric": "first_reply_time", "target": 60, "business_hours": false}]}}))).await;
+        assert_eq!(s, StatusCode::OK, "{n}: {v}");
+        let breach_of = |rows: &Value, id: i64| {
+            rows["rows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["ticket_id"] == id)
+                .unwrap()["sla_next_breach_at"]
+                .clone()
+        };
+        let view_rows = format!("/api/v2/views/{vid}/execute.json");
+        let (_, rows) = t.call(&t.admin, Method::GET, &view_rows, None).await;
+        assert_eq!(
+            breach_of(&rows, ids[0]),
+            json!("2026-03-01T13:00:00Z"),
+            "{n}"
+        );
+        let (k, _) = t.app.recompute_slas(0, 500).await.unwrap();
+        assert_eq!(k, 3, "{n}: three open tickets");
+        let (_, rows) = t.call(&t.admin, Method::GET, &view_rows, None).await;
+        assert_eq!(
+            breach_of(&rows, ids[0]),
+            json!("2026-03-01T10:00:00Z"),
+            "{n}"
+        );
     }
 }
 

@@ -130,6 +130,62 @@ impl Conn {
         }
     }
 
+    /// Tickets not closed nor deleted with an id above `after`, in id order (up to `limit`):
+    /// what an SLA recomputation walks.
+    pub async fn open_ticket_ids_after(&mut self, after: Id, limit: i64) -> Result<Vec<Id>> {
+        let rows = self
+            .all(
+                "SELECT id FROM tickets WHERE id > $1 AND status <> 'closed' \
+                 AND deleted_at IS NULL ORDER BY id LIMIT $2",
+                &[Val::Int(after), Val::Int(limit)],
+            )
+            .await?;
+        rows.iter().map(|r| r.i64(0)).collect()
+    }
+
+    /// The database's plan for the scheduler's lookup ([`Conn::due_slas`]), for benchmarks.
+    pub async fn explain_due_slas(&mut self, now: i64) -> Result<String> {
+        let (sql, col) = if self.is_postgres() {
+            ("EXPLAIN SELECT id FROM ticket_slas WHERE next_due_at <= $1 ORDER BY next_due_at LIMIT $2", 0)
+        } else {
+            ("EXPLAIN QUERY PLAN SELECT id FROM ticket_slas WHERE next_due_at <= $1 ORDER BY next_due_at LIMIT $2", 3)
+        };
+        let rows = self.all(sql, &[Val::Int(now), Val::Int(500)]).await?;
+        let lines: Result<Vec<String>> = rows.iter().map(|r| r.str(col)).collect();
+        Ok(lines?.join("; "))
+    }
+
+    /// Benchmarks only: `n` SLA rows for tickets `first_id..`, their next due instants spread
+    /// evenly over `spread` seconds from `from` (one statement; no tickets behind them).
+    pub async fn insert_synthetic_slas(
+        &mut self,
+        first_id: Id,
+        n: i64,
+        from: i64,
+        spread: i64,
+    ) -> Result<()> {
+        let sql = if self.is_postgres() {
+            "INSERT INTO ticket_slas (id, data, next_breach_at, next_due_at, updated_at) \
+             SELECT $1 + g, '{}', $3 + (g * $4) / $2, $3 + (g * $4) / $2, $3 \
+             FROM generate_series(0::bigint, $2 - 1) AS g"
+        } else {
+            "WITH RECURSIVE g(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM g WHERE x + 1 < $2) \
+             INSERT INTO ticket_slas (id, data, next_breach_at, next_due_at, updated_at) \
+             SELECT $1 + x, '{}', $3 + (x * $4) / $2, $3 + (x * $4) / $2, $3 FROM g"
+        };
+        self.exec(
+            sql,
+            &[
+                Val::Int(first_id),
+                Val::Int(n),
+                Val::Int(from),
+                Val::Int(spread),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
     /// The next SLA breach (UTC seconds) of each of these tickets that has one.
     pub async fn next_breaches(
         &mut self,

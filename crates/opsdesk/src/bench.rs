@@ -65,6 +65,9 @@ pub enum BenchCommand {
     /// Inbound mail: messages through the SMTP listener (spooled, then ingested into tickets,
     /// a third of them replies threaded by In-Reply-To) on a fresh database, in process.
     Mail(crate::bench_mail::MailBenchArgs),
+    /// SLAs: recomputing every open ticket's SLA (a policy with four business-hours targets per
+    /// priority) and the breach scheduler's lookup over a million SLA rows.
+    Sla(crate::bench_sla::SlaBenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -164,6 +167,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         }
         BenchCommand::Search(a) => search_bench(a).await,
         BenchCommand::Mail(a) => crate::bench_mail::run(a).await,
+        BenchCommand::Sla(a) => crate::bench_sla::run(a).await,
     }
 }
 
@@ -766,7 +770,6 @@ async fn bench_admin(app: &App, tx: &mut opsdesk_store::Conn) -> Result<opsdesk_
 async fn automations_bench(n: usize, postgres: Option<String>) -> Result<()> {
     use opsdesk_core::rules::{Action, Automation, Condition, Conditions};
     use opsdesk_core::ticket::Status;
-    use opsdesk_core::ticket_metrics::{TicketMetrics, WriteFacts};
     use opsdesk_core::FixedClock;
     println!(
         "opsdesk bench automations: {n} tickets not closed, 20 automations, backend {}",
@@ -786,64 +789,16 @@ async fn automations_bench(n: usize, postgres: Option<String>) -> Result<()> {
     // Tickets straight into the store (with their metrics), 1,000 per transaction.
     let t0 = Instant::now();
     let now = clock.now();
-    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
-        let mut tx = store.write().await?;
-        for &i in chunk {
-            let mut t = Ticket::blank(0, Via::api(), now);
-            t.subject = Some(format!("Automation bench {i}"));
-            t.raw_subject = t.subject.clone();
-            t.requester_id = admin.id;
-            t.submitter_id = admin.id;
-            t.assignee_id = Some(admin.id);
-            t.status = match i % 20 {
-                0 => Status::Solved,
-                1 => Status::Pending,
-                _ => Status::Open,
-            };
-            t.tags = vec![format!("team_{}", i % 50)];
-            t.description = "bench".into();
-            let c = Comment {
-                id: 0,
-                kind: "Comment".into(),
-                ticket_id: 0,
-                audit_id: 0,
-                author_id: admin.id,
-                body: "bench".into(),
-                html_body: "<p>bench</p>".into(),
-                plain_body: "bench".into(),
-                public: true,
-                attachments: vec![],
-                via: Via::api(),
-                metadata: json!({}),
-                created_at: now,
-            };
-            let mut events = creation_events(&t);
-            events.push(json!({"type": "Comment", "body": "bench", "html_body": "<p>bench</p>", "public": true, "author_id": admin.id}));
-            let mut audit = Audit {
-                id: 0,
-                ticket_id: 0,
-                author_id: admin.id,
-                via: Via::api(),
-                metadata: json!({}),
-                events,
-                created_at: now,
-            };
-            tx.create_ticket(&mut t, &mut audit, &mut [c]).await?;
-            tx.set_ticket_tags(t.id, &[], &t.tags).await?;
-            let m = TicketMetrics::observe(
-                None,
-                None,
-                &t,
-                WriteFacts {
-                    author_id: admin.id,
-                    ..Default::default()
-                },
-                now,
-            );
-            tx.put_ticket_metrics(&m).await?;
-        }
-        tx.commit().await?;
-    }
+    insert_bench_tickets(&store, admin.id, n, now, |i, t| {
+        t.subject = Some(format!("Automation bench {i}"));
+        t.status = match i % 20 {
+            0 => Status::Solved,
+            1 => Status::Pending,
+            _ => Status::Open,
+        };
+        t.tags = vec![format!("team_{}", i % 50)];
+    })
+    .await?;
     if store.backend() == "postgres" {
         // As autovacuum would after a bulk load: without statistics the planner reads the
         // whole id range for each batch.
@@ -1284,4 +1239,69 @@ fn print_lat(label: &str, lat: &mut [Duration], mean_hits: f64) {
         ms(percentile(lat, 0.99)),
         mean_hits
     );
+}
+
+/// Benchmarks: `n` tickets straight into the store, 1,000 per transaction, each with its audit,
+/// first comment, tags and metrics; `shape` sets what differs per ticket.
+pub(crate) async fn insert_bench_tickets(
+    store: &Store,
+    requester: opsdesk_core::model::Id,
+    n: usize,
+    now: opsdesk_core::Timestamp,
+    shape: impl Fn(usize, &mut Ticket),
+) -> Result<()> {
+    use opsdesk_core::ticket_metrics::{TicketMetrics, WriteFacts};
+    for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
+        let mut tx = store.write().await?;
+        for &i in chunk {
+            let mut t = Ticket::blank(0, Via::api(), now);
+            t.requester_id = requester;
+            t.submitter_id = requester;
+            t.assignee_id = Some(requester);
+            t.description = "bench".into();
+            shape(i, &mut t);
+            t.raw_subject = t.subject.clone();
+            let c = Comment {
+                id: 0,
+                kind: "Comment".into(),
+                ticket_id: 0,
+                audit_id: 0,
+                author_id: requester,
+                body: "bench".into(),
+                html_body: "<p>bench</p>".into(),
+                plain_body: "bench".into(),
+                public: true,
+                attachments: vec![],
+                via: Via::api(),
+                metadata: json!({}),
+                created_at: now,
+            };
+            let mut events = creation_events(&t);
+            events.push(json!({"type": "Comment", "body": "bench", "html_body": "<p>bench</p>", "public": true, "author_id": requester}));
+            let mut audit = Audit {
+                id: 0,
+                ticket_id: 0,
+                author_id: requester,
+                via: Via::api(),
+                metadata: json!({}),
+                events,
+                created_at: now,
+            };
+            tx.create_ticket(&mut t, &mut audit, &mut [c]).await?;
+            tx.set_ticket_tags(t.id, &[], &t.tags).await?;
+            let m = TicketMetrics::observe(
+                None,
+                None,
+                &t,
+                WriteFacts {
+                    author_id: requester,
+                    ..Default::default()
+                },
+                now,
+            );
+            tx.put_ticket_metrics(&m).await?;
+        }
+        tx.commit().await?;
+    }
+    Ok(())
 }

@@ -2,6 +2,7 @@
 
 mod bench;
 mod bench_mail;
+mod bench_sla;
 mod demo;
 mod mail;
 
@@ -106,6 +107,12 @@ enum Command {
         #[arg(long, env = "OPSDESK_SMTP_RELAY")]
         smtp_relay: Option<String>,
     },
+    /// SLAs: recompute every open ticket's SLA now (after changing policies or schedules;
+    /// otherwise a ticket follows them from its next update, as in Zendesk).
+    Sla {
+        #[command(subcommand)]
+        command: SlaCommand,
+    },
     /// The email channel: the pipe command for an existing MTA.
     Mail {
         #[command(subcommand)]
@@ -143,6 +150,17 @@ enum Command {
     Bench {
         #[command(subcommand)]
         command: bench::BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum SlaCommand {
+    /// Recompute the SLA of every ticket that is not closed (500 per transaction); prints how
+    /// many. Safe beside a running server: each ticket is locked while it is recomputed.
+    Recompute {
+        /// As the server's (`serve --sla-warning-minutes`), so warnings stay in step.
+        #[arg(long, env = "OPSDESK_SLA_WARNING_MINUTES", default_value_t = 60, value_parser = clap::value_parser!(i64).range(0..=10_080))]
+        sla_warning_minutes: i64,
     },
 }
 
@@ -489,6 +507,27 @@ async fn run(cli: Cli) -> Result<()> {
             demo::run(app, args).await?;
         }
         Command::Bench { command } => bench::run(command).await?,
+        Command::Sla {
+            command: SlaCommand::Recompute {
+                sla_warning_minutes,
+            },
+        } => {
+            let mut app = open_app(&cli.db).await?;
+            app.sla_warning_secs = sla_warning_minutes * 60;
+            let (mut after, mut total) = (0, 0);
+            loop {
+                let (n, last) = app
+                    .recompute_slas(after, 500)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                if n == 0 {
+                    break;
+                }
+                total += n;
+                after = last.unwrap_or(after);
+            }
+            println!("{total}");
+        }
         Command::Mail {
             command:
                 mail::MailCommand::Ingest {
