@@ -323,7 +323,10 @@ impl App {
         let mut facts = Facts::at_rest(-1, Role::Admin);
         facts.now = Some(now);
         facts.metrics = Some(m);
-        facts.schedule = schedule;
+        facts.schedule = match old.schedule_id {
+            Some(_) => self.schedule_of(tx, &old).await?,
+            None => schedule,
+        };
         if rules.iter().any(|r| rules::uses_sla(&r.conditions)) {
             facts.next_breach_at = tx.ticket_sla(id).await?.and_then(|s| s.next_breach_at);
         }

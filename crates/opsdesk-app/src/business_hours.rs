@@ -248,6 +248,18 @@ impl App {
     /// The schedule business-hours conditions count in: the first schedule (Zendesk's
     /// default), or None when there is none (conditions then count calendar hours). Read
     /// from the database; callers use the cached [`App::schedule`].
+    /// Every usable schedule by id.
+    pub(crate) async fn all_schedules(
+        &self,
+        c: &mut Conn,
+    ) -> Result<std::collections::HashMap<opsdesk_core::model::Id, Arc<Schedule>>> {
+        let all: Vec<ScheduleRecord> = c.list(&[], &Page::All { limit: 1000 }).await?.items;
+        Ok(all
+            .into_iter()
+            .filter_map(|r| r.schedule().ok().map(|s| (r.id, Arc::new(s))))
+            .collect())
+    }
+
     pub(crate) async fn default_schedule(&self, c: &mut Conn) -> Result<Option<Arc<Schedule>>> {
         let first: Option<ScheduleRecord> = c
             .list(&[], &Page::All { limit: 1 })

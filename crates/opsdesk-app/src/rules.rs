@@ -273,6 +273,19 @@ impl App {
                 inv.details.entry(k).or_default().extend(v);
             }
         }
+        for sid in rules::schedule_ids(&actions) {
+            if tx
+                .get::<opsdesk_core::business_hours::ScheduleRecord>(sid)
+                .await?
+                .is_none()
+            {
+                inv.add(
+                    "actions",
+                    "InvalidValue",
+                    format!("set_schedule: schedule {sid} does not exist"),
+                );
+            }
+        }
         for w in rules::webhook_ids(&actions) {
             if tx.get::<opsdesk_core::outbox::Webhook>(w).await?.is_none() {
                 inv.add(
@@ -400,7 +413,7 @@ impl App {
         let mut facts = Facts::at_rest(-1, opsdesk_core::model::Role::Admin);
         facts.now = Some(self.now());
         facts.metrics = Some(m);
-        facts.schedule = self.schedule(&mut c).await?;
+        facts.schedule = self.schedule_of(&mut c, &t).await?;
         facts.next_breach_at = c
             .ticket_sla(ticket_id)
             .await?
@@ -531,7 +544,7 @@ impl App {
             }
         }
         if needs("in_business_hours") {
-            facts.schedule = self.schedule(tx).await?;
+            facts.schedule = self.schedule_of(tx, &ticket).await?;
         }
         if needs("organization.") {
             if let Some(o) = match ticket.organization_id {
@@ -589,6 +602,18 @@ impl App {
                         "assignee {a} is not an active agent; assignment not changed"
                     ));
                     t.assignee_id = start.assignee_id;
+                }
+            }
+        }
+        if t.schedule_id != start.schedule_id {
+            if let Some(s) = t.schedule_id {
+                if tx
+                    .get::<opsdesk_core::business_hours::ScheduleRecord>(s)
+                    .await?
+                    .is_none()
+                {
+                    warnings.push(format!("schedule {s} does not exist; schedule not changed"));
+                    t.schedule_id = start.schedule_id;
                 }
             }
         }

@@ -219,9 +219,21 @@ impl SlaCache {
 
 pub struct SlaConfig {
     pub policies: Vec<opsdesk_core::sla::SlaPolicy>,
+    /// The default schedule.
     pub schedule: Option<std::sync::Arc<Schedule>>,
+    /// Every schedule by id, for tickets a trigger gave one (`set_schedule`).
+    pub schedules: std::collections::HashMap<Id, std::sync::Arc<Schedule>>,
     uses_requester: bool,
     uses_organization: bool,
+}
+
+impl SlaConfig {
+    /// The ticket's own schedule (`set_schedule`), else the default one.
+    pub fn schedule_for(&self, t: &Ticket) -> Option<std::sync::Arc<Schedule>> {
+        t.schedule_id
+            .and_then(|id| self.schedules.get(&id).cloned())
+            .or_else(|| self.schedule.clone())
+    }
 }
 
 impl App {
@@ -262,12 +274,24 @@ impl App {
             uses_requester: uses("requester."),
             uses_organization: uses("organization."),
             schedule: self.default_schedule(c).await?,
+            schedules: self.all_schedules(c).await?,
             policies,
         });
         if let Ok(mut g) = self.sla_cache.inner.write() {
             *g = Some((version, cfg.clone(), std::time::Instant::now()));
         }
         Ok(cfg)
+    }
+
+    /// The schedule a ticket's business hours count in: the one a trigger set on it, else the
+    /// default (cached with the SLA configuration).
+    pub(crate) async fn schedule_of(
+        &self,
+        c: &mut opsdesk_store::Conn,
+        t: &Ticket,
+    ) -> Result<Option<std::sync::Arc<Schedule>>> {
+        let cfg = self.sla_config(c).await?;
+        Ok(cfg.schedule_for(t))
     }
 
     /// The default schedule (cached with the SLA configuration): what business-hours
@@ -289,9 +313,10 @@ impl App {
         m: &TicketMetrics,
     ) -> Result<TicketSla> {
         let now = self.now().as_second();
+        let schedule = cfg.schedule_for(t);
         let mut facts = Facts::at_rest(-1, opsdesk_core::model::Role::Admin);
         facts.now = Some(self.now());
-        facts.schedule = cfg.schedule.clone();
+        facts.schedule = schedule.clone();
         facts.metrics = Some(m.clone());
         if cfg.uses_requester {
             if let Some(u) = c.get::<opsdesk_core::model::User>(t.requester_id).await? {
@@ -315,7 +340,7 @@ impl App {
                 t.priority,
                 m,
                 now,
-                cfg.schedule.as_deref(),
+                schedule.as_deref(),
                 self.sla_warning_secs,
             ),
             None => vec![],

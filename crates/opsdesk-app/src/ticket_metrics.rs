@@ -63,7 +63,7 @@ impl App {
             .get::<TicketMetrics>(ticket_id)
             .await?
             .unwrap_or_else(|| TicketMetrics::from_ticket(&t));
-        let schedule = self.schedule(&mut c).await?;
+        let schedule = self.schedule_of(&mut c, &t).await?;
         Ok(render(&m, self.now().as_second(), schedule.as_deref()))
     }
 

@@ -210,12 +210,12 @@ pub fn validate_actions(actions: &[Action]) -> Result<(), Invalid> {
             }
             continue;
         }
-        if a.field.starts_with("notification_") {
+        if a.field.starts_with("notification_") || a.field == "set_schedule" {
             inv.add(
                 "actions",
                 "InvalidValue",
                 format!(
-                    "actions[{i}] ({}): macros cannot send notifications; use a trigger",
+                    "actions[{i}] ({}): macros cannot send notifications or set schedules; use a trigger",
                     a.field
                 ),
             );
@@ -570,6 +570,7 @@ pub const ACTION_FIELDS: &[&str] = &[
     "notification_user",
     "notification_group",
     "notification_webhook",
+    "set_schedule",
 ];
 
 /// The most evaluation passes one update may take (each pass fires at least one trigger, and a
@@ -827,7 +828,6 @@ fn check_action(a: &Action, at: &str, inv: &mut Invalid) {
     if !ACTION_FIELDS.contains(&field) {
         let hint = match field {
             "notification_target" => " (targets are retired in Zendesk; use notification_webhook)",
-            "set_schedule" => " (needs business-hours schedules, issue #4)",
             "satisfaction_score" => " (needs satisfaction surveys)",
             _ => "",
         };
@@ -848,6 +848,10 @@ fn check_action(a: &Action, at: &str, inv: &mut Invalid) {
                 bad(inv, e)
             }
         }
+        "set_schedule" => match id_value(v) {
+            Ok(Some(id)) if id > 0 => {}
+            _ => bad(inv, "needs a schedule id".into()),
+        },
         "set_tags" | "current_tags" | "remove_tags"
             if normalize_tags([value_str(v)]).is_empty() && !matches!(v, Value::Array(_)) =>
         {
@@ -942,6 +946,15 @@ fn webhook_call(v: &Value) -> Result<(Id, String), String> {
 }
 
 /// The webhooks a rule's actions call (so the app can check they exist).
+/// The schedules `set_schedule` actions name (to check they exist).
+pub fn schedule_ids(actions: &[Action]) -> Vec<Id> {
+    actions
+        .iter()
+        .filter(|a| a.field == "set_schedule")
+        .filter_map(|a| id_value(&a.value).ok().flatten())
+        .collect()
+}
+
 pub fn webhook_ids(actions: &[Action]) -> Vec<Id> {
     actions
         .iter()
@@ -1404,6 +1417,11 @@ fn apply_action(
         "group_id" => t.group_id = resolve(v),
         "assignee_id" => t.assignee_id = resolve(v),
         "ticket_form_id" => t.ticket_form_id = resolve(v),
+        "set_schedule" => {
+            if let Ok(Some(id)) = id_value(v) {
+                t.schedule_id = Some(id);
+            }
+        }
         "set_tags" => t.tags = normalize_tags(tag_list(v)),
         "current_tags" => {
             for tag in normalize_tags(tag_list(v)) {

@@ -173,6 +173,10 @@ pub struct Ticket {
     pub custom_fields: Vec<CustomFieldValue>,
     pub ticket_form_id: Option<Id>,
     pub brand_id: Option<Id>,
+    /// The schedule its business hours count in (a trigger's `set_schedule`); None: the
+    /// default schedule.
+    #[serde(default)]
+    pub schedule_id: Option<Id>,
     #[serde(default)]
     pub has_incidents: bool,
 }
@@ -208,6 +212,7 @@ impl Ticket {
             custom_fields: vec![],
             ticket_form_id: None,
             brand_id: None,
+            schedule_id: None,
             has_incidents: false,
         }
     }
@@ -291,6 +296,7 @@ pub const TRACKED_FIELDS: &[&str] = &[
     "recipient",
     "brand_id",
     "is_public",
+    "schedule_id",
 ];
 
 fn id_str(v: Option<Id>) -> Value {
@@ -338,6 +344,7 @@ pub fn encode_field(t: &Ticket, field: &str) -> Value {
         "recipient" => opt_str(&t.recipient),
         "brand_id" => id_str(t.brand_id),
         "is_public" => Value::Bool(t.is_public),
+        "schedule_id" => id_str(t.schedule_id),
         _ => match field.parse::<Id>() {
             Ok(id) => t.custom_field(id).cloned().unwrap_or(Value::Null),
             Err(_) => Value::Null,
@@ -398,6 +405,7 @@ pub fn decode_field(t: &mut Ticket, field: &str, v: &Value) {
         "recipient" => t.recipient = parse_str(v),
         "brand_id" => t.brand_id = parse_id(v),
         "is_public" => t.is_public = v.as_bool().unwrap_or(true),
+        "schedule_id" => t.schedule_id = parse_id(v),
         _ => {
             if let Ok(id) = field.parse::<Id>() {
                 t.set_custom_field(id, v.clone());

@@ -3367,6 +3367,72 @@ async fn sla_breaches_are_recorded_when_they_happen() {
 }
 
 #[tokio::test]
+async fn triggers_set_a_tickets_schedule() {
+    for t in apps().await {
+        let n = t.name;
+        // The default (first) schedule: Monday to Friday 09:00-17:00 UTC. A second: 24x7.
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/business_hours/schedules.json", Some(json!({"schedule": {"name": "Office", "time_zone": "UTC"}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/business_hours/schedules.json", Some(json!({"schedule": {"name": "Around the clock", "time_zone": "UTC", "intervals": [{"start_time": 0, "end_time": 10080}]}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+        let always = v["schedule"]["id"].as_i64().unwrap();
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/slas/policies.json", Some(json!({"sla_policy": {"title": "High", "filter": {"all": [], "any": []}, "policy_metrics": [
+            {"priority": "high", "metric": "first_reply_time", "target": 60, "business_hours": true}]}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+        // Refused: a schedule that does not exist, a schedule that is not an id, a macro.
+        for (path, body) in [
+            ("/api/v2/triggers.json", json!({"trigger": {"title": "x", "conditions": {"all": [{"field": "update_type", "operator": "is", "value": "Create"}]}, "actions": [{"field": "set_schedule", "value": 999_999}]}})),
+            ("/api/v2/triggers.json", json!({"trigger": {"title": "x", "conditions": {"all": [{"field": "update_type", "operator": "is", "value": "Create"}]}, "actions": [{"field": "set_schedule", "value": "soon"}]}})),
+            ("/api/v2/macros.json", json!({"macro": {"title": "x", "actions": [{"field": "set_schedule", "value": always}]}})),
+        ] {
+            let (s, v) = t.call(&t.admin, Method::POST, path, Some(body)).await;
+            assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}: {v}");
+        }
+        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/triggers.json", Some(json!({"trigger": {"title": "VIPs around the clock", "conditions": {"all": [{"field": "update_type", "operator": "is", "value": "Create"}, {"field": "current_tags", "operator": "includes", "value": "vip"}]}, "actions": [{"field": "set_schedule", "value": always}]}}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
+        // Sunday 09:00: one business hour is Monday 10:00 in the office schedule, Sunday
+        // 10:00 around the clock.
+        let mut breach = vec![];
+        for tags in [json!([]), json!(["vip"])] {
+            let (_, a) = t.call(&t.admin, Method::POST, "/api/v2/tickets.json", Some(json!({"ticket": {"subject": "Help", "priority": "high", "tags": tags, "comment": {"body": "x"}}}))).await;
+            let id = a["ticket"]["id"].as_i64().unwrap();
+            let (_, v) = t
+                .call(
+                    &t.admin,
+                    Method::GET,
+                    &format!("/api/v2/tickets/{id}.json?include=slas"),
+                    None,
+                )
+                .await;
+            breach.push(v["ticket"]["slas"]["policy_metrics"][0]["breach_at"].clone());
+            if tags == json!(["vip"]) {
+                assert_eq!(v["ticket"]["schedule_id"], always, "{n}: {v}");
+                // The change is audited like any field.
+                let (_, au) = t
+                    .call(
+                        &t.admin,
+                        Method::GET,
+                        &format!("/api/v2/tickets/{id}/audits.json"),
+                        None,
+                    )
+                    .await;
+                let events = au["audits"][0]["events"].as_array().unwrap().clone();
+                assert!(
+                    events.iter().any(|e| e["field_name"] == "schedule_id"
+                        && e["value"] == json!(always.to_string())),
+                    "{n}: {events:?}"
+                );
+            }
+        }
+        assert_eq!(
+            breach,
+            vec![json!("2026-03-02T10:00:00Z"), json!("2026-03-01T10:00:00Z")],
+            "{n}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn views_sort_by_time_to_the_next_breach() {
     for t in apps().await {
         let n = t.name;
