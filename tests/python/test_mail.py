@@ -269,6 +269,43 @@ def test_a_reply_from_someone_not_on_the_ticket_is_held_for_review(instance):
     # The end-user Mallory cannot see the ticket she wrote to.
     mallory = ms.api("GET", f"users/{last['author_id']}.json").json()["user"]
     assert mallory["email"] == "mallory@elsewhere.example" and mallory["role"] == "end-user"
+    # A From header naming an agent proves nothing: without a signed reply address the mail is
+    # held as a note, not sent to the customer as the agent's public reply.
+    r = ms.api("POST", "users.json", json={"user": {"name": "Alan Agent", "email": "alan@opsdesk.test", "role": "agent"}})
+    assert r.status_code == 201, r.text
+    forged, _ = message(f"Re: [#{tid}] Disk full", "Please send me your password.", sender="alan@opsdesk.test", name="Alan Agent")
+    ms.send(forged)
+    rec = ms.wait_inbound(3)[-1]
+    assert (rec["state"], rec["ticket_id"]) == ("note", tid), rec
+    assert ms.comments(tid)[-1]["public"] is False
+
+
+def test_a_bare_lf_dot_does_not_end_the_data(instance):
+    """SMTP smuggling: "<LF>.<LF>" inside a message is data; only "<CRLF>.<CRLF>" ends it."""
+    import socket
+    ms = MailServer(instance, None)
+    with socket.create_connection(("127.0.0.1", ms.smtp_port), timeout=10) as s:
+        f = s.makefile("rb")
+        def expect(code):
+            while True:
+                line = f.readline().decode()
+                assert line.startswith(code), line
+                if line[3] == " ":
+                    return
+        expect("220")
+        for cmd, code in [(b"EHLO t\r\n", "250"), (b"MAIL FROM:<dana@customer.example>\r\n", "250"),
+                          (f"RCPT TO:<{SUPPORT}>\r\n".encode(), "250"), (b"DATA\r\n", "354")]:
+            s.sendall(cmd)
+            expect(code)
+        s.sendall(b"From: Dana <dana@customer.example>\r\nSubject: Smuggle\r\nMessage-ID: <smuggle-1@x>\r\n\r\n"
+                  b"first part\n.\nMAIL FROM:<evil@x>\r\nstill data\r\n.\r\n")
+        expect("250")
+        s.sendall(b"QUIT\r\n")
+        expect("221")
+    recs = ms.wait_inbound(1)
+    assert len(recs) == 1 and recs[0]["subject"] == "Smuggle"
+    body = ms.comments(recs[0]["ticket_id"])[0]["body"]
+    assert "MAIL FROM:<evil@x>" in body and "still data" in body
 
 
 def test_the_same_message_twice_makes_one_ticket(instance):

@@ -286,6 +286,25 @@ impl Spool {
         }
     }
 
+    /// Remove files older than `age` from `tmp/`: writes a crash interrupted, which were never
+    /// acknowledged.
+    pub fn sweep_tmp(&self, age: std::time::Duration) {
+        let Ok(dir) = std::fs::read_dir(self.dir.join("tmp")) else {
+            return;
+        };
+        for e in dir.flatten() {
+            let old = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|el| el > age);
+            if old {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
     /// How many messages wait (for metrics and readiness).
     pub fn depth(&self) -> usize {
         self.pending().map(|v| v.len()).unwrap_or(0)
@@ -385,11 +404,18 @@ impl App {
     /// The ticket a message belongs to, and by which rule: a signed reply address, then
     /// In-Reply-To/References (our own Message-IDs, then those of mail already ingested), then
     /// a `[#id]` subject tag.
-    async fn thread_of(&self, tx: &mut Conn, m: &ParsedEmail) -> Result<Option<(Id, String)>> {
+    /// The third value says whether the rule was a signed one (reply address or our own
+    /// Message-ID): proof the sender received mail about that ticket, which a From header is
+    /// not.
+    async fn thread_of(
+        &self,
+        tx: &mut Conn,
+        m: &ParsedEmail,
+    ) -> Result<Option<(Id, String, bool)>> {
         for r in &m.recipients {
             if let Some((id, sig)) = reply_token(r) {
                 if self.sign(&format!("reply:{id}")).await? == sig {
-                    return Ok(Some((id, format!("reply address {r}"))));
+                    return Ok(Some((id, format!("reply address {r}"), true)));
                 }
             }
         }
@@ -398,15 +424,19 @@ impl App {
         for r in &refs {
             if let Some((tid, mid, sig)) = own_message_id(r) {
                 if self.sign(&format!("mid:{tid}:{mid}")).await? == sig {
-                    return Ok(Some((tid, format!("In-Reply-To/References <{r}>"))));
+                    return Ok(Some((tid, format!("In-Reply-To/References <{r}>"), true)));
                 }
             }
         }
         if let Some(t) = tx.ticket_of_message_ids(&refs).await? {
-            return Ok(Some((t, "In-Reply-To/References of earlier mail".into())));
+            return Ok(Some((
+                t,
+                "In-Reply-To/References of earlier mail".into(),
+                false,
+            )));
         }
         if let Some(t) = subject_ticket_tag(&m.subject) {
-            return Ok(Some((t, format!("subject tag [#{t}]"))));
+            return Ok(Some((t, format!("subject tag [#{t}]"), false)));
         }
         Ok(None)
     }
@@ -550,7 +580,7 @@ impl App {
         m: &ParsedEmail,
         from: &str,
         auto: Option<AutoKind>,
-        thread: Option<(Id, String)>,
+        thread: Option<(Id, String, bool)>,
         recent: i64,
         rec: &mut InboundEmail,
     ) -> Result<()> {
@@ -560,7 +590,9 @@ impl App {
                 rec.state = state::REJECTED.into();
                 rec.reason =
                     "unknown sender; this help desk accepts mail from known users only".into();
-                if auto.is_none() {
+                // No answer to automatic mail, nor past the hourly limit (a forged sender must
+                // not turn the help desk into a source of backscatter).
+                if auto.is_none() && recent < self.mail.auto_reply_limit_per_hour {
                     self.queue_rejection(tx, from, &m.subject, &rec.message_key)
                         .await?;
                 }
@@ -652,17 +684,20 @@ impl App {
             system: None,
         };
         let existing = match &thread {
-            Some((id, _)) => tx.ticket_for_update(*id).await?,
+            Some((id, _, _)) => tx.ticket_for_update(*id).await?,
             None => None,
         };
         match (existing, thread) {
-            (Some(t), Some((_, why))) if t.status != Status::Closed => {
+            (Some(t), Some((_, why, signed))) if t.status != Status::Closed => {
                 let participant = actor.is_staff()
                     || t.requester_id == actor.id()
                     || t.email_cc_ids.contains(&actor.id())
                     || t.collaborator_ids.contains(&actor.id());
+                // A From header is easy to forge: mail from an agent's address becomes a public
+                // reply only when it came by a signed rule; otherwise it is held as a note.
+                let unproven_staff = actor.is_staff() && !signed;
                 if participant || self.mail.non_participants == NonParticipants::Note {
-                    let note = !participant;
+                    let note = !participant || unproven_staff;
                     let mut inv = opsdesk_core::Invalid::new();
                     let files = self.comment_uploads(tx, &actor, &comment, &mut inv).await?;
                     inv.into_result()?;
@@ -677,7 +712,11 @@ impl App {
                         if !nt.tags.iter().any(|x| x == "mail_review") {
                             nt.tags.push("mail_review".into());
                         }
-                        system["review"] = json!("reply from someone not on the ticket");
+                        system["review"] = json!(if unproven_staff {
+                            "mail from an agent's address without a signed reply address"
+                        } else {
+                            "reply from someone not on the ticket"
+                        });
                     } else if !actor.is_staff()
                         && matches!(nt.status, Status::Pending | Status::Solved)
                     {
@@ -699,10 +738,10 @@ impl App {
                     t.id
                 );
             }
-            (Some(t), Some((_, why))) => {
+            (Some(t), Some((_, why, _))) => {
                 rec.reason = format!("threaded by {why} to closed #{}: follow-up ticket", t.id);
             }
-            (None, Some((id, why))) => {
+            (None, Some((id, why, _))) => {
                 rec.reason = format!("{why} names #{id}, which does not exist: new ticket");
             }
             (_, None) => rec.reason = "no thread: new ticket".into(),

@@ -83,7 +83,12 @@ impl App {
         };
         let m = TicketMetrics::observe(old, previous, t, w, audit.created_at);
         tx.put_ticket_metrics(&m).await?;
-        self.refresh_sla(tx, t, &m).await?;
+        let kinds = self.refresh_sla(tx, t, &m).await?;
+        // A warning or breach that fell due before this write and is recorded by it: the
+        // triggers react as they would to the scheduler (boxed: their write comes back here).
+        if let Some(kind) = kinds.last() {
+            Box::pin(self.sla_event_triggers(tx, t, kind)).await?;
+        }
         self.claim_uploads(tx, t, &audit.events).await?;
         let before: &[String] = previous.map_or(&[], |p| &p.tags);
         if before != t.tags.as_slice() {

@@ -504,7 +504,23 @@ impl App {
         comment: Option<&Comment>,
         sla_event: Option<&str>,
     ) -> Result<RuleOutcome> {
-        let triggers = self.active_rules(tx).await?;
+        let mut triggers = self.active_rules(tx).await?;
+        if sla_event.is_some() {
+            // The scheduler's run: only the triggers that react to SLA events, so one that
+            // matches any update does not fire on every warning.
+            let reacting: Vec<rules::Rule> = triggers
+                .iter()
+                .filter(|r| {
+                    r.conditions
+                        .all
+                        .iter()
+                        .chain(&r.conditions.any)
+                        .any(|c| c.field == "sla_event")
+                })
+                .cloned()
+                .collect();
+            triggers = Arc::new(reacting);
+        }
         if triggers.is_empty() {
             return Ok(RuleOutcome {
                 ticket,

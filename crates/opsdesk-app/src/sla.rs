@@ -374,6 +374,7 @@ impl App {
             o.policy_id == new.policy_id
                 && o.metrics == new.metrics
                 && o.next_breach_at == new.next_breach_at
+                && o.next_due_at == new.next_due_at
         });
         if unchanged || (old.is_none() && new.policy_id.is_none()) {
             return Ok(vec![]);
@@ -398,7 +399,7 @@ impl App {
     /// the condition `sla_event is warning|breach` fires as on an update (tag, assign, notify
     /// the assignee, call a webhook), and what it does is written as an audit by the system
     /// user (via `rule`). Nothing is written when no trigger fires.
-    async fn sla_event_triggers(
+    pub(crate) async fn sla_event_triggers(
         &self,
         tx: &mut opsdesk_store::Conn,
         t: &Ticket,
@@ -452,9 +453,16 @@ impl App {
             let mut c = self.store.read().await?;
             c.due_slas(now, limit).await?
         };
+        let no_policies = {
+            let mut c = self.store.read().await?;
+            self.sla_config(&mut c).await?.policies.is_empty()
+        };
         for id in &due {
             let mut tx = self.store.write().await?;
-            let Some(t) = tx.ticket_for_update(*id).await? else {
+            let t = tx.ticket_for_update(*id).await?;
+            let Some(t) = t.filter(|_| !no_policies) else {
+                // Gone, or no policy left: nothing is due on it any more.
+                tx.clear_sla_due(*id).await?;
                 tx.commit().await?;
                 continue;
             };

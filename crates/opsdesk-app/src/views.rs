@@ -429,14 +429,23 @@ impl App {
         } else {
             Default::default()
         };
-        let key = |t: &Ticket| {
+        // Tickets with no breach ahead come last in either order.
+        let order = |a: &Ticket, b: &Ticket| {
             if by == "sla_next_breach_at" {
-                (
-                    breaches.get(&t.id).copied().unwrap_or(i64::MAX),
-                    String::new(),
-                )
+                match (breaches.get(&a.id), breaches.get(&b.id)) {
+                    (Some(x), Some(y)) if desc => y.cmp(x),
+                    (Some(x), Some(y)) => x.cmp(y),
+                    (Some(_), None) => std::cmp::Ordering::Less,
+                    (None, Some(_)) => std::cmp::Ordering::Greater,
+                    (None, None) => std::cmp::Ordering::Equal,
+                }
             } else {
-                sort_key(t, &by)
+                let o = sort_key(a, &by).cmp(&sort_key(b, &by));
+                if desc {
+                    o.reverse()
+                } else {
+                    o
+                }
             }
         };
         // Groups first (in group order), then the sort; ties keep id order.
@@ -452,8 +461,7 @@ impl App {
                 }
                 None => std::cmp::Ordering::Equal,
             };
-            let o = key(a).cmp(&key(b));
-            let o = if desc { o.reverse() } else { o };
+            let o = order(a, b);
             g.then(o).then(a.id.cmp(&b.id))
         });
         let groups = match &group {

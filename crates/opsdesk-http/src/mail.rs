@@ -128,14 +128,15 @@ pub async fn download(
     Ok(r)
 }
 
-/// `POST /api/v2/mail/inbound`: a raw RFC 5322 message from a relay (admins and agents).
+/// `POST /api/v2/mail/inbound`: a raw RFC 5322 message from a relay (admins: whoever posts
+/// here can write mail as anyone).
 /// Answered 202 once the message is spooled; ingest follows within moments.
 pub async fn inbound(
     State(st): State<AppState>,
     Auth(a): Auth,
     body: Bytes,
 ) -> ApiResult<Response> {
-    a.require_staff()?;
+    a.require_admin()?;
     if body.is_empty() {
         return Err(ApiError::BadRequest(
             "send the raw message (message/rfc822) as the request body".into(),

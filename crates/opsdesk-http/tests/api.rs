@@ -3371,7 +3371,14 @@ async fn triggers_set_a_tickets_schedule() {
     for t in apps().await {
         let n = t.name;
         // The default (first) schedule: Monday to Friday 09:00-17:00 UTC. A second: 24x7.
-        let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/business_hours/schedules.json", Some(json!({"schedule": {"name": "Office", "time_zone": "UTC"}}))).await;
+        let (s, v) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/business_hours/schedules.json",
+                Some(json!({"schedule": {"name": "Office", "time_zone": "UTC"}})),
+            )
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
         let (s, v) = t.call(&t.admin, Method::POST, "/api/v2/business_hours/schedules.json", Some(json!({"schedule": {"name": "Around the clock", "time_zone": "UTC", "intervals": [{"start_time": 0, "end_time": 10080}]}}))).await;
         assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
@@ -3381,9 +3388,18 @@ async fn triggers_set_a_tickets_schedule() {
         assert_eq!(s, StatusCode::CREATED, "{n}: {v}");
         // Refused: a schedule that does not exist, a schedule that is not an id, a macro.
         for (path, body) in [
-            ("/api/v2/triggers.json", json!({"trigger": {"title": "x", "conditions": {"all": [{"field": "update_type", "operator": "is", "value": "Create"}]}, "actions": [{"field": "set_schedule", "value": 999_999}]}})),
-            ("/api/v2/triggers.json", json!({"trigger": {"title": "x", "conditions": {"all": [{"field": "update_type", "operator": "is", "value": "Create"}]}, "actions": [{"field": "set_schedule", "value": "soon"}]}})),
-            ("/api/v2/macros.json", json!({"macro": {"title": "x", "actions": [{"field": "set_schedule", "value": always}]}})),
+            (
+                "/api/v2/triggers.json",
+                json!({"trigger": {"title": "x", "conditions": {"all": [{"field": "update_type", "operator": "is", "value": "Create"}]}, "actions": [{"field": "set_schedule", "value": 999_999}]}}),
+            ),
+            (
+                "/api/v2/triggers.json",
+                json!({"trigger": {"title": "x", "conditions": {"all": [{"field": "update_type", "operator": "is", "value": "Create"}]}, "actions": [{"field": "set_schedule", "value": "soon"}]}}),
+            ),
+            (
+                "/api/v2/macros.json",
+                json!({"macro": {"title": "x", "actions": [{"field": "set_schedule", "value": always}]}}),
+            ),
         ] {
             let (s, v) = t.call(&t.admin, Method::POST, path, Some(body)).await;
             assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{n}: {v}");
@@ -3501,7 +3517,11 @@ async fn views_sort_by_time_to_the_next_breach() {
             .iter()
             .map(|r| r["ticket_id"].as_i64().unwrap())
             .collect();
-        assert_eq!(order, vec![ids[1], ids[2], ids[0]], "{n}: desc, ties by id");
+        assert_eq!(
+            order,
+            vec![ids[0], ids[1], ids[2]],
+            "{n}: desc, tickets without a breach ahead still last, ties by id"
+        );
         // A policy change reaches a ticket at its next update, or at once for every open
         // ticket with `opsdesk sla recompute` (App::recompute_slas).
         let (_, pol) = t

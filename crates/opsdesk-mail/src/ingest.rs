@@ -47,6 +47,11 @@ async fn read(app: &App, path: &Path) -> Result<ParsedEmail, Outcome> {
     }
 }
 
+/// Failed ingests (internal errors) per spooled file, in this process.
+static ATTEMPTS: std::sync::Mutex<std::collections::BTreeMap<PathBuf, u32>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+const MAX_ATTEMPTS: u32 = 5;
+
 /// Ingest a parsed message and take its file out of the spool once the database has it.
 async fn ingest_parsed(app: &App, path: &Path, parsed: ParsedEmail) -> Outcome {
     let Some(spool) = app.spool.clone() else {
@@ -68,7 +73,21 @@ async fn ingest_parsed(app: &App, path: &Path, parsed: ParsedEmail) -> Outcome {
             Outcome::Retry
         }
         Err(AppError::Internal(m)) => {
-            tracing::error!(error = %m, "ingest failed; the message stays spooled");
+            // Retried a few times (a passing fault), then set aside so it cannot hold up the
+            // messages behind it for ever.
+            let n = {
+                let mut a = ATTEMPTS.lock().unwrap_or_else(|e| e.into_inner());
+                let n = a.entry(path.to_path_buf()).or_insert(0);
+                *n += 1;
+                *n
+            };
+            if n >= MAX_ATTEMPTS {
+                tracing::error!(error = %m, path = %path.display(), "ingest kept failing; message moved to failed/");
+                metrics::counter!("mail_failed_total").increment(1);
+                let _ = spool.fail(path, &format!("ingest failed {n} times: {m}"));
+                return Outcome::Failed;
+            }
+            tracing::error!(error = %m, attempt = n, "ingest failed; the message stays spooled");
             Outcome::Retry
         }
         Err(e) => {
@@ -94,16 +113,19 @@ pub async fn ingest_file(app: &App, path: &Path) -> Outcome {
 /// reply is never ingested before the message it answers, one person's messages land in the
 /// order they were sent, and unrelated mail shares the database's group commit.
 pub const LANES: usize = 8;
-/// The most messages read into memory per round.
+/// The most messages read into memory per round, and their most bytes.
 const BATCH: usize = 2_000;
+const BATCH_BYTES: usize = 256 * 1024 * 1024;
 
 /// What ties a message to others: its sender, the Message-IDs it has and refers to, and the
 /// tickets it names.
 fn conversation_keys(p: &ParsedEmail) -> Vec<String> {
     use opsdesk_core::mail::{own_message_id, reply_token, subject_ticket_tag};
     let mut keys = vec![];
-    if let Some(f) = &p.from_address {
-        keys.push(format!("from:{f}"));
+    // People: the sender and everyone on To/Cc (a message that makes bob@ a CC creates his
+    // user; his own mail must not race it).
+    for a in p.from_address.iter().chain(p.cc.iter().map(|(a, _)| a)) {
+        keys.push(format!("person:{a}"));
     }
     for id in p
         .message_id
@@ -127,8 +149,9 @@ fn conversation_keys(p: &ParsedEmail) -> Vec<String> {
     keys
 }
 
-/// Group a batch (in arrival order) into lanes: connected messages share one.
-fn lanes_of(batch: &[ParsedEmail]) -> Vec<usize> {
+/// Group a batch (each message's conversation keys, in arrival order) into lanes: connected
+/// messages share one.
+fn lanes_of(batch: &[Vec<String>]) -> Vec<usize> {
     fn root(parent: &mut [usize], mut i: usize) -> usize {
         while parent[i] != i {
             parent[i] = parent[parent[i]];
@@ -138,15 +161,15 @@ fn lanes_of(batch: &[ParsedEmail]) -> Vec<usize> {
     }
     let mut parent: Vec<usize> = (0..batch.len()).collect();
     let mut owner: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
-    for (i, p) in batch.iter().enumerate() {
-        for k in conversation_keys(p) {
-            match owner.get(&k) {
+    for (i, keys) in batch.iter().enumerate() {
+        for k in keys {
+            match owner.get(k) {
                 Some(&j) => {
                     let (a, b) = (root(&mut parent, i), root(&mut parent, j));
                     parent[a.max(b)] = a.min(b);
                 }
                 None => {
-                    owner.insert(k, i);
+                    owner.insert(k.clone(), i);
                 }
             }
         }
@@ -172,16 +195,24 @@ pub async fn drain(app: &App) -> bool {
     metrics::gauge!("mail_spool_depth").set(pending.len() as f64);
     pending.truncate(BATCH);
     let mut batch: Vec<(PathBuf, ParsedEmail)> = vec![];
+    let mut bytes = 0;
     for path in pending {
+        // Large messages: a round holds at most BATCH_BYTES of them (plus one).
+        if bytes > BATCH_BYTES {
+            break;
+        }
         match read(app, &path).await {
-            Ok(p) => batch.push((path, p)),
+            Ok(p) => {
+                bytes += p.size;
+                batch.push((path, p));
+            }
             Err(Outcome::Retry) => return false,
             Err(_) => {}
         }
     }
-    let parsed: Vec<ParsedEmail> = batch.iter().map(|(_, p)| p.clone()).collect();
+    let keys: Vec<Vec<String>> = batch.iter().map(|(_, p)| conversation_keys(p)).collect();
     let mut lanes: Vec<Vec<(PathBuf, ParsedEmail)>> = (0..LANES).map(|_| vec![]).collect();
-    for (lane, item) in lanes_of(&parsed).into_iter().zip(batch) {
+    for (lane, item) in lanes_of(&keys).into_iter().zip(batch) {
         lanes[lane].push(item);
     }
     let mut set = tokio::task::JoinSet::new();
@@ -207,6 +238,10 @@ pub async fn drain(app: &App) -> bool {
 /// off while the database is unavailable.
 pub fn spawn(app: App, mut stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        if let Some(s) = &app.spool {
+            // Files a crash left half-written (never acknowledged).
+            s.sweep_tmp(Duration::from_secs(3600));
+        }
         let mut backoff = Duration::from_secs(1);
         loop {
             if *stop.borrow() {
@@ -262,7 +297,8 @@ mod tests {
             msg("e@x", "6@x", &[], "y", &["s+id42-abcdef@d"]),
             msg("f@x", "7@x", &["opsdesk.42.9.abc@d"], "z", &["s@d"]),
         ];
-        let l = lanes_of(&batch);
+        let keys: Vec<Vec<String>> = batch.iter().map(conversation_keys).collect();
+        let l = lanes_of(&keys);
         assert_eq!(l[0], l[1]);
         assert_eq!(l[0], l[3]);
         assert_eq!(l[4], l[5]);

@@ -166,9 +166,47 @@ pub fn parse(raw: &[u8]) -> Result<ParsedEmail, ParseError> {
         auto,
         bounced,
         loop_id,
-        raw_sha256: hex::encode(Sha256::digest(raw)),
+        raw_sha256: content_hash(raw),
         size: raw.len(),
     })
+}
+
+/// SHA-256 of a message without its transport headers (Received, Delivered-To, X-Original-To,
+/// Return-Path): what identifies a message without a Message-ID when an MTA delivers it again,
+/// with a new Received line, after losing our 250.
+fn content_hash(raw: &[u8]) -> String {
+    const TRANSPORT: &[&[u8]] = &[
+        b"received:",
+        b"delivered-to:",
+        b"x-original-to:",
+        b"return-path:",
+    ];
+    let mut h = Sha256::new();
+    let mut rest = raw;
+    let mut skipping = false;
+    loop {
+        let end = rest
+            .iter()
+            .position(|b| *b == b'\n')
+            .map_or(rest.len(), |i| i + 1);
+        let line = &rest[..end];
+        let blank = line == b"\r\n" || line == b"\n" || line.is_empty();
+        if blank {
+            // The end of the header: the rest is the body.
+            h.update(rest);
+            break;
+        }
+        let continuation = line[0] == b' ' || line[0] == b'\t';
+        if !continuation {
+            let lower: Vec<u8> = line.iter().take(16).map(u8::to_ascii_lowercase).collect();
+            skipping = TRANSPORT.iter().any(|t| lower.starts_with(t));
+        }
+        if !skipping {
+            h.update(line);
+        }
+        rest = &rest[end..];
+    }
+    hex::encode(h.finalize())
 }
 
 /// The unparsed value of a header between its offsets (for headers mail-parser does not know).
@@ -374,6 +412,17 @@ mod tests {
             trim_reply("On second thought it works.\nThanks"),
             "On second thought it works.\nThanks"
         );
+    }
+
+    #[test]
+    fn the_content_hash_ignores_transport_headers() {
+        let a =
+            b"Received: from a by b; Mon\r\n  continued\r\nFrom: x@y\r\nSubject: s\r\n\r\nbody\r\n";
+        let b = b"Delivered-To: s@d\r\nReceived: from c by d; Tue\r\nFrom: x@y\r\nSubject: s\r\n\r\nbody\r\n";
+        let c = b"From: x@y\r\nSubject: s\r\n\r\nbody!\r\n";
+        assert_eq!(content_hash(a), content_hash(b));
+        assert_ne!(content_hash(a), content_hash(c));
+        assert_eq!(content_hash(b""), content_hash(b""));
     }
 
     #[test]

@@ -118,6 +118,22 @@ pub async fn serve(
     }
 }
 
+/// Write a reply, giving up (the session ends) when the client does not read it within the
+/// idle timeout: a client that pipelines and never reads cannot hold a connection slot.
+async fn send<S: AsyncRead + AsyncWrite + Unpin>(
+    io: &mut BufReader<S>,
+    bytes: &[u8],
+    cfg: &SmtpConfig,
+) -> std::io::Result<()> {
+    match tokio::time::timeout(cfg.idle_timeout, io.get_mut().write_all(bytes)).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the client did not read its replies",
+        )),
+    }
+}
+
 /// The longest command line accepted (RFC 5321: 512; a little slack for extensions).
 const MAX_LINE: usize = 4096;
 
@@ -171,7 +187,11 @@ async fn read_line<R: AsyncBufReadExt + Unpin>(
 /// The address in `FROM:<a@b> SIZE=1` / `TO:<a@b>`, and the parameters after it.
 fn path_arg<'a>(rest: &'a str, prefix: &str) -> Option<(String, &'a str)> {
     let r = rest.trim_start();
-    if r.len() < prefix.len() || !r[..prefix.len()].eq_ignore_ascii_case(prefix) {
+    // Byte-wise: the prefix is ASCII, and `get` never splits a character.
+    if !r
+        .get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+    {
         return None;
     }
     let r = r[prefix.len()..].trim_start();
@@ -198,9 +218,12 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
 ) -> std::io::Result<Option<S>> {
     let mut io = BufReader::new(stream);
     if !tls {
-        io.get_mut()
-            .write_all(format!("220 {} ESMTP opsdesk\r\n", cfg.hostname).as_bytes())
-            .await?;
+        send(
+            &mut io,
+            format!("220 {} ESMTP opsdesk\r\n", cfg.hostname).as_bytes(),
+            cfg,
+        )
+        .await?;
     }
     let mut helo: Option<String> = None;
     let mut mail_from: Option<String> = None;
@@ -212,9 +235,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 .await
             {
                 Err(_) => {
-                    io.get_mut()
-                        .write_all(b"421 4.4.2 Idle too long, closing\r\n")
-                        .await?;
+                    send(&mut io, b"421 4.4.2 Idle too long, closing\r\n", cfg).await?;
                     return Ok(None);
                 }
                 Ok(r) => r?,
@@ -222,9 +243,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
         let line = match line {
             Line::Eof => return Ok(None),
             Line::TooLong => {
-                io.get_mut()
-                    .write_all(b"500 5.5.2 Line too long\r\n")
-                    .await?;
+                send(&mut io, b"500 5.5.2 Line too long\r\n", cfg).await?;
                 continue;
             }
             Line::Ok(l) => l,
@@ -256,9 +275,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 if tls || cfg.tls.is_none() {
                     "502 5.5.1 STARTTLS not available\r\n".into()
                 } else {
-                    io.get_mut()
-                        .write_all(b"220 2.0.0 Ready to start TLS\r\n")
-                        .await?;
+                    send(&mut io, b"220 2.0.0 Ready to start TLS\r\n", cfg).await?;
                     io.get_mut().flush().await?;
                     // Anything pipelined after STARTTLS is discarded (RFC 3207).
                     return Ok(Some(io.into_inner()));
@@ -271,7 +288,8 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                     let size = params.split_whitespace().find_map(|p| {
                         p.to_ascii_uppercase()
                             .strip_prefix("SIZE=")
-                            .and_then(|n| n.parse::<usize>().ok())
+                            // A SIZE too large to read is too large.
+                            .map(|n| n.parse::<usize>().unwrap_or(usize::MAX))
                     });
                     if size.is_some_and(|s| s > cfg.max_message_bytes) {
                         format!(
@@ -307,9 +325,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
                 } else if rcpts.is_empty() {
                     "554 5.5.1 No valid recipients\r\n".into()
                 } else {
-                    io.get_mut()
-                        .write_all(b"354 End data with <CR><LF>.<CR><LF>\r\n")
-                        .await?;
+                    send(&mut io, b"354 End data with <CR><LF>.<CR><LF>\r\n", cfg).await?;
                     let r = receive(
                         &mut io,
                         cfg,
@@ -336,7 +352,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
             "VRFY" => "252 2.5.0 Cannot verify; send a message and it will be delivered\r\n".into(),
             "HELP" => "214 2.0.0 See RFC 5321\r\n".into(),
             "QUIT" => {
-                io.get_mut().write_all(b"221 2.0.0 Bye\r\n").await?;
+                send(&mut io, b"221 2.0.0 Bye\r\n", cfg).await?;
                 return Ok(None);
             }
             "AUTH" => "502 5.5.1 Authentication is not offered\r\n".into(),
@@ -344,7 +360,7 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
         };
         // With PIPELINING the client may have sent more; answer in order, flush when the
         // input runs dry.
-        io.get_mut().write_all(reply.as_bytes()).await?;
+        send(&mut io, reply.as_bytes(), cfg).await?;
         if io.buffer().is_empty() {
             io.get_mut().flush().await?;
         }
@@ -385,6 +401,9 @@ async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
     }
     let mut too_big = false;
     let mut buf = Vec::with_capacity(1024);
+    // The end of data is <CRLF>.<CRLF> only: a lone "." line ended by a bare LF, or after a
+    // bare LF, is data (no SMTP smuggling past the MTA in front).
+    let mut after_crlf = true;
     loop {
         let line =
             match tokio::time::timeout(cfg.idle_timeout, read_line(io, 1 << 20, &mut buf)).await {
@@ -399,9 +418,10 @@ async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
             }
             Line::Ok(l) => l,
         };
-        if line == b".\r\n" || line == b".\n" {
+        if line == b".\r\n" && after_crlf {
             break;
         }
+        after_crlf = line.ends_with(b"\r\n");
         let data = line.strip_prefix(b".").unwrap_or(&line);
         if msg.len() + data.len() > cfg.max_message_bytes {
             too_big = true;
@@ -453,5 +473,8 @@ mod tests {
         assert_eq!(path_arg("TO:a@b", "TO:"), Some(("a@b".into(), "")));
         assert_eq!(path_arg("TO:<a@b", "TO:"), None);
         assert_eq!(path_arg("X", "FROM:"), None);
+        // Not ASCII where the keyword should be: no match, no panic.
+        assert_eq!(path_arg("€€", "FROM:"), None);
+        assert_eq!(path_arg("FRO€M:<a@b>", "FROM:"), None);
     }
 }

@@ -212,6 +212,16 @@ impl Conn {
         Ok(out)
     }
 
+    /// Nothing is due on this ticket any more (it is gone, or no policy is left).
+    pub async fn clear_sla_due(&mut self, ticket_id: Id) -> Result<()> {
+        self.exec(
+            "UPDATE ticket_slas SET next_due_at = NULL WHERE id = $1",
+            &[Val::Int(ticket_id)],
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Tickets whose next SLA warning or breach is due (an index seek on `next_due_at`).
     pub async fn due_slas(&mut self, now: i64, limit: i64) -> Result<Vec<Id>> {
         let rows = self
