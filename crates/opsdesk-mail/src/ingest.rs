@@ -284,7 +284,7 @@ mod tests {
 
     #[test]
     fn related_messages_share_a_lane() {
-        let batch = vec![
+        let batch = [
             msg("a@x", "1@x", &[], "Help", &["s@d"]),
             // B replies to A's message: same conversation though another sender.
             msg("b@x", "2@x", &["1@x"], "Re: Help", &["s@d"]),
