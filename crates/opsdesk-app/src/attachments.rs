@@ -58,6 +58,18 @@ pub fn clean_content_type(ct: &str) -> String {
     }
 }
 
+/// The files of an upload token (at most a comment's worth).
+async fn upload_of(c: &mut Conn, token: &str) -> Result<Vec<Attachment>> {
+    Ok(c.list(
+        &[Cond::Eq("upload_token", Val::from(token))],
+        &Page::All {
+            limit: MAX_PER_COMMENT as i64,
+        },
+    )
+    .await?
+    .items)
+}
+
 impl App {
     /// An attachment as Zendesk renders it.
     pub fn attachment_json(&self, a: &Attachment) -> Value {
@@ -144,13 +156,7 @@ impl App {
         let mut tx = self.store.write().await?;
         let token = match token {
             Some(t) => {
-                let files: Vec<Attachment> = tx
-                    .list(
-                        &[Cond::Eq("upload_token", Val::from(t))],
-                        &Page::All { limit: 1 },
-                    )
-                    .await?
-                    .items;
+                let files: Vec<Attachment> = upload_of(&mut tx, t).await?;
                 match files.first() {
                     Some(f) if f.uploader_id == Some(actor.id()) => t.to_string(),
                     _ => return Err(AppError::NotFound),
@@ -175,32 +181,14 @@ impl App {
 
     /// The files of an upload token.
     pub async fn upload_files(&self, token: &str) -> Result<Vec<Attachment>> {
-        let mut c = self.store.write().await?;
-        let files = c
-            .list(
-                &[Cond::Eq("upload_token", Val::from(token))],
-                &Page::All {
-                    limit: MAX_PER_COMMENT as i64,
-                },
-            )
-            .await?
-            .items;
-        c.commit().await?;
-        Ok(files)
+        let mut c = self.store.read().await?;
+        upload_of(&mut c, token).await
     }
 
     /// `DELETE /api/v2/uploads/{token}`: drop an upload not yet attached to a comment.
     pub async fn delete_upload(&self, actor: &Actor, token: &str) -> Result<()> {
         let mut tx = self.store.write().await?;
-        let files: Vec<Attachment> = tx
-            .list(
-                &[Cond::Eq("upload_token", Val::from(token))],
-                &Page::All {
-                    limit: MAX_PER_COMMENT as i64,
-                },
-            )
-            .await?
-            .items;
+        let files: Vec<Attachment> = upload_of(&mut tx, token).await?;
         if files.is_empty() || files.iter().any(|f| f.uploader_id != Some(actor.id())) {
             return Err(AppError::NotFound);
         }
@@ -225,15 +213,7 @@ impl App {
         };
         let mut out = vec![];
         for t in tokens {
-            let files: Vec<Attachment> = tx
-                .list(
-                    &[Cond::Eq("upload_token", Val::from(t.as_str()))],
-                    &Page::All {
-                        limit: MAX_PER_COMMENT as i64,
-                    },
-                )
-                .await?
-                .items;
+            let files: Vec<Attachment> = upload_of(tx, t.as_str()).await?;
             let mine = files
                 .iter()
                 .all(|f| f.uploader_id.is_none() || f.uploader_id == Some(actor.id()));

@@ -795,29 +795,19 @@ impl App {
              or ask your organisation's administrator to add you.",
             self.public_url
         );
-        let now = self.now();
-        let mut it = OutboxItem {
-            id: 0,
-            kind: "email".into(),
-            idempotency_key: format!("{key}:rejected"),
-            state: "pending".into(),
-            ticket_id: None,
-            webhook_id: None,
-            payload: json!({
+        let mut it = OutboxItem::pending(
+            "email",
+            format!("{key}:rejected"),
+            None,
+            None,
+            json!({
                 "to": to,
                 "subject": format!("Your message could not be accepted: {subject}"),
                 "text": text,
                 "html": crate::html::text_to_html(&text),
             }),
-            attempts: 0,
-            next_attempt_at: now,
-            delivered_at: None,
-            locked_until: None,
-            last_error: None,
-            responses: vec![],
-            created_at: now,
-            updated_at: now,
-        };
+            self.now(),
+        );
         tx.insert(&mut it).await?;
         Ok(())
     }

@@ -105,24 +105,9 @@ impl App {
             let Some(eid) = e.get("id").and_then(Value::as_i64) else {
                 continue;
             };
-            let item =
-                |kind: &str, key: String, webhook_id: Option<Id>, payload: Value| OutboxItem {
-                    id: 0,
-                    kind: kind.into(),
-                    idempotency_key: key,
-                    state: "pending".into(),
-                    ticket_id: Some(t.id),
-                    webhook_id,
-                    payload,
-                    attempts: 0,
-                    next_attempt_at: now,
-                    delivered_at: None,
-                    locked_until: None,
-                    last_error: None,
-                    responses: vec![],
-                    created_at: now,
-                    updated_at: now,
-                };
+            let item = |kind: &str, key: String, webhook_id: Option<Id>, payload: Value| {
+                OutboxItem::pending(kind, key, Some(t.id), webhook_id, payload, now)
+            };
             match kind {
                 Some("Notification") => {
                     let ids: Vec<Id> = e

@@ -76,6 +76,36 @@ pub struct OutboxItem {
     pub updated_at: Timestamp,
 }
 
+impl OutboxItem {
+    /// A message to send as soon as possible.
+    pub fn pending(
+        kind: &str,
+        idempotency_key: String,
+        ticket_id: Option<Id>,
+        webhook_id: Option<Id>,
+        payload: Value,
+        now: crate::Timestamp,
+    ) -> OutboxItem {
+        OutboxItem {
+            id: 0,
+            kind: kind.into(),
+            idempotency_key,
+            state: "pending".into(),
+            ticket_id,
+            webhook_id,
+            payload,
+            attempts: 0,
+            next_attempt_at: now,
+            delivered_at: None,
+            locked_until: None,
+            last_error: None,
+            responses: vec![],
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
 pub const KEPT_ATTEMPTS: usize = 10;
 
 /// Retry schedule: seconds to wait after the n-th failed attempt (1-based); None: give up.

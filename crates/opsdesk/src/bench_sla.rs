@@ -8,7 +8,6 @@ use anyhow::Result;
 use opsdesk_app::business_hours::ScheduleInput;
 use opsdesk_app::sla::SlaPolicyInput;
 use opsdesk_app::App;
-use opsdesk_core::business_hours::Interval;
 use opsdesk_core::sla::PolicyMetric;
 use opsdesk_core::ticket::{Priority, Status};
 use opsdesk_core::{Clock, FixedClock, SystemClock};
@@ -93,21 +92,7 @@ pub async fn run(a: SlaBenchArgs) -> Result<()> {
     );
     // GitLab's 24x5 Pacific schedule and a policy with four business-hours metrics per
     // priority, as the gitlab-support profile has.
-    let day = 1440;
-    let mut iv = vec![Interval {
-        start_time: 15 * 60,
-        end_time: day,
-    }];
-    for d in 1..=4 {
-        iv.push(Interval {
-            start_time: d * day,
-            end_time: (d + 1) * day,
-        });
-    }
-    iv.push(Interval {
-        start_time: 5 * day,
-        end_time: 5 * day + 17 * 60,
-    });
+    let iv = crate::demo::gitlab_business_hours();
     app.save_schedule(
         &actor,
         None,

@@ -712,14 +712,11 @@ pub async fn run(real: App, args: DemoArgs) -> Result<()> {
 
 /// The gitlab-support profile's schedules (24x5 "Business Hours" first, so it is the default;
 /// 24x7), its priority × plan SLA policies, and its pending/solved/on-hold automations.
-async fn gitlab_rules(app: &App, admin: &Actor) -> Result<()> {
-    use opsdesk_app::business_hours::ScheduleInput;
-    use opsdesk_app::sla::SlaPolicyInput;
+/// GitLab's "Business Hours": Sunday 15:00 to Friday 17:00 Pacific, one interval per calendar
+/// day as Zendesk writes it.
+pub fn gitlab_business_hours() -> Vec<opsdesk_core::business_hours::Interval> {
     use opsdesk_core::business_hours::Interval;
-    use opsdesk_core::rules::{Action, Automation, Condition, Conditions};
-    use opsdesk_core::sla::PolicyMetric;
     let day = 1440;
-    // Sunday 15:00 to Friday 17:00 Pacific, one interval per calendar day as Zendesk writes it.
     let mut iv = vec![Interval {
         start_time: 15 * 60,
         end_time: day,
@@ -734,6 +731,17 @@ async fn gitlab_rules(app: &App, admin: &Actor) -> Result<()> {
         start_time: 5 * day,
         end_time: 5 * day + 17 * 60,
     });
+    iv
+}
+
+async fn gitlab_rules(app: &App, admin: &Actor) -> Result<()> {
+    use opsdesk_app::business_hours::ScheduleInput;
+    use opsdesk_app::sla::SlaPolicyInput;
+    use opsdesk_core::business_hours::Interval;
+    use opsdesk_core::rules::{Action, Automation, Condition, Conditions};
+    use opsdesk_core::sla::PolicyMetric;
+    let day = 1440;
+    let iv = gitlab_business_hours();
     for (name, intervals) in [
         ("Business Hours", iv),
         (
