@@ -514,3 +514,35 @@ def test_mail_waits_in_the_spool_while_postgres_is_down(instance):
     recs = ms.wait_inbound(11, "messages spooled during the outage", timeout=90)
     assert sorted(r["message_id"] for r in recs[1:]) == sorted(sent)
     assert all(r["state"] == "ticket" for r in recs)
+
+
+def test_suspended_mail_can_be_reviewed_recovered_or_deleted(instance):
+    """Zendesk's suspended tickets: what was held back (bulk mail here) is listed for agents,
+    and one can be turned into the ticket it would have been, or dropped."""
+    ms = MailServer(instance, None)
+    ms.send(corpus("bulk.eml"))
+    other, _ = message("Newsletter two", "More news", extra=["Precedence: bulk"])
+    ms.send(other)
+    ms.wait_inbound(2)
+    r = ms.api("GET", "suspended_tickets.json")
+    assert r.status_code == 200, r.text
+    listed = r.json()["suspended_tickets"]
+    assert sorted(s["subject"] for s in listed) == ["Newsletter two", "This week at Acme Cloud: 5 new regions"]
+    first = next(s for s in listed if s["subject"] == "Newsletter two")
+    assert first["author"]["email"] == "dana@customer.example" and first["cause"] == "bulk or list mail"
+    assert "More news" in first["content"]
+    r = ms.api("PUT", f"suspended_tickets/{first['id']}/recover.json")
+    assert r.status_code == 200, r.text
+    t = r.json()["ticket"]
+    assert t["subject"] == "Newsletter two" and t["via"]["channel"] == "email"
+    assert ms.api("GET", f"users/{t['requester_id']}.json").json()["user"]["email"] == "dana@customer.example"
+    assert "More news" in ms.comments(t["id"])[0]["body"]
+    # Recovered: no longer suspended; its record points at the ticket.
+    assert ms.api("GET", f"suspended_tickets/{first['id']}.json").status_code == 404
+    rec = next(x for x in ms.inbound() if x["id"] == first["id"])
+    assert (rec["state"], rec["ticket_id"]) == ("ticket", t["id"])
+    # The other is deleted.
+    second = next(s for s in listed if s["id"] != first["id"])
+    assert ms.api("DELETE", f"suspended_tickets/{second['id']}.json").status_code == 204
+    assert ms.api("GET", "suspended_tickets.json").json()["suspended_tickets"] == []
+    assert ms.api("PUT", f"suspended_tickets/{second['id']}/recover.json").status_code == 404

@@ -955,6 +955,133 @@ impl App {
         Ok(c.list(&conds, page).await?)
     }
 
+    /// `GET /api/v2/suspended_tickets/{id}`: a suspended message (staff).
+    pub async fn suspended_ticket(&self, actor: &Actor, id: Id) -> Result<InboundEmail> {
+        actor.require_staff()?;
+        let mut c = self.store.read().await?;
+        c.get::<InboundEmail>(id)
+            .await?
+            .filter(|r| r.state == state::SUSPENDED)
+            .ok_or(AppError::NotFound)
+    }
+
+    /// `GET /api/v2/suspended_tickets` (staff).
+    pub async fn suspended_tickets(
+        &self,
+        actor: &Actor,
+        page: &opsdesk_store::Page,
+    ) -> Result<opsdesk_store::Paged<InboundEmail>> {
+        actor.require_staff()?;
+        let mut c = self.store.read().await?;
+        Ok(c.list(
+            &[opsdesk_store::Cond::Eq(
+                "state",
+                opsdesk_store::Val::from(state::SUSPENDED),
+            )],
+            page,
+        )
+        .await?)
+    }
+
+    /// `PUT /api/v2/suspended_tickets/{id}/recover`: make the suspended message the ticket it
+    /// would have been (its sender the requester, found or created; its kept text the first
+    /// comment), and record that it was recovered and by whom.
+    pub async fn recover_suspended(
+        &self,
+        actor: &Actor,
+        id: Id,
+    ) -> Result<opsdesk_core::ticket::Ticket> {
+        actor.require_staff()?;
+        let mut tx = self.store.write().await?;
+        let mut rec = tx
+            .get::<InboundEmail>(id)
+            .await?
+            .filter(|r| r.state == state::SUSPENDED)
+            .ok_or(AppError::NotFound)?;
+        let Some(from) = rec.from_address.clone() else {
+            return Err(AppError::Invalid(opsdesk_core::Invalid::one(
+                "author",
+                "InvalidValue",
+                "the message has no sender address to make the requester".to_string(),
+            )));
+        };
+        let sender = match tx.user_by_email(&from).await? {
+            Some(u) => u,
+            None => {
+                self.create_user_tx(
+                    &mut tx,
+                    UserInput {
+                        name: rec.from_name.clone().filter(|n| !n.trim().is_empty()),
+                        email: Some(Some(from.clone())),
+                        role: Some("end-user".into()),
+                        ..Default::default()
+                    },
+                )
+                .await?
+            }
+        };
+        let text = rec
+            .text
+            .clone()
+            .filter(|t| !t.trim().is_empty())
+            .unwrap_or_else(|| "(empty message)".into());
+        let via = Via {
+            channel: "email".into(),
+            source: json!({
+                "from": {"address": from, "name": rec.from_name, "original_recipients": rec.recipients},
+                "to": {"address": self.support_address(), "name": self.mail.from_name},
+                "rel": null,
+            }),
+        };
+        let origin = Origin {
+            client: Some("opsdesk-mail".into()),
+            ip_address: None,
+            system: Some(
+                json!({"message_id": rec.message_id, "inbound_email": rec.message_key, "recovered_by": actor.id()}),
+            ),
+        };
+        let input = TicketInput {
+            subject: Some(
+                Some(rec.subject.trim())
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("(no subject)")
+                    .chars()
+                    .take(255)
+                    .collect(),
+            ),
+            comment: Some(CommentInput {
+                body: Some(text),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let sender = Actor { user: sender };
+        let (t, audit) = self
+            .create_ticket_tx(&mut tx, &sender, input, via, &origin)
+            .await?;
+        rec.state = state::TICKET.into();
+        rec.reason = format!("{} (recovered by user {})", rec.reason, actor.id());
+        rec.ticket_id = Some(t.id);
+        rec.audit_id = Some(audit.id);
+        tx.update(&rec).await?;
+        tx.commit().await?;
+        Ok(t)
+    }
+
+    /// `DELETE /api/v2/suspended_tickets/{id}`: drop a suspended message for good.
+    pub async fn delete_suspended(&self, actor: &Actor, id: Id) -> Result<()> {
+        actor.require_staff()?;
+        let mut tx = self.store.write().await?;
+        let rec = tx
+            .get::<InboundEmail>(id)
+            .await?
+            .filter(|r| r.state == state::SUSPENDED)
+            .ok_or(AppError::NotFound)?;
+        tx.delete::<InboundEmail>(rec.id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// The value of [`LOOP_HEADER`]: a hash of the instance's key, the same on every node.
     pub async fn node_loop_id(&self) -> Result<String> {
         self.sign("loop").await

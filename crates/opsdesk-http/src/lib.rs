@@ -447,6 +447,15 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
             axum::routing::delete(mail::delete_upload),
         )
         .route("/attachments/{id}", get(mail::attachment))
+        .route("/suspended_tickets", get(mail::suspended_list))
+        .route(
+            "/suspended_tickets/{id}",
+            get(mail::suspended_show).delete(mail::suspended_delete),
+        )
+        .route(
+            "/suspended_tickets/{id}/recover",
+            put(mail::suspended_recover),
+        )
         .route(
             "/mail/settings",
             get(mail::settings).put(mail::update_settings),

@@ -207,3 +207,79 @@ pub async fn update_settings(
         json!({"mail_settings": st.app.update_mail_settings(&a, &input).await?}),
     ))
 }
+
+/// A suspended message as Zendesk's suspended ticket.
+fn suspended_json(ctx: &Ctx, r: &opsdesk_core::mail::InboundEmail) -> Value {
+    let at = opsdesk_core::clock::format(r.created_at);
+    json!({
+        "id": r.id,
+        "url": ctx.url(&format!("suspended_tickets/{}", r.id)),
+        "author": {"id": null, "name": r.from_name, "email": r.from_address},
+        "subject": r.subject,
+        "content": r.text,
+        "cause": r.reason,
+        "cause_id": null,
+        "message_id": r.message_id,
+        "ticket_id": null,
+        "recipient": r.recipients.first(),
+        "via": {"channel": "email", "source": {"from": {"address": r.from_address, "name": r.from_name}, "to": {}, "rel": null}},
+        "brand_id": null,
+        "attachments": [],
+        "created_at": at,
+        "updated_at": at,
+    })
+}
+
+/// `GET /api/v2/suspended_tickets`.
+pub async fn suspended_list(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    q: Query,
+) -> ApiResult<Json<Value>> {
+    let ctx = Ctx::new(&h, &uri);
+    let page = q.page()?;
+    let p = st.app.suspended_tickets(&a, &page).await?;
+    let items = p.items.iter().map(|r| suspended_json(&ctx, r)).collect();
+    Ok(Json(
+        ctx.page("suspended_tickets", &page, &p, items, |r| r.id),
+    ))
+}
+
+/// `GET /api/v2/suspended_tickets/{id}`, `DELETE` drops it.
+pub async fn suspended_show(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    Path(sid): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let ctx = Ctx::new(&h, &uri);
+    let r = st.app.suspended_ticket(&a, id(&sid)?).await?;
+    Ok(Json(json!({"suspended_ticket": suspended_json(&ctx, &r)})))
+}
+
+pub async fn suspended_delete(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    Path(sid): Path<String>,
+) -> ApiResult<StatusCode> {
+    st.app.delete_suspended(&a, id(&sid)?).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /api/v2/suspended_tickets/{id}/recover`: `{"ticket": {…}}` made from it.
+pub async fn suspended_recover(
+    State(st): State<AppState>,
+    Auth(a): Auth,
+    h: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    Path(sid): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let ctx = Ctx::new(&h, &uri);
+    let t = st.app.recover_suspended(&a, id(&sid)?).await?;
+    Ok(Json(
+        json!({"ticket": crate::tickets::ticket_json(&ctx, &t)}),
+    ))
+}
