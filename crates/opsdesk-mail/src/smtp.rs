@@ -22,6 +22,9 @@ pub struct SmtpConfig {
     pub max_message_bytes: usize,
     pub max_recipients: usize,
     pub max_connections: usize,
+    /// Connections one client address may hold at once (the rest get 421), so one client
+    /// cannot take every slot.
+    pub max_connections_per_ip: usize,
     /// Idle time before a session is closed.
     pub idle_timeout: Duration,
     /// STARTTLS, when a certificate and key are configured.
@@ -35,6 +38,7 @@ impl Default for SmtpConfig {
             max_message_bytes: 35 * 1024 * 1024,
             max_recipients: 100,
             max_connections: 256,
+            max_connections_per_ip: 32,
             idle_timeout: Duration::from_secs(300),
             tls: None,
         }
@@ -72,6 +76,8 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let slots = Arc::new(Semaphore::new(cfg.max_connections));
+    let per_ip: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>> =
+        Arc::default();
     let cfg = Arc::new(cfg);
     loop {
         let accepted = tokio::select! {
@@ -92,10 +98,17 @@ pub async fn serve(
                 .await;
             continue;
         };
+        let Some(ip_slot) = IpSlot::take(&per_ip, peer.ip(), cfg.max_connections_per_ip) else {
+            let _ = sock
+                .write_all(b"421 4.7.0 Too many connections from your address\r\n")
+                .await;
+            continue;
+        };
         let app = app.clone();
         let cfg = cfg.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _ip_slot = ip_slot;
             let _ = sock.set_nodelay(true);
             match session(sock, &cfg, &app, peer, false).await {
                 Ok(Some(plain)) => {
@@ -131,6 +144,43 @@ async fn send<S: AsyncRead + AsyncWrite + Unpin>(
             std::io::ErrorKind::TimedOut,
             "the client did not read its replies",
         )),
+    }
+}
+
+/// One connection counted against its client address while it lives.
+struct IpSlot {
+    map: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+    ip: std::net::IpAddr,
+}
+
+impl IpSlot {
+    fn take(
+        map: &Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+        ip: std::net::IpAddr,
+        max: usize,
+    ) -> Option<IpSlot> {
+        let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(ip).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(IpSlot {
+            map: map.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                m.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -454,6 +504,21 @@ async fn receive<S: AsyncRead + AsyncWrite + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connections_are_counted_per_address() {
+        let map = Arc::default();
+        let ip: std::net::IpAddr = [127, 0, 0, 1].into();
+        let a = IpSlot::take(&map, ip, 2).unwrap();
+        let b = IpSlot::take(&map, ip, 2).unwrap();
+        assert!(IpSlot::take(&map, ip, 2).is_none());
+        assert!(IpSlot::take(&map, [10, 0, 0, 1].into(), 2).is_some());
+        drop(a);
+        let c = IpSlot::take(&map, ip, 2);
+        assert!(c.is_some());
+        drop((b, c));
+        assert!(map.lock().unwrap().is_empty());
+    }
 
     #[test]
     fn paths() {
