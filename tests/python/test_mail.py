@@ -348,10 +348,11 @@ def test_loops_are_broken(instance, sink):
     by = {r["subject"][:14]: r for r in recs}
     assert by["Automatic repl"]["state"] == "ticket" and by["Automatic repl"]["auto"] == "auto_replied"
     assert by["This week at A"]["state"] == "suspended" and by["This week at A"]["ticket_id"] is None
+    # The corpus bounce returns a Message-ID we never signed: a forged report changes nothing.
     assert by["Undelivered Ma"]["state"] == "bounce"
-    assert "gone@customer.example" in by["Undelivered Ma"]["reason"]
+    assert by["Undelivered Ma"]["reason"] == "delivery report about mail this help desk did not send: ignored"
     ident = ms.api("GET", f"users/{gone}/identities.json").json()["identities"][0]
-    assert (ident["deliverable_state"], ident["undeliverable_count"]) == ("undeliverable", 1)
+    assert (ident["deliverable_state"], ident["undeliverable_count"]) == ("deliverable", 0)
     sink.wait_for(lambda to, m: "dana@customer.example" in to, "for the normal request")
     outbox = ms.api("GET", "outbox.json", params={"kind": "email"}).json()["outbox"]
     assert [o["payload"]["to"] for o in outbox] == ["dana@customer.example"], outbox
@@ -362,6 +363,22 @@ def test_loops_are_broken(instance, sink):
     ms.send(note.as_bytes())
     back = ms.wait_inbound(5)[-1]
     assert (back["state"], back["reason"]) == ("suspended", "mail sent by this help desk came back"), back
+    # A real report about that notification marks the requester's address undeliverable.
+    dsn = ("From: Mail Delivery System <MAILER-DAEMON@mx.customer.example>\r\n"
+           f"To: {SUPPORT}\r\nSubject: Undelivered Mail Returned to Sender\r\n"
+           "Message-ID: <dsn-2@mx.customer.example>\r\nMIME-Version: 1.0\r\n"
+           "Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n"
+           "--b\r\nContent-Type: text/plain\r\n\r\nCould not deliver.\r\n"
+           "--b\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.customer.example\r\n\r\n"
+           "Final-Recipient: rfc822; dana@customer.example\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+           f"--b\r\nContent-Type: text/rfc822-headers\r\n\r\nMessage-ID: {note['Message-ID']}\r\n"
+           f"Subject: {note['Subject']}\r\n--b--\r\n").encode()
+    ms.send(dsn)
+    rec = ms.wait_inbound(6)[-1]
+    assert rec["state"] == "bounce" and "dana@customer.example" in rec["reason"], rec
+    dana = ms.api("GET", "users/search.json", params={"query": "dana@customer.example"}).json()["users"][0]
+    ident = ms.api("GET", f"users/{dana['id']}/identities.json").json()["identities"][0]
+    assert (ident["deliverable_state"], ident["undeliverable_count"]) == ("undeliverable", 1)
 
 
 def test_a_burst_survives_kill_9_between_spool_and_ingest(instance):

@@ -138,6 +138,8 @@ pub struct ParsedEmail {
     pub auto: Option<AutoKind>,
     /// For bounces: the recipients that failed.
     pub bounced: Vec<String>,
+    /// For bounces: the Message-IDs found in the returned message (which one of ours failed).
+    pub bounced_message_ids: Vec<String>,
     /// The value of the message's [`LOOP_HEADER`], if it has one.
     pub loop_id: Option<String>,
     /// SHA-256 of the raw message (the key of a message without a Message-ID).
@@ -504,7 +506,9 @@ impl App {
         match (&from, m.auto) {
             (_, Some(AutoKind::Bounce)) => {
                 rec.state = state::BOUNCE.into();
-                rec.reason = self.record_bounces(&mut tx, &m.bounced).await?;
+                rec.reason = self
+                    .record_bounces(&mut tx, &m.bounced, &m.bounced_message_ids)
+                    .await?;
             }
             (_, _) if own_loop => suspend(&mut rec, "mail sent by this help desk came back"),
             (Some(f), _) if self.mail.is_own(f) => {
@@ -551,7 +555,26 @@ impl App {
         })
     }
 
-    async fn record_bounces(&self, tx: &mut Conn, bounced: &[String]) -> Result<String> {
+    async fn record_bounces(
+        &self,
+        tx: &mut Conn,
+        bounced: &[String],
+        returned_ids: &[String],
+    ) -> Result<String> {
+        // Only a report about mail this help desk sent (its signed Message-ID is in the
+        // returned headers) counts: a forged report must not mark an address undeliverable.
+        let mut ours = false;
+        for id in returned_ids {
+            if let Some((t, n, sig)) = own_message_id(id) {
+                if self.sign(&format!("mid:{t}:{n}")).await? == sig {
+                    ours = true;
+                    break;
+                }
+            }
+        }
+        if !ours {
+            return Ok("delivery report about mail this help desk did not send: ignored".into());
+        }
         let mut marked = vec![];
         for addr in bounced.iter().take(20) {
             let Some(u) = tx.user_by_email(addr).await? else {

@@ -102,10 +102,10 @@ pub fn parse(raw: &[u8]) -> Result<ParsedEmail, ParseError> {
     recipients.truncate(MAX_LIST);
     let subject = m.subject().unwrap_or("").trim().to_string();
     let auto = classify(&m, from.as_ref().map(|f| f.0.as_str()));
-    let bounced = if auto == Some(AutoKind::Bounce) {
-        bounced_recipients(&m)
+    let (bounced, bounced_message_ids) = if auto == Some(AutoKind::Bounce) {
+        (bounced_recipients(&m), returned_message_ids(raw))
     } else {
-        vec![]
+        (vec![], vec![])
     };
     let full = m.body_text(0).map(|t| t.into_owned()).unwrap_or_default();
     let text = trim_reply(&full);
@@ -165,6 +165,7 @@ pub fn parse(raw: &[u8]) -> Result<ParsedEmail, ParseError> {
         files,
         auto,
         bounced,
+        bounced_message_ids,
         loop_id,
         raw_sha256: content_hash(raw),
         size: raw.len(),
@@ -247,6 +248,28 @@ fn classify(m: &mail_parser::Message, from: Option<&str>) -> Option<AutoKind> {
         return Some(AutoKind::Bulk);
     }
     None
+}
+
+/// The Message-IDs in a delivery report's returned message or headers (every `Message-ID:`
+/// line after the report's own header block).
+fn returned_message_ids(raw: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(raw);
+    let body = match text.find("\r\n\r\n").or_else(|| text.find("\n\n")) {
+        Some(i) => &text[i..],
+        None => return vec![],
+    };
+    let mut out: Vec<String> = body
+        .lines()
+        .filter_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case("message-id")
+                .then(|| clean_id(v))
+                .flatten()
+        })
+        .collect();
+    out.truncate(MAX_LIST);
+    out
 }
 
 /// The failed recipients of a delivery-status notification.
