@@ -124,8 +124,9 @@ pub struct MetricState {
     pub breached: bool,
     pub target_minutes: i64,
     pub business_hours: bool,
-    /// The warning lead before `breach_at` has been reached (and the target was not yet
-    /// missed then): the scheduler's `warning` event.
+    /// The warning lead before `breach_at` has been reached while the target is active. The
+    /// scheduler's `warning` event is written when this turns true, unless the target is
+    /// already missed by then.
     #[serde(default)]
     pub warned: bool,
     /// For a fulfilled target: how long it took, `{"calendar", "business"}` in whole minutes
@@ -453,6 +454,218 @@ mod tests {
             target: t,
             business_hours: true,
         }
+    }
+
+    /// Every metric on one scripted ticket (calendar time, targets of an hour, a 30-minute
+    /// warning lead), read at two instants: while it is open and after it is solved.
+    #[test]
+    fn each_metric_follows_a_scripted_ticket() {
+        use crate::clock::from_unix;
+        use crate::ticket::{Ticket, Via};
+        use crate::ticket_metrics::{TicketMetrics, WriteFacts};
+        let h = |hh: i64, mm: i64| 1_772_352_000 + hh * 3600 + mm * 60; // 2026-03-01 00:00Z
+        let (customer, agent) = (5, 9);
+        let mut t = Ticket::blank(1, Via::api(), from_unix(h(9, 0)));
+        t.requester_id = customer;
+        t.priority = Some(Priority::High);
+        let customer_writes = WriteFacts {
+            author_id: customer,
+            comment: true,
+            public_end_user_comment: true,
+            ..Default::default()
+        };
+        let agent_replies = WriteFacts {
+            author_id: agent,
+            comment: true,
+            public_staff_comment: true,
+            ..Default::default()
+        };
+        let mut step = |m: Option<TicketMetrics>, status: Status, w: WriteFacts, at: i64| {
+            let before = t.clone();
+            t.status = status;
+            TicketMetrics::observe(m.clone(), m.as_ref().map(|_| &before), &t, w, from_unix(at))
+        };
+        // 09:00 the customer writes in; 09:20 the agent asks a question (pending); 10:00 the
+        // customer answers (open); 10:30 on hold; 11:00 the agent replies and solves.
+        let m = step(None, Status::New, customer_writes, h(9, 0));
+        let m = step(Some(m), Status::Pending, agent_replies, h(9, 20));
+        let m = step(Some(m), Status::Open, customer_writes, h(10, 0));
+        let open = m.clone();
+        let m = step(
+            Some(m),
+            Status::Hold,
+            WriteFacts {
+                author_id: agent,
+                ..Default::default()
+            },
+            h(10, 30),
+        );
+        let solved = step(Some(m), Status::Solved, agent_replies, h(11, 0));
+        let policy: Vec<PolicyMetric> = SLA_METRICS
+            .iter()
+            .map(|m| PolicyMetric {
+                priority: "high".into(),
+                metric: m.to_string(),
+                target: 60,
+                business_hours: false,
+            })
+            .collect();
+        let show = |m: &TicketMetrics,
+                    now: i64|
+         -> Vec<(String, String, Option<i64>, bool, bool, Option<Measured>)> {
+            metric_states(&policy, Some(Priority::High), m, now, None, 1800)
+                .into_iter()
+                .map(|s| {
+                    (
+                        s.metric,
+                        s.stage,
+                        s.breach_at,
+                        s.breached,
+                        s.warned,
+                        s.measured,
+                    )
+                })
+                .collect()
+        };
+        let row = |m: &str, st: &str, b: Option<i64>, br: bool, w: bool, me: Option<(i64, i64)>| {
+            (
+                m.to_string(),
+                st.to_string(),
+                b,
+                br,
+                w,
+                me.map(|(c, b)| Measured {
+                    calendar: c,
+                    business: b,
+                }),
+            )
+        };
+        // 10:15, open since 10:00.
+        assert_eq!(
+            show(&open, h(10, 15)),
+            vec![
+                row(
+                    "first_reply_time",
+                    "achieved",
+                    Some(h(10, 0)),
+                    false,
+                    false,
+                    Some((20, 20))
+                ),
+                // From the customer's answer at 10:00: due 11:00, warned from 10:30.
+                row(
+                    "next_reply_time",
+                    "active",
+                    Some(h(11, 0)),
+                    false,
+                    false,
+                    None
+                ),
+                // From the agent's reply at 09:20.
+                row(
+                    "periodic_update_time",
+                    "active",
+                    Some(h(10, 20)),
+                    false,
+                    true,
+                    None
+                ),
+                // New and open only, from the agent's reply: 09:20-10:00 was pending.
+                row(
+                    "pausable_update_time",
+                    "active",
+                    Some(h(11, 0)),
+                    false,
+                    false,
+                    None
+                ),
+                // New 09:00-09:20 (20 min), then open from 10:00: 40 more, 10:40.
+                row(
+                    "requester_wait_time",
+                    "active",
+                    Some(h(10, 40)),
+                    false,
+                    true,
+                    None
+                ),
+                row(
+                    "agent_work_time",
+                    "active",
+                    Some(h(10, 40)),
+                    false,
+                    true,
+                    None
+                ),
+                // Missed at 10:00 (the warning point passed too; no warning event is written
+                // for a target already missed).
+                row(
+                    "total_resolution_time",
+                    "active",
+                    Some(h(10, 0)),
+                    true,
+                    true,
+                    None
+                ),
+            ]
+        );
+        // 11:30, solved at 11:00.
+        assert_eq!(
+            show(&solved, h(11, 30)),
+            vec![
+                row(
+                    "first_reply_time",
+                    "achieved",
+                    Some(h(10, 0)),
+                    false,
+                    false,
+                    Some((20, 20))
+                ),
+                row(
+                    "periodic_update_time",
+                    "achieved",
+                    Some(h(12, 0)),
+                    false,
+                    false,
+                    None
+                ),
+                // Counted from the last public reply (11:00), which solved it: nothing counted,
+                // no breach ahead.
+                row(
+                    "pausable_update_time",
+                    "achieved",
+                    None,
+                    false,
+                    false,
+                    Some((0, 0))
+                ),
+                // New 20 + open 30 + on hold 30 = 80 minutes: missed at 10:40.
+                row(
+                    "requester_wait_time",
+                    "achieved",
+                    Some(h(10, 40)),
+                    true,
+                    false,
+                    Some((80, 80))
+                ),
+                // New 20 + open 30 = 50 minutes (on hold does not count): met.
+                row(
+                    "agent_work_time",
+                    "achieved",
+                    None,
+                    false,
+                    false,
+                    Some((50, 50))
+                ),
+                row(
+                    "total_resolution_time",
+                    "achieved",
+                    Some(h(10, 0)),
+                    true,
+                    false,
+                    Some((120, 120))
+                ),
+            ]
+        );
     }
 
     #[test]
