@@ -510,9 +510,8 @@ mod tests {
                 business_hours: false,
             })
             .collect();
-        let show = |m: &TicketMetrics,
-                    now: i64|
-         -> Vec<(String, String, Option<i64>, bool, bool, Option<Measured>)> {
+        type Row = (String, String, Option<i64>, bool, bool, Option<Measured>);
+        let show = |m: &TicketMetrics, now: i64| -> Vec<Row> {
             metric_states(&policy, Some(Priority::High), m, now, None, 1800)
                 .into_iter()
                 .map(|s| {
