@@ -246,11 +246,24 @@ def test_replies_thread_by_reply_address_message_id_and_subject_tag(instance, si
     bodies = [c["body"] for c in ms.comments(tid)]
     assert bodies[1] == "Still stuck."  # the quoted history is not kept
     assert bodies[2:] == ["Also the runner is offline.", "Third note."]
+    # An agent replying by email through the signed reply address may use Zendesk's mail
+    # commands on the first lines.
+    r = ms.api("POST", "users.json", json={"user": {"name": "Alan Agent", "email": "alan@opsdesk.test", "role": "agent"}})
+    assert r.status_code == 201, r.text
+    cmd, _ = message("Re: stuck", "#status pending\n#tags waiting_on_customer\n#public false\n\nChecked the runner logs.",
+                     sender="alan@opsdesk.test", name="Alan Agent")
+    ms.send(cmd.replace(f"To: Support <{SUPPORT}>".encode(), f"To: {reply_to}".encode()), to=[reply_to])
+    rec = ms.wait_inbound(5)[-1]
+    assert (rec["state"], rec["ticket_id"]) == ("comment", tid), rec
+    tk = ms.ticket(tid)
+    assert tk["status"] == "pending" and "waiting_on_customer" in tk["tags"], tk
+    last = ms.comments(tid)[-1]
+    assert (last["body"], last["public"]) == ("Checked the runner logs.", False), last
     # A forged reply address (wrong signature) does not thread.
     forged = f"support+id{tid}-000000000000@opsdesk.test"
     r4, _ = message("Forged", "Should be a new ticket.")
     ms.send(r4.replace(f"To: Support <{SUPPORT}>".encode(), f"To: {forged}".encode()), to=[forged])
-    rec = ms.wait_inbound(5)[-1]
+    rec = ms.wait_inbound(6)[-1]
     assert rec["state"] == "ticket" and rec["ticket_id"] != tid
 
 

@@ -721,6 +721,26 @@ impl App {
                 let unproven_staff = actor.is_staff() && !signed;
                 if participant || self.mail.non_participants == NonParticipants::Note {
                     let note = !participant || unproven_staff;
+                    // A proven agent's reply may start with Zendesk's mail commands.
+                    let (commands, comment) = if actor.is_staff() && !note {
+                        let (cmds, body) = opsdesk_core::mail::agent_commands(
+                            comment.body.as_deref().unwrap_or(""),
+                        );
+                        let body = if body.is_empty() && !cmds.is_empty() {
+                            "(changed by email)".to_string()
+                        } else {
+                            body
+                        };
+                        (
+                            cmds,
+                            CommentInput {
+                                body: Some(body),
+                                ..comment
+                            },
+                        )
+                    } else {
+                        (vec![], comment)
+                    };
                     let mut inv = opsdesk_core::Invalid::new();
                     let files = self.comment_uploads(tx, &actor, &comment, &mut inv).await?;
                     inv.into_result()?;
@@ -745,6 +765,11 @@ impl App {
                     {
                         // A requester's reply reopens the ticket.
                         nt.status = Status::Open;
+                    }
+                    let applied =
+                        apply_mail_commands(&commands, &mut nt, &mut c.public, actor.id());
+                    if !applied.is_empty() {
+                        system["mail_commands"] = json!(applied);
                     }
                     origin.system = Some(system);
                     let (t2, audit) = self
@@ -1109,6 +1134,65 @@ impl App {
     pub async fn node_loop_id(&self) -> Result<String> {
         self.sign("loop").await
     }
+}
+
+/// Apply an agent's mail commands to the ticket and comment; returns those applied, as
+/// `name value` (an unreadable value is skipped).
+fn apply_mail_commands(
+    commands: &[(String, String)],
+    t: &mut opsdesk_core::ticket::Ticket,
+    public: &mut bool,
+    agent: Id,
+) -> Vec<String> {
+    use opsdesk_core::ticket::{Priority, TicketType};
+    let mut applied = vec![];
+    for (name, value) in commands {
+        let v = value.to_ascii_lowercase();
+        let ok = match name.as_str() {
+            "status" => match Status::parse(&v).filter(|s| *s != Status::Closed) {
+                Some(s) => {
+                    t.status = s;
+                    // Solving needs an assignee: the agent who solved it, as on the API.
+                    if s == Status::Solved && t.assignee_id.is_none() {
+                        t.assignee_id = Some(agent);
+                    }
+                    if s == Status::New {
+                        t.status = Status::Open;
+                    }
+                    true
+                }
+                None => false,
+            },
+            "priority" => Priority::parse(&v).map(|p| t.priority = Some(p)).is_some(),
+            "type" => TicketType::parse(&v)
+                .map(|x| t.ticket_type = Some(x))
+                .is_some(),
+            "tags" => {
+                for tag in opsdesk_core::model::normalize_tags(value.split_whitespace()) {
+                    if !t.tags.contains(&tag) {
+                        t.tags.push(tag);
+                    }
+                }
+                true
+            }
+            "public" => match v.as_str() {
+                "true" | "yes" => {
+                    *public = true;
+                    true
+                }
+                "false" | "no" => {
+                    *public = false;
+                    true
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        if ok {
+            applied.push(format!("{name} {value}"));
+        }
+    }
+    applied
 }
 
 /// Whether a ticket's audit asked that its email not go to a user (mail that answered

@@ -133,6 +133,44 @@ pub fn own_message_id(id: &str) -> Option<(Id, Id, &str)> {
         .then_some((ticket, message, sig))
 }
 
+/// Zendesk's Mail API for agents: `#status solved`, `#priority high`, `#type incident`,
+/// `#tags a b`, `#public false` on the first lines of an agent's reply. Returns the commands
+/// (name, value) and the text after them. Reading stops at the first line that is not a known
+/// command, so a message starting with an ordinary `#` keeps it.
+pub fn agent_commands(text: &str) -> (Vec<(String, String)>, String) {
+    const KNOWN: &[&str] = &["status", "priority", "type", "tags", "public"];
+    let mut commands = vec![];
+    let mut rest = text;
+    loop {
+        let (line, after) = match rest.find('\n') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, ""),
+        };
+        let l = line.trim();
+        if l.is_empty() && !commands.is_empty() {
+            rest = after;
+            continue;
+        }
+        let Some(cmd) = l.strip_prefix('#') else {
+            break;
+        };
+        let (name, value) = cmd.split_once(char::is_whitespace).unwrap_or((cmd, ""));
+        let name = name.to_ascii_lowercase();
+        if !KNOWN.contains(&name.as_str()) || commands.len() >= 10 {
+            break;
+        }
+        commands.push((name, value.trim().to_string()));
+        rest = after;
+        if after.is_empty() {
+            break;
+        }
+    }
+    if commands.is_empty() {
+        return (commands, text.to_string());
+    }
+    (commands, rest.trim().to_string())
+}
+
 /// The line placed above quoted history in notifications; text below it in a reply is dropped.
 pub const REPLY_DELIMITER: &str = "##- Please type your reply above this line -##";
 
@@ -161,6 +199,26 @@ mod tests {
         assert_eq!(reply_token("support+id0-ab@x"), None);
         assert_eq!(reply_token("support+idx-ab@x"), None);
         assert_eq!(reply_token("support+id4-zz@x"), None);
+    }
+
+    #[test]
+    fn agent_commands_on_the_first_lines() {
+        let (c, body) = agent_commands("#status solved\n#Tags fixed  upgraded\n\nAll done.\nBye");
+        assert_eq!(
+            c,
+            vec![
+                ("status".to_string(), "solved".to_string()),
+                ("tags".to_string(), "fixed  upgraded".to_string())
+            ]
+        );
+        assert_eq!(body, "All done.\nBye");
+        let (c, body) = agent_commands("#1 priority is the runner\nthanks");
+        assert!(c.is_empty());
+        assert_eq!(body, "#1 priority is the runner\nthanks");
+        let (c, body) = agent_commands("#public false");
+        assert_eq!(c, vec![("public".to_string(), "false".to_string())]);
+        assert_eq!(body, "");
+        assert_eq!(agent_commands("").0, vec![]);
     }
 
     #[test]
