@@ -329,7 +329,8 @@ impl App {
     }
 }
 
-fn percent_encode(s: &str) -> String {
+/// Percent-encode everything but unreserved characters (URL query values, RFC 5987 names).
+pub fn percent_encode(s: &str) -> String {
     let mut o = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {

@@ -15,6 +15,7 @@ mod records;
 pub mod rules;
 pub mod search;
 pub mod sla;
+pub mod spool;
 pub mod ticket_metrics;
 pub mod tickets;
 pub mod views;
@@ -180,7 +181,7 @@ pub struct App {
     /// The email channel's settings (`serve --support-address …`).
     pub mail: Arc<mail::MailConfig>,
     /// Where accepted inbound mail waits for ingest (`DATA_DIR/mail-spool`).
-    pub spool: Option<Arc<mail::Spool>>,
+    pub spool: Option<Arc<spool::Spool>>,
     /// Wakes the ingest worker when a message is spooled.
     pub mail_wakeup: Arc<tokio::sync::Notify>,
     /// Sends outgoing mail; without one, email waits in the outbox.

@@ -1,14 +1,12 @@
-//! The email channel's use cases: the durable spool inbound mail is written to before it is
-//! acknowledged, ingest (threading, requesters, loop protection, attachments) in one
-//! transaction per message, and outgoing mail built from outbox messages with the headers a
-//! customer's client threads by. MIME parsing and SMTP live in `opsdesk-mail`; this module
+//! The email channel's use cases: handing inbound mail to the spool (`spool.rs`), ingest
+//! (threading, requesters, loop protection, attachments) in one transaction per message,
+//! suspended mail, and outgoing mail built from outbox messages with the headers a customer's
+//! client threads by, in the admin's templates. MIME parsing and SMTP live in `opsdesk-mail`; this module
 //! takes an already parsed message ([`ParsedEmail`]) and hands outgoing mail to a [`Mailer`].
 
 use std::future::Future;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use hmac::{Hmac, Mac};
 use opsdesk_core::mail::{own_message_id, reply_token, state, subject_ticket_tag, InboundEmail};
@@ -206,112 +204,6 @@ const MAX_TEMPLATE: usize = 100_000;
 
 /// The header outgoing mail carries so the instance recognises its own mail coming back.
 pub const LOOP_HEADER: &str = "X-Opsdesk-Loop";
-
-/// The durable spool: a message is acknowledged (SMTP 250, exit 0, HTTP 202) only after it is
-/// written here and synced; the ingest worker takes it from `new/` and removes it once the
-/// database has it, so a message survives a crash or a database outage in between.
-#[derive(Debug)]
-pub struct Spool {
-    dir: PathBuf,
-    seq: AtomicU64,
-}
-
-impl Spool {
-    /// Open (and create) a spool directory with `tmp/`, `new/` and `failed/`.
-    pub fn open(dir: &Path) -> std::io::Result<Spool> {
-        for sub in ["tmp", "new", "failed"] {
-            std::fs::create_dir_all(dir.join(sub))?;
-        }
-        Ok(Spool {
-            dir: dir.to_path_buf(),
-            seq: AtomicU64::new(0),
-        })
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// Write a message durably; returns its path in `new/`.
-    pub fn accept(&self, raw: &[u8]) -> std::io::Result<PathBuf> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let name = format!(
-            "{nanos:020}.{}.{}.{}.eml",
-            std::process::id(),
-            self.seq.fetch_add(1, Ordering::Relaxed),
-            crate::attachments::random_token(8)
-        );
-        let tmp = self.dir.join("tmp").join(&name);
-        let new = self.dir.join("new").join(&name);
-        {
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(raw)?;
-            f.sync_all()?;
-        }
-        std::fs::rename(&tmp, &new)?;
-        // The rename is durable once the directory is synced.
-        std::fs::File::open(self.dir.join("new"))?.sync_all()?;
-        Ok(new)
-    }
-
-    /// Messages waiting, oldest first.
-    pub fn pending(&self) -> std::io::Result<Vec<PathBuf>> {
-        let mut v: Vec<PathBuf> = std::fs::read_dir(self.dir.join("new"))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
-            .collect();
-        v.sort();
-        Ok(v)
-    }
-
-    /// A message the database now holds.
-    pub fn done(&self, path: &Path) -> std::io::Result<()> {
-        match std::fs::remove_file(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
-    }
-
-    /// A message that can never be ingested: kept in `failed/` with the reason beside it.
-    pub fn fail(&self, path: &Path, reason: &str) -> std::io::Result<()> {
-        let Some(name) = path.file_name() else {
-            return Ok(());
-        };
-        let to = self.dir.join("failed").join(name);
-        std::fs::write(to.with_extension("reason"), reason)?;
-        match std::fs::rename(path, &to) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-            _ => Ok(()),
-        }
-    }
-
-    /// Remove files older than `age` from `tmp/`: writes a crash interrupted, which were never
-    /// acknowledged.
-    pub fn sweep_tmp(&self, age: std::time::Duration) {
-        let Ok(dir) = std::fs::read_dir(self.dir.join("tmp")) else {
-            return;
-        };
-        for e in dir.flatten() {
-            let old = e
-                .metadata()
-                .and_then(|m| m.modified())
-                .ok()
-                .and_then(|t| t.elapsed().ok())
-                .is_some_and(|el| el > age);
-            if old {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
-
-    /// How many messages wait (for metrics and readiness).
-    pub fn depth(&self) -> usize {
-        self.pending().map(|v| v.len()).unwrap_or(0)
-    }
-}
 
 /// What ingest did with a message.
 #[derive(Debug, Clone)]
@@ -621,18 +513,7 @@ impl App {
                 }
                 return Ok(());
             }
-            None => {
-                self.create_user_tx(
-                    tx,
-                    UserInput {
-                        name: m.from_name.clone().filter(|n| !n.trim().is_empty()),
-                        email: Some(Some(from.to_string())),
-                        role: Some("end-user".into()),
-                        ..Default::default()
-                    },
-                )
-                .await?
-            }
+            None => self.new_sender(tx, from, m.from_name.as_deref()).await?,
         };
         if sender.suspended {
             rec.state = state::SUSPENDED.into();
@@ -689,14 +570,7 @@ impl App {
             .find(|r| self.mail.accepts(r))
             .cloned()
             .unwrap_or_else(|| self.support_address());
-        let via = Via {
-            channel: "email".into(),
-            source: json!({
-                "from": {"address": from, "name": m.from_name, "original_recipients": m.recipients},
-                "to": {"address": support, "name": self.mail.from_name},
-                "rel": null,
-            }),
-        };
+        let via = self.email_via(from, m.from_name.as_deref(), &m.recipients, &support);
         let mut system = json!({"message_id": m.message_id, "inbound_email": rec.message_key});
         if quiet {
             system["suppress_email_to"] = json!([actor.id()]);
@@ -807,14 +681,7 @@ impl App {
                 })
                 .collect();
         let input = TicketInput {
-            subject: Some(
-                Some(m.subject.trim())
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or("(no subject)")
-                    .chars()
-                    .take(255)
-                    .collect(),
-            ),
+            subject: Some(ticket_subject(&m.subject)),
             comment: Some(comment),
             email_ccs: (!ccs.is_empty()).then_some(ccs),
             ..Default::default()
@@ -992,25 +859,59 @@ impl App {
         page: &opsdesk_store::Page,
     ) -> Result<opsdesk_store::Paged<InboundEmail>> {
         actor.require_admin()?;
-        let mut conds = vec![];
-        if let Some(s) = state {
-            conds.push(opsdesk_store::Cond::Eq(
-                "state",
-                opsdesk_store::Val::from(s),
-            ));
-        }
+        self.inbound_page(state, page).await
+    }
+
+    /// Inbound message records, by state.
+    async fn inbound_page(
+        &self,
+        state: Option<&str>,
+        page: &opsdesk_store::Page,
+    ) -> Result<opsdesk_store::Paged<InboundEmail>> {
+        let conds: Vec<opsdesk_store::Cond> = state
+            .map(|s| opsdesk_store::Cond::Eq("state", opsdesk_store::Val::from(s)))
+            .into_iter()
+            .collect();
         let mut c = self.store.read().await?;
         Ok(c.list(&conds, page).await?)
+    }
+
+    /// A new end-user for an unknown sender (named after the message, else the address).
+    async fn new_sender(
+        &self,
+        tx: &mut Conn,
+        address: &str,
+        name: Option<&str>,
+    ) -> Result<opsdesk_core::model::User> {
+        self.create_user_tx(
+            tx,
+            UserInput {
+                name: name.filter(|n| !n.trim().is_empty()).map(str::to_string),
+                email: Some(Some(address.to_string())),
+                role: Some("end-user".into()),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// The `via` of what mail makes: who sent it, to which support address.
+    fn email_via(&self, from: &str, name: Option<&str>, recipients: &[String], to: &str) -> Via {
+        Via {
+            channel: "email".into(),
+            source: json!({
+                "from": {"address": from, "name": name, "original_recipients": recipients},
+                "to": {"address": to, "name": self.mail.from_name},
+                "rel": null,
+            }),
+        }
     }
 
     /// `GET /api/v2/suspended_tickets/{id}`: a suspended message (staff).
     pub async fn suspended_ticket(&self, actor: &Actor, id: Id) -> Result<InboundEmail> {
         actor.require_staff()?;
         let mut c = self.store.read().await?;
-        c.get::<InboundEmail>(id)
-            .await?
-            .filter(|r| r.state == state::SUSPENDED)
-            .ok_or(AppError::NotFound)
+        suspended_record(&mut c, id).await
     }
 
     /// `GET /api/v2/suspended_tickets` (staff).
@@ -1020,15 +921,7 @@ impl App {
         page: &opsdesk_store::Page,
     ) -> Result<opsdesk_store::Paged<InboundEmail>> {
         actor.require_staff()?;
-        let mut c = self.store.read().await?;
-        Ok(c.list(
-            &[opsdesk_store::Cond::Eq(
-                "state",
-                opsdesk_store::Val::from(state::SUSPENDED),
-            )],
-            page,
-        )
-        .await?)
+        self.inbound_page(Some(state::SUSPENDED), page).await
     }
 
     /// `PUT /api/v2/suspended_tickets/{id}/recover`: make the suspended message the ticket it
@@ -1041,11 +934,7 @@ impl App {
     ) -> Result<opsdesk_core::ticket::Ticket> {
         actor.require_staff()?;
         let mut tx = self.store.write().await?;
-        let mut rec = tx
-            .get::<InboundEmail>(id)
-            .await?
-            .filter(|r| r.state == state::SUSPENDED)
-            .ok_or(AppError::NotFound)?;
+        let mut rec = suspended_record(&mut tx, id).await?;
         let Some(from) = rec.from_address.clone() else {
             return Err(AppError::Invalid(opsdesk_core::Invalid::one(
                 "author",
@@ -1056,16 +945,8 @@ impl App {
         let sender = match tx.user_by_email(&from).await? {
             Some(u) => u,
             None => {
-                self.create_user_tx(
-                    &mut tx,
-                    UserInput {
-                        name: rec.from_name.clone().filter(|n| !n.trim().is_empty()),
-                        email: Some(Some(from.clone())),
-                        role: Some("end-user".into()),
-                        ..Default::default()
-                    },
-                )
-                .await?
+                self.new_sender(&mut tx, &from, rec.from_name.as_deref())
+                    .await?
             }
         };
         let text = rec
@@ -1073,14 +954,12 @@ impl App {
             .clone()
             .filter(|t| !t.trim().is_empty())
             .unwrap_or_else(|| "(empty message)".into());
-        let via = Via {
-            channel: "email".into(),
-            source: json!({
-                "from": {"address": from, "name": rec.from_name, "original_recipients": rec.recipients},
-                "to": {"address": self.support_address(), "name": self.mail.from_name},
-                "rel": null,
-            }),
-        };
+        let via = self.email_via(
+            &from,
+            rec.from_name.as_deref(),
+            &rec.recipients,
+            &self.support_address(),
+        );
         let origin = Origin {
             client: Some("opsdesk-mail".into()),
             ip_address: None,
@@ -1089,14 +968,7 @@ impl App {
             ),
         };
         let input = TicketInput {
-            subject: Some(
-                Some(rec.subject.trim())
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or("(no subject)")
-                    .chars()
-                    .take(255)
-                    .collect(),
-            ),
+            subject: Some(ticket_subject(&rec.subject)),
             comment: Some(CommentInput {
                 body: Some(text),
                 ..Default::default()
@@ -1120,11 +992,7 @@ impl App {
     pub async fn delete_suspended(&self, actor: &Actor, id: Id) -> Result<()> {
         actor.require_staff()?;
         let mut tx = self.store.write().await?;
-        let rec = tx
-            .get::<InboundEmail>(id)
-            .await?
-            .filter(|r| r.state == state::SUSPENDED)
-            .ok_or(AppError::NotFound)?;
+        let rec = suspended_record(&mut tx, id).await?;
         tx.delete::<InboundEmail>(rec.id).await?;
         tx.commit().await?;
         Ok(())
@@ -1134,6 +1002,24 @@ impl App {
     pub async fn node_loop_id(&self) -> Result<String> {
         self.sign("loop").await
     }
+}
+
+/// A suspended message's record (404 when it is not, or no longer, suspended).
+async fn suspended_record(c: &mut Conn, id: Id) -> Result<InboundEmail> {
+    c.get::<InboundEmail>(id)
+        .await?
+        .filter(|r| r.state == state::SUSPENDED)
+        .ok_or(AppError::NotFound)
+}
+
+/// A ticket subject from a mail subject ("(no subject)" when it has none).
+fn ticket_subject(subject: &str) -> String {
+    Some(subject.trim())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("(no subject)")
+        .chars()
+        .take(255)
+        .collect()
 }
 
 /// Apply an agent's mail commands to the ticket and comment; returns those applied, as
@@ -1220,21 +1106,5 @@ mod tests {
         assert!(!c.accepts("support@other.test"));
         assert!(MailConfig::default().accepts("anyone@anywhere.test"));
         assert!(!MailConfig::default().is_own("anyone@anywhere.test"));
-    }
-
-    #[test]
-    fn spool_is_durable_and_ordered() {
-        let dir = std::env::temp_dir().join(format!("opsdesk-spool-{}", rand::random::<u32>()));
-        let s = Spool::open(&dir).unwrap();
-        let a = s.accept(b"one").unwrap();
-        let b = s.accept(b"two").unwrap();
-        assert_eq!(s.pending().unwrap(), vec![a.clone(), b.clone()]);
-        assert_eq!(std::fs::read(&a).unwrap(), b"one");
-        s.done(&a).unwrap();
-        s.done(&a).unwrap();
-        s.fail(&b, "unreadable").unwrap();
-        assert!(s.pending().unwrap().is_empty());
-        assert_eq!(std::fs::read_dir(dir.join("failed")).unwrap().count(), 2);
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

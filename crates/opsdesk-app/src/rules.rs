@@ -510,13 +510,7 @@ impl App {
             // matches any update does not fire on every warning.
             let reacting: Vec<rules::Rule> = triggers
                 .iter()
-                .filter(|r| {
-                    r.conditions
-                        .all
-                        .iter()
-                        .chain(&r.conditions.any)
-                        .any(|c| c.field == "sla_event")
-                })
+                .filter(|r| rules::uses_sla_event(&r.conditions))
                 .cloned()
                 .collect();
             triggers = Arc::new(reacting);

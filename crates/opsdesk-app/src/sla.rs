@@ -405,17 +405,8 @@ impl App {
         t: &Ticket,
         kind: &str,
     ) -> Result<()> {
-        let triggers = self.active_rules(tx).await?;
-        let reacts = triggers.iter().any(|r| {
-            r.conditions
-                .all
-                .iter()
-                .chain(&r.conditions.any)
-                .any(|c| c.field == "sla_event")
-        });
-        if !reacts {
-            return Ok(());
-        }
+        // Only triggers that use `sla_event` run (run_triggers picks them); with none, nothing
+        // is written.
         let actor = crate::automations::system_actor(self.now());
         let outcome = self
             .run_triggers(tx, &actor, Some(t), t.clone(), None, Some(kind))

@@ -1368,6 +1368,11 @@ pub fn uses_sla(cs: &Conditions) -> bool {
         .any(|c| c.field.ends_with("sla_next_breach_at"))
 }
 
+/// Does any condition react to the SLA scheduler's events (`sla_event`)?
+pub fn uses_sla_event(cs: &Conditions) -> bool {
+    cs.all.iter().chain(&cs.any).any(|c| c.field == "sla_event")
+}
+
 /// Does any condition need the ticket's timestamps?
 pub fn uses_time(cs: &Conditions) -> bool {
     cs.all

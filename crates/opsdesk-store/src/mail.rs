@@ -5,7 +5,7 @@ use opsdesk_core::mail::{Attachment, InboundEmail};
 use opsdesk_core::model::Id;
 
 use crate::db::{Conn, Val};
-use crate::docs::doc_record;
+use crate::docs::{doc_record, Cond};
 use crate::Result;
 
 fn secs(t: opsdesk_core::Timestamp) -> Val {
@@ -84,8 +84,7 @@ impl Conn {
 
     /// The inbound message recorded under `key`, if any.
     pub async fn inbound_by_key(&mut self, key: &str) -> Result<Option<InboundEmail>> {
-        self.find(&[crate::Cond::Eq("message_key", Val::from(key))])
-            .await
+        self.find(&[Cond::Eq("message_key", Val::from(key))]).await
     }
 
     /// The ticket an inbound message with one of these Message-IDs went to (the most recent).
@@ -94,18 +93,18 @@ impl Conn {
             return Ok(None);
         }
         let mut args = vec![];
-        let ps: Vec<String> = ids
-            .iter()
-            .map(|i| {
-                args.push(Val::from(i.as_str()));
-                format!("${}", args.len())
-            })
-            .collect();
-        let sql = format!(
-            "SELECT ticket_id FROM inbound_emails WHERE message_id IN ({}) \
-             AND ticket_id IS NOT NULL ORDER BY id DESC LIMIT 1",
-            ps.join(", ")
+        let w = crate::docs::where_sql(
+            &[
+                Cond::In(
+                    "message_id",
+                    ids.iter().map(|i| Val::from(i.as_str())).collect(),
+                ),
+                Cond::NotNull("ticket_id"),
+            ],
+            &mut args,
         );
+        let sql =
+            format!("SELECT ticket_id FROM inbound_emails WHERE {w} ORDER BY id DESC LIMIT 1");
         match self.opt(&sql, &args).await? {
             Some(r) => Ok(r.opt_i64(0)?),
             None => Ok(None),

@@ -194,17 +194,14 @@ impl Conn {
         let mut out = std::collections::HashMap::new();
         for chunk in ids.chunks(500) {
             let mut args = vec![];
-            let ps: Vec<String> = chunk
-                .iter()
-                .map(|i| {
-                    args.push(Val::Int(*i));
-                    format!("${}", args.len())
-                })
-                .collect();
-            let sql = format!(
-                "SELECT id, next_breach_at FROM ticket_slas WHERE id IN ({}) AND next_breach_at IS NOT NULL",
-                ps.join(", ")
+            let w = crate::docs::where_sql(
+                &[
+                    crate::Cond::In("id", chunk.iter().map(|i| Val::Int(*i)).collect()),
+                    crate::Cond::NotNull("next_breach_at"),
+                ],
+                &mut args,
             );
+            let sql = format!("SELECT id, next_breach_at FROM ticket_slas WHERE {w}");
             for r in self.all(&sql, &args).await? {
                 out.insert(r.i64(0)?, r.i64(1)?);
             }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use opsdesk_app::mail::{MailConfig, Spool};
+use opsdesk_app::mail::MailConfig;
+use opsdesk_app::spool::Spool;
 use opsdesk_app::App;
 use opsdesk_core::mail::InboundEmail;
 use opsdesk_core::SystemClock;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use opsdesk_app::mail::{MailConfig, NonParticipants, Spool, UnknownSenders};
+use opsdesk_app::mail::{MailConfig, NonParticipants, UnknownSenders};
+use opsdesk_app::spool::Spool;
 use opsdesk_app::App;
 
 /// Options every mail-handling command shares.
