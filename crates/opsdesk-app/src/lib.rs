@@ -7,6 +7,7 @@ pub mod automations;
 pub mod business_hours;
 pub mod fields;
 pub mod html;
+pub mod kpi;
 pub mod macros;
 pub mod mail;
 pub mod outbox;

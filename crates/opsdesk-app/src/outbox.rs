@@ -59,30 +59,15 @@ impl App {
         t: &Ticket,
         audit: &Audit,
     ) -> Result<()> {
-        let comments: Vec<&Value> = audit
-            .events
-            .iter()
-            .filter(|e| e.get("type").and_then(Value::as_str) == Some("Comment"))
-            .collect();
-        let w = WriteFacts {
-            author_id: audit.author_id,
-            comment: !comments.is_empty(),
-            public_staff_comment: actor.is_staff()
-                && actor.id() > 0
-                && comments
-                    .iter()
-                    .any(|c| c.get("public").and_then(Value::as_bool) == Some(true)),
-            public_end_user_comment: !actor.is_staff()
-                && comments
-                    .iter()
-                    .any(|c| c.get("public").and_then(Value::as_bool) == Some(true)),
-        };
+        let w = WriteFacts::of(audit.author_id, actor.is_staff(), &audit.events);
         let old = match previous {
             Some(_) => tx.get::<TicketMetrics>(t.id).await?,
             None => None,
         };
-        let m = TicketMetrics::observe(old, previous, t, w, audit.created_at);
+        let m = TicketMetrics::observe(old.clone(), previous, t, w, audit.created_at);
         tx.put_ticket_metrics(&m).await?;
+        self.record_kpi_facts(tx, previous, t, old.as_ref(), &m, audit, actor.is_staff())
+            .await?;
         let kinds = self.refresh_sla(tx, t, &m).await?;
         // A warning or breach that fell due before this write and is recorded by it: the
         // triggers react as they would to the scheduler (boxed: their write comes back here).

@@ -225,6 +225,9 @@ pub struct SlaConfig {
     pub schedules: std::collections::HashMap<Id, std::sync::Arc<Schedule>>,
     uses_requester: bool,
     uses_organization: bool,
+    /// The zone KPI days and weeks are counted in (instance value `kpi_time_zone`, UTC by
+    /// default; `opsdesk kpi rebuild --time-zone`).
+    pub kpi_tz: jiff::tz::TimeZone,
 }
 
 impl SlaConfig {
@@ -270,7 +273,15 @@ impl App {
                     .any(|c| c.field.starts_with(prefix))
             })
         };
+        let kpi_tz = match c.instance_value(crate::kpi::TIME_ZONE_SETTING).await? {
+            Some(z) => jiff::tz::TimeZone::get(&z).unwrap_or_else(|_| {
+                tracing::warn!(time_zone = %z, "unknown KPI time zone; counting in UTC");
+                jiff::tz::TimeZone::UTC
+            }),
+            None => jiff::tz::TimeZone::UTC,
+        };
         let cfg = std::sync::Arc::new(SlaConfig {
+            kpi_tz,
             uses_requester: uses("requester."),
             uses_organization: uses("organization."),
             schedule: self.default_schedule(c).await?,
@@ -392,6 +403,7 @@ impl App {
             }
         }
         tx.put_ticket_sla(&new, &events).await?;
+        self.record_sla_facts(tx, t, old.as_ref(), &events).await?;
         Ok(kinds)
     }
 

@@ -1240,6 +1240,7 @@ impl App {
         {
             return Err(AppError::NotFound);
         }
+        tx.delete_kpi_facts(id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1265,6 +1266,8 @@ impl App {
         if !tx.restore_ticket(id).await? {
             return Err(AppError::NotFound);
         }
+        self.rebuild_ticket_kpis(&mut tx, id, &mut Default::default())
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -1275,6 +1278,7 @@ impl App {
         if !tx.purge_ticket(id).await? {
             return Err(AppError::NotFound);
         }
+        tx.delete_kpi_facts(id).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -6,6 +6,7 @@ pub mod business_hours;
 pub mod clock;
 pub mod error;
 pub mod fields;
+pub mod kpi;
 pub mod mail;
 pub mod model;
 pub mod outbox;

@@ -89,6 +89,25 @@ pub struct WriteFacts {
     pub public_end_user_comment: bool,
 }
 
+impl WriteFacts {
+    /// What an audit's events did, written by `author_id` (`staff`: an agent or admin).
+    pub fn of(author_id: Id, staff: bool, events: &[serde_json::Value]) -> WriteFacts {
+        let comments: Vec<&serde_json::Value> = events
+            .iter()
+            .filter(|e| e.get("type").and_then(serde_json::Value::as_str) == Some("Comment"))
+            .collect();
+        let public = comments
+            .iter()
+            .any(|c| c.get("public").and_then(serde_json::Value::as_bool) == Some(true));
+        WriteFacts {
+            author_id,
+            comment: !comments.is_empty(),
+            public_staff_comment: staff && author_id > 0 && public,
+            public_end_user_comment: !staff && public,
+        }
+    }
+}
+
 impl TicketMetrics {
     /// Metrics for a ticket written before metrics were kept: what its row tells.
     pub fn from_ticket(t: &Ticket) -> TicketMetrics {

@@ -5,6 +5,7 @@ mod config;
 mod error;
 mod extract;
 mod incremental;
+mod kpi;
 mod mail;
 mod ops;
 mod people;
@@ -404,6 +405,8 @@ pub fn router(app: App, cfg: &HttpConfig) -> Router {
             "/incremental/ticket_events",
             get(incremental::ticket_events),
         )
+        .route("/kpis", get(kpi::catalogue))
+        .route("/kpis/{name}", get(kpi::report))
         .route("/ticket_metrics", get(sla::ticket_metrics))
         .route("/ticket_metrics/{id}", get(sla::ticket_metric))
         .route("/tickets/{id}/metrics", get(sla::ticket_metric))

@@ -4699,3 +4699,796 @@ async fn incremental_exports_see_every_change_once() {
         }
     }
 }
+
+/// A small deterministic generator for the KPI history.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        self.0 >> 33
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The Monday (a date string) of the ISO week an instant falls in, in Los Angeles.
+fn la_week(ts: &str) -> String {
+    let t: jiff::Timestamp = ts.parse().unwrap();
+    let d = t
+        .to_zoned(jiff::tz::TimeZone::get("America/Los_Angeles").unwrap())
+        .date();
+    let back = d.weekday().to_monday_zero_offset();
+    d.checked_sub(jiff::Span::new().days(back))
+        .unwrap()
+        .to_string()
+}
+
+fn secs(ts: &str) -> i64 {
+    ts.parse::<jiff::Timestamp>().unwrap().as_second()
+}
+
+/// Nearest rank, written out again: the ceil(p·n)-th smallest.
+fn nearest_rank(v: &mut [i64], p: f64) -> Value {
+    if v.is_empty() {
+        return Value::Null;
+    }
+    v.sort();
+    let k = ((p * v.len() as f64).ceil() as usize).max(1);
+    json!(v[k - 1])
+}
+
+#[tokio::test]
+async fn kpis_match_a_brute_force_count_over_the_audits() {
+    for t in apps().await {
+        let n = t.name;
+        // Weeks are counted in Los Angeles.
+        t.app
+            .rebuild_kpis(Some("America/Los_Angeles"), |_| {})
+            .await
+            .unwrap();
+        let post = |path: &'static str, body: Value| {
+            let t = &t;
+            async move {
+                let (s, v) = t.call(&t.admin, Method::POST, path, Some(body)).await;
+                assert!(s.is_success(), "{path}: {s} {v}");
+                v
+            }
+        };
+        post("/api/v2/organization_fields.json", json!({"organization_field": {"type": "text", "key": "support_level", "title": "Support level"}})).await;
+        let mut plan_of = std::collections::HashMap::new();
+        let mut orgs = vec![];
+        for (name, plan) in [("Acme", "priority"), ("Beta", "standard")] {
+            let v = post("/api/v2/organizations.json", json!({"organization": {"name": name, "organization_fields": {"support_level": plan}}})).await;
+            let id = v["organization"]["id"].as_i64().unwrap();
+            plan_of.insert(id, plan.to_string());
+            orgs.push(id);
+        }
+        let mut groups = vec![];
+        for g in ["Tier 1", "Tier 2"] {
+            let v = post("/api/v2/groups.json", json!({"group": {"name": g}})).await;
+            groups.push(v["group"]["id"].as_i64().unwrap());
+        }
+        // Agents (the harness's agent plus two), and three customers with passwords.
+        let mut tx = t.app.store.write().await.unwrap();
+        let mut people = vec![];
+        for (email, role, org) in [
+            ("agent2@example.com", "agent", None),
+            ("agent3@example.com", "agent", None),
+            ("dan@acme.example", "end-user", Some(orgs[0])),
+            ("eve@beta.example", "end-user", Some(orgs[1])),
+        ] {
+            let u = t
+                .app
+                .create_user_cli(
+                    &mut tx,
+                    UserInput {
+                        name: Some(email.into()),
+                        email: Some(Some(email.into())),
+                        role: Some(role.into()),
+                        organization_id: Some(org),
+                        password: Some("password-123".into()),
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            people.push(u.id);
+        }
+        tx.commit().await.unwrap();
+        let mut agents = vec![(t.user_id("agent@example.com").await, t.agent.clone())];
+        for (i, email) in ["agent2@example.com", "agent3@example.com"]
+            .iter()
+            .enumerate()
+        {
+            let tok = t.app.create_token(email, None).await.unwrap();
+            agents.push((people[i], (format!("{email}/token"), tok)));
+        }
+        let customers = [
+            (t.user_id("cora@example.com").await, t.customer.clone()),
+            (
+                people[2],
+                ("dan@acme.example".to_string(), "password-123".to_string()),
+            ),
+            (
+                people[3],
+                ("eve@beta.example".to_string(), "password-123".to_string()),
+            ),
+        ];
+        for (a, _) in &agents {
+            for g in &groups {
+                post(
+                    "/api/v2/group_memberships.json",
+                    json!({"group_membership": {"user_id": a, "group_id": g}}),
+                )
+                .await;
+            }
+        }
+        let targets: Vec<Value> = ["low", "normal", "high", "urgent"]
+            .iter()
+            .map(|p| json!({"priority": p, "metric": "first_reply_time", "target": 480, "business_hours": false}))
+            .collect();
+        post("/api/v2/slas/policies.json", json!({"sla_policy": {"title": "All", "filter": {"all": [], "any": []}, "policy_metrics": targets}})).await;
+        // The history starts ten weeks later, so the first agents are past their first two
+        // months; a fourth agent joins during it (and is left out of the baselines).
+        t.clock.advance_secs(70 * 86400);
+        let mut rng = Lcg(7);
+        let mut tickets: Vec<(i64, i64)> = vec![]; // (id, requester)
+        let mut deleted = std::collections::HashSet::new();
+        let mut staff: std::collections::HashSet<i64> = agents.iter().map(|a| a.0).collect();
+        for step in 0..420 {
+            t.clock.advance_secs(60 + rng.below(4 * 3600) as i64);
+            if step == 150 {
+                let mut tx = t.app.store.write().await.unwrap();
+                let u = t
+                    .app
+                    .create_user_cli(
+                        &mut tx,
+                        UserInput {
+                            name: Some("Newbie".into()),
+                            email: Some(Some("agent4@example.com".into())),
+                            role: Some("agent".into()),
+                            ..Default::default()
+                        },
+                    )
+                    .await
+                    .unwrap();
+                tx.commit().await.unwrap();
+                let tok = t
+                    .app
+                    .create_token("agent4@example.com", None)
+                    .await
+                    .unwrap();
+                for g in &groups {
+                    post(
+                        "/api/v2/group_memberships.json",
+                        json!({"group_membership": {"user_id": u.id, "group_id": g}}),
+                    )
+                    .await;
+                }
+                staff.insert(u.id);
+                agents.push((u.id, ("agent4@example.com/token".into(), tok)));
+            }
+            let live: Vec<(i64, i64)> = tickets
+                .iter()
+                .filter(|x| !deleted.contains(&x.0))
+                .copied()
+                .collect();
+            let roll = rng.below(100);
+            if roll < 25 || live.is_empty() {
+                let (cid, _) = &customers[rng.below(3) as usize];
+                let pri = ["low", "normal", "high", "urgent"][rng.below(4) as usize];
+                let mut tk = json!({"subject": format!("Case {step}"), "comment": {"body": "help"}, "requester_id": cid, "priority": pri});
+                if rng.below(3) > 0 {
+                    tk["group_id"] = json!(groups[rng.below(2) as usize]);
+                }
+                let v = post("/api/v2/tickets.json", json!({"ticket": tk})).await;
+                tickets.push((v["ticket"]["id"].as_i64().unwrap(), *cid));
+                continue;
+            }
+            // Agents often take the newest ticket first.
+            let (id, req) = if roll < 40 {
+                live[live.len() - 1]
+            } else {
+                live[rng.below(live.len() as u64) as usize]
+            };
+            let path = format!("/api/v2/tickets/{id}.json");
+            let (_, cur) = t.call(&t.admin, Method::GET, &path, None).await;
+            let status = cur["ticket"]["status"].as_str().unwrap_or("").to_string();
+            if status == "closed" {
+                continue;
+            }
+            if roll < 60 {
+                let (aid, who) = &agents[rng.below(agents.len() as u64) as usize];
+                let public = rng.below(10) < 7;
+                let mut up = json!({"comment": {"body": "on it", "public": public}});
+                if rng.below(2) == 0 {
+                    up["assignee_id"] = json!(aid);
+                }
+                if public {
+                    up["status"] = json!(["open", "pending", "solved"][rng.below(3) as usize]);
+                }
+                let (s, v) = t
+                    .call(who, Method::PUT, &path, Some(json!({"ticket": up})))
+                    .await;
+                assert!(s.is_success(), "{n}: {s} {v}");
+            } else if roll < 85 {
+                let who = &customers.iter().find(|c| c.0 == req).unwrap().1;
+                let (s, v) = t
+                    .call(
+                        who,
+                        Method::PUT,
+                        &format!("/api/v2/requests/{id}.json"),
+                        Some(json!({"request": {"comment": {"body": "still broken"}}})),
+                    )
+                    .await;
+                assert!(s.is_success(), "{n}: {s} {v}");
+            } else if roll < 95 {
+                let g = groups[rng.below(2) as usize];
+                let (s, v) = t
+                    .call(
+                        &t.admin,
+                        Method::PUT,
+                        &path,
+                        Some(json!({"ticket": {"group_id": g}})),
+                    )
+                    .await;
+                assert!(s.is_success(), "{n}: {s} {v}");
+            } else {
+                let (s, _) = t.call(&t.admin, Method::DELETE, &path, None).await;
+                assert_eq!(s, StatusCode::NO_CONTENT, "{n}");
+                deleted.insert(id);
+            }
+            t.app.sla_breach_tick(1000).await.unwrap();
+        }
+        // Let every first reply still awaited be missed, and record it.
+        t.clock.advance_secs(9 * 3600);
+        t.app.sla_breach_tick(10_000).await.unwrap();
+
+        // ---- brute force over what the API shows -------------------------------------------
+        // Per week (Monday, Los Angeles): counts by key.
+        type Tally = std::collections::BTreeMap<(String, String), i64>;
+        let mut tally: Tally = Default::default();
+        let mut add = |metric: &str, week: &str, key: &str, by: i64| {
+            *tally
+                .entry((format!("{metric}/{key}"), week.to_string()))
+                .or_default() += by;
+        };
+        let mut durations: std::collections::BTreeMap<(String, String), Vec<i64>> =
+            Default::default();
+        let mut sla: std::collections::BTreeMap<String, (i64, i64)> = Default::default();
+        let mut status_changes: Vec<(i64, i64, i64, Option<i64>, i64)> = vec![]; // (time, ticket, +1/-1, group, org)
+        for (id, _) in tickets.iter().filter(|x| !deleted.contains(&x.0)) {
+            let (_, tk) = t
+                .call(
+                    &t.admin,
+                    Method::GET,
+                    &format!("/api/v2/tickets/{id}.json"),
+                    None,
+                )
+                .await;
+            let group = tk["ticket"]["group_id"].as_i64();
+            let org = tk["ticket"]["organization_id"].as_i64().unwrap_or(0);
+            let gkey = group.map_or("none".to_string(), |g| g.to_string());
+            let (_, au) = t
+                .call(
+                    &t.admin,
+                    Method::GET,
+                    &format!("/api/v2/tickets/{id}/audits.json?per_page=100"),
+                    None,
+                )
+                .await;
+            let audits = au["audits"].as_array().unwrap();
+            assert!(audits.len() < 100, "{n}: one page holds them");
+            let created = audits[0]["created_at"].as_str().unwrap().to_string();
+            let c0 = secs(&created);
+            add("created", &la_week(&created), "all", 1);
+            add("created", &la_week(&created), &gkey, 1);
+            status_changes.push((c0, *id, 1, group, org));
+            let mut status = "new".to_string();
+            let mut assignee: Option<i64> = None;
+            let mut first_reply: Option<i64> = None;
+            let mut awaiting: Option<i64> = None;
+            let mut staff_replies = 0;
+            let mut reopened = false;
+            let mut waited = 0; // seconds in new/open/hold
+            let mut since = c0;
+            for (i, a) in audits.iter().enumerate() {
+                let at_s = a["created_at"].as_str().unwrap();
+                let at = secs(at_s);
+                let week = la_week(at_s);
+                let author = a["author_id"].as_i64().unwrap();
+                let mut new_status = status.clone();
+                let mut comment: Option<bool> = None;
+                for e in a["events"].as_array().unwrap() {
+                    match (e["type"].as_str(), e["field_name"].as_str()) {
+                        (Some("Change") | Some("Create"), Some("status")) => {
+                            new_status = e["value"].as_str().unwrap().to_string()
+                        }
+                        (Some("Change") | Some("Create"), Some("assignee_id")) => {
+                            assignee = e["value"]
+                                .as_str()
+                                .and_then(|s| s.parse().ok())
+                                .or(e["value"].as_i64())
+                        }
+                        (Some("Comment"), _) => comment = Some(e["public"].as_bool().unwrap()),
+                        _ => {}
+                    }
+                }
+                let is_staff = staff.contains(&author);
+                if i > 0 && is_staff {
+                    if let Some(public) = comment {
+                        let k = if public {
+                            "public_replies"
+                        } else {
+                            "internal_notes"
+                        };
+                        add(k, &week, &author.to_string(), 1);
+                        if public && assignee == Some(author) {
+                            add("on_assigned", &week, &author.to_string(), 1);
+                        }
+                        if public {
+                            staff_replies += 1;
+                            if first_reply.is_none() {
+                                first_reply = Some(at);
+                                durations
+                                    .entry(("first_reply".into(), week.clone()))
+                                    .or_default()
+                                    .push((at - c0) / 60);
+                                let met = at - c0 < 8 * 3600;
+                                let when = if met {
+                                    at_s.to_string()
+                                } else {
+                                    jiff::Timestamp::from_second(c0 + 8 * 3600)
+                                        .unwrap()
+                                        .to_string()
+                                };
+                                let e = sla.entry(la_week(&when)).or_default();
+                                if met {
+                                    e.0 += 1
+                                } else {
+                                    e.1 += 1
+                                }
+                            }
+                            if let Some(s) = awaiting.take() {
+                                durations
+                                    .entry(("next_reply".into(), week.clone()))
+                                    .or_default()
+                                    .push((at - s) / 60);
+                            }
+                        }
+                    }
+                }
+                if !is_staff && comment == Some(true) && first_reply.is_some() && awaiting.is_none()
+                {
+                    awaiting = Some(at);
+                }
+                // Requester wait: time in new, open and on-hold.
+                if matches!(status.as_str(), "new" | "open" | "hold") {
+                    waited += at - since;
+                }
+                since = at;
+                let was_solved = matches!(status.as_str(), "solved" | "closed");
+                let now_solved = matches!(new_status.as_str(), "solved" | "closed");
+                if now_solved && !was_solved {
+                    add("solved", &week, "all", 1);
+                    add("solved", &week, &gkey, 1);
+                    if let Some(a) = assignee {
+                        add("solved_by", &week, &a.to_string(), 1);
+                    }
+                    if staff_replies == 1 {
+                        add("one_touch", &week, "all", 1);
+                    }
+                    if reopened {
+                        add("was_reopened", &week, "all", 1);
+                    }
+                    durations
+                        .entry(("resolution".into(), week.clone()))
+                        .or_default()
+                        .push((at - c0) / 60);
+                    durations
+                        .entry(("requester_wait".into(), week.clone()))
+                        .or_default()
+                        .push(waited / 60);
+                    status_changes.push((at, *id, -1, group, org));
+                }
+                if status == "solved" && !now_solved {
+                    reopened = true;
+                    add("reopened", &week, "all", 1);
+                    status_changes.push((at, *id, 1, group, org));
+                }
+                status = new_status;
+            }
+            if first_reply.is_none() {
+                // Never answered: missed eight hours after it was created.
+                let when = jiff::Timestamp::from_second(c0 + 8 * 3600)
+                    .unwrap()
+                    .to_string();
+                sla.entry(la_week(&when)).or_default().1 += 1;
+            }
+        }
+        let weeks: Vec<String> = {
+            let first = la_week(&opsdesk_core::clock::format(
+                opsdesk_core::clock::from_unix(status_changes.iter().map(|s| s.0).min().unwrap()),
+            ));
+            let mut w = vec![];
+            let mut d: jiff::civil::Date = first.parse().unwrap();
+            let end = la_week(&opsdesk_core::clock::format(opsdesk_core::Clock::now(
+                t.clock.as_ref(),
+            )));
+            while d.to_string() <= end {
+                w.push(d.to_string());
+                d = d.checked_add(jiff::Span::new().days(7)).unwrap();
+            }
+            w
+        };
+        let (from, to) = (weeks[0].clone(), {
+            let last: jiff::civil::Date = weeks.last().unwrap().parse().unwrap();
+            last.checked_add(jiff::Span::new().days(6))
+                .unwrap()
+                .to_string()
+        });
+        assert!(weeks.len() >= 5, "{n}: {weeks:?}");
+        let get = |tally: &Tally, m: &str, w: &str, k: &str| {
+            tally
+                .get(&(format!("{m}/{k}"), w.to_string()))
+                .copied()
+                .unwrap_or(0)
+        };
+        let report = |name: &str, extra: &str| {
+            let t = &t;
+            let path = format!("/api/v2/kpis/{name}?from={from}&to={to}&period=week{extra}");
+            async move {
+                let (s, v) = t.call(&t.admin, Method::GET, &path, None).await;
+                assert_eq!(s, StatusCode::OK, "{path}: {v}");
+                assert_eq!(v["kpi"]["time_zone"], "America/Los_Angeles");
+                v["kpi"]["rows"].as_array().unwrap().clone()
+            }
+        };
+
+        // Tickets: created, solved, reopened, and the backlog at the end of each week.
+        let rows = report("tickets", "").await;
+        assert_eq!(rows.len(), weeks.len(), "{n}");
+        let la = jiff::tz::TimeZone::get("America/Los_Angeles").unwrap();
+        for (r, w) in rows.iter().zip(&weeks) {
+            assert_eq!(r["start"], json!(w), "{n}");
+            assert_eq!(
+                r["created"],
+                json!(get(&tally, "created", w, "all")),
+                "{n} {w}"
+            );
+            assert_eq!(
+                r["solved"],
+                json!(get(&tally, "solved", w, "all")),
+                "{n} {w}"
+            );
+            assert_eq!(
+                r["reopened"],
+                json!(get(&tally, "reopened", w, "all")),
+                "{n} {w}"
+            );
+            let end: jiff::civil::Date = w.parse().unwrap();
+            let end = end
+                .checked_add(jiff::Span::new().days(7))
+                .unwrap()
+                .to_zoned(la.clone())
+                .unwrap()
+                .timestamp()
+                .as_second();
+            let backlog: i64 = status_changes
+                .iter()
+                .filter(|s| s.0 < end)
+                .map(|s| s.2)
+                .sum();
+            assert_eq!(r["backlog"], json!(backlog), "{n} {w}");
+        }
+        // By the ticket's (current) group and by plan.
+        let rows = report("tickets", "&by=group").await;
+        for r in &rows {
+            let w = r["start"].as_str().unwrap();
+            let key = r["group_id"]
+                .as_i64()
+                .map_or("none".to_string(), |g| g.to_string());
+            assert_eq!(
+                r["created"],
+                json!(get(&tally, "created", w, &key)),
+                "{n} {w} {key}"
+            );
+            assert_eq!(
+                r["solved"],
+                json!(get(&tally, "solved", w, &key)),
+                "{n} {w} {key}"
+            );
+        }
+        assert!(rows.iter().any(|r| r["group_name"] == "Tier 2"), "{n}");
+        let rows = report("tickets", "&by=plan&period=all").await;
+        // Dan is in the priority organisation, Eve in the standard one, Cora in none.
+        for (plan, customer) in [("priority", 1), ("standard", 2)] {
+            let r = rows
+                .iter()
+                .find(|r| r["plan"] == plan)
+                .unwrap_or_else(|| panic!("{n}: {plan} in {rows:?}"));
+            let created = tickets
+                .iter()
+                .filter(|x| !deleted.contains(&x.0) && x.1 == customers[customer].0)
+                .count() as i64;
+            assert_eq!(r["created"], json!(created), "{n} {plan}");
+            assert!(created > 10, "{n}");
+        }
+        assert_eq!(rows.len(), 3, "{n}: priority, standard and none: {rows:?}");
+
+        // Engineers: solved, public replies, internal notes, replies on their own tickets.
+        let rows = report("engineer_activity", "").await;
+        let mut seen = 0;
+        for r in &rows {
+            let w = r["start"].as_str().unwrap();
+            let a = r["engineer_id"].as_i64().unwrap().to_string();
+            assert_eq!(
+                r["solved"],
+                json!(get(&tally, "solved_by", w, &a)),
+                "{n} {w} {a}"
+            );
+            assert_eq!(
+                r["public_replies"],
+                json!(get(&tally, "public_replies", w, &a)),
+                "{n} {w} {a}"
+            );
+            assert_eq!(
+                r["internal_notes"],
+                json!(get(&tally, "internal_notes", w, &a)),
+                "{n} {w} {a}"
+            );
+            assert_eq!(
+                r["public_replies_on_assigned"],
+                json!(get(&tally, "on_assigned", w, &a)),
+                "{n} {w} {a}"
+            );
+            seen += get(&tally, "public_replies", w, &a) + get(&tally, "internal_notes", w, &a);
+        }
+        let total: i64 = tally
+            .iter()
+            .filter(|((k, _), _)| {
+                k.starts_with("public_replies/") || k.starts_with("internal_notes/")
+            })
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(seen, total, "{n}: every reply and note is in some row");
+        assert!(total > 50, "{n}: {total}");
+
+        // Durations: count, median and 90th percentile per week.
+        for (name, key) in [
+            ("first_reply_time", "first_reply"),
+            ("next_reply_time", "next_reply"),
+            ("full_resolution_time", "resolution"),
+            ("requester_wait_time", "requester_wait"),
+        ] {
+            let rows = report(name, "").await;
+            let mut counted = 0;
+            for (r, w) in rows.iter().zip(&weeks) {
+                let mut v = durations
+                    .get(&(key.to_string(), w.clone()))
+                    .cloned()
+                    .unwrap_or_default();
+                counted += v.len();
+                assert_eq!(r["count"], json!(v.len()), "{n} {name} {w}");
+                assert_eq!(
+                    r["median_calendar"],
+                    nearest_rank(&mut v, 0.5),
+                    "{n} {name} {w}"
+                );
+                assert_eq!(
+                    r["p90_calendar"],
+                    nearest_rank(&mut v, 0.9),
+                    "{n} {name} {w}"
+                );
+                // No schedule: business minutes are calendar minutes.
+                assert_eq!(r["median_business"], r["median_calendar"], "{n} {name} {w}");
+            }
+            assert!(counted >= 5, "{n} {name}: {counted}");
+        }
+
+        // Shares of the solves.
+        let rows = report("one_touch", "").await;
+        for (r, w) in rows.iter().zip(&weeks) {
+            assert_eq!(
+                r["one_touch"],
+                json!(get(&tally, "one_touch", w, "all")),
+                "{n} {w}"
+            );
+        }
+        let rows = report("reopen_rate", "").await;
+        for (r, w) in rows.iter().zip(&weeks) {
+            assert_eq!(
+                r["reopened"],
+                json!(get(&tally, "was_reopened", w, "all")),
+                "{n} {w}"
+            );
+        }
+        // SLA: a first reply within eight hours is met (when it came), else missed eight hours
+        // in.
+        let rows = report("sla_achievement", "&sla_metric=first_reply_time").await;
+        let (mut met_all, mut missed_all) = (0, 0);
+        for (r, w) in rows.iter().zip(&weeks) {
+            let (met, missed) = sla.get(w).copied().unwrap_or((0, 0));
+            assert_eq!(
+                (r["met"].clone(), r["missed"].clone()),
+                (json!(met), json!(missed)),
+                "{n} {w}"
+            );
+            met_all += met;
+            missed_all += missed;
+        }
+        assert!(
+            met_all > 5 && missed_all > 5,
+            "{n}: {met_all} met, {missed_all} missed"
+        );
+
+        // Baselines for the last whole week: 0.85 x the mean of the agents past two months.
+        let w = weeks[weeks.len() - 2].clone();
+        let iso_week = {
+            let d: jiff::civil::Date = w.parse().unwrap();
+            let iw = d.iso_week_date();
+            format!("{}-W{:02}", iw.year(), iw.week())
+        };
+        // `week=` wins over from and to.
+        let rows = report("baselines", &format!("&week={iso_week}")).await;
+        assert!(rows.iter().all(|r| r["start"] == json!(w)), "{n}: {rows:?}");
+        let eligible: Vec<i64> = agents.iter().take(3).map(|a| a.0).collect();
+        let mean = eligible
+            .iter()
+            .map(|a| get(&tally, "solved_by", &w, &a.to_string()))
+            .sum::<i64>() as f64
+            / 3.0;
+        for r in &rows {
+            let a = r["engineer_id"].as_i64().unwrap();
+            assert_eq!(r["counted"], json!(eligible.contains(&a)), "{n}: {r}");
+            let base = r["baseline_solved"].as_f64().unwrap();
+            assert!(
+                (base - 0.85 * mean).abs() < 0.01,
+                "{n}: {base} vs {mean}: {rows:?}"
+            );
+            let solved = get(&tally, "solved_by", &w, &a.to_string());
+            assert_eq!(r["solved"], json!(solved), "{n}");
+            assert_eq!(
+                r["under_solved"],
+                json!(eligible.contains(&a) && (solved as f64) < base),
+                "{n}"
+            );
+        }
+        assert!(
+            rows.iter().any(|r| r["engineer_id"] == json!(agents[3].0)),
+            "{n}: the new agent is listed"
+        );
+
+        // CSV carries the same rows.
+        let resp = t
+            .http
+            .get(format!(
+                "{}/api/v2/kpis/tickets.csv?from={from}&to={to}",
+                t.base
+            ))
+            .basic_auth(&t.admin.0, Some(&t.admin.1))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.headers()["content-type"], "text/csv; charset=utf-8");
+        let csv = resp.text().await.unwrap();
+        assert!(
+            csv.starts_with("period,start,created,solved,reopened,backlog\r\n"),
+            "{n}: {csv}"
+        );
+        assert_eq!(csv.lines().count(), weeks.len() + 1, "{n}");
+
+        // Rebuilding from the audits gives the same reports.
+        let before = report("engineer_activity", "").await;
+        let before_frt = report("first_reply_time", "&by=group").await;
+        t.app.rebuild_kpis(None, |_| {}).await.unwrap();
+        assert_eq!(report("engineer_activity", "").await, before, "{n}");
+        assert_eq!(
+            report("first_reply_time", "&by=group").await,
+            before_frt,
+            "{n}"
+        );
+
+        // A restored ticket counts again (its facts are derived from its audits); deleting it
+        // again takes them away.
+        let total_created = |rows: &[Value]| {
+            rows.iter()
+                .map(|r| r["created"].as_i64().unwrap())
+                .sum::<i64>()
+        };
+        let created_before = total_created(&report("tickets", "").await);
+        let gone = *deleted
+            .iter()
+            .next()
+            .expect("the history deleted some tickets");
+        let (s, v) = t
+            .call(
+                &t.admin,
+                Method::PUT,
+                &format!("/api/v2/deleted_tickets/{gone}/restore.json"),
+                None,
+            )
+            .await;
+        assert!(s.is_success(), "{n}: {s} {v}");
+        assert_eq!(
+            total_created(&report("tickets", "").await),
+            created_before + 1,
+            "{n}"
+        );
+        let (s, _) = t
+            .call(
+                &t.admin,
+                Method::DELETE,
+                &format!("/api/v2/tickets/{gone}.json"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{n}");
+        assert_eq!(
+            total_created(&report("tickets", "").await),
+            created_before,
+            "{n}"
+        );
+
+        // The week in review, as JSON and Markdown; customers see no KPIs.
+        let (s, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                &format!("/api/v2/kpis/week_in_review?week={iso_week}"),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{n}: {v}");
+        assert_eq!(v["week_in_review"]["from"], json!(w), "{n}");
+        assert_eq!(
+            v["week_in_review"]["tickets"]["created"],
+            json!(get(&tally, "created", &w, "all")),
+            "{n}"
+        );
+        let md = t
+            .http
+            .get(format!(
+                "{}/api/v2/kpis/week_in_review?week={iso_week}&format=markdown",
+                t.base
+            ))
+            .basic_auth(&t.admin.0, Some(&t.admin.1))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            md.starts_with(&format!("# Support week in review: {iso_week} ({w} to ")),
+            "{n}: {md}"
+        );
+        assert!(
+            md.contains(&format!(
+                "| {} | {} |",
+                get(&tally, "created", &w, "all"),
+                get(&tally, "solved", &w, "all")
+            )),
+            "{n}: {md}"
+        );
+        let (s, _) = t
+            .call(&t.customer, Method::GET, "/api/v2/kpis/tickets", None)
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{n}");
+        let (s, v) = t
+            .call(
+                &t.admin,
+                Method::GET,
+                "/api/v2/kpis/tickets?by=engineer",
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{n}: {v}");
+        assert_eq!(v["error"], "InvalidParameter", "{n}");
+    }
+}

@@ -8,6 +8,7 @@ mod db;
 mod docs;
 mod group;
 mod jobs;
+mod kpi;
 mod mail;
 mod migrate;
 mod outbox;
@@ -30,6 +31,7 @@ use sqlx::sqlite::{
 pub use db::{Conn, Row, Val};
 pub use docs::{Cond, Doc, Order, Page, Paged};
 pub use jobs::Lease;
+pub use kpi::{KpiCount, KpiQuery, KpiValue, KPI_DIMENSIONS};
 pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE};
 pub use outbox::OutboxStats;
 pub use records::{OrgField, StoredToken, UserAuth, UserField};

@@ -51,6 +51,10 @@ pub const MIGRATIONS_SQLITE: &[(&str, &str)] = &[
         "0012_sla_due",
         include_str!("../migrations/sqlite/0012_sla_due.sql"),
     ),
+    (
+        "0013_kpi",
+        include_str!("../migrations/sqlite/0013_kpi.sql"),
+    ),
 ];
 pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
@@ -100,6 +104,10 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
         "0012_sla_due",
         include_str!("../migrations/postgres/0012_sla_due.sql"),
+    ),
+    (
+        "0013_kpi",
+        include_str!("../migrations/postgres/0013_kpi.sql"),
     ),
 ];
 

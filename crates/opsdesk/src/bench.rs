@@ -68,6 +68,9 @@ pub enum BenchCommand {
     /// SLAs: recomputing every open ticket's SLA (a policy with four business-hours targets per
     /// priority) and the breach scheduler's lookup over a million SLA rows.
     Sla(crate::bench_sla::SlaBenchArgs),
+    /// KPIs: every report (by week, month, group, plan, engineer; the baselines and the week
+    /// in review) over a million tickets and ten million facts.
+    Kpi(crate::bench_kpi::KpiBenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -168,6 +171,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Search(a) => search_bench(a).await,
         BenchCommand::Mail(a) => crate::bench_mail::run(a).await,
         BenchCommand::Sla(a) => crate::bench_sla::run(a).await,
+        BenchCommand::Kpi(a) => crate::bench_kpi::run(a).await,
     }
 }
 

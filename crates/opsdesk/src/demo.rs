@@ -196,7 +196,7 @@ fn dropdown(key: &str, title: &str, options: &[&str]) -> FieldInput {
     }
 }
 
-fn simple(key: &str, title: &str, ty: &str) -> FieldInput {
+pub(crate) fn simple(key: &str, title: &str, ty: &str) -> FieldInput {
     FieldInput {
         field_type: Some(ty.into()),
         key: Some(key.into()),

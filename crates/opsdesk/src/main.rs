@@ -1,6 +1,7 @@
 //! The opsdesk binary: every role in one executable.
 
 mod bench;
+mod bench_kpi;
 mod bench_mail;
 mod bench_sla;
 mod demo;
@@ -113,6 +114,12 @@ enum Command {
         #[command(subcommand)]
         command: SlaCommand,
     },
+    /// KPIs: derive every ticket's KPI facts again from its audits and metric events
+    /// (docs/kpi.md), optionally counting days and weeks in another time zone.
+    Kpi {
+        #[command(subcommand)]
+        command: KpiCommand,
+    },
     /// The email channel: the pipe command for an existing MTA.
     Mail {
         #[command(subcommand)]
@@ -161,6 +168,18 @@ enum SlaCommand {
         /// As the server's (`serve --sla-warning-minutes`), so warnings stay in step.
         #[arg(long, env = "OPSDESK_SLA_WARNING_MINUTES", default_value_t = 60, value_parser = clap::value_parser!(i64).range(0..=10_080))]
         sla_warning_minutes: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum KpiCommand {
+    /// Rebuild the KPI facts of every ticket (500 per transaction) and print how many
+    /// tickets. Safe beside a running server: each batch is one transaction.
+    Rebuild {
+        /// Count days and ISO weeks in this IANA zone from now on (for example
+        /// America/Los_Angeles); kept in the database for every node.
+        #[arg(long)]
+        time_zone: Option<String>,
     },
 }
 
@@ -527,6 +546,18 @@ async fn run(cli: Cli) -> Result<()> {
                 after = last.unwrap_or(after);
             }
             println!("{total}");
+        }
+        Command::Kpi {
+            command: KpiCommand::Rebuild { time_zone },
+        } => {
+            let app = open_app(&cli.db).await?;
+            let n = app
+                .rebuild_kpis(time_zone.as_deref(), |n| {
+                    tracing::info!(tickets = n, "KPI facts rebuilt")
+                })
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            println!("{n}");
         }
         Command::Mail {
             command:

@@ -1,0 +1,336 @@
+//! KPI facts (`kpi_facts`, docs/kpi.md): written with each ticket write, aggregated by the
+//! reports. Counts are grouped in SQL; durations come back one row per fact for exact
+//! percentiles.
+
+use opsdesk_core::kpi::{Dims, Fact};
+use opsdesk_core::model::Id;
+use serde_json::Value;
+
+use crate::db::{Conn, Val};
+use crate::docs::{where_sql, Cond};
+use crate::Result;
+
+/// Columns a report may group by.
+pub const KPI_DIMENSIONS: &[&str] = &[
+    "assignee_id",
+    "group_id",
+    "organization_id",
+    "form_id",
+    "priority",
+    "channel",
+    "agent_id",
+    "metric",
+];
+
+/// Which facts a report reads.
+#[derive(Debug, Clone, Default)]
+pub struct KpiQuery {
+    pub kinds: Vec<&'static str>,
+    /// Local days, `from` included, `to` excluded.
+    pub from_day: Option<i64>,
+    pub to_day: Option<i64>,
+    /// Conditions on the dimension columns.
+    pub conds: Vec<Cond>,
+    /// Group by this column (one of [`KPI_DIMENSIONS`]).
+    pub by: Option<&'static str>,
+    /// Group by day too.
+    pub by_day: bool,
+}
+
+/// A group's count, and how many of its facts carry each of the first three flags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KpiCount {
+    pub kind: String,
+    pub day: Option<i64>,
+    pub dim: Option<String>,
+    pub n: i64,
+    pub flagged: [i64; 3],
+}
+
+/// One duration fact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KpiValue {
+    pub kind: String,
+    pub day: i64,
+    pub dim: Option<String>,
+    pub calendar: i64,
+    pub business: i64,
+}
+
+impl KpiQuery {
+    fn where_clause(&self, args: &mut Vec<Val>) -> String {
+        let mut conds = self.conds.clone();
+        conds.push(Cond::In(
+            "kind",
+            self.kinds.iter().map(|k| Val::from(*k)).collect(),
+        ));
+        if let Some(f) = self.from_day {
+            conds.push(Cond::Ge("day", Val::Int(f)));
+        }
+        if let Some(t) = self.to_day {
+            conds.push(Cond::Lt("day", Val::Int(t)));
+        }
+        where_sql(&conds, args)
+    }
+
+    fn dim_sql(&self) -> String {
+        match self.by.filter(|b| KPI_DIMENSIONS.contains(b)) {
+            Some(b) => format!("CAST({b} AS TEXT)"),
+            None => "CAST(NULL AS TEXT)".into(),
+        }
+    }
+}
+
+impl Conn {
+    /// Record facts for a ticket, with its current attributes.
+    pub async fn insert_kpi_facts(&mut self, facts: &[(Fact, i64)], dims: &Dims) -> Result<()> {
+        for chunk in facts.chunks(50) {
+            let mut args = vec![];
+            let mut rows = vec![];
+            for (f, day) in chunk {
+                let vals = [
+                    Val::Int(f.ticket_id),
+                    Val::Int(f.time),
+                    Val::Int(*day),
+                    Val::from(f.kind),
+                    Val::from(f.agent_id),
+                    Val::from(f.metric.clone()),
+                    Val::from(f.calendar),
+                    Val::from(f.business),
+                    Val::Int(f.flags),
+                    Val::from(dims.assignee_id),
+                    Val::from(dims.group_id),
+                    Val::from(dims.organization_id),
+                    Val::from(dims.form_id),
+                    Val::from(dims.priority.clone()),
+                    Val::from(dims.channel.as_str()),
+                ];
+                let ps: Vec<String> = vals
+                    .into_iter()
+                    .map(|v| {
+                        args.push(v);
+                        format!("${}", args.len())
+                    })
+                    .collect();
+                rows.push(format!("({})", ps.join(", ")));
+            }
+            let sql = format!(
+                "INSERT INTO kpi_facts (ticket_id, time, day, kind, agent_id, metric, calendar, business, flags, \
+                 assignee_id, group_id, organization_id, form_id, priority, channel) VALUES {}",
+                rows.join(", ")
+            );
+            self.exec(&sql, &args).await?;
+        }
+        Ok(())
+    }
+
+    /// Move a ticket's facts to its new attributes.
+    pub async fn set_kpi_dims(&mut self, ticket_id: Id, dims: &Dims) -> Result<()> {
+        self.exec(
+            "UPDATE kpi_facts SET assignee_id = $2, group_id = $3, organization_id = $4, form_id = $5, \
+             priority = $6, channel = $7 WHERE ticket_id = $1",
+            &[
+                Val::Int(ticket_id),
+                Val::from(dims.assignee_id),
+                Val::from(dims.group_id),
+                Val::from(dims.organization_id),
+                Val::from(dims.form_id),
+                Val::from(dims.priority.clone()),
+                Val::from(dims.channel.as_str()),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Forget a ticket's facts (it was deleted, or they are about to be derived again).
+    pub async fn delete_kpi_facts(&mut self, ticket_id: Id) -> Result<()> {
+        self.exec(
+            "DELETE FROM kpi_facts WHERE ticket_id = $1",
+            &[Val::Int(ticket_id)],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A ticket's SLA metric events, in the order they were written.
+    pub async fn metric_events_of(&mut self, ticket_id: Id) -> Result<Vec<Value>> {
+        let rows = self
+            .all(
+                "SELECT data FROM ticket_metric_events WHERE ticket_id = $1 ORDER BY id",
+                &[Val::Int(ticket_id)],
+            )
+            .await?;
+        rows.iter().map(|r| r.json(0)).collect()
+    }
+
+    /// Counts of facts by kind (and day, and the `by` column), with their flags.
+    pub async fn kpi_counts(&mut self, q: &KpiQuery) -> Result<Vec<KpiCount>> {
+        let mut args = vec![];
+        let w = q.where_clause(&mut args);
+        let dim = q.dim_sql();
+        let day = if q.by_day {
+            "day"
+        } else {
+            "CAST(NULL AS BIGINT)"
+        };
+        let mut group = vec!["kind".to_string()];
+        if q.by_day {
+            group.push("day".into());
+        }
+        if let Some(b) = q.by.filter(|b| KPI_DIMENSIONS.contains(b)) {
+            group.push(b.to_string());
+        }
+        let flag = |bit: i64| format!("SUM(CASE WHEN (flags & {bit}) <> 0 THEN 1 ELSE 0 END)");
+        let sql = format!(
+            "SELECT kind, {day}, {dim}, COUNT(*), {}, {}, {} FROM kpi_facts WHERE {w} GROUP BY {}",
+            flag(1),
+            flag(2),
+            flag(4),
+            group.join(", ")
+        );
+        let rows = self.all(&sql, &args).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(KpiCount {
+                    kind: r.str(0)?,
+                    day: r.opt_i64(1)?,
+                    dim: r.opt_str(2)?,
+                    n: r.i64(3)?,
+                    flagged: [
+                        r.opt_i64(4)?.unwrap_or(0),
+                        r.opt_i64(5)?.unwrap_or(0),
+                        r.opt_i64(6)?.unwrap_or(0),
+                    ],
+                })
+            })
+            .collect()
+    }
+
+    /// Every duration fact matching the query.
+    pub async fn kpi_values(&mut self, q: &KpiQuery) -> Result<Vec<KpiValue>> {
+        let mut args = vec![];
+        let w = q.where_clause(&mut args);
+        let sql = format!(
+            "SELECT kind, day, {}, calendar, business FROM kpi_facts WHERE {w} AND calendar IS NOT NULL",
+            q.dim_sql()
+        );
+        let rows = self.all(&sql, &args).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(KpiValue {
+                    kind: r.str(0)?,
+                    day: r.i64(1)?,
+                    dim: r.opt_str(2)?,
+                    calendar: r.i64(3)?,
+                    business: r.opt_i64(4)?.unwrap_or(0),
+                })
+            })
+            .collect()
+    }
+
+    /// Organisation ids whose organisation field `key` has `value`.
+    pub async fn organization_ids_with_field(&mut self, key: &str, value: &str) -> Result<Vec<Id>> {
+        let sql = if self.is_postgres() {
+            "SELECT id FROM organizations WHERE (data::jsonb -> 'organization_fields' ->> $1) = $2"
+        } else {
+            "SELECT id FROM organizations WHERE json_extract(data, '$.organization_fields.' || $1) = $2"
+        };
+        let rows = self.all(sql, &[Val::from(key), Val::from(value)]).await?;
+        rows.iter().map(|r| r.i64(0)).collect()
+    }
+
+    /// Benchmarks: `per_ticket` synthetic facts for each of `tickets` tickets (ids from
+    /// `first_id`), created evenly over `days` days from day `first_day` (UTC), with agents,
+    /// groups and organisations taken in turn from the given id ranges. Kinds cycle through
+    /// created, first reply, public replies, an internal note, a next reply, the solve with its
+    /// resolution and requester wait, and an SLA outcome (one in ten missed).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn insert_synthetic_kpi_facts(
+        &mut self,
+        first_id: Id,
+        tickets: i64,
+        per_ticket: i64,
+        first_day: i64,
+        days: i64,
+        agents: (Id, i64),
+        groups: (Id, i64),
+        orgs: (Id, i64),
+    ) -> Result<()> {
+        // Row x: ticket x / per_ticket, fact j = x % per_ticket.
+        let body = "SELECT $1 + x / $3 AS ticket_id, \
+             ($4 * 86400) + ((x / $3) * $5 * 86400) / $2 + (x % $3) * 3600 * (1 + (x / $3) % 7) AS time, \
+             CASE x % $3 WHEN 0 THEN 'created' WHEN 1 THEN 'first_reply' WHEN 2 THEN 'public_reply' \
+               WHEN 3 THEN 'public_reply' WHEN 4 THEN 'internal_note' WHEN 5 THEN 'next_reply' \
+               WHEN 6 THEN 'solved' WHEN 7 THEN 'resolution' WHEN 8 THEN 'requester_wait' \
+               WHEN 9 THEN CASE WHEN (x / $3) % 10 = 0 THEN 'sla_missed' ELSE 'sla_met' END \
+               ELSE 'public_reply' END AS kind, \
+             $6 + ((x / $3) * 7 + x % $3) % $7 AS agent, \
+             (x * 2654435761) % 3000 AS minutes, \
+             x";
+        let sql = if self.is_postgres() {
+            format!(
+                "INSERT INTO kpi_facts (ticket_id, time, day, kind, agent_id, metric, calendar, business, flags, \
+                 assignee_id, group_id, organization_id, form_id, priority, channel) \
+                 SELECT ticket_id, time, time / 86400, kind, \
+                   CASE WHEN kind IN ('public_reply', 'internal_note', 'solved', 'first_reply', 'next_reply') THEN agent END, \
+                   CASE WHEN kind IN ('sla_met', 'sla_missed') THEN 'first_reply_time' END, \
+                   CASE WHEN kind IN ('first_reply', 'next_reply', 'resolution', 'requester_wait') THEN minutes END, \
+                   CASE WHEN kind IN ('first_reply', 'next_reply', 'resolution', 'requester_wait') THEN minutes * 2 / 3 END, \
+                   CASE WHEN kind = 'public_reply' THEN x % 2 WHEN kind = 'solved' THEN (CASE WHEN ticket_id % 3 = 0 THEN 2 ELSE 0 END) + (CASE WHEN ticket_id % 20 = 0 THEN 4 ELSE 0 END) ELSE 0 END, \
+                   $6 + (ticket_id * 7) % $7, $8 + ticket_id % $9, $10 + ticket_id % $11, NULL, \
+                   (ARRAY['low', 'normal', 'high', 'urgent'])[1 + ticket_id % 4], \
+                   CASE WHEN ticket_id % 3 = 0 THEN 'web' ELSE 'email' END \
+                 FROM ({body} FROM generate_series(0::bigint, $2 * $3 - 1) AS x) AS g"
+            )
+        } else {
+            format!(
+                "WITH RECURSIVE s(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM s WHERE x + 1 < $2 * $3) \
+                 INSERT INTO kpi_facts (ticket_id, time, day, kind, agent_id, metric, calendar, business, flags, \
+                 assignee_id, group_id, organization_id, form_id, priority, channel) \
+                 SELECT ticket_id, time, time / 86400, kind, \
+                   CASE WHEN kind IN ('public_reply', 'internal_note', 'solved', 'first_reply', 'next_reply') THEN agent END, \
+                   CASE WHEN kind IN ('sla_met', 'sla_missed') THEN 'first_reply_time' END, \
+                   CASE WHEN kind IN ('first_reply', 'next_reply', 'resolution', 'requester_wait') THEN minutes END, \
+                   CASE WHEN kind IN ('first_reply', 'next_reply', 'resolution', 'requester_wait') THEN minutes * 2 / 3 END, \
+                   CASE WHEN kind = 'public_reply' THEN x % 2 WHEN kind = 'solved' THEN (CASE WHEN ticket_id % 3 = 0 THEN 2 ELSE 0 END) + (CASE WHEN ticket_id % 20 = 0 THEN 4 ELSE 0 END) ELSE 0 END, \
+                   $6 + (ticket_id * 7) % $7, $8 + ticket_id % $9, $10 + ticket_id % $11, NULL, \
+                   CASE ticket_id % 4 WHEN 0 THEN 'low' WHEN 1 THEN 'normal' WHEN 2 THEN 'high' ELSE 'urgent' END, \
+                   CASE WHEN ticket_id % 3 = 0 THEN 'web' ELSE 'email' END \
+                 FROM ({body} FROM s) AS g"
+            )
+        };
+        self.exec(
+            &sql,
+            &[
+                Val::Int(first_id),
+                Val::Int(tickets),
+                Val::Int(per_ticket),
+                Val::Int(first_day),
+                Val::Int(days),
+                Val::Int(agents.0),
+                Val::Int(agents.1.max(1)),
+                Val::Int(groups.0),
+                Val::Int(groups.1.max(1)),
+                Val::Int(orgs.0),
+                Val::Int(orgs.1.max(1)),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// The ids of the tickets with an id above `after`, in order, up to `limit`, deleted ones
+    /// included (what a rebuild walks).
+    pub async fn ticket_ids_after(&mut self, after: Id, limit: i64) -> Result<Vec<(Id, bool)>> {
+        let rows = self
+            .all(
+                "SELECT id, deleted_at FROM tickets WHERE id > $1 ORDER BY id LIMIT $2",
+                &[Val::Int(after), Val::Int(limit)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.i64(0)?, r.opt_i64(1)?.is_some())))
+            .collect()
+    }
+}
