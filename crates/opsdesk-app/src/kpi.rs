@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use opsdesk_core::fields::TicketForm;
-use opsdesk_core::kpi::{self, bucket_end, bucket_start, label, percentile, Dims, Fact, Period};
+use opsdesk_core::kpi::{self, bucket_end, bucket_start, label, Dims, Fact, Period};
 use opsdesk_core::model::{Group, Id, Organization, Role, User};
 use opsdesk_core::ticket::{Audit, Ticket};
 use opsdesk_core::ticket_metrics::{TicketMetrics, WriteFacts};
@@ -17,9 +17,7 @@ use crate::{Actor, App, AppError, Result};
 
 /// The instance value holding the KPI time zone (`opsdesk kpi rebuild --time-zone`).
 pub const TIME_ZONE_SETTING: &str = "kpi_time_zone";
-/// The organisation fields that carry the plan (support level) and the region.
-pub const PLAN_FIELD: &str = "support_level";
-pub const REGION_FIELD: &str = "org_region";
+pub use opsdesk_core::kpi::{PLAN_FIELD, REGION_FIELD};
 /// The user field with an engineer's start date (baselines leave out their first months).
 pub const START_DATE_FIELD: &str = "start_date";
 /// SLA achievement and satisfaction targets (PRODUCT.md).
@@ -56,8 +54,8 @@ const DIMENSIONS: &[(&str, &str)] = &[
     ("assignee", "assignee_id"),
     ("group", "group_id"),
     ("organization", "organization_id"),
-    ("plan", "organization_id"),
-    ("region", "organization_id"),
+    ("plan", "plan"),
+    ("region", "region"),
     ("form", "form_id"),
     ("priority", "priority"),
     ("channel", "channel"),
@@ -144,14 +142,35 @@ struct Request {
 }
 
 impl Request {
-    fn query(&self, kinds: &[&'static str], by_day: bool) -> KpiQuery {
+    /// The facts of `kinds` in the range, by bucket (`by_period`) and the `by` dimension.
+    fn query(&self, kinds: &[&'static str], by_period: bool) -> KpiQuery {
         KpiQuery {
             kinds: kinds.to_vec(),
             from_day: Some(self.from),
             to_day: Some(self.to),
             conds: self.conds.clone(),
             by: self.by.map(|b| b.1),
-            by_day,
+            bucket: by_period.then(|| self.bucket_sql()).flatten(),
+        }
+    }
+
+    /// The bucket's first day as SQL over `day`: ISO weeks by arithmetic (1970-01-01 was a
+    /// Thursday), months by the range's month boundaries.
+    fn bucket_sql(&self) -> Option<String> {
+        match self.period {
+            Period::Day => Some("day".into()),
+            Period::Week => Some("(day - ((day + 3) % 7))".into()),
+            Period::Month => {
+                let mut arms = String::new();
+                let mut last = self.from;
+                for b in self.buckets() {
+                    let end = bucket_end(b, Period::Month, self.to);
+                    arms.push_str(&format!(" WHEN day < {end} THEN {b}"));
+                    last = b;
+                }
+                Some(format!("(CASE{arms} ELSE {last} END)"))
+            }
+            Period::All => None,
         }
     }
 
@@ -211,8 +230,41 @@ fn start_day(u: &User, tz: &jiff::tz::TimeZone) -> i64 {
 /// Counts by (bucket, dimension value), then kind: how many, and how many with each flag.
 type Counts = BTreeMap<(i64, Option<String>), HashMap<String, (i64, [i64; 3])>>;
 
-/// Durations grouped by (bucket, dimension value).
-type Samples = BTreeMap<(i64, Option<String>), (Vec<i64>, Vec<i64>)>;
+/// A distribution: (value, how many), by value.
+type Histogram = Vec<(i64, i64)>;
+
+/// Calendar and business distributions by (bucket, dimension value).
+type Samples = BTreeMap<(i64, Option<String>), (Histogram, Histogram)>;
+
+/// The nearest-rank percentile of a histogram (as [`percentile`] over its values).
+fn hist_percentile(h: &Histogram, p: f64) -> Option<i64> {
+    let n: i64 = h.iter().map(|x| x.1).sum();
+    if n == 0 {
+        return None;
+    }
+    let rank = ((p * n as f64).ceil() as i64).clamp(1, n);
+    let mut seen = 0;
+    for (v, c) in h {
+        seen += c;
+        if seen >= rank {
+            return Some(*v);
+        }
+    }
+    h.last().map(|x| x.0)
+}
+
+fn hist_count(h: &Histogram) -> i64 {
+    h.iter().map(|x| x.1).sum()
+}
+
+fn hist_mean(h: &Histogram) -> Value {
+    let n = hist_count(h);
+    if n == 0 {
+        return Value::Null;
+    }
+    let sum: i64 = h.iter().map(|(v, c)| v * c).sum();
+    json!(((sum as f64 / n as f64) * 10.0).round() / 10.0)
+}
 
 impl App {
     /// The KPI time zone (UTC unless `opsdesk kpi rebuild --time-zone` set one).
@@ -247,11 +299,43 @@ impl App {
             at: audit.created_at.as_second(),
             schedule: schedule.as_deref(),
         });
-        let dims = Dims::of(t);
-        if previous.is_some_and(|p| Dims::of(p) != dims) {
+        let dims = self.kpi_dims(tx, t).await?;
+        // The plan and region change with the organisation (see `update_organization`), so
+        // only the ticket's own attributes are compared.
+        if previous.is_some_and(|p| Dims::of(p, None) != Dims::of(t, None)) {
             tx.set_kpi_dims(t.id, &dims).await?;
         }
         self.insert_facts(tx, &cfg.kpi_tz, &facts, &dims).await
+    }
+
+    /// A ticket's attributes, with its organisation's plan and region.
+    async fn kpi_dims(&self, tx: &mut Conn, t: &Ticket) -> Result<Dims> {
+        let org = match t.organization_id {
+            Some(o) => tx.get::<Organization>(o).await?,
+            None => None,
+        };
+        Ok(Dims::of(t, org.as_ref()))
+    }
+
+    /// An organisation was written: when its plan or region changed, its tickets' facts
+    /// follow.
+    pub(crate) async fn kpi_organization_changed(
+        &self,
+        tx: &mut Conn,
+        before: &Organization,
+        after: &Organization,
+    ) -> Result<()> {
+        let attrs = |o: &Organization| {
+            (
+                kpi::org_field(o, PLAN_FIELD),
+                kpi::org_field(o, REGION_FIELD),
+            )
+        };
+        let (plan, region) = attrs(after);
+        if attrs(before) != (plan.clone(), region.clone()) {
+            tx.set_kpi_org(after.id, plan, region).await?;
+        }
+        Ok(())
     }
 
     async fn insert_facts(
@@ -286,7 +370,8 @@ impl App {
         };
         let facts = kpi::sla_facts(t.id, &breached, events);
         let tz = self.kpi_time_zone(tx).await?;
-        self.insert_facts(tx, &tz, &facts, &Dims::of(t)).await
+        let dims = self.kpi_dims(tx, t).await?;
+        self.insert_facts(tx, &tz, &facts, &dims).await
     }
 
     /// Derive a ticket's facts again from its audits and metric events (a deleted ticket has
@@ -346,8 +431,8 @@ impl App {
         }
         let events = tx.metric_events_of(id).await?;
         facts.extend(kpi::sla_facts(id, &|_| false, &events));
-        self.insert_facts(tx, &cfg.kpi_tz, &facts, &Dims::of(&current))
-            .await
+        let dims = self.kpi_dims(tx, &current).await?;
+        self.insert_facts(tx, &cfg.kpi_tz, &facts, &dims).await
     }
 
     /// Set the KPI time zone (when given) and derive every ticket's facts again, a batch at a
@@ -474,16 +559,7 @@ impl App {
             };
             let Some(v) = params.get(&key) else { continue };
             match *name {
-                "plan" | "region" => {
-                    let field = if *name == "plan" {
-                        PLAN_FIELD
-                    } else {
-                        REGION_FIELD
-                    };
-                    let ids = c.organization_ids_with_field(field, v).await?;
-                    conds.push(Cond::In(col, ids.into_iter().map(Val::Int).collect()));
-                }
-                "priority" | "channel" => {
+                "plan" | "region" | "priority" | "channel" => {
                     if v == "none" {
                         conds.push(Cond::IsNull(col));
                     } else {
@@ -599,63 +675,59 @@ impl App {
             .collect::<BTreeSet<Id>>()
             .into_iter()
             .collect();
-        let names: HashMap<Id, String> = match dim {
-            "engineer" | "assignee" => c
-                .get_many::<User>(&ids)
-                .await?
-                .into_iter()
-                .map(|u| (u.id, u.name))
-                .collect(),
-            "group" => c
-                .get_many::<Group>(&ids)
-                .await?
-                .into_iter()
-                .map(|g| (g.id, g.name))
-                .collect(),
-            "organization" => c
-                .get_many::<Organization>(&ids)
-                .await?
-                .into_iter()
-                .map(|o| (o.id, o.name))
-                .collect(),
-            "form" => c
-                .get_many::<TicketForm>(&ids)
-                .await?
-                .into_iter()
-                .map(|f| (f.id, f.name))
-                .collect(),
-            _ => HashMap::new(),
-        };
+        if matches!(dim, "plan" | "region" | "priority" | "channel") {
+            columns[2] = dim.to_string();
+            return Ok(());
+        }
+        let mut names: HashMap<Id, String> = HashMap::new();
+        for chunk in ids.chunks(500) {
+            let named: Vec<(Id, String)> = match dim {
+                "engineer" | "assignee" => c
+                    .get_many::<User>(chunk)
+                    .await?
+                    .into_iter()
+                    .map(|u| (u.id, u.name))
+                    .collect(),
+                "group" => c
+                    .get_many::<Group>(chunk)
+                    .await?
+                    .into_iter()
+                    .map(|g| (g.id, g.name))
+                    .collect(),
+                "organization" => c
+                    .get_many::<Organization>(chunk)
+                    .await?
+                    .into_iter()
+                    .map(|o| (o.id, o.name))
+                    .collect(),
+                "form" => c
+                    .get_many::<TicketForm>(chunk)
+                    .await?
+                    .into_iter()
+                    .map(|f| (f.id, f.name))
+                    .collect(),
+                _ => vec![],
+            };
+            names.extend(named);
+        }
         let id_of = |r: &Vec<Value>| {
             r.get(2)
                 .and_then(Value::as_str)
                 .and_then(|s| s.parse::<Id>().ok())
         };
-        if matches!(dim, "plan" | "region") {
-            // Already grouped by the field's value (see `fold_dims`).
-            columns[2] = dim.to_string();
-            return Ok(());
-        }
-        let key = match dim {
-            "priority" | "channel" => dim.to_string(),
-            other => format!("{other}_id"),
-        };
-        columns[2] = key;
-        if !names.is_empty() || !matches!(dim, "priority" | "channel") {
-            columns.insert(3, format!("{dim}_name"));
-            for r in rows.iter_mut() {
-                let id = id_of(r);
-                r[2] = id.map_or(Value::Null, |i| json!(i));
-                r.insert(
-                    3,
-                    id.and_then(|i| names.get(&i))
-                        .map_or(Value::Null, |n| json!(n)),
-                );
-            }
+        columns[2] = format!("{dim}_id");
+        columns.insert(3, format!("{dim}_name"));
+        for r in rows.iter_mut() {
+            let id = id_of(r);
+            r[2] = id.map_or(Value::Null, |i| json!(i));
+            r.insert(
+                3,
+                id.and_then(|i| names.get(&i))
+                    .map_or(Value::Null, |n| json!(n)),
+            );
         }
         Ok(())
     }
-
     /// Rows for every (bucket, dimension value) with a count; `dense` also gives every bucket
     /// to every value seen.
     fn keys(
@@ -701,53 +773,16 @@ impl App {
         cols
     }
 
-    /// For reports by plan or region: each organisation id's field value (None: not by
-    /// those).
-    async fn fold_dims<'a>(
-        &self,
-        c: &mut Conn,
-        r: &Request,
-        dims: impl Iterator<Item = &'a Option<String>>,
-    ) -> Result<Option<HashMap<String, Option<String>>>> {
-        let field = match r.by.map(|b| b.0) {
-            Some("plan") => PLAN_FIELD,
-            Some("region") => REGION_FIELD,
-            _ => return Ok(None),
-        };
-        let ids: Vec<Id> = dims
-            .filter_map(|d| d.as_ref().and_then(|s| s.parse().ok()))
-            .collect::<BTreeSet<Id>>()
-            .into_iter()
-            .collect();
-        let mut out = HashMap::new();
-        for chunk in ids.chunks(500) {
-            for o in c.get_many::<Organization>(chunk).await? {
-                let v = o.organization_fields.get(field).and_then(|v| match v {
-                    Value::String(s) => Some(s.clone()),
-                    Value::Null => None,
-                    other => Some(other.to_string()),
-                });
-                out.insert(o.id.to_string(), v);
-            }
-        }
-        Ok(Some(out))
-    }
-
-    fn fold(map: &Option<HashMap<String, Option<String>>>, d: Option<String>) -> Option<String> {
-        match (map, d) {
-            (Some(m), Some(d)) => m.get(&d).cloned().flatten(),
-            (_, d) => d,
-        }
-    }
-
     async fn counts(&self, c: &mut Conn, r: &Request, kinds: &[&'static str]) -> Result<Counts> {
         let rows = c.kpi_counts(&r.query(kinds, true)).await?;
-        let map = self.fold_dims(c, r, rows.iter().map(|x| &x.dim)).await?;
         let mut out: Counts = BTreeMap::new();
         for x in rows {
-            let b = r.bucket(x.day.unwrap_or(r.from));
-            let d = Self::fold(&map, x.dim);
-            let e = out.entry((b, d)).or_default().entry(x.kind).or_default();
+            let b = r.bucket(x.bucket.unwrap_or(r.from));
+            let e = out
+                .entry((b, x.dim))
+                .or_default()
+                .entry(x.kind)
+                .or_default();
             e.0 += x.n;
             for i in 0..3 {
                 e.1[i] += x.flagged[i];
@@ -763,16 +798,16 @@ impl App {
     ) -> Result<(Vec<&'static str>, Vec<Vec<Value>>)> {
         let kinds = [kpi::CREATED, kpi::SOLVED, kpi::REOPENED];
         let counts = self.counts(c, r, &kinds).await?;
-        // The backlog when the range starts.
-        let mut q = r.query(&kinds, false);
-        q.from_day = None;
-        q.to_day = Some(r.from);
-        let mut open: HashMap<Option<String>, i64> = HashMap::new();
-        let before = c.kpi_counts(&q).await?;
-        let map = self.fold_dims(c, r, before.iter().map(|x| &x.dim)).await?;
-        for x in before {
-            let sign = if x.kind == kpi::SOLVED { -1 } else { 1 };
-            *open.entry(Self::fold(&map, x.dim)).or_default() += sign * x.n;
+        // The backlog when the range starts: the tickets unsolved now, less what changed
+        // since (so the cost follows the range, not the whole history).
+        let q = r.query(&kinds, false);
+        let mut open: HashMap<Option<String>, i64> =
+            c.kpi_open_tickets(&q).await?.into_iter().collect();
+        let mut since = q;
+        since.to_day = None;
+        for x in c.kpi_counts(&since).await? {
+            let sign = if x.kind == kpi::SOLVED { 1 } else { -1 };
+            *open.entry(x.dim).or_default() += sign * x.n;
         }
         let seen = counts
             .keys()
@@ -813,8 +848,10 @@ impl App {
         let by = q.by;
         let mut rows_by: BTreeMap<(i64, Option<String>, String), (i64, i64)> = BTreeMap::new();
         let mut metrics = BTreeSet::new();
-        // One query per target, so the fact table's single dimension column serves both.
+        // The targets first, then one query per target, so the single dimension column
+        // serves both.
         q.by = Some("metric");
+        q.bucket = None;
         let per_metric = c.kpi_counts(&q).await?;
         for x in &per_metric {
             if let Some(m) = &x.dim {
@@ -825,13 +862,9 @@ impl App {
             let mut qm = r.query(&[kpi::SLA_MET, kpi::SLA_MISSED], true);
             qm.by = by;
             qm.conds.push(Cond::Eq("metric", Val::from(m.as_str())));
-            let got = c.kpi_counts(&qm).await?;
-            let map = self.fold_dims(c, r, got.iter().map(|x| &x.dim)).await?;
-            for x in got {
-                let b = r.bucket(x.day.unwrap_or(r.from));
-                let e = rows_by
-                    .entry((b, Self::fold(&map, x.dim), m.clone()))
-                    .or_default();
+            for x in c.kpi_counts(&qm).await? {
+                let b = r.bucket(x.bucket.unwrap_or(r.from));
+                let e = rows_by.entry((b, x.dim, m.clone())).or_default();
                 if x.kind == kpi::SLA_MET {
                     e.0 += x.n;
                 } else {
@@ -882,18 +915,30 @@ impl App {
 
     async fn samples(&self, c: &mut Conn, r: &Request, kind: &'static str) -> Result<Samples> {
         let mut out: Samples = BTreeMap::new();
-        let values = c.kpi_values(&r.query(&[kind], true)).await?;
-        let map = self.fold_dims(c, r, values.iter().map(|x| &x.dim)).await?;
-        for v in values {
-            let e = out
-                .entry((r.bucket(v.day), Self::fold(&map, v.dim)))
-                .or_default();
-            e.0.push(v.calendar);
-            e.1.push(v.business);
+        let q = r.query(&[kind], true);
+        for (i, column) in ["calendar", "business"].into_iter().enumerate() {
+            for b in c.kpi_histogram(&q, column).await? {
+                let e = out
+                    .entry((r.bucket(b.bucket.unwrap_or(r.from)), b.dim))
+                    .or_default();
+                let h = if i == 0 { &mut e.0 } else { &mut e.1 };
+                h.push((b.value, b.n));
+            }
         }
         for (cal, bus) in out.values_mut() {
             cal.sort_unstable();
             bus.sort_unstable();
+            // Two SQL buckets can fall in one (a month split by the range): merge equal values.
+            for h in [cal, bus] {
+                h.dedup_by(|next, kept| {
+                    if next.0 == kept.0 {
+                        kept.1 += next.1;
+                        true
+                    } else {
+                        false
+                    }
+                });
+            }
         }
         Ok(out)
     }
@@ -910,21 +955,14 @@ impl App {
             let empty = (vec![], vec![]);
             let (cal, bus) = s.get(&(b, d.clone())).unwrap_or(&empty);
             let mut row = self.lead(r, b, &d);
-            let mean = |v: &[i64]| -> Value {
-                if v.is_empty() {
-                    Value::Null
-                } else {
-                    json!(((v.iter().sum::<i64>() as f64 / v.len() as f64) * 10.0).round() / 10.0)
-                }
-            };
             row.extend([
-                json!(cal.len()),
-                json!(percentile(cal, 0.5)),
-                json!(percentile(cal, 0.9)),
-                mean(cal),
-                json!(percentile(bus, 0.5)),
-                json!(percentile(bus, 0.9)),
-                mean(bus),
+                json!(hist_count(cal)),
+                json!(hist_percentile(cal, 0.5)),
+                json!(hist_percentile(cal, 0.9)),
+                hist_mean(cal),
+                json!(hist_percentile(bus, 0.5)),
+                json!(hist_percentile(bus, 0.9)),
+                hist_mean(bus),
             ]);
             rows.push(row);
         }
@@ -958,10 +996,10 @@ impl App {
             let (rc, rb) = res.get(&(b, d.clone())).unwrap_or(&empty);
             let (wc, wb) = wait.get(&(b, d.clone())).unwrap_or(&empty);
             let mut row = self.lead(r, b, &d);
-            let (mrc, mwc) = (percentile(rc, 0.5), percentile(wc, 0.5));
-            let (mrb, mwb) = (percentile(rb, 0.5), percentile(wb, 0.5));
+            let (mrc, mwc) = (hist_percentile(rc, 0.5), hist_percentile(wc, 0.5));
+            let (mrb, mwb) = (hist_percentile(rb, 0.5), hist_percentile(wb, 0.5));
             row.extend([
-                json!(rc.len()),
+                json!(hist_count(rc)),
                 json!(mrc),
                 json!(mwc),
                 ratio_f(mrc, mwc),

@@ -911,12 +911,14 @@ impl App {
         actor.require_admin()?;
         let mut tx = self.store.write().await?;
         let mut o = not_found_if_none(tx.get::<Organization>(id).await?)?;
+        let before = o.clone();
         let mut inv = Invalid::new();
         self.apply_org_input(&mut tx, &mut o, &input, &mut inv)
             .await?;
         inv.into_result()?;
         o.updated_at = self.now();
         tx.update(&o).await?;
+        self.kpi_organization_changed(&mut tx, &before, &o).await?;
         tx.commit().await?;
         Ok(o)
     }

@@ -16,7 +16,7 @@ use jiff::tz::TimeZone;
 use serde_json::Value;
 
 use crate::business_hours::Schedule;
-use crate::model::Id;
+use crate::model::{Id, Organization};
 use crate::ticket::{Status, Ticket};
 use crate::ticket_metrics::TicketMetrics;
 
@@ -95,10 +95,30 @@ pub struct Dims {
     pub form_id: Option<Id>,
     pub priority: Option<String>,
     pub channel: String,
+    /// The organisation's plan and region (its fields [`PLAN_FIELD`], [`REGION_FIELD`]).
+    pub plan: Option<String>,
+    pub region: Option<String>,
+}
+
+/// The organisation fields that carry the plan (support level) and the region, as the
+/// gitlab-support profile names them.
+pub const PLAN_FIELD: &str = "support_level";
+pub const REGION_FIELD: &str = "org_region";
+
+/// An organisation field's value as text.
+pub fn org_field(o: &Organization, key: &str) -> Option<String> {
+    match o.organization_fields.get(key)? {
+        Value::Null => None,
+        Value::String(s) if s.is_empty() => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
 }
 
 impl Dims {
-    pub fn of(t: &Ticket) -> Dims {
+    /// A ticket's attributes; `org` is its organisation (for the plan and region).
+    pub fn of(t: &Ticket, org: Option<&Organization>) -> Dims {
+        let org = org.filter(|o| Some(o.id) == t.organization_id);
         Dims {
             assignee_id: t.assignee_id,
             group_id: t.group_id,
@@ -106,6 +126,8 @@ impl Dims {
             form_id: t.ticket_form_id,
             priority: t.priority.map(|p| p.as_str().to_string()),
             channel: t.via.channel.clone(),
+            plan: org.and_then(|o| org_field(o, PLAN_FIELD)),
+            region: org.and_then(|o| org_field(o, REGION_FIELD)),
         }
     }
 }

@@ -5220,6 +5220,41 @@ async fn kpis_match_a_brute_force_count_over_the_audits() {
             assert!(created > 10, "{n}");
         }
         assert_eq!(rows.len(), 3, "{n}: priority, standard and none: {rows:?}");
+        // When an organisation's plan changes, its tickets' facts follow.
+        let (s, v) = t
+            .call(
+                &t.admin,
+                Method::PUT,
+                &format!("/api/v2/organizations/{}.json", orgs[1]),
+                Some(
+                    json!({"organization": {"organization_fields": {"support_level": "priority"}}}),
+                ),
+            )
+            .await;
+        assert!(s.is_success(), "{n}: {s} {v}");
+        let moved = report("tickets", "&by=plan&period=all").await;
+        let created_by = |rows: &[Value], plan: &str| {
+            rows.iter()
+                .find(|r| r["plan"] == plan)
+                .map_or(0, |r| r["created"].as_i64().unwrap())
+        };
+        assert_eq!(
+            created_by(&moved, "priority"),
+            created_by(&rows, "priority") + created_by(&rows, "standard"),
+            "{n}: {moved:?}"
+        );
+        assert_eq!(created_by(&moved, "standard"), 0, "{n}");
+        let (s, _) = t
+            .call(
+                &t.admin,
+                Method::PUT,
+                &format!("/api/v2/organizations/{}.json", orgs[1]),
+                Some(
+                    json!({"organization": {"organization_fields": {"support_level": "standard"}}}),
+                ),
+            )
+            .await;
+        assert!(s.is_success(), "{n}");
 
         // Engineers: solved, public replies, internal notes, replies on their own tickets.
         let rows = report("engineer_activity", "").await;

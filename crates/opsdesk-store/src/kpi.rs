@@ -18,6 +18,8 @@ pub const KPI_DIMENSIONS: &[&str] = &[
     "form_id",
     "priority",
     "channel",
+    "plan",
+    "region",
     "agent_id",
     "metric",
 ];
@@ -33,28 +35,28 @@ pub struct KpiQuery {
     pub conds: Vec<Cond>,
     /// Group by this column (one of [`KPI_DIMENSIONS`]).
     pub by: Option<&'static str>,
-    /// Group by day too.
-    pub by_day: bool,
+    /// Group by period: an SQL expression over `day` giving the first day of a fact's bucket
+    /// (the caller builds it from integers only). None: one bucket.
+    pub bucket: Option<String>,
 }
 
 /// A group's count, and how many of its facts carry each of the first three flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KpiCount {
     pub kind: String,
-    pub day: Option<i64>,
+    pub bucket: Option<i64>,
     pub dim: Option<String>,
     pub n: i64,
     pub flagged: [i64; 3],
 }
 
-/// One duration fact.
+/// How many facts of a group have one duration.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KpiValue {
-    pub kind: String,
-    pub day: i64,
+pub struct KpiBin {
+    pub bucket: Option<i64>,
     pub dim: Option<String>,
-    pub calendar: i64,
-    pub business: i64,
+    pub value: i64,
+    pub n: i64,
 }
 
 impl KpiQuery {
@@ -73,11 +75,28 @@ impl KpiQuery {
         where_sql(&conds, args)
     }
 
-    fn dim_sql(&self) -> String {
-        match self.by.filter(|b| KPI_DIMENSIONS.contains(b)) {
+    fn by(&self) -> Option<&'static str> {
+        self.by.filter(|b| KPI_DIMENSIONS.contains(b))
+    }
+
+    /// The SELECT list's bucket and dimension, and the GROUP BY after `first`.
+    fn keys(&self, first: &[&str]) -> (String, String) {
+        let bucket = self
+            .bucket
+            .clone()
+            .unwrap_or_else(|| "CAST(NULL AS BIGINT)".into());
+        let dim = match self.by() {
             Some(b) => format!("CAST({b} AS TEXT)"),
             None => "CAST(NULL AS TEXT)".into(),
+        };
+        let mut group: Vec<String> = first.iter().map(|s| s.to_string()).collect();
+        if let Some(b) = &self.bucket {
+            group.push(b.clone());
         }
+        if let Some(b) = self.by() {
+            group.push(b.to_string());
+        }
+        (format!("{bucket}, {dim}"), group.join(", "))
     }
 }
 
@@ -104,6 +123,8 @@ impl Conn {
                     Val::from(dims.form_id),
                     Val::from(dims.priority.clone()),
                     Val::from(dims.channel.as_str()),
+                    Val::from(dims.plan.clone()),
+                    Val::from(dims.region.clone()),
                 ];
                 let ps: Vec<String> = vals
                     .into_iter()
@@ -116,7 +137,7 @@ impl Conn {
             }
             let sql = format!(
                 "INSERT INTO kpi_facts (ticket_id, time, day, kind, agent_id, metric, calendar, business, flags, \
-                 assignee_id, group_id, organization_id, form_id, priority, channel) VALUES {}",
+                 assignee_id, group_id, organization_id, form_id, priority, channel, plan, region) VALUES {}",
                 rows.join(", ")
             );
             self.exec(&sql, &args).await?;
@@ -128,7 +149,7 @@ impl Conn {
     pub async fn set_kpi_dims(&mut self, ticket_id: Id, dims: &Dims) -> Result<()> {
         self.exec(
             "UPDATE kpi_facts SET assignee_id = $2, group_id = $3, organization_id = $4, form_id = $5, \
-             priority = $6, channel = $7 WHERE ticket_id = $1",
+             priority = $6, channel = $7, plan = $8, region = $9 WHERE ticket_id = $1",
             &[
                 Val::Int(ticket_id),
                 Val::from(dims.assignee_id),
@@ -137,6 +158,8 @@ impl Conn {
                 Val::from(dims.form_id),
                 Val::from(dims.priority.clone()),
                 Val::from(dims.channel.as_str()),
+                Val::from(dims.plan.clone()),
+                Val::from(dims.region.clone()),
             ],
         )
         .await?;
@@ -164,37 +187,24 @@ impl Conn {
         rows.iter().map(|r| r.json(0)).collect()
     }
 
-    /// Counts of facts by kind (and day, and the `by` column), with their flags.
+    /// Counts of facts by kind (and bucket, and the `by` column), with their flags.
     pub async fn kpi_counts(&mut self, q: &KpiQuery) -> Result<Vec<KpiCount>> {
         let mut args = vec![];
         let w = q.where_clause(&mut args);
-        let dim = q.dim_sql();
-        let day = if q.by_day {
-            "day"
-        } else {
-            "CAST(NULL AS BIGINT)"
-        };
-        let mut group = vec!["kind".to_string()];
-        if q.by_day {
-            group.push("day".into());
-        }
-        if let Some(b) = q.by.filter(|b| KPI_DIMENSIONS.contains(b)) {
-            group.push(b.to_string());
-        }
+        let (keys, group) = q.keys(&["kind"]);
         let flag = |bit: i64| format!("SUM(CASE WHEN (flags & {bit}) <> 0 THEN 1 ELSE 0 END)");
         let sql = format!(
-            "SELECT kind, {day}, {dim}, COUNT(*), {}, {}, {} FROM kpi_facts WHERE {w} GROUP BY {}",
+            "SELECT kind, {keys}, COUNT(*), {}, {}, {} FROM kpi_facts WHERE {w} GROUP BY {group}",
             flag(1),
             flag(2),
             flag(4),
-            group.join(", ")
         );
         let rows = self.all(&sql, &args).await?;
         rows.iter()
             .map(|r| {
                 Ok(KpiCount {
                     kind: r.str(0)?,
-                    day: r.opt_i64(1)?,
+                    bucket: r.opt_i64(1)?,
                     dim: r.opt_str(2)?,
                     n: r.i64(3)?,
                     flagged: [
@@ -207,44 +217,80 @@ impl Conn {
             .collect()
     }
 
-    /// Every duration fact matching the query.
-    pub async fn kpi_values(&mut self, q: &KpiQuery) -> Result<Vec<KpiValue>> {
+    /// The distribution of a duration column (`calendar` or `business`): how many facts have
+    /// each value, per bucket and dimension. Exact percentiles from far fewer rows than facts.
+    pub async fn kpi_histogram(&mut self, q: &KpiQuery, column: &str) -> Result<Vec<KpiBin>> {
+        let column = if column == "business" {
+            "business"
+        } else {
+            "calendar"
+        };
         let mut args = vec![];
         let w = q.where_clause(&mut args);
+        let (keys, group) = q.keys(&[column]);
         let sql = format!(
-            "SELECT kind, day, {}, calendar, business FROM kpi_facts WHERE {w} AND calendar IS NOT NULL",
-            q.dim_sql()
+            "SELECT {column}, {keys}, COUNT(*) FROM kpi_facts WHERE {w} AND {column} IS NOT NULL GROUP BY {group}"
         );
         let rows = self.all(&sql, &args).await?;
         rows.iter()
             .map(|r| {
-                Ok(KpiValue {
-                    kind: r.str(0)?,
-                    day: r.i64(1)?,
+                Ok(KpiBin {
+                    value: r.i64(0)?,
+                    bucket: r.opt_i64(1)?,
                     dim: r.opt_str(2)?,
-                    calendar: r.i64(3)?,
-                    business: r.opt_i64(4)?.unwrap_or(0),
+                    n: r.i64(3)?,
                 })
             })
             .collect()
     }
 
-    /// Organisation ids whose organisation field `key` has `value`.
-    pub async fn organization_ids_with_field(&mut self, key: &str, value: &str) -> Result<Vec<Id>> {
-        let sql = if self.is_postgres() {
-            "SELECT id FROM organizations WHERE (data::jsonb -> 'organization_fields' ->> $1) = $2"
-        } else {
-            "SELECT id FROM organizations WHERE json_extract(data, '$.organization_fields.' || $1) = $2"
+    /// Tickets unsolved now (not deleted), counted by the query's dimension through their
+    /// `created` facts (the query's conditions apply; its kinds and days do not).
+    pub async fn kpi_open_tickets(&mut self, q: &KpiQuery) -> Result<Vec<(Option<String>, i64)>> {
+        let mut args = vec![];
+        let w = where_sql(&q.conds, &mut args);
+        let dim = match q.by() {
+            Some(b) => format!("CAST({b} AS TEXT)"),
+            None => "CAST(NULL AS TEXT)".into(),
         };
-        let rows = self.all(sql, &[Val::from(key), Val::from(value)]).await?;
-        rows.iter().map(|r| r.i64(0)).collect()
+        let group = q.by().map_or(String::new(), |b| format!(" GROUP BY {b}"));
+        let sql = format!(
+            "SELECT {dim}, COUNT(*) FROM kpi_facts WHERE kind = 'created' AND ticket_id IN \
+             (SELECT id FROM tickets WHERE status IN ('new', 'open', 'pending', 'hold') AND deleted_at IS NULL) \
+             AND {w}{group}"
+        );
+        let rows = self.all(&sql, &args).await?;
+        rows.iter()
+            .map(|r| Ok((r.opt_str(0)?, r.i64(1)?)))
+            .collect()
+    }
+
+    /// An organisation's plan or region changed: move its tickets' facts.
+    pub async fn set_kpi_org(
+        &mut self,
+        organization_id: Id,
+        plan: Option<String>,
+        region: Option<String>,
+    ) -> Result<()> {
+        self.exec(
+            "UPDATE kpi_facts SET plan = $2, region = $3 WHERE organization_id = $1",
+            &[
+                Val::Int(organization_id),
+                Val::from(plan),
+                Val::from(region),
+            ],
+        )
+        .await?;
+        Ok(())
     }
 
     /// Benchmarks: `per_ticket` synthetic facts for each of `tickets` tickets (ids from
     /// `first_id`), created evenly over `days` days from day `first_day` (UTC), with agents,
     /// groups and organisations taken in turn from the given id ranges. Kinds cycle through
     /// created, first reply, public replies, an internal note, a next reply, the solve with its
-    /// resolution and requester wait, and an SLA outcome (one in ten missed).
+    /// resolution and requester wait, and an SLA outcome (one in ten missed). Organisation k
+    /// (from 0) has plan priority, standard, standard, expired, community for k % 5 and region
+    /// amer, emea, apac for k % 3.
     #[allow(clippy::too_many_arguments)]
     pub async fn insert_synthetic_kpi_facts(
         &mut self,
@@ -271,7 +317,7 @@ impl Conn {
         let sql = if self.is_postgres() {
             format!(
                 "INSERT INTO kpi_facts (ticket_id, time, day, kind, agent_id, metric, calendar, business, flags, \
-                 assignee_id, group_id, organization_id, form_id, priority, channel) \
+                 assignee_id, group_id, organization_id, form_id, priority, channel, plan, region) \
                  SELECT ticket_id, time, time / 86400, kind, \
                    CASE WHEN kind IN ('public_reply', 'internal_note', 'solved', 'first_reply', 'next_reply') THEN agent END, \
                    CASE WHEN kind IN ('sla_met', 'sla_missed') THEN 'first_reply_time' END, \
@@ -280,14 +326,16 @@ impl Conn {
                    CASE WHEN kind = 'public_reply' THEN x % 2 WHEN kind = 'solved' THEN (CASE WHEN ticket_id % 3 = 0 THEN 2 ELSE 0 END) + (CASE WHEN ticket_id % 20 = 0 THEN 4 ELSE 0 END) ELSE 0 END, \
                    $6 + (ticket_id * 7) % $7, $8 + ticket_id % $9, $10 + ticket_id % $11, NULL, \
                    (ARRAY['low', 'normal', 'high', 'urgent'])[1 + ticket_id % 4], \
-                   CASE WHEN ticket_id % 3 = 0 THEN 'web' ELSE 'email' END \
+                   CASE WHEN ticket_id % 3 = 0 THEN 'web' ELSE 'email' END, \
+                   CASE (ticket_id % $11) % 5 WHEN 0 THEN 'priority' WHEN 3 THEN 'expired' WHEN 4 THEN 'community' ELSE 'standard' END, \
+                   CASE (ticket_id % $11) % 3 WHEN 0 THEN 'amer' WHEN 1 THEN 'emea' ELSE 'apac' END \
                  FROM ({body} FROM generate_series(0::bigint, $2 * $3 - 1) AS x) AS g"
             )
         } else {
             format!(
                 "WITH RECURSIVE s(x) AS (SELECT 0 UNION ALL SELECT x + 1 FROM s WHERE x + 1 < $2 * $3) \
                  INSERT INTO kpi_facts (ticket_id, time, day, kind, agent_id, metric, calendar, business, flags, \
-                 assignee_id, group_id, organization_id, form_id, priority, channel) \
+                 assignee_id, group_id, organization_id, form_id, priority, channel, plan, region) \
                  SELECT ticket_id, time, time / 86400, kind, \
                    CASE WHEN kind IN ('public_reply', 'internal_note', 'solved', 'first_reply', 'next_reply') THEN agent END, \
                    CASE WHEN kind IN ('sla_met', 'sla_missed') THEN 'first_reply_time' END, \
@@ -296,7 +344,9 @@ impl Conn {
                    CASE WHEN kind = 'public_reply' THEN x % 2 WHEN kind = 'solved' THEN (CASE WHEN ticket_id % 3 = 0 THEN 2 ELSE 0 END) + (CASE WHEN ticket_id % 20 = 0 THEN 4 ELSE 0 END) ELSE 0 END, \
                    $6 + (ticket_id * 7) % $7, $8 + ticket_id % $9, $10 + ticket_id % $11, NULL, \
                    CASE ticket_id % 4 WHEN 0 THEN 'low' WHEN 1 THEN 'normal' WHEN 2 THEN 'high' ELSE 'urgent' END, \
-                   CASE WHEN ticket_id % 3 = 0 THEN 'web' ELSE 'email' END \
+                   CASE WHEN ticket_id % 3 = 0 THEN 'web' ELSE 'email' END, \
+                   CASE (ticket_id % $11) % 5 WHEN 0 THEN 'priority' WHEN 3 THEN 'expired' WHEN 4 THEN 'community' ELSE 'standard' END, \
+                   CASE (ticket_id % $11) % 3 WHEN 0 THEN 'amer' WHEN 1 THEN 'emea' ELSE 'apac' END \
                  FROM ({body} FROM s) AS g"
             )
         };

@@ -2,8 +2,8 @@
 -- solved, reopened, a public reply or internal note by staff, a first or next reply with its
 -- minutes, a resolution, an SLA target met or missed). Derived from audits and metric events
 -- in the same transaction as the write (`opsdesk kpi rebuild` derives them again). `day` is
--- the local day (days since 1970-01-01) in the KPI time zone; the ticket's attributes are its
--- current ones and move with it.
+-- the local day (days since 1970-01-01) in the KPI time zone; the ticket's attributes (and its
+-- organisation's plan and region) are its current ones and move with it.
 CREATE TABLE kpi_facts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     ticket_id BIGINT NOT NULL,
@@ -20,10 +20,15 @@ CREATE TABLE kpi_facts (
     organization_id BIGINT,
     form_id BIGINT,
     priority TEXT,
-    channel TEXT NOT NULL
+    channel TEXT NOT NULL,
+    -- The organisation's plan (field support_level) and region (org_region), kept in step
+    -- when the organisation changes.
+    plan TEXT,
+    region TEXT
 );
 CREATE INDEX kpi_facts_kind_day ON kpi_facts (kind, day);
 CREATE INDEX kpi_facts_ticket ON kpi_facts (ticket_id);
 CREATE INDEX kpi_facts_agent ON kpi_facts (agent_id, kind, day);
+CREATE INDEX kpi_facts_organization ON kpi_facts (organization_id);
 -- Rebuilding a ticket's SLA facts reads its metric events.
 CREATE INDEX ticket_metric_events_ticket ON ticket_metric_events (ticket_id, id);
