@@ -10,7 +10,7 @@ use opsdesk_core::kpi::{self, bucket_end, bucket_start, label, Dims, Fact, Perio
 use opsdesk_core::model::{Group, Id, Organization, Role, User};
 use opsdesk_core::ticket::{Audit, Ticket};
 use opsdesk_core::ticket_metrics::{TicketMetrics, WriteFacts};
-use opsdesk_store::{Cond, Conn, KpiQuery, Page, Val};
+use opsdesk_store::{Cond, Conn, KpiQuery, KpiStat, Page, Val};
 use serde_json::{json, Value};
 
 use crate::{Actor, App, AppError, Result};
@@ -230,40 +230,26 @@ fn start_day(u: &User, tz: &jiff::tz::TimeZone) -> i64 {
 /// Counts by (bucket, dimension value), then kind: how many, and how many with each flag.
 type Counts = BTreeMap<(i64, Option<String>), HashMap<String, (i64, [i64; 3])>>;
 
-/// A distribution: (value, how many), by value.
-type Histogram = Vec<(i64, i64)>;
+/// Calendar and business figures by (bucket, dimension value).
+type Samples = BTreeMap<(i64, Option<String>), (KpiStat, KpiStat)>;
 
-/// Calendar and business distributions by (bucket, dimension value).
-type Samples = BTreeMap<(i64, Option<String>), (Histogram, Histogram)>;
-
-/// The nearest-rank percentile of a histogram (as [`percentile`] over its values).
-fn hist_percentile(h: &Histogram, p: f64) -> Option<i64> {
-    let n: i64 = h.iter().map(|x| x.1).sum();
-    if n == 0 {
-        return None;
+fn mean(st: &KpiStat) -> Value {
+    if st.n == 0 {
+        Value::Null
+    } else {
+        json!(((st.sum as f64 / st.n as f64) * 10.0).round() / 10.0)
     }
-    let rank = ((p * n as f64).ceil() as i64).clamp(1, n);
-    let mut seen = 0;
-    for (v, c) in h {
-        seen += c;
-        if seen >= rank {
-            return Some(*v);
-        }
-    }
-    h.last().map(|x| x.0)
 }
 
-fn hist_count(h: &Histogram) -> i64 {
-    h.iter().map(|x| x.1).sum()
-}
-
-fn hist_mean(h: &Histogram) -> Value {
-    let n = hist_count(h);
-    if n == 0 {
-        return Value::Null;
+fn empty_stat() -> KpiStat {
+    KpiStat {
+        bucket: None,
+        dim: None,
+        n: 0,
+        sum: 0,
+        median: None,
+        p90: None,
     }
-    let sum: i64 = h.iter().map(|(v, c)| v * c).sum();
-    json!(((sum as f64 / n as f64) * 10.0).round() / 10.0)
 }
 
 impl App {
@@ -917,27 +903,15 @@ impl App {
         let mut out: Samples = BTreeMap::new();
         let q = r.query(&[kind], true);
         for (i, column) in ["calendar", "business"].into_iter().enumerate() {
-            for b in c.kpi_histogram(&q, column).await? {
+            for st in c.kpi_stats(&q, column).await? {
                 let e = out
-                    .entry((r.bucket(b.bucket.unwrap_or(r.from)), b.dim))
-                    .or_default();
-                let h = if i == 0 { &mut e.0 } else { &mut e.1 };
-                h.push((b.value, b.n));
-            }
-        }
-        for (cal, bus) in out.values_mut() {
-            cal.sort_unstable();
-            bus.sort_unstable();
-            // Two SQL buckets can fall in one (a month split by the range): merge equal values.
-            for h in [cal, bus] {
-                h.dedup_by(|next, kept| {
-                    if next.0 == kept.0 {
-                        kept.1 += next.1;
-                        true
-                    } else {
-                        false
-                    }
-                });
+                    .entry((r.bucket(st.bucket.unwrap_or(r.from)), st.dim.clone()))
+                    .or_insert_with(|| (empty_stat(), empty_stat()));
+                if i == 0 {
+                    e.0 = st;
+                } else {
+                    e.1 = st;
+                }
             }
         }
         Ok(out)
@@ -952,17 +926,17 @@ impl App {
         let s = self.samples(c, r, kind).await?;
         let mut rows = vec![];
         for (b, d) in self.keys(r, s.keys().cloned(), false) {
-            let empty = (vec![], vec![]);
+            let empty = (empty_stat(), empty_stat());
             let (cal, bus) = s.get(&(b, d.clone())).unwrap_or(&empty);
             let mut row = self.lead(r, b, &d);
             row.extend([
-                json!(hist_count(cal)),
-                json!(hist_percentile(cal, 0.5)),
-                json!(hist_percentile(cal, 0.9)),
-                hist_mean(cal),
-                json!(hist_percentile(bus, 0.5)),
-                json!(hist_percentile(bus, 0.9)),
-                hist_mean(bus),
+                json!(cal.n),
+                json!(cal.median),
+                json!(cal.p90),
+                mean(cal),
+                json!(bus.median),
+                json!(bus.p90),
+                mean(bus),
             ]);
             rows.push(row);
         }
@@ -992,14 +966,14 @@ impl App {
         let wait = self.samples(c, r, kpi::REQUESTER_WAIT).await?;
         let mut rows = vec![];
         for (b, d) in self.keys(r, res.keys().cloned(), false) {
-            let empty = (vec![], vec![]);
+            let empty = (empty_stat(), empty_stat());
             let (rc, rb) = res.get(&(b, d.clone())).unwrap_or(&empty);
             let (wc, wb) = wait.get(&(b, d.clone())).unwrap_or(&empty);
             let mut row = self.lead(r, b, &d);
-            let (mrc, mwc) = (hist_percentile(rc, 0.5), hist_percentile(wc, 0.5));
-            let (mrb, mwb) = (hist_percentile(rb, 0.5), hist_percentile(wb, 0.5));
+            let (mrc, mwc) = (rc.median, wc.median);
+            let (mrb, mwb) = (rb.median, wb.median);
             row.extend([
-                json!(hist_count(rc)),
+                json!(rc.n),
                 json!(mrc),
                 json!(mwc),
                 ratio_f(mrc, mwc),

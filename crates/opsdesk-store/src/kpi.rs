@@ -50,13 +50,15 @@ pub struct KpiCount {
     pub flagged: [i64; 3],
 }
 
-/// How many facts of a group have one duration.
+/// A duration's figures for one group.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KpiBin {
+pub struct KpiStat {
     pub bucket: Option<i64>,
     pub dim: Option<String>,
-    pub value: i64,
     pub n: i64,
+    pub sum: i64,
+    pub median: Option<i64>,
+    pub p90: Option<i64>,
 }
 
 impl KpiQuery {
@@ -79,8 +81,8 @@ impl KpiQuery {
         self.by.filter(|b| KPI_DIMENSIONS.contains(b))
     }
 
-    /// The SELECT list's bucket and dimension, and the GROUP BY after `first`.
-    fn keys(&self, first: &[&str]) -> (String, String) {
+    /// The bucket and dimension as SELECT expressions, and the columns that group by them.
+    fn keys(&self) -> (String, String, Vec<String>) {
         let bucket = self
             .bucket
             .clone()
@@ -89,14 +91,14 @@ impl KpiQuery {
             Some(b) => format!("CAST({b} AS TEXT)"),
             None => "CAST(NULL AS TEXT)".into(),
         };
-        let mut group: Vec<String> = first.iter().map(|s| s.to_string()).collect();
+        let mut group = vec![];
         if let Some(b) = &self.bucket {
             group.push(b.clone());
         }
         if let Some(b) = self.by() {
             group.push(b.to_string());
         }
-        (format!("{bucket}, {dim}"), group.join(", "))
+        (bucket, dim, group)
     }
 }
 
@@ -191,13 +193,15 @@ impl Conn {
     pub async fn kpi_counts(&mut self, q: &KpiQuery) -> Result<Vec<KpiCount>> {
         let mut args = vec![];
         let w = q.where_clause(&mut args);
-        let (keys, group) = q.keys(&["kind"]);
+        let (bucket, dim, mut group) = q.keys();
+        group.insert(0, "kind".into());
         let flag = |bit: i64| format!("SUM(CASE WHEN (flags & {bit}) <> 0 THEN 1 ELSE 0 END)");
         let sql = format!(
-            "SELECT kind, {keys}, COUNT(*), {}, {}, {} FROM kpi_facts WHERE {w} GROUP BY {group}",
+            "SELECT kind, {bucket}, {dim}, COUNT(*), {}, {}, {} FROM kpi_facts WHERE {w} GROUP BY {}",
             flag(1),
             flag(2),
             flag(4),
+            group.join(", ")
         );
         let rows = self.all(&sql, &args).await?;
         rows.iter()
@@ -217,9 +221,10 @@ impl Conn {
             .collect()
     }
 
-    /// The distribution of a duration column (`calendar` or `business`): how many facts have
-    /// each value, per bucket and dimension. Exact percentiles from far fewer rows than facts.
-    pub async fn kpi_histogram(&mut self, q: &KpiQuery, column: &str) -> Result<Vec<KpiBin>> {
+    /// A duration column's (`calendar` or `business`) count, sum, median and 90th percentile
+    /// (nearest rank: the ⌈p·n⌉-th smallest) per bucket and dimension, computed in the
+    /// database so only a few rows come back.
+    pub async fn kpi_stats(&mut self, q: &KpiQuery, column: &str) -> Result<Vec<KpiStat>> {
         let column = if column == "business" {
             "business"
         } else {
@@ -227,21 +232,50 @@ impl Conn {
         };
         let mut args = vec![];
         let w = q.where_clause(&mut args);
-        let (keys, group) = q.keys(&[column]);
+        let (bucket, dim, part) = q.keys();
+        let partition = if part.is_empty() {
+            String::new()
+        } else {
+            format!("PARTITION BY {}", part.join(", "))
+        };
         let sql = format!(
-            "SELECT {column}, {keys}, COUNT(*) FROM kpi_facts WHERE {w} AND {column} IS NOT NULL GROUP BY {group}"
+            "SELECT b, d, v, rn, n, s FROM (SELECT {bucket} AS b, {dim} AS d, {column} AS v, \
+             ROW_NUMBER() OVER ({partition} ORDER BY {column}) AS rn, \
+             COUNT(*) OVER ({partition}) AS n, CAST(SUM({column}) OVER ({partition}) AS BIGINT) AS s \
+             FROM kpi_facts WHERE {w} AND {column} IS NOT NULL) AS x \
+             WHERE rn = (n + 1) / 2 OR rn = (9 * n + 9) / 10"
         );
         let rows = self.all(&sql, &args).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(KpiBin {
-                    value: r.i64(0)?,
-                    bucket: r.opt_i64(1)?,
-                    dim: r.opt_str(2)?,
-                    n: r.i64(3)?,
-                })
-            })
-            .collect()
+        let mut out: Vec<KpiStat> = vec![];
+        let mut at: std::collections::HashMap<(Option<i64>, Option<String>), usize> =
+            std::collections::HashMap::new();
+        for r in rows {
+            let (bucket, dim) = (r.opt_i64(0)?, r.opt_str(1)?);
+            let (v, rn, n) = (r.i64(2)?, r.i64(3)?, r.i64(4)?);
+            let sum = r.opt_i64(5)?.unwrap_or(0);
+            let i = match at.get(&(bucket, dim.clone())) {
+                Some(i) => *i,
+                None => {
+                    at.insert((bucket, dim.clone()), out.len());
+                    out.push(KpiStat {
+                        bucket,
+                        dim: dim.clone(),
+                        n,
+                        sum,
+                        median: None,
+                        p90: None,
+                    });
+                    out.len() - 1
+                }
+            };
+            if rn == (n + 1) / 2 {
+                out[i].median = Some(v);
+            }
+            if rn == (9 * n + 9) / 10 {
+                out[i].p90 = Some(v);
+            }
+        }
+        Ok(out)
     }
 
     /// Tickets unsolved now (not deleted), counted by the query's dimension through their
