@@ -440,6 +440,11 @@ impl App {
             tx.commit().await?;
             self.sla_cache.clear();
         }
+        // Start from nothing, so the daily counts are exact again; reports are partial until
+        // the walk is done.
+        let mut tx = self.store.write().await?;
+        tx.clear_kpi().await?;
+        tx.commit().await?;
         let mut after = 0;
         let mut n = 0;
         let mut staff = HashMap::new();

@@ -5205,6 +5205,18 @@ async fn kpis_match_a_brute_force_count_over_the_audits() {
             );
         }
         assert!(rows.iter().any(|r| r["group_name"] == "Tier 2"), "{n}");
+        // Every ticket came through the API: a filter on the channel reads the facts, not the
+        // daily counts, and must agree with them.
+        assert_eq!(
+            report("tickets", "&by=group&channel=api").await,
+            rows,
+            "{n}"
+        );
+        assert_eq!(
+            report("first_reply_time", "&by=group&channel=api").await,
+            report("first_reply_time", "&by=group").await,
+            "{n}"
+        );
         let rows = report("tickets", "&by=plan&period=all").await;
         // Dan is in the priority organisation, Eve in the standard one, Cora in none.
         for (plan, customer) in [("priority", 1), ("standard", 2)] {

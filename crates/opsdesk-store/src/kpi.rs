@@ -24,6 +24,41 @@ pub const KPI_DIMENSIONS: &[&str] = &[
     "metric",
 ];
 
+/// The dimensions `kpi_daily` counts by ('' is the total).
+const ROLLUP_DIMS: &[&str] = &[
+    "",
+    "assignee_id",
+    "group_id",
+    "organization_id",
+    "form_id",
+    "priority",
+    "channel",
+    "plan",
+    "region",
+    "agent_id",
+];
+
+/// The value of a fact's dimension as `kpi_daily` keeps it.
+fn dim_value(f: &Fact, dims: &Dims, dim: &str) -> String {
+    let id = |v: Option<Id>| v.map_or(String::new(), |x| x.to_string());
+    match dim {
+        "assignee_id" => id(dims.assignee_id),
+        "group_id" => id(dims.group_id),
+        "organization_id" => id(dims.organization_id),
+        "form_id" => id(dims.form_id),
+        "priority" => dims.priority.clone().unwrap_or_default(),
+        "channel" => dims.channel.clone(),
+        "plan" => dims.plan.clone().unwrap_or_default(),
+        "region" => dims.region.clone().unwrap_or_default(),
+        "agent_id" => id(f.agent_id),
+        _ => String::new(),
+    }
+}
+
+const ROLLUP_UPSERT: &str = "ON CONFLICT (kind, dim, day, value, metric) DO UPDATE SET \
+     n = kpi_daily.n + excluded.n, f1 = kpi_daily.f1 + excluded.f1, \
+     f2 = kpi_daily.f2 + excluded.f2, f4 = kpi_daily.f4 + excluded.f4";
+
 /// Which facts a report reads.
 #[derive(Debug, Clone, Default)]
 pub struct KpiQuery {
@@ -49,6 +84,9 @@ pub struct KpiCount {
     pub n: i64,
     pub flagged: [i64; 3],
 }
+
+/// A report group: its bucket and dimension value.
+type GroupKey = (Option<i64>, Option<String>);
 
 /// A duration's figures for one group.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,11 +182,93 @@ impl Conn {
             );
             self.exec(&sql, &args).await?;
         }
+        // The daily counts, summed here so each key is written once.
+        type Key = (&'static str, &'static str, i64, String, String);
+        let mut sums: std::collections::BTreeMap<Key, [i64; 4]> = std::collections::BTreeMap::new();
+        for (f, day) in facts {
+            for dim in ROLLUP_DIMS {
+                let key = (
+                    f.kind,
+                    *dim,
+                    *day,
+                    dim_value(f, dims, dim),
+                    f.metric.clone().unwrap_or_default(),
+                );
+                let e = sums.entry(key).or_default();
+                e[0] += 1;
+                for (i, bit) in [1, 2, 4].into_iter().enumerate() {
+                    if f.flags & bit != 0 {
+                        e[i + 1] += 1;
+                    }
+                }
+            }
+        }
+        let sums: Vec<_> = sums.into_iter().collect();
+        for chunk in sums.chunks(100) {
+            let mut args = vec![];
+            let mut rows = vec![];
+            for ((kind, dim, day, value, metric), c) in chunk {
+                let vals = [
+                    Val::from(*kind),
+                    Val::from(*dim),
+                    Val::Int(*day),
+                    Val::from(value.as_str()),
+                    Val::from(metric.as_str()),
+                    Val::Int(c[0]),
+                    Val::Int(c[1]),
+                    Val::Int(c[2]),
+                    Val::Int(c[3]),
+                ];
+                let ps: Vec<String> = vals
+                    .into_iter()
+                    .map(|v| {
+                        args.push(v);
+                        format!("${}", args.len())
+                    })
+                    .collect();
+                rows.push(format!("({})", ps.join(", ")));
+            }
+            let sql = format!(
+                "INSERT INTO kpi_daily (kind, dim, day, value, metric, n, f1, f2, f4) VALUES {} {ROLLUP_UPSERT}",
+                rows.join(", ")
+            );
+            self.exec(&sql, &args).await?;
+        }
+        Ok(())
+    }
+
+    /// Add (`sign` 1) or take away (-1) the daily counts of the facts `filter` selects (one
+    /// statement per dimension).
+    async fn roll(&mut self, filter: &str, arg: Val, dims: &[&str], sign: i64) -> Result<()> {
+        for dim in dims {
+            // PostgreSQL refuses a constant in GROUP BY: the total groups without a value.
+            let (value, grouped) = if dim.is_empty() {
+                ("''".to_string(), String::new())
+            } else {
+                let v = format!("COALESCE(CAST({dim} AS TEXT), '')");
+                (v.clone(), format!(", {v}"))
+            };
+            let flag = |bit: i64| {
+                format!("{sign} * SUM(CASE WHEN (flags & {bit}) <> 0 THEN 1 ELSE 0 END)")
+            };
+            let sql = format!(
+                "INSERT INTO kpi_daily (kind, dim, day, value, metric, n, f1, f2, f4) \
+                 SELECT kind, '{dim}', day, {value}, COALESCE(metric, ''), {sign} * COUNT(*), {}, {}, {} \
+                 FROM kpi_facts WHERE {filter} GROUP BY kind, day{grouped}, COALESCE(metric, '') {ROLLUP_UPSERT}",
+                flag(1),
+                flag(2),
+                flag(4)
+            );
+            self.exec(&sql, std::slice::from_ref(&arg)).await?;
+        }
         Ok(())
     }
 
     /// Move a ticket's facts to its new attributes.
     pub async fn set_kpi_dims(&mut self, ticket_id: Id, dims: &Dims) -> Result<()> {
+        let moved = &ROLLUP_DIMS[1..9];
+        self.roll("ticket_id = $1", Val::Int(ticket_id), moved, -1)
+            .await?;
         self.exec(
             "UPDATE kpi_facts SET assignee_id = $2, group_id = $3, organization_id = $4, form_id = $5, \
              priority = $6, channel = $7, plan = $8, region = $9 WHERE ticket_id = $1",
@@ -165,11 +285,27 @@ impl Conn {
             ],
         )
         .await?;
+        self.roll("ticket_id = $1", Val::Int(ticket_id), moved, 1)
+            .await
+    }
+
+    /// Count every fact into `kpi_daily` (after facts were inserted directly: benchmarks).
+    pub async fn roll_up_kpi_facts(&mut self) -> Result<()> {
+        self.roll("ticket_id >= $1", Val::Int(0), ROLLUP_DIMS, 1)
+            .await
+    }
+
+    /// Forget every fact and daily count (a full rebuild starts here).
+    pub async fn clear_kpi(&mut self) -> Result<()> {
+        self.exec("DELETE FROM kpi_facts", &[]).await?;
+        self.exec("DELETE FROM kpi_daily", &[]).await?;
         Ok(())
     }
 
     /// Forget a ticket's facts (it was deleted, or they are about to be derived again).
     pub async fn delete_kpi_facts(&mut self, ticket_id: Id) -> Result<()> {
+        self.roll("ticket_id = $1", Val::Int(ticket_id), ROLLUP_DIMS, -1)
+            .await?;
         self.exec(
             "DELETE FROM kpi_facts WHERE ticket_id = $1",
             &[Val::Int(ticket_id)],
@@ -189,8 +325,13 @@ impl Conn {
         rows.iter().map(|r| r.json(0)).collect()
     }
 
-    /// Counts of facts by kind (and bucket, and the `by` column), with their flags.
+    /// Counts of facts by kind (and bucket, and the `by` column), with their flags: from the
+    /// daily counts when the query filters by one dimension at most (and groups by it or by
+    /// the SLA target), else from the facts.
     pub async fn kpi_counts(&mut self, q: &KpiQuery) -> Result<Vec<KpiCount>> {
+        if let Some(r) = self.kpi_counts_daily(q).await? {
+            return Ok(r);
+        }
         let mut args = vec![];
         let w = q.where_clause(&mut args);
         let (bucket, dim, mut group) = q.keys();
@@ -221,9 +362,89 @@ impl Conn {
             .collect()
     }
 
+    /// [`Conn::kpi_counts`] from `kpi_daily`, when the query allows it.
+    async fn kpi_counts_daily(&mut self, q: &KpiQuery) -> Result<Option<Vec<KpiCount>>> {
+        let mut dim: Option<&'static str> = None;
+        let mut conds = vec![];
+        for c in &q.conds {
+            let (col, value) = match c {
+                Cond::Eq(col, Val::Int(v)) => (*col, v.to_string()),
+                Cond::Eq(col, Val::Text(v)) => (*col, v.clone()),
+                Cond::IsNull(col) => (*col, String::new()),
+                _ => return Ok(None),
+            };
+            if col == "metric" {
+                conds.push(Cond::Eq("metric", Val::Text(value)));
+                continue;
+            }
+            if !ROLLUP_DIMS.contains(&col) || dim.is_some_and(|d| d != col) {
+                return Ok(None);
+            }
+            dim = Some(col);
+            conds.push(Cond::Eq("value", Val::Text(value)));
+        }
+        let by = q.by();
+        let (dim, out) = match (dim, by) {
+            (_, Some("metric")) => (dim.unwrap_or(""), "NULLIF(metric, '')"),
+            (None, Some(b)) if ROLLUP_DIMS.contains(&b) => (b, "NULLIF(value, '')"),
+            (Some(d), Some(b)) if d == b => (d, "NULLIF(value, '')"),
+            (d, None) => (d.unwrap_or(""), "CAST(NULL AS TEXT)"),
+            _ => return Ok(None),
+        };
+        conds.push(Cond::Eq("dim", Val::from(dim)));
+        conds.push(Cond::In(
+            "kind",
+            q.kinds.iter().map(|k| Val::from(*k)).collect(),
+        ));
+        if let Some(f) = q.from_day {
+            conds.push(Cond::Ge("day", Val::Int(f)));
+        }
+        if let Some(t) = q.to_day {
+            conds.push(Cond::Lt("day", Val::Int(t)));
+        }
+        let mut args = vec![];
+        let w = where_sql(&conds, &mut args);
+        let bucket = q
+            .bucket
+            .clone()
+            .unwrap_or_else(|| "CAST(NULL AS BIGINT)".into());
+        let mut group = vec!["kind".to_string()];
+        if let Some(b) = &q.bucket {
+            group.push(b.clone());
+        }
+        if by.is_some() {
+            group.push(out.to_string());
+        }
+        let sum = |c: &str| format!("CAST(SUM({c}) AS BIGINT)");
+        let sql = format!(
+            "SELECT kind, {bucket}, {out}, {}, {}, {}, {} FROM kpi_daily WHERE {w} GROUP BY {}",
+            sum("n"),
+            sum("f1"),
+            sum("f2"),
+            sum("f4"),
+            group.join(", ")
+        );
+        let rows = self.all(&sql, &args).await?;
+        let counts: Result<Vec<KpiCount>> = rows
+            .iter()
+            .map(|r| {
+                Ok(KpiCount {
+                    kind: r.str(0)?,
+                    bucket: r.opt_i64(1)?,
+                    dim: r.opt_str(2)?,
+                    n: r.i64(3)?,
+                    flagged: [r.i64(4)?, r.i64(5)?, r.i64(6)?],
+                })
+            })
+            .collect();
+        // Keys whose facts all went away remain with zero counts.
+        Ok(Some(counts?.into_iter().filter(|c| c.n != 0).collect()))
+    }
+
     /// A duration column's (`calendar` or `business`) count, sum, median and 90th percentile
-    /// (nearest rank: the ⌈p·n⌉-th smallest) per bucket and dimension, computed in the
-    /// database so only a few rows come back.
+    /// per bucket and dimension, by nearest rank (the ⌈p·n⌉-th smallest). PostgreSQL computes
+    /// them (`percentile_disc` is the nearest rank); SQLite returns each value's count, and
+    /// they are read off that.
     pub async fn kpi_stats(&mut self, q: &KpiQuery, column: &str) -> Result<Vec<KpiStat>> {
         let column = if column == "business" {
             "business"
@@ -232,50 +453,78 @@ impl Conn {
         };
         let mut args = vec![];
         let w = q.where_clause(&mut args);
-        let (bucket, dim, part) = q.keys();
-        let partition = if part.is_empty() {
-            String::new()
-        } else {
-            format!("PARTITION BY {}", part.join(", "))
+        let (bucket, dim, group) = q.keys();
+        let group_by = |extra: &str| {
+            let mut g = group.clone();
+            if !extra.is_empty() {
+                g.push(extra.to_string());
+            }
+            if g.is_empty() {
+                String::new()
+            } else {
+                format!(" GROUP BY {}", g.join(", "))
+            }
         };
+        if self.is_postgres() {
+            let sql = format!(
+                "SELECT {bucket}, {dim}, COUNT(*), CAST(SUM({column}) AS BIGINT), \
+                 percentile_disc(0.5) WITHIN GROUP (ORDER BY {column}), \
+                 percentile_disc(0.9) WITHIN GROUP (ORDER BY {column}) \
+                 FROM kpi_facts WHERE {w} AND {column} IS NOT NULL{}",
+                group_by("")
+            );
+            let mut out = vec![];
+            for r in self.all(&sql, &args).await? {
+                let n = r.i64(2)?;
+                // Without grouping, no facts still make one row.
+                if n > 0 {
+                    out.push(KpiStat {
+                        bucket: r.opt_i64(0)?,
+                        dim: r.opt_str(1)?,
+                        n,
+                        sum: r.opt_i64(3)?.unwrap_or(0),
+                        median: r.opt_i64(4)?,
+                        p90: r.opt_i64(5)?,
+                    });
+                }
+            }
+            return Ok(out);
+        }
         let sql = format!(
-            "SELECT b, d, v, rn, n, s FROM (SELECT {bucket} AS b, {dim} AS d, {column} AS v, \
-             ROW_NUMBER() OVER ({partition} ORDER BY {column}) AS rn, \
-             COUNT(*) OVER ({partition}) AS n, CAST(SUM({column}) OVER ({partition}) AS BIGINT) AS s \
-             FROM kpi_facts WHERE {w} AND {column} IS NOT NULL) AS x \
-             WHERE rn = (n + 1) / 2 OR rn = (9 * n + 9) / 10"
+            "SELECT {bucket}, {dim}, {column}, COUNT(*) FROM kpi_facts WHERE {w} AND {column} IS NOT NULL{}",
+            group_by(column)
         );
         let rows = self.all(&sql, &args).await?;
-        let mut out: Vec<KpiStat> = vec![];
-        let mut at: std::collections::HashMap<(Option<i64>, Option<String>), usize> =
-            std::collections::HashMap::new();
+        let mut hists: std::collections::BTreeMap<GroupKey, Vec<(i64, i64)>> =
+            std::collections::BTreeMap::new();
         for r in rows {
-            let (bucket, dim) = (r.opt_i64(0)?, r.opt_str(1)?);
-            let (v, rn, n) = (r.i64(2)?, r.i64(3)?, r.i64(4)?);
-            let sum = r.opt_i64(5)?.unwrap_or(0);
-            let i = match at.get(&(bucket, dim.clone())) {
-                Some(i) => *i,
-                None => {
-                    at.insert((bucket, dim.clone()), out.len());
-                    out.push(KpiStat {
-                        bucket,
-                        dim: dim.clone(),
-                        n,
-                        sum,
-                        median: None,
-                        p90: None,
-                    });
-                    out.len() - 1
-                }
-            };
-            if rn == (n + 1) / 2 {
-                out[i].median = Some(v);
-            }
-            if rn == (9 * n + 9) / 10 {
-                out[i].p90 = Some(v);
-            }
+            hists
+                .entry((r.opt_i64(0)?, r.opt_str(1)?))
+                .or_default()
+                .push((r.i64(2)?, r.i64(3)?));
         }
-        Ok(out)
+        Ok(hists
+            .into_iter()
+            .map(|((bucket, dim), mut h)| {
+                h.sort_unstable();
+                let n: i64 = h.iter().map(|x| x.1).sum();
+                let at = |rank: i64| {
+                    let mut seen = 0;
+                    h.iter().find_map(|(v, c)| {
+                        seen += c;
+                        (seen >= rank).then_some(*v)
+                    })
+                };
+                KpiStat {
+                    bucket,
+                    dim,
+                    n,
+                    sum: h.iter().map(|(v, c)| v * c).sum(),
+                    median: at((n + 1) / 2),
+                    p90: at((9 * n + 9) / 10),
+                }
+            })
+            .collect())
     }
 
     /// Tickets unsolved now (not deleted), counted by the query's dimension through their
@@ -306,6 +555,9 @@ impl Conn {
         plan: Option<String>,
         region: Option<String>,
     ) -> Result<()> {
+        let moved = &["plan", "region"];
+        self.roll("organization_id = $1", Val::Int(organization_id), moved, -1)
+            .await?;
         self.exec(
             "UPDATE kpi_facts SET plan = $2, region = $3 WHERE organization_id = $1",
             &[
@@ -315,7 +567,8 @@ impl Conn {
             ],
         )
         .await?;
-        Ok(())
+        self.roll("organization_id = $1", Val::Int(organization_id), moved, 1)
+            .await
     }
 
     /// Benchmarks: `per_ticket` synthetic facts for each of `tickets` tickets (ids from

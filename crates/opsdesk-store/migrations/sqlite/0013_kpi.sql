@@ -35,3 +35,19 @@ CREATE INDEX kpi_facts_agent ON kpi_facts (agent_id, kind, day);
 CREATE INDEX kpi_facts_organization ON kpi_facts (organization_id);
 -- Rebuilding a ticket's SLA facts reads its metric events.
 CREATE INDEX ticket_metric_events_ticket ON ticket_metric_events (ticket_id, id);
+
+-- Daily counts per dimension: for every fact, one row per dimension (dim '' is the total),
+-- with how many facts and how many carry each flag. Count reports read days, not facts. Kept
+-- in step with kpi_facts in the same transactions. NULL values and metrics are ''.
+CREATE TABLE kpi_daily (
+    kind TEXT NOT NULL,
+    dim TEXT NOT NULL,
+    day BIGINT NOT NULL,
+    value TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    n BIGINT NOT NULL,
+    f1 BIGINT NOT NULL,
+    f2 BIGINT NOT NULL,
+    f4 BIGINT NOT NULL,
+    PRIMARY KEY (kind, dim, day, value, metric)
+);
