@@ -20,6 +20,8 @@ pub const TIME_ZONE_SETTING: &str = "kpi_time_zone";
 pub use opsdesk_core::kpi::{PLAN_FIELD, REGION_FIELD};
 /// The user field with an engineer's start date (baselines leave out their first months).
 pub const START_DATE_FIELD: &str = "start_date";
+/// Set once every ticket's facts exist (a new database, or after `opsdesk kpi rebuild`).
+pub const FACTS_COMPLETE_SETTING: &str = "kpi_facts_complete";
 /// SLA achievement and satisfaction targets (PRODUCT.md).
 pub const SLA_TARGET: f64 = 0.95;
 pub const SATISFACTION_TARGET: f64 = 0.95;
@@ -168,7 +170,8 @@ impl Request {
                     arms.push_str(&format!(" WHEN day < {end} THEN {b}"));
                     last = b;
                 }
-                Some(format!("(CASE{arms} ELSE {last} END)"))
+                // Typed: PostgreSQL reads bare literals as 4-byte integers.
+                Some(format!("CAST(CASE{arms} ELSE {last} END AS BIGINT)"))
             }
             Period::All => None,
         }
@@ -463,7 +466,29 @@ impl App {
             n += ids.len();
             progress(n);
         }
+        let mut tx = self.store.write().await?;
+        tx.set_instance_value(FACTS_COMPLETE_SETTING, "1").await?;
+        tx.commit().await?;
         Ok(n)
+    }
+
+    /// On start: a new database has every ticket's facts from the first write; one upgraded
+    /// from before KPIs needs `opsdesk kpi rebuild` once, which the log and the catalogue say.
+    pub(crate) async fn check_kpi_facts(&self) -> Result<bool> {
+        let mut tx = self.store.write().await?;
+        if tx.instance_value(FACTS_COMPLETE_SETTING).await?.is_some() {
+            return Ok(true);
+        }
+        let complete = tx.ticket_ids_after(0, 1).await?.is_empty();
+        if complete {
+            tx.set_instance_value(FACTS_COMPLETE_SETTING, "1").await?;
+            tx.commit().await?;
+        } else {
+            tracing::warn!(
+                "tickets written before KPIs have no KPI facts yet: run `opsdesk kpi rebuild` once"
+            );
+        }
+        Ok(complete)
     }
 
     /// The catalogue: every report, its dimensions and the time zone.
@@ -476,6 +501,8 @@ impl App {
             "dimensions": DIMENSIONS.iter().map(|d| d.0).collect::<Vec<_>>(),
             "periods": ["day", "week", "month", "all"],
             "time_zone": tz.iana_name().unwrap_or("UTC"),
+            // False until `opsdesk kpi rebuild` has run on a database upgraded from before KPIs.
+            "facts_complete": c.instance_value(FACTS_COMPLETE_SETTING).await?.is_some(),
         }))
     }
 

@@ -233,6 +233,7 @@ impl App {
         let done = self.store.migrate().await?;
         fields::ensure_system_fields(self).await?;
         self.load_mail_key().await?;
+        self.check_kpi_facts().await?;
         Ok(done)
     }
 }

@@ -5186,6 +5186,27 @@ async fn kpis_match_a_brute_force_count_over_the_audits() {
                 .sum();
             assert_eq!(r["backlog"], json!(backlog), "{n} {w}");
         }
+        // By month and by day, the same tickets.
+        let total =
+            |rows: &[Value], k: &str| rows.iter().map(|r| r[k].as_i64().unwrap()).sum::<i64>();
+        let weekly = report("tickets", "").await;
+        for period in ["month", "day", "all"] {
+            let rows = report("tickets", &format!("&period={period}")).await;
+            for k in ["created", "solved", "reopened"] {
+                assert_eq!(total(&rows, k), total(&weekly, k), "{n} {period} {k}");
+            }
+            assert_eq!(
+                rows.last().unwrap()["backlog"],
+                weekly.last().unwrap()["backlog"],
+                "{n} {period}"
+            );
+            let frt = report("first_reply_time", &format!("&period={period}")).await;
+            assert_eq!(
+                total(&frt, "count"),
+                total(&report("first_reply_time", "").await, "count"),
+                "{n} {period}"
+            );
+        }
         // By the ticket's (current) group and by plan.
         let rows = report("tickets", "&by=group").await;
         for r in &rows {

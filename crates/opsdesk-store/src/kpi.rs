@@ -289,6 +289,34 @@ impl Conn {
             .await
     }
 
+    /// Benchmarks' bulk load: drop the fact table's indexes and return their definitions, to
+    /// build them again after the load ([`Conn::create_indexes`]).
+    pub async fn drop_kpi_fact_indexes(&mut self) -> Result<Vec<String>> {
+        let sql = if self.is_postgres() {
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'kpi_facts' \
+             AND schemaname = current_schema() AND indexname <> 'kpi_facts_pkey'"
+        } else {
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'kpi_facts' \
+             AND sql IS NOT NULL"
+        };
+        let rows = self.all(sql, &[]).await?;
+        let mut defs = vec![];
+        for r in rows {
+            let (name, def) = (r.str(0)?, r.str(1)?);
+            self.exec(&format!("DROP INDEX {name}"), &[]).await?;
+            defs.push(def);
+        }
+        Ok(defs)
+    }
+
+    /// Run index definitions (from [`Conn::drop_kpi_fact_indexes`]).
+    pub async fn create_indexes(&mut self, defs: &[String]) -> Result<()> {
+        for d in defs {
+            self.exec(d, &[]).await?;
+        }
+        Ok(())
+    }
+
     /// Count every fact into `kpi_daily` (after facts were inserted directly: benchmarks).
     pub async fn roll_up_kpi_facts(&mut self) -> Result<()> {
         self.roll("ticket_id >= $1", Val::Int(0), ROLLUP_DIMS, 1)

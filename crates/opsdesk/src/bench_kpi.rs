@@ -133,8 +133,14 @@ pub async fn run(a: KpiBenchArgs) -> Result<()> {
             .map_err(err)?;
         groups.push(g.id);
     }
-    // The facts, 50,000 tickets per statement.
+    // The facts, 50,000 tickets per statement, as a bulk load: indexes built afterwards.
     let t0 = Instant::now();
+    let defs = {
+        let mut tx = store.write().await?;
+        let d = tx.drop_kpi_fact_indexes().await?;
+        tx.commit().await?;
+        d
+    };
     let batch = 50_000;
     let mut done = 0;
     while done < a.tickets {
@@ -157,6 +163,14 @@ pub async fn run(a: KpiBenchArgs) -> Result<()> {
         done += n;
     }
     {
+        let t = Instant::now();
+        let mut tx = store.write().await?;
+        tx.create_indexes(&defs).await?;
+        tx.commit().await?;
+        println!(
+            "indexes built in {:.1} s (setup)",
+            t.elapsed().as_secs_f64()
+        );
         let t = Instant::now();
         let mut tx = store.write().await?;
         tx.roll_up_kpi_facts().await?;
