@@ -932,21 +932,15 @@ impl App {
     }
 
     async fn samples(&self, c: &mut Conn, r: &Request, kind: &'static str) -> Result<Samples> {
-        let mut out: Samples = BTreeMap::new();
         let q = r.query(&[kind], true);
-        for (i, column) in ["calendar", "business"].into_iter().enumerate() {
-            for st in c.kpi_stats(&q, column).await? {
-                let e = out
-                    .entry((r.bucket(st.bucket.unwrap_or(r.from)), st.dim.clone()))
-                    .or_insert_with(|| (empty_stat(), empty_stat()));
-                if i == 0 {
-                    e.0 = st;
-                } else {
-                    e.1 = st;
-                }
-            }
-        }
-        Ok(out)
+        Ok(c.kpi_stats(&q)
+            .await?
+            .into_iter()
+            .map(|(cal, bus)| {
+                let key = (r.bucket(cal.bucket.unwrap_or(r.from)), cal.dim.clone());
+                (key, (cal, bus))
+            })
+            .collect())
     }
 
     async fn duration_report(

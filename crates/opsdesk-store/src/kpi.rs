@@ -38,6 +38,18 @@ const ROLLUP_DIMS: &[&str] = &[
     "agent_id",
 ];
 
+/// One `($n, …)` row of a multi-row INSERT, its values appended to `args`.
+fn values_row(args: &mut Vec<Val>, vals: impl IntoIterator<Item = Val>) -> String {
+    let ps: Vec<String> = vals
+        .into_iter()
+        .map(|v| {
+            args.push(v);
+            format!("${}", args.len())
+        })
+        .collect();
+    format!("({})", ps.join(", "))
+}
+
 /// The value of a fact's dimension as `kpi_daily` keeps it.
 fn dim_value(f: &Fact, dims: &Dims, dim: &str) -> String {
     let id = |v: Option<Id>| v.map_or(String::new(), |x| x.to_string());
@@ -166,14 +178,7 @@ impl Conn {
                     Val::from(dims.plan.clone()),
                     Val::from(dims.region.clone()),
                 ];
-                let ps: Vec<String> = vals
-                    .into_iter()
-                    .map(|v| {
-                        args.push(v);
-                        format!("${}", args.len())
-                    })
-                    .collect();
-                rows.push(format!("({})", ps.join(", ")));
+                rows.push(values_row(&mut args, vals));
             }
             let sql = format!(
                 "INSERT INTO kpi_facts (ticket_id, time, day, kind, agent_id, metric, calendar, business, flags, \
@@ -219,14 +224,7 @@ impl Conn {
                     Val::Int(c[2]),
                     Val::Int(c[3]),
                 ];
-                let ps: Vec<String> = vals
-                    .into_iter()
-                    .map(|v| {
-                        args.push(v);
-                        format!("${}", args.len())
-                    })
-                    .collect();
-                rows.push(format!("({})", ps.join(", ")));
+                rows.push(values_row(&mut args, vals));
             }
             let sql = format!(
                 "INSERT INTO kpi_daily (kind, dim, day, value, metric, n, f1, f2, f4) VALUES {} {ROLLUP_UPSERT}",
@@ -469,16 +467,11 @@ impl Conn {
         Ok(Some(counts?.into_iter().filter(|c| c.n != 0).collect()))
     }
 
-    /// A duration column's (`calendar` or `business`) count, sum, median and 90th percentile
-    /// per bucket and dimension, by nearest rank (the ⌈p·n⌉-th smallest). PostgreSQL computes
-    /// them (`percentile_disc` is the nearest rank); SQLite returns each value's count, and
-    /// they are read off that.
-    pub async fn kpi_stats(&mut self, q: &KpiQuery, column: &str) -> Result<Vec<KpiStat>> {
-        let column = if column == "business" {
-            "business"
-        } else {
-            "calendar"
-        };
+    /// The durations' count, sum, median and 90th percentile per bucket and dimension, on
+    /// the calendar and in business hours, by nearest rank (the ⌈p·n⌉-th smallest).
+    /// PostgreSQL computes them in one pass (`percentile_disc` is the nearest rank); SQLite
+    /// returns each value's count per column, and they are read off that.
+    pub async fn kpi_stats(&mut self, q: &KpiQuery) -> Result<Vec<(KpiStat, KpiStat)>> {
         let mut args = vec![];
         let w = q.where_clause(&mut args);
         let (bucket, dim, group) = q.keys();
@@ -493,65 +486,82 @@ impl Conn {
                 format!(" GROUP BY {}", g.join(", "))
             }
         };
+        let stat = |bucket, dim, n, sum, median, p90| KpiStat {
+            bucket,
+            dim,
+            n,
+            sum,
+            median,
+            p90,
+        };
         if self.is_postgres() {
+            let figures = |c: &str| {
+                format!(
+                    "COUNT({c}), CAST(SUM({c}) AS BIGINT), \
+                     percentile_disc(0.5) WITHIN GROUP (ORDER BY {c}), \
+                     percentile_disc(0.9) WITHIN GROUP (ORDER BY {c})"
+                )
+            };
             let sql = format!(
-                "SELECT {bucket}, {dim}, COUNT(*), CAST(SUM({column}) AS BIGINT), \
-                 percentile_disc(0.5) WITHIN GROUP (ORDER BY {column}), \
-                 percentile_disc(0.9) WITHIN GROUP (ORDER BY {column}) \
-                 FROM kpi_facts WHERE {w} AND {column} IS NOT NULL{}",
+                "SELECT {bucket}, {dim}, {}, {} FROM kpi_facts WHERE {w} AND calendar IS NOT NULL{}",
+                figures("calendar"),
+                figures("business"),
                 group_by("")
             );
             let mut out = vec![];
             for r in self.all(&sql, &args).await? {
-                let n = r.i64(2)?;
+                let (b, d, n) = (r.opt_i64(0)?, r.opt_str(1)?, r.i64(2)?);
                 // Without grouping, no facts still make one row.
                 if n > 0 {
-                    out.push(KpiStat {
-                        bucket: r.opt_i64(0)?,
-                        dim: r.opt_str(1)?,
+                    let cal = stat(
+                        b,
+                        d.clone(),
                         n,
-                        sum: r.opt_i64(3)?.unwrap_or(0),
-                        median: r.opt_i64(4)?,
-                        p90: r.opt_i64(5)?,
-                    });
+                        r.opt_i64(3)?.unwrap_or(0),
+                        r.opt_i64(4)?,
+                        r.opt_i64(5)?,
+                    );
+                    let bus = stat(
+                        b,
+                        d,
+                        r.i64(6)?,
+                        r.opt_i64(7)?.unwrap_or(0),
+                        r.opt_i64(8)?,
+                        r.opt_i64(9)?,
+                    );
+                    out.push((cal, bus));
                 }
             }
             return Ok(out);
         }
-        let sql = format!(
-            "SELECT {bucket}, {dim}, {column}, COUNT(*) FROM kpi_facts WHERE {w} AND {column} IS NOT NULL{}",
-            group_by(column)
-        );
-        let rows = self.all(&sql, &args).await?;
-        let mut hists: std::collections::BTreeMap<GroupKey, Vec<(i64, i64)>> =
+        let mut hists: std::collections::BTreeMap<GroupKey, [Vec<(i64, i64)>; 2]> =
             std::collections::BTreeMap::new();
-        for r in rows {
-            hists
-                .entry((r.opt_i64(0)?, r.opt_str(1)?))
-                .or_default()
-                .push((r.i64(2)?, r.i64(3)?));
+        for (i, column) in ["calendar", "business"].into_iter().enumerate() {
+            let sql = format!(
+                "SELECT {bucket}, {dim}, {column}, COUNT(*) FROM kpi_facts WHERE {w} AND {column} IS NOT NULL{}",
+                group_by(column)
+            );
+            for r in self.all(&sql, &args).await? {
+                hists.entry((r.opt_i64(0)?, r.opt_str(1)?)).or_default()[i]
+                    .push((r.i64(2)?, r.i64(3)?));
+            }
         }
+        let read = |(b, d): &GroupKey, h: &mut Vec<(i64, i64)>| {
+            h.sort_unstable();
+            let n: i64 = h.iter().map(|x| x.1).sum();
+            let at = |rank: i64| {
+                let mut seen = 0;
+                h.iter().find_map(|(v, c)| {
+                    seen += c;
+                    (seen >= rank).then_some(*v)
+                })
+            };
+            let sum = h.iter().map(|(v, c)| v * c).sum();
+            stat(*b, d.clone(), n, sum, at((n + 1) / 2), at((9 * n + 9) / 10))
+        };
         Ok(hists
             .into_iter()
-            .map(|((bucket, dim), mut h)| {
-                h.sort_unstable();
-                let n: i64 = h.iter().map(|x| x.1).sum();
-                let at = |rank: i64| {
-                    let mut seen = 0;
-                    h.iter().find_map(|(v, c)| {
-                        seen += c;
-                        (seen >= rank).then_some(*v)
-                    })
-                };
-                KpiStat {
-                    bucket,
-                    dim,
-                    n,
-                    sum: h.iter().map(|(v, c)| v * c).sum(),
-                    median: at((n + 1) / 2),
-                    p90: at((9 * n + 9) / 10),
-                }
-            })
+            .map(|(k, [mut cal, mut bus])| (read(&k, &mut cal), read(&k, &mut bus)))
             .collect())
     }
 
