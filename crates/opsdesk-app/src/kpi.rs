@@ -161,7 +161,8 @@ impl Request {
     fn bucket_sql(&self) -> Option<String> {
         match self.period {
             Period::Day => Some("day".into()),
-            Period::Week => Some("(day - ((day + 3) % 7))".into()),
+            // SQL's % keeps the sign: made non-negative for days before 1970.
+            Period::Week => Some("(day - (((day + 3) % 7 + 7) % 7))".into()),
             Period::Month => {
                 let mut arms = String::new();
                 let mut last = self.from;
@@ -300,7 +301,11 @@ impl App {
     /// A ticket's attributes, with its organisation's plan and region.
     async fn kpi_dims(&self, tx: &mut Conn, t: &Ticket) -> Result<Dims> {
         let org = match t.organization_id {
-            Some(o) => tx.get::<Organization>(o).await?,
+            Some(o) => {
+                // Shared: an organisation's plan cannot change under this write.
+                tx.lock_organization(o, false).await?;
+                tx.get::<Organization>(o).await?
+            }
             None => None,
         };
         Ok(Dims::of(t, org.as_ref()))
@@ -371,8 +376,10 @@ impl App {
         id: Id,
         staff: &mut HashMap<Id, bool>,
     ) -> Result<()> {
+        // Locked first (PostgreSQL), so a write to the ticket waits for its rebuild.
+        let current = tx.ticket_for_update(id).await?;
         tx.delete_kpi_facts(id).await?;
-        let Some(current) = tx.ticket(id).await? else {
+        let Some(current) = current else {
             return Ok(());
         };
         let cfg = self.sla_config(tx).await?;

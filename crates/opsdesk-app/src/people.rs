@@ -910,6 +910,7 @@ impl App {
     ) -> Result<Organization> {
         actor.require_admin()?;
         let mut tx = self.store.write().await?;
+        tx.lock_organization(id, true).await?;
         let mut o = not_found_if_none(tx.get::<Organization>(id).await?)?;
         let before = o.clone();
         let mut inv = Invalid::new();
@@ -991,6 +992,7 @@ impl App {
     pub async fn delete_organization(&self, actor: &Actor, id: Id) -> Result<()> {
         actor.require_admin()?;
         let mut tx = self.store.write().await?;
+        tx.lock_organization(id, true).await?;
         not_found_if_none(tx.get::<Organization>(id).await?)?;
         let open = tx.int("SELECT COUNT(*) FROM tickets WHERE organization_id = $1 AND status <> 'closed' AND deleted_at IS NULL", &[Val::Int(id)]).await?;
         if open > 0 {
@@ -1012,6 +1014,8 @@ impl App {
             &[Val::Int(id)],
         )
         .await?;
+        // Its closed tickets keep the organisation's id but no longer its plan or region.
+        tx.set_kpi_org(id, None, None).await?;
         tx.delete::<Organization>(id).await?;
         tx.commit().await?;
         Ok(())

@@ -67,7 +67,10 @@ fn dim_value(f: &Fact, dims: &Dims, dim: &str) -> String {
     }
 }
 
-const ROLLUP_UPSERT: &str = "ON CONFLICT (kind, dim, day, value, metric) DO UPDATE SET \
+/// `kpi_daily` keys are split this many ways (by ticket id).
+const SHARDS: i64 = 16;
+
+const ROLLUP_UPSERT: &str = "ON CONFLICT (kind, dim, day, value, metric, shard) DO UPDATE SET \
      n = kpi_daily.n + excluded.n, f1 = kpi_daily.f1 + excluded.f1, \
      f2 = kpi_daily.f2 + excluded.f2, f4 = kpi_daily.f4 + excluded.f4";
 
@@ -188,7 +191,7 @@ impl Conn {
             self.exec(&sql, &args).await?;
         }
         // The daily counts, summed here so each key is written once.
-        type Key = (&'static str, &'static str, i64, String, String);
+        type Key = (&'static str, &'static str, i64, String, String, i64);
         let mut sums: std::collections::BTreeMap<Key, [i64; 4]> = std::collections::BTreeMap::new();
         for (f, day) in facts {
             for dim in ROLLUP_DIMS {
@@ -198,6 +201,7 @@ impl Conn {
                     *day,
                     dim_value(f, dims, dim),
                     f.metric.clone().unwrap_or_default(),
+                    f.ticket_id.rem_euclid(SHARDS),
                 );
                 let e = sums.entry(key).or_default();
                 e[0] += 1;
@@ -212,13 +216,14 @@ impl Conn {
         for chunk in sums.chunks(100) {
             let mut args = vec![];
             let mut rows = vec![];
-            for ((kind, dim, day, value, metric), c) in chunk {
+            for ((kind, dim, day, value, metric, shard), c) in chunk {
                 let vals = [
                     Val::from(*kind),
                     Val::from(*dim),
                     Val::Int(*day),
                     Val::from(value.as_str()),
                     Val::from(metric.as_str()),
+                    Val::Int(*shard),
                     Val::Int(c[0]),
                     Val::Int(c[1]),
                     Val::Int(c[2]),
@@ -227,7 +232,7 @@ impl Conn {
                 rows.push(values_row(&mut args, vals));
             }
             let sql = format!(
-                "INSERT INTO kpi_daily (kind, dim, day, value, metric, n, f1, f2, f4) VALUES {} {ROLLUP_UPSERT}",
+                "INSERT INTO kpi_daily (kind, dim, day, value, metric, shard, n, f1, f2, f4) VALUES {} {ROLLUP_UPSERT}",
                 rows.join(", ")
             );
             self.exec(&sql, &args).await?;
@@ -250,9 +255,9 @@ impl Conn {
                 format!("{sign} * SUM(CASE WHEN (flags & {bit}) <> 0 THEN 1 ELSE 0 END)")
             };
             let sql = format!(
-                "INSERT INTO kpi_daily (kind, dim, day, value, metric, n, f1, f2, f4) \
-                 SELECT kind, '{dim}', day, {value}, COALESCE(metric, ''), {sign} * COUNT(*), {}, {}, {} \
-                 FROM kpi_facts WHERE {filter} GROUP BY kind, day{grouped}, COALESCE(metric, '') {ROLLUP_UPSERT}",
+                "INSERT INTO kpi_daily (kind, dim, day, value, metric, shard, n, f1, f2, f4) \
+                 SELECT kind, '{dim}', day, {value}, COALESCE(metric, ''), ticket_id % {SHARDS}, {sign} * COUNT(*), {}, {}, {} \
+                 FROM kpi_facts WHERE {filter} GROUP BY kind, day{grouped}, COALESCE(metric, ''), ticket_id % {SHARDS} {ROLLUP_UPSERT}",
                 flag(1),
                 flag(2),
                 flag(4)
@@ -584,6 +589,21 @@ impl Conn {
         rows.iter()
             .map(|r| Ok((r.opt_str(0)?, r.i64(1)?)))
             .collect()
+    }
+
+    /// PostgreSQL: lock an organisation's row, shared (a ticket write reading its plan) or
+    /// exclusive (changing it), so facts never take a plan that is being changed. SQLite has
+    /// one writer already.
+    pub async fn lock_organization(&mut self, id: Id, exclusive: bool) -> Result<()> {
+        if self.is_postgres() {
+            let sql = if exclusive {
+                "SELECT id FROM organizations WHERE id = $1 FOR UPDATE"
+            } else {
+                "SELECT id FROM organizations WHERE id = $1 FOR SHARE"
+            };
+            self.exec(sql, &[Val::Int(id)]).await?;
+        }
+        Ok(())
     }
 
     /// An organisation's plan or region changed: move its tickets' facts.

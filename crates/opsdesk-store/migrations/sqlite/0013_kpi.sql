@@ -38,16 +38,19 @@ CREATE INDEX ticket_metric_events_ticket ON ticket_metric_events (ticket_id, id)
 
 -- Daily counts per dimension: for every fact, one row per dimension (dim '' is the total),
 -- with how many facts and how many carry each flag. Count reports read days, not facts. Kept
--- in step with kpi_facts in the same transactions. NULL values and metrics are ''.
+-- in step with kpi_facts in the same transactions. NULL values and metrics are ''. Each key is
+-- split into 16 shards (ticket id mod 16), so concurrent writes on PostgreSQL do not queue
+-- for one row; reports add the shards up.
 CREATE TABLE kpi_daily (
     kind TEXT NOT NULL,
     dim TEXT NOT NULL,
     day BIGINT NOT NULL,
     value TEXT NOT NULL,
     metric TEXT NOT NULL,
+    shard BIGINT NOT NULL,
     n BIGINT NOT NULL,
     f1 BIGINT NOT NULL,
     f2 BIGINT NOT NULL,
     f4 BIGINT NOT NULL,
-    PRIMARY KEY (kind, dim, day, value, metric)
+    PRIMARY KEY (kind, dim, day, value, metric, shard)
 );
