@@ -363,6 +363,10 @@ impl App {
                 .is_some_and(|m| m.breached)
         };
         let facts = kpi::sla_facts(t.id, &breached, events);
+        // Most SLA refreshes meet or miss nothing: no organisation read for them.
+        if facts.is_empty() {
+            return Ok(());
+        }
         let tz = self.kpi_time_zone(tx).await?;
         let dims = self.kpi_dims(tx, t).await?;
         self.insert_facts(tx, &tz, &facts, &dims).await
@@ -464,9 +468,9 @@ impl App {
                 c.ticket_ids_after(after, 500).await?
             };
             let Some(last) = ids.last() else { break };
-            after = last.0;
+            after = *last;
             let mut tx = self.store.write().await?;
-            for (id, _) in &ids {
+            for id in &ids {
                 self.rebuild_ticket_kpis(&mut tx, *id, &mut staff).await?;
             }
             tx.commit().await?;

@@ -115,18 +115,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn spool_is_durable_and_ordered() {
+    fn spool_is_durable_and_ordered() -> std::io::Result<()> {
         let dir = std::env::temp_dir().join(format!("opsdesk-spool-{}", rand::random::<u32>()));
-        let s = Spool::open(&dir).unwrap();
-        let a = s.accept(b"one").unwrap();
-        let b = s.accept(b"two").unwrap();
-        assert_eq!(s.pending().unwrap(), vec![a.clone(), b.clone()]);
-        assert_eq!(std::fs::read(&a).unwrap(), b"one");
-        s.done(&a).unwrap();
-        s.done(&a).unwrap();
-        s.fail(&b, "unreadable").unwrap();
-        assert!(s.pending().unwrap().is_empty());
-        assert_eq!(std::fs::read_dir(dir.join("failed")).unwrap().count(), 2);
-        std::fs::remove_dir_all(dir).unwrap();
+        let s = Spool::open(&dir)?;
+        let a = s.accept(b"one")?;
+        let b = s.accept(b"two")?;
+        assert_eq!(s.pending()?, vec![a.clone(), b.clone()]);
+        assert_eq!(std::fs::read(&a)?, b"one");
+        s.done(&a)?;
+        s.done(&a)?;
+        s.fail(&b, "unreadable")?;
+        assert!(s.pending()?.is_empty());
+        assert_eq!(std::fs::read_dir(dir.join("failed"))?.count(), 2);
+        std::fs::remove_dir_all(dir)
     }
 }

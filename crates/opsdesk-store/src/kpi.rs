@@ -10,8 +10,8 @@ use crate::db::{Conn, Val};
 use crate::docs::{where_sql, Cond};
 use crate::Result;
 
-/// Columns a report may group by.
-pub const KPI_DIMENSIONS: &[&str] = &[
+/// The ticket's attributes on each fact: they move with the ticket.
+const TICKET_DIMS: &[&str] = &[
     "assignee_id",
     "group_id",
     "organization_id",
@@ -20,23 +20,22 @@ pub const KPI_DIMENSIONS: &[&str] = &[
     "channel",
     "plan",
     "region",
-    "agent_id",
-    "metric",
 ];
 
-/// The dimensions `kpi_daily` counts by ('' is the total).
-const ROLLUP_DIMS: &[&str] = &[
-    "",
-    "assignee_id",
-    "group_id",
-    "organization_id",
-    "form_id",
-    "priority",
-    "channel",
-    "plan",
-    "region",
-    "agent_id",
-];
+/// The dimensions `kpi_daily` counts by: the total (''), the ticket's attributes, and who
+/// acted.
+fn rollup_dims() -> Vec<&'static str> {
+    let mut d = vec![""];
+    d.extend_from_slice(TICKET_DIMS);
+    d.push("agent_id");
+    d
+}
+
+/// Whether a report may group by this column: a ticket attribute, who acted, or the SLA
+/// target.
+fn groupable(col: &str) -> bool {
+    TICKET_DIMS.contains(&col) || col == "agent_id" || col == "metric"
+}
 
 /// One `($n, …)` row of a multi-row INSERT, its values appended to `args`.
 fn values_row(args: &mut Vec<Val>, vals: impl IntoIterator<Item = Val>) -> String {
@@ -83,7 +82,7 @@ pub struct KpiQuery {
     pub to_day: Option<i64>,
     /// Conditions on the dimension columns.
     pub conds: Vec<Cond>,
-    /// Group by this column (one of [`KPI_DIMENSIONS`]).
+    /// Group by this column (a ticket attribute, `agent_id` or `metric`).
     pub by: Option<&'static str>,
     /// Group by period: an SQL expression over `day` giving the first day of a fact's bucket
     /// (the caller builds it from integers only). None: one bucket.
@@ -131,7 +130,7 @@ impl KpiQuery {
     }
 
     fn by(&self) -> Option<&'static str> {
-        self.by.filter(|b| KPI_DIMENSIONS.contains(b))
+        self.by.filter(|b| groupable(b))
     }
 
     /// The bucket and dimension as SELECT expressions, and the columns that group by them.
@@ -194,10 +193,10 @@ impl Conn {
         type Key = (&'static str, &'static str, i64, String, String, i64);
         let mut sums: std::collections::BTreeMap<Key, [i64; 4]> = std::collections::BTreeMap::new();
         for (f, day) in facts {
-            for dim in ROLLUP_DIMS {
+            for dim in rollup_dims() {
                 let key = (
                     f.kind,
-                    *dim,
+                    dim,
                     *day,
                     dim_value(f, dims, dim),
                     f.metric.clone().unwrap_or_default(),
@@ -269,7 +268,7 @@ impl Conn {
 
     /// Move a ticket's facts to its new attributes.
     pub async fn set_kpi_dims(&mut self, ticket_id: Id, dims: &Dims) -> Result<()> {
-        let moved = &ROLLUP_DIMS[1..9];
+        let moved = TICKET_DIMS;
         self.roll("ticket_id = $1", Val::Int(ticket_id), moved, -1)
             .await?;
         self.exec(
@@ -322,7 +321,7 @@ impl Conn {
 
     /// Count every fact into `kpi_daily` (after facts were inserted directly: benchmarks).
     pub async fn roll_up_kpi_facts(&mut self) -> Result<()> {
-        self.roll("ticket_id >= $1", Val::Int(0), ROLLUP_DIMS, 1)
+        self.roll("ticket_id >= $1", Val::Int(0), &rollup_dims(), 1)
             .await
     }
 
@@ -335,7 +334,7 @@ impl Conn {
 
     /// Forget a ticket's facts (it was deleted, or they are about to be derived again).
     pub async fn delete_kpi_facts(&mut self, ticket_id: Id) -> Result<()> {
-        self.roll("ticket_id = $1", Val::Int(ticket_id), ROLLUP_DIMS, -1)
+        self.roll("ticket_id = $1", Val::Int(ticket_id), &rollup_dims(), -1)
             .await?;
         self.exec(
             "DELETE FROM kpi_facts WHERE ticket_id = $1",
@@ -408,7 +407,7 @@ impl Conn {
                 conds.push(Cond::Eq("metric", Val::Text(value)));
                 continue;
             }
-            if !ROLLUP_DIMS.contains(&col) || dim.is_some_and(|d| d != col) {
+            if !rollup_dims().contains(&col) || dim.is_some_and(|d| d != col) {
                 return Ok(None);
             }
             dim = Some(col);
@@ -417,7 +416,7 @@ impl Conn {
         let by = q.by();
         let (dim, out) = match (dim, by) {
             (_, Some("metric")) => (dim.unwrap_or(""), "NULLIF(metric, '')"),
-            (None, Some(b)) if ROLLUP_DIMS.contains(&b) => (b, "NULLIF(value, '')"),
+            (None, Some(b)) if rollup_dims().contains(&b) => (b, "NULLIF(value, '')"),
             (Some(d), Some(b)) if d == b => (d, "NULLIF(value, '')"),
             (d, None) => (d.unwrap_or(""), "CAST(NULL AS TEXT)"),
             _ => return Ok(None),
@@ -717,15 +716,13 @@ impl Conn {
 
     /// The ids of the tickets with an id above `after`, in order, up to `limit`, deleted ones
     /// included (what a rebuild walks).
-    pub async fn ticket_ids_after(&mut self, after: Id, limit: i64) -> Result<Vec<(Id, bool)>> {
+    pub async fn ticket_ids_after(&mut self, after: Id, limit: i64) -> Result<Vec<Id>> {
         let rows = self
             .all(
-                "SELECT id, deleted_at FROM tickets WHERE id > $1 ORDER BY id LIMIT $2",
+                "SELECT id FROM tickets WHERE id > $1 ORDER BY id LIMIT $2",
                 &[Val::Int(after), Val::Int(limit)],
             )
             .await?;
-        rows.iter()
-            .map(|r| Ok((r.i64(0)?, r.opt_i64(1)?.is_some())))
-            .collect()
+        rows.iter().map(|r| r.i64(0)).collect()
     }
 }
