@@ -225,6 +225,8 @@ impl App {
             .map_err(|e| AppError::Internal(e.to_string()))??;
         let mut tx = self.store.write().await?;
         tx.set_password_hash(user_id, Some(&hash)).await?;
+        // A new password ends the user's web sessions (the browser signs in again).
+        tx.delete_sessions_of(user_id).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -1061,10 +1061,23 @@ impl App {
         input: TicketInput,
         origin: &Origin,
     ) -> Result<(Ticket, Option<Audit>)> {
+        self.update_ticket_via(actor, id, input, Via::api(), origin)
+            .await
+    }
+
+    /// [`App::update_ticket`] through another channel (the web interface's `web`).
+    pub async fn update_ticket_via(
+        &self,
+        actor: &Actor,
+        id: Id,
+        input: TicketInput,
+        via: Via,
+        origin: &Origin,
+    ) -> Result<(Ticket, Option<Audit>)> {
         actor.require_staff()?;
         let mut tx = self.store.write().await?;
         let r = self
-            .update_ticket_tx(&mut tx, actor, id, input, Via::api(), origin)
+            .update_ticket_tx(&mut tx, actor, id, input, via, origin)
             .await?;
         tx.commit().await?;
         Ok(r)

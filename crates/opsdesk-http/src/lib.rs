@@ -520,7 +520,16 @@ pub async fn serve(
     cfg: HttpConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let router = router(app, &cfg);
+    serve_router(listener, router(app, &cfg), shutdown).await
+}
+
+/// Serve a router built from [`router`] (and merged with others, such as the web
+/// interface's) until `shutdown` resolves; in-flight requests finish first.
+pub async fn serve_router(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let svc = tower::util::MapRequestLayer::new(strip_json).layer(router);
     axum::serve(
         listener,

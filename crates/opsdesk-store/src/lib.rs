@@ -14,6 +14,7 @@ mod migrate;
 mod outbox;
 mod records;
 mod search;
+mod sessions;
 pub mod testing;
 mod ticket_state;
 mod tickets;
@@ -36,6 +37,7 @@ pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE};
 pub use outbox::OutboxStats;
 pub use records::{OrgField, StoredToken, UserAuth, UserField};
 pub use search::{Change, Hit, Visibility};
+pub use sessions::WebSession;
 
 /// Storage errors. A database error never reaches an API client verbatim.
 #[derive(Debug, thiserror::Error)]

@@ -55,6 +55,10 @@ pub const MIGRATIONS_SQLITE: &[(&str, &str)] = &[
         "0013_kpi",
         include_str!("../migrations/sqlite/0013_kpi.sql"),
     ),
+    (
+        "0014_web",
+        include_str!("../migrations/sqlite/0014_web.sql"),
+    ),
 ];
 pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
@@ -108,6 +112,10 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
         "0013_kpi",
         include_str!("../migrations/postgres/0013_kpi.sql"),
+    ),
+    (
+        "0014_web",
+        include_str!("../migrations/postgres/0014_web.sql"),
     ),
 ];
 

@@ -839,5 +839,31 @@ async fn gitlab_rules(app: &App, admin: &Actor) -> Result<()> {
         .await
         .map_err(err)?;
     }
+    // The agent workspace's views and the macros agents reach for first.
+    let views = [
+        json!({"title": "Your unsolved tickets", "all": [{"field": "status", "operator": "less_than", "value": "solved"}, {"field": "assignee_id", "operator": "is", "value": "current_user"}],
+               "output": {"columns": ["subject", "requester", "status", "priority", "updated", "sla_next_breach_at"], "sort_by": "updated_at", "sort_order": "desc"}}),
+        json!({"title": "Unassigned tickets", "all": [{"field": "status", "operator": "less_than", "value": "solved"}, {"field": "assignee_id", "operator": "is", "value": ""}],
+               "output": {"columns": ["subject", "requester", "organization", "priority", "created", "sla_next_breach_at"], "sort_by": "created_at", "sort_order": "asc"}}),
+        json!({"title": "All unsolved tickets", "all": [{"field": "status", "operator": "less_than", "value": "solved"}],
+               "output": {"columns": ["subject", "requester", "assignee", "group", "status", "updated"], "sort_by": "updated_at", "sort_order": "desc"}}),
+        json!({"title": "Pending tickets", "all": [{"field": "status", "operator": "is", "value": "pending"}],
+               "output": {"columns": ["subject", "requester", "assignee", "updated"], "sort_by": "updated_at", "sort_order": "asc"}}),
+        json!({"title": "Recently solved tickets", "all": [{"field": "status", "operator": "is", "value": "solved"}],
+               "output": {"columns": ["subject", "requester", "assignee", "updated"], "sort_by": "updated_at", "sort_order": "desc"}}),
+    ];
+    for v in views {
+        let input = serde_json::from_value(v)?;
+        app.save_view(admin, None, input).await.map_err(err)?;
+    }
+    let macros = [
+        json!({"title": "Ask for logs", "actions": [{"field": "comment_value", "value": "Hi {{ticket.requester.first_name}},\n\nCould you send us the output of `gitlab-rake gitlab:env:info` and the relevant log files? That will let us narrow this down.\n\nThanks!"}, {"field": "status", "value": "pending"}]}),
+        json!({"title": "Escalate to Support Ops", "actions": [{"field": "comment_value", "value": "Escalating: needs a second pair of eyes."}, {"field": "comment_mode_is_public", "value": "false"}, {"field": "priority", "value": "high"}, {"field": "current_tags", "value": "escalated"}]}),
+        json!({"title": "Solved: answered", "actions": [{"field": "comment_value", "value": "Glad that worked. I'll mark this solved; reply any time if it comes back."}, {"field": "status", "value": "solved"}]}),
+    ];
+    for m in macros {
+        let input = serde_json::from_value(m)?;
+        app.save_macro(admin, None, input).await.map_err(err)?;
+    }
     Ok(())
 }

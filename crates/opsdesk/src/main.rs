@@ -422,16 +422,15 @@ async fn run(cli: Cli) -> Result<()> {
                     stop_rx.clone(),
                 )));
             }
-            let server = opsdesk_http::serve(
-                listener,
-                app,
-                opsdesk_http::HttpConfig {
-                    max_body_bytes,
-                    rate_limit_per_minute,
-                    max_upload_bytes: smtp_max_message_bytes.max(cli.mail.max_attachment_bytes),
-                },
-                shutdown,
-            );
+            let http_cfg = opsdesk_http::HttpConfig {
+                max_body_bytes,
+                rate_limit_per_minute,
+                max_upload_bytes: smtp_max_message_bytes.max(cli.mail.max_attachment_bytes),
+            };
+            // The API and the web interface on one listener.
+            let router =
+                opsdesk_http::router(app.clone(), &http_cfg).merge(opsdesk_web::router(app));
+            let server = opsdesk_http::serve_router(listener, router, shutdown);
             let mut stop_rx = stop_rx;
             let grace = async move {
                 let _ = stop_rx.wait_for(|stopping| *stopping).await;

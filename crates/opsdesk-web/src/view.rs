@@ -1,0 +1,270 @@
+//! What pages share: the page frame, names for ids, times, labels, sanitised bodies.
+
+use std::collections::HashMap;
+
+use opsdesk_app::{Actor, App, Page};
+use opsdesk_core::model::{Id, Role};
+use opsdesk_core::{Invalid, Timestamp};
+
+use crate::WebResult;
+
+/// The frame around every signed-in page: who is signed in, the CSRF token for its forms,
+/// which section is current.
+pub struct Chrome {
+    pub user_name: String,
+    pub csrf: String,
+    pub is_staff: bool,
+    pub is_admin: bool,
+    pub section: &'static str,
+    pub title: String,
+}
+
+impl Chrome {
+    pub fn new(s: &crate::Session, section: &'static str, title: impl Into<String>) -> Chrome {
+        Chrome {
+            user_name: s.actor.user.name.clone(),
+            csrf: s.csrf.clone(),
+            is_staff: s.actor.is_staff(),
+            is_admin: s.actor.is_admin(),
+            section,
+            title: title.into(),
+        }
+    }
+}
+
+/// `2026-11-23 14:05` (UTC).
+pub fn time(t: Timestamp) -> String {
+    let s = opsdesk_core::clock::format(t);
+    // 2026-11-23T14:05:00Z
+    format!(
+        "{} {} UTC",
+        &s[..10.min(s.len())],
+        s.get(11..16).unwrap_or("")
+    )
+}
+
+pub fn time_secs(secs: i64) -> String {
+    time(opsdesk_core::clock::from_unix(secs))
+}
+
+/// Every message of a validation failure, as the API's `details` describe them.
+pub fn invalid_messages(i: &Invalid) -> Vec<String> {
+    i.details
+        .values()
+        .flatten()
+        .map(|e| e.description.clone())
+        .collect()
+}
+
+pub fn url_encode(s: &str) -> String {
+    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
+/// Customer-written HTML made safe to show: the stored body is sanitised on write; this is a
+/// second pass with the same allow-list, so a row written before a sanitiser fix is safe too.
+pub fn safe_html(html: &str) -> String {
+    opsdesk_app::html::sanitize(html)
+}
+
+/// Names of users, groups and organisations by id, looked up once per page.
+#[derive(Default)]
+pub struct Names {
+    pub users: HashMap<Id, opsdesk_core::model::User>,
+    pub groups: HashMap<Id, String>,
+    pub orgs: HashMap<Id, opsdesk_core::model::Organization>,
+}
+
+impl Names {
+    pub async fn load(
+        app: &App,
+        users: impl IntoIterator<Item = Id>,
+        groups: impl IntoIterator<Item = Id>,
+        orgs: impl IntoIterator<Item = Id>,
+    ) -> WebResult<Names> {
+        let mut u: Vec<Id> = users.into_iter().collect();
+        u.sort_unstable();
+        u.dedup();
+        let mut g: Vec<Id> = groups.into_iter().collect();
+        g.sort_unstable();
+        g.dedup();
+        let mut o: Vec<Id> = orgs.into_iter().collect();
+        o.sort_unstable();
+        o.dedup();
+        Ok(Names {
+            users: app
+                .users_by_ids(&u)
+                .await?
+                .into_iter()
+                .map(|x| (x.id, x))
+                .collect(),
+            groups: app
+                .groups_by_ids(&g)
+                .await?
+                .into_iter()
+                .map(|x| (x.id, x.name))
+                .collect(),
+            orgs: app
+                .organizations_by_ids(&o)
+                .await?
+                .into_iter()
+                .map(|x| (x.id, x))
+                .collect(),
+        })
+    }
+
+    pub fn user(&self, id: Option<Id>) -> String {
+        match id {
+            None => "—".into(),
+            Some(id) => self
+                .users
+                .get(&id)
+                .map(|u| u.name.clone())
+                .unwrap_or_else(|| format!("User {id}")),
+        }
+    }
+    pub fn group(&self, id: Option<Id>) -> String {
+        match id {
+            None => "—".into(),
+            Some(id) => self
+                .groups
+                .get(&id)
+                .cloned()
+                .unwrap_or_else(|| format!("Group {id}")),
+        }
+    }
+    pub fn org(&self, id: Option<Id>) -> String {
+        match id {
+            None => "—".into(),
+            Some(id) => self
+                .orgs
+                .get(&id)
+                .map(|o| o.name.clone())
+                .unwrap_or_else(|| format!("Organization {id}")),
+        }
+    }
+}
+
+/// An option of a `<select>`.
+pub struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+impl Choice {
+    pub fn new(value: impl Into<String>, label: impl Into<String>, selected: bool) -> Choice {
+        Choice {
+            value: value.into(),
+            label: label.into(),
+            selected,
+        }
+    }
+}
+
+/// Every staff member, for assignee choices (bounded).
+pub async fn agents(app: &App, actor: &Actor) -> WebResult<Vec<opsdesk_core::model::User>> {
+    let f = opsdesk_app::people::UserFilter {
+        roles: vec![Role::Agent, Role::Admin],
+        ..Default::default()
+    };
+    let mut users = app
+        .list_users(actor, &f, &Page::All { limit: 5000 })
+        .await?
+        .items;
+    users.retain(|u| u.active && !u.suspended);
+    users.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(users)
+}
+
+pub fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
+        None => String::new(),
+    }
+}
+
+pub fn choices<'a>(
+    none: Option<&str>,
+    it: impl Iterator<Item = (String, String)> + 'a,
+    current: &str,
+) -> Vec<Choice> {
+    none.map(|n| Choice::new("", n, current.is_empty()))
+        .into_iter()
+        .chain(it.map(|(v, l)| {
+            let sel = v == current;
+            Choice::new(v, l, sel)
+        }))
+        .collect()
+}
+
+/// A custom field on a form.
+pub struct FieldVm {
+    pub id: Id,
+    pub title: String,
+    /// text, textarea, select, checkbox
+    pub kind: &'static str,
+    pub value: String,
+    pub checked: bool,
+    pub options: Vec<Choice>,
+}
+
+pub fn field_vm(f: &opsdesk_core::fields::TicketField, v: Option<&serde_json::Value>) -> FieldVm {
+    use serde_json::Value;
+    let v = v.cloned().unwrap_or(Value::Null);
+    let value = match &v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        x => x.to_string(),
+    };
+    let kind = match f.field_type.as_str() {
+        "tagger" => "select",
+        "checkbox" => "checkbox",
+        "textarea" => "textarea",
+        _ => "text",
+    };
+    FieldVm {
+        id: f.id,
+        title: f.title.clone(),
+        kind,
+        checked: v.as_bool().unwrap_or(false) || value == "true",
+        options: choices(
+            Some("—"),
+            f.custom_field_options
+                .iter()
+                .map(|o| (o.value.clone(), o.name.clone())),
+            &value,
+        ),
+        value,
+    }
+}
+
+/// The custom fields of a submitted form (`field_ID`, with `fieldtype_ID=checkbox` marking
+/// checkboxes, which send nothing when unticked) as the API's `custom_fields`.
+pub fn custom_fields_from_form(form: &crate::session::Form) -> Vec<serde_json::Value> {
+    use serde_json::{json, Value};
+    let mut cf = vec![];
+    for (k, v) in &form.0 {
+        if let Some(fid) = k.strip_prefix("field_").and_then(|f| f.parse::<Id>().ok()) {
+            let value = if form.get(&format!("fieldtype_{fid}")) == Some("checkbox") {
+                json!(v == "true")
+            } else if v.trim().is_empty() {
+                Value::Null
+            } else {
+                json!(v)
+            };
+            cf.push(json!({"id": fid, "value": value}));
+        }
+    }
+    for (k, v) in &form.0 {
+        if let Some(fid) = k
+            .strip_prefix("fieldtype_")
+            .and_then(|f| f.parse::<Id>().ok())
+        {
+            if v == "checkbox" && form.get(&format!("field_{fid}")).is_none() {
+                cf.push(json!({"id": fid, "value": false}));
+            }
+        }
+    }
+    cf
+}

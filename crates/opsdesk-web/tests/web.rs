@@ -1,0 +1,631 @@
+//! Web interface tests: the real server (API and pages on one listener) on 127.0.0.1:0,
+//! driven over HTTP with cookies and forms, on every backend this run can reach. The browser
+//! tests (tests/browser, Playwright in Chromium) drive the same pages through a real browser.
+
+use std::sync::Arc;
+
+use opsdesk_app::people::UserInput;
+use opsdesk_app::App;
+use opsdesk_core::{clock, FixedClock};
+use opsdesk_store::testing;
+use reqwest::{redirect, StatusCode};
+use serde_json::{json, Value};
+
+struct Web {
+    base: String,
+    http: reqwest::Client,
+    app: App,
+    admin_token: String,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+/// A browser: its cookies, kept by hand (the client follows no redirects).
+#[derive(Default, Clone)]
+struct Browser {
+    cookies: Vec<(String, String)>,
+}
+
+struct Page {
+    status: StatusCode,
+    location: String,
+    body: String,
+}
+
+impl Browser {
+    fn header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+    fn keep(&mut self, resp: &reqwest::Response) {
+        for v in resp.headers().get_all("set-cookie") {
+            let s = v.to_str().unwrap();
+            let kv = s.split(';').next().unwrap();
+            let (k, v) = kv.split_once('=').unwrap();
+            self.cookies.retain(|(n, _)| n != k);
+            if !v.is_empty() && !s.contains("Max-Age=0") {
+                self.cookies.push((k.to_string(), v.to_string()));
+            }
+        }
+    }
+    async fn get(&mut self, w: &Web, path: &str) -> Page {
+        let resp = w
+            .http
+            .get(format!("{}{path}", w.base))
+            .header("cookie", self.header())
+            .send()
+            .await
+            .unwrap();
+        self.page(resp).await
+    }
+    async fn post(&mut self, w: &Web, path: &str, form: &[(&str, &str)]) -> Page {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let resp = w
+            .http
+            .post(format!("{}{path}", w.base))
+            .header("cookie", self.header())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        self.page(resp).await
+    }
+    async fn page(&mut self, resp: reqwest::Response) -> Page {
+        self.keep(&resp);
+        Page {
+            status: resp.status(),
+            location: resp
+                .headers()
+                .get("location")
+                .map(|v| v.to_str().unwrap().to_string())
+                .unwrap_or_default(),
+            body: resp.text().await.unwrap(),
+        }
+    }
+    async fn sign_in(w: &Web, email: &str, password: &str) -> (Browser, Page) {
+        let mut b = Browser::default();
+        let p = b.get(w, "/login").await;
+        let csrf = csrf_of(&p.body);
+        let p = b
+            .post(
+                w,
+                "/login",
+                &[("csrf", &csrf), ("email", email), ("password", password)],
+            )
+            .await;
+        (b, p)
+    }
+}
+
+/// The first form's CSRF token on a page.
+fn csrf_of(html: &str) -> String {
+    let i = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    html[i..i + html[i..].find('"').unwrap()].to_string()
+}
+
+async fn spawn(store: opsdesk_store::Store) -> Web {
+    let clock = Arc::new(FixedClock::new(
+        clock::parse("2026-03-02T09:00:00Z").unwrap(),
+    ));
+    let app = App::new(store, clock);
+    app.prepare().await.unwrap();
+    let mut tx = app.store.write().await.unwrap();
+    for (email, n, role) in [
+        ("admin@example.com", "Ada Admin", "admin"),
+        ("agent@example.com", "Alan Agent", "agent"),
+        ("cora@example.com", "Cora Customer", "end-user"),
+        ("dave@example.com", "Dave Outsider", "end-user"),
+    ] {
+        app.create_user_cli(
+            &mut tx,
+            UserInput {
+                name: Some(n.into()),
+                email: Some(Some(email.into())),
+                role: Some(role.into()),
+                password: Some("password-123".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    let admin_token = app.create_token("admin@example.com", None).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let router = opsdesk_http::router(app.clone(), &Default::default())
+        .merge(opsdesk_web::router(app.clone()));
+    tokio::spawn(opsdesk_http::serve_router(listener, router, async move {
+        let _ = rx.await;
+    }));
+    Web {
+        base,
+        http: reqwest::Client::builder()
+            .redirect(redirect::Policy::none())
+            .build()
+            .unwrap(),
+        app,
+        admin_token,
+        _stop: stop,
+    }
+}
+
+impl Web {
+    async fn api(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .request(method, format!("{}/api/v2{path}", self.base))
+            .basic_auth("admin@example.com/token", Some(&self.admin_token))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+        r.json().await.unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_and_customers_work_through_the_pages() {
+    for (name, store) in testing::all().await.unwrap() {
+        eprintln!("backend: {name}");
+        let w = spawn(store).await;
+
+        // Signed out: every page sends you to sign in, and back afterwards.
+        let mut anon = Browser::default();
+        let p = anon.get(&w, "/agent/tickets/1").await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER);
+        assert_eq!(p.location, "/login?next=%2Fagent%2Ftickets%2F1");
+
+        // A sign-in without the login form's token is refused (login CSRF).
+        let p = anon
+            .post(
+                &w,
+                "/login",
+                &[("email", "agent@example.com"), ("password", "password-123")],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN);
+
+        // A wrong password: 401 with the form again, no session.
+        let (_, p) = Browser::sign_in(&w, "agent@example.com", "wrong-password").await;
+        assert_eq!(p.status, StatusCode::UNAUTHORIZED);
+        assert!(p.body.contains("do not match an active account"));
+
+        // The customer opens a request in the portal, with an XSS payload in it.
+        let (mut cora, p) = Browser::sign_in(&w, "cora@example.com", "password-123").await;
+        assert_eq!(
+            (p.status, p.location.as_str()),
+            (StatusCode::SEE_OTHER, "/portal")
+        );
+        let p = cora.get(&w, "/portal/new").await;
+        assert_eq!(p.status, StatusCode::OK);
+        let csrf = csrf_of(&p.body);
+        let xss = "Runner offline <script>alert('x')</script><img src=x onerror=alert(1)>";
+        let p = cora
+            .post(
+                &w,
+                "/portal/new",
+                &[
+                    ("csrf", &csrf),
+                    ("subject", "Runner offline"),
+                    ("body", xss),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+        let tid: i64 = p
+            .location
+            .strip_prefix("/portal/tickets/")
+            .unwrap()
+            .parse()
+            .unwrap();
+        // A form from another session (or none) is refused.
+        let p = cora
+            .post(
+                &w,
+                "/portal/new",
+                &[("csrf", "forged"), ("subject", "x"), ("body", "y")],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::FORBIDDEN);
+
+        // The agent signs in, finds it, replies publicly and adds an internal note.
+        let (mut agent, p) = Browser::sign_in(&w, "agent@example.com", "password-123").await;
+        assert_eq!(p.location, "/agent");
+        let p = agent.get(&w, &format!("/agent/tickets/{tid}")).await;
+        assert_eq!(p.status, StatusCode::OK);
+        assert!(p.body.contains("Runner offline"));
+        // Customer-written markup is shown inert.
+        assert!(!p.body.contains("<script>alert"), "script tag rendered");
+        assert!(!p.body.contains("<img src=x"), "image tag rendered");
+        assert!(p.body.contains("&lt;script&gt;alert"), "shown as text");
+        let csrf = csrf_of(&p.body);
+        let form = |body: &'static str, public: &'static str, status: &'static str| {
+            vec![
+                ("csrf", csrf.clone()),
+                ("body", body.to_string()),
+                ("public", public.to_string()),
+                ("status", status.to_string()),
+                ("priority", "high".to_string()),
+                ("tags", "runner ci".to_string()),
+            ]
+        };
+        for (body, public, status) in [
+            ("Please restart the runner service.", "true", "pending"),
+            (
+                "Internal: customer is on the old runner version.",
+                "false",
+                "pending",
+            ),
+        ] {
+            let f = form(body, public, status);
+            let f: Vec<(&str, &str)> = f.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let p = agent.post(&w, &format!("/agent/tickets/{tid}"), &f).await;
+            assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+        }
+        let t = w
+            .api(reqwest::Method::GET, &format!("/tickets/{tid}"), json!({}))
+            .await;
+        assert_eq!(t["ticket"]["status"], "pending");
+        assert_eq!(t["ticket"]["priority"], "high");
+        assert_eq!(t["ticket"]["tags"], json!(["runner", "ci"]));
+        let audits = w
+            .api(
+                reqwest::Method::GET,
+                &format!("/tickets/{tid}/audits"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(audits["audits"][1]["via"]["channel"], "web");
+        let p = agent.get(&w, &format!("/agent/tickets/{tid}")).await;
+        assert!(p.body.contains("comment internal"));
+        assert!(p
+            .body
+            .contains("Internal: customer is on the old runner version."));
+        // An invalid update keeps the draft and says why.
+        let p = agent
+            .post(
+                &w,
+                &format!("/agent/tickets/{tid}"),
+                &[("csrf", &csrf), ("body", "draft kept"), ("status", "bogus")],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(p.body.contains("draft kept"));
+        assert!(p.body.contains("Not saved"));
+
+        // The customer sees the public reply, never the internal note.
+        let p = cora.get(&w, &format!("/portal/tickets/{tid}")).await;
+        assert_eq!(p.status, StatusCode::OK);
+        assert!(p.body.contains("Please restart the runner service."));
+        assert!(!p.body.contains("old runner version"));
+        assert!(p.body.contains("awaiting your reply"));
+        // ... and can reply, which reopens it.
+        let csrf_c = csrf_of(&p.body);
+        let p = cora
+            .post(
+                &w,
+                &format!("/portal/tickets/{tid}"),
+                &[("csrf", &csrf_c), ("body", "Restarted, still offline.")],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER);
+        let t = w
+            .api(reqwest::Method::GET, &format!("/tickets/{tid}"), json!({}))
+            .await;
+        assert_eq!(t["ticket"]["status"], "open");
+
+        // Another customer cannot see it; a customer cannot open the agent workspace.
+        let (mut dave, _) = Browser::sign_in(&w, "dave@example.com", "password-123").await;
+        assert_eq!(
+            dave.get(&w, &format!("/portal/tickets/{tid}")).await.status,
+            StatusCode::NOT_FOUND
+        );
+        assert_eq!(dave.get(&w, "/agent").await.status, StatusCode::FORBIDDEN);
+        assert_eq!(
+            cora.get(&w, "/admin/triggers").await.status,
+            StatusCode::FORBIDDEN
+        );
+        assert_eq!(
+            agent.get(&w, "/admin/triggers").await.status,
+            StatusCode::FORBIDDEN
+        );
+
+        // Views: an admin makes one; the agent sees it with its count and bulk-updates.
+        w.api(
+            reqwest::Method::POST,
+            "/views",
+            json!({"view": {"title": "Open tickets", "all": [{"field": "status", "operator": "is", "value": "open"}],
+                   "output": {"columns": ["subject", "requester", "status", "priority"]}}}),
+        )
+        .await;
+        let p = agent.get(&w, "/agent").await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER);
+        let view_path = p.location.clone();
+        assert!(view_path.starts_with("/agent/views/"));
+        let p = agent.get(&w, &view_path).await;
+        assert!(p.body.contains(&format!("value=\"{tid}\"")));
+        assert!(p
+            .body
+            .contains("Open tickets <span class=\"muted\">(1)</span>"));
+        let p = agent.get(&w, "/agent/view_counts").await;
+        assert!(p.body.contains(">1</span>"), "{}", p.body);
+        let csrf = csrf_of(&agent.get(&w, &view_path).await.body);
+        let tid_s = tid.to_string();
+        let p = agent
+            .post(
+                &w,
+                "/agent/bulk",
+                &[
+                    ("csrf", &csrf),
+                    ("ticket_ids", &tid_s),
+                    ("status", "hold"),
+                    ("return_to", &view_path),
+                ],
+            )
+            .await;
+        assert_eq!(
+            (p.status, p.location.as_str()),
+            (StatusCode::SEE_OTHER, view_path.as_str())
+        );
+        let t = w
+            .api(reqwest::Method::GET, &format!("/tickets/{tid}"), json!({}))
+            .await;
+        assert_eq!(t["ticket"]["status"], "hold");
+
+        // Macros: preview, then apply.
+        let m = w
+            .api(
+                reqwest::Method::POST,
+                "/macros",
+                json!({"macro": {"title": "Ask for logs", "actions": [{"field": "status", "value": "pending"},
+                       {"field": "comment_value", "value": "Could you send the runner logs, {{ticket.requester.first_name}}?"}]}}),
+            )
+            .await;
+        let mid = m["macro"]["id"].as_i64().unwrap();
+        let p = agent
+            .get(
+                &w,
+                &format!("/agent/tickets/{tid}/macro_preview?macro_id={mid}"),
+            )
+            .await;
+        assert!(
+            p.body.contains("Could you send the runner logs, Cora?"),
+            "{}",
+            p.body
+        );
+        assert!(p.body.contains("Status: pending"));
+        let p = agent
+            .post(
+                &w,
+                &format!("/agent/tickets/{tid}/macro"),
+                &[("csrf", &csrf), ("macro_id", &mid.to_string())],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER);
+        let t = w
+            .api(reqwest::Method::GET, &format!("/tickets/{tid}"), json!({}))
+            .await;
+        assert_eq!(t["ticket"]["status"], "pending");
+
+        // Search through the query language; a bad query says why.
+        let p = agent
+            .get(&w, "/agent/search?q=status%3Apending%20runner")
+            .await;
+        assert!(p.body.contains("1 result(s)"), "{}", p.body);
+        let p = agent.get(&w, "/agent/search?q=created%3E%3Cnope").await;
+        assert!(p.body.contains("class=\"error\""));
+
+        // The admin builds a trigger in the editor; it fires on the next new request.
+        let (mut admin, _) = Browser::sign_in(&w, "admin@example.com", "password-123").await;
+        let p = admin.get(&w, "/admin/triggers/new").await;
+        assert!(p.body.contains("rule-definitions"));
+        let csrf_a = csrf_of(&p.body);
+        // Invalid first: the API's message, the rows kept.
+        let p = admin
+            .post(
+                &w,
+                "/admin/triggers/save",
+                &[
+                    ("csrf", &csrf_a),
+                    ("title", ""),
+                    ("active", "true"),
+                    ("all_field", "status"),
+                    ("all_operator", "is"),
+                    ("all_value", "new"),
+                    ("action_field", "priority"),
+                    ("action_value", "urgent"),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(p.body.contains("Title"), "{}", p.body);
+        let p = admin
+            .post(
+                &w,
+                "/admin/triggers/save",
+                &[
+                    ("csrf", &csrf_a),
+                    ("title", "Outage requests are urgent"),
+                    ("active", "true"),
+                    ("all_field", "update_type"),
+                    ("all_operator", "is"),
+                    ("all_value", "Create"),
+                    ("all_field", "comment_includes_word"),
+                    ("all_operator", "is"),
+                    ("all_value", "outage"),
+                    ("all_field", ""),
+                    ("all_operator", ""),
+                    ("all_value", ""),
+                    ("action_field", "priority"),
+                    ("action_value", "urgent"),
+                    ("action_field", "set_tags"),
+                    ("action_value", "outage web"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            (p.status, p.location.as_str()),
+            (StatusCode::SEE_OTHER, "/admin/triggers"),
+            "{}",
+            p.body
+        );
+        let p = admin.get(&w, "/admin/triggers").await;
+        assert!(p.body.contains("Outage requests are urgent"));
+        let csrf_c = csrf_of(&cora.get(&w, "/portal/new").await.body);
+        let p = cora
+            .post(
+                &w,
+                "/portal/new",
+                &[
+                    ("csrf", &csrf_c),
+                    ("subject", "Down"),
+                    ("body", "We have an outage on all runners"),
+                ],
+            )
+            .await;
+        let tid2 = p
+            .location
+            .strip_prefix("/portal/tickets/")
+            .unwrap()
+            .to_string();
+        let t = w
+            .api(reqwest::Method::GET, &format!("/tickets/{tid2}"), json!({}))
+            .await;
+        assert_eq!(t["ticket"]["priority"], "urgent");
+        assert_eq!(t["ticket"]["tags"], json!(["outage", "web"]));
+        let p = admin.get(&w, &format!("/agent/tickets/{tid2}")).await;
+        assert!(
+            p.body.contains("Outage requests are urgent (pass 1)"),
+            "rule trace shown"
+        );
+
+        // Deactivate it from the list.
+        let id = w.api(reqwest::Method::GET, "/triggers", json!({})).await["triggers"][0]["id"]
+            .as_i64()
+            .unwrap();
+        let p = admin
+            .post(
+                &w,
+                &format!("/admin/triggers/{id}/active"),
+                &[("csrf", &csrf_a), ("active", "false")],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER);
+        let t = w
+            .api(reqwest::Method::GET, &format!("/triggers/{id}"), json!({}))
+            .await;
+        assert_eq!(t["trigger"]["active"], false);
+
+        // Signing out ends the session on the server, not only in the browser.
+        let old = agent.clone();
+        let p = agent.post(&w, "/logout", &[("csrf", &csrf)]).await;
+        assert_eq!(p.location, "/login");
+        let mut replay = old;
+        assert_eq!(replay.get(&w, "/agent").await.status, StatusCode::SEE_OTHER);
+
+        // Sign-in links: mailed through the outbox, usable once.
+        let mut b = Browser::default();
+        let p = b.get(&w, "/login").await;
+        let csrf_l = csrf_of(&p.body);
+        let p = b
+            .post(
+                &w,
+                "/portal/link",
+                &[("csrf", &csrf_l), ("email", "cora@example.com")],
+            )
+            .await;
+        assert_eq!(p.location, "/login?link_sent=1");
+        let p = b
+            .post(
+                &w,
+                "/portal/link",
+                &[("csrf", &csrf_l), ("email", "nobody@example.com")],
+            )
+            .await;
+        assert_eq!(
+            p.location, "/login?link_sent=1",
+            "same answer for unknown addresses"
+        );
+        let admin_actor = w.app.authenticate_bearer(&w.admin_token).await.unwrap();
+        let items = w
+            .app
+            .list_outbox(
+                &admin_actor,
+                None,
+                Some("email"),
+                None,
+                &opsdesk_app::Page::All { limit: 100 },
+            )
+            .await
+            .unwrap()
+            .items;
+        let mail = items
+            .iter()
+            .find(|i| i.payload["subject"] == "Your sign-in link")
+            .expect("a sign-in mail");
+        assert_eq!(mail.payload["to"], "cora@example.com");
+        let text = mail.payload["text"].as_str().unwrap();
+        let link = text[text.find("/portal/link/").unwrap()..]
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        let mut c2 = Browser::default();
+        let p = c2.get(&w, &link).await;
+        assert_eq!(
+            (p.status, p.location.as_str()),
+            (StatusCode::SEE_OTHER, "/portal")
+        );
+        assert_eq!(c2.get(&w, "/portal").await.status, StatusCode::OK);
+        let p = Browser::default().get(&w, &link).await;
+        assert_eq!(p.status, StatusCode::UNAUTHORIZED, "a link works once");
+
+        // Security headers on every page.
+        let r = w
+            .http
+            .get(format!("{}/login", w.base))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("script-src 'self'"));
+        assert_eq!(r.headers()["x-frame-options"], "DENY");
+        let set = r.headers()["set-cookie"].to_str().unwrap();
+        assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax"));
+        // Assets are embedded.
+        let r = w
+            .http
+            .get(format!("{}/assets/htmx.min.js", w.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.text().await.unwrap().len() > 40_000);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sign_ins_are_limited_per_address() {
+    let store = testing::sqlite().await.unwrap();
+    let w = spawn(store).await;
+    let mut last = StatusCode::OK;
+    for _ in 0..opsdesk_web::SIGN_IN_FAILURES_PER_MINUTE + 1 {
+        let (_, p) = Browser::sign_in(&w, "agent@example.com", "nope-nope").await;
+        last = p.status;
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
+    // Even the right password waits now.
+    let (_, p) = Browser::sign_in(&w, "agent@example.com", "password-123").await;
+    assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(p.body.contains("Try again in"));
+}
