@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine:
 #   - Rust unit, property, store-conformance and API tests (cargo test);
-#   - the zenpy compatibility suite against the real binary (creates .venv on first run).
+#   - the zenpy compatibility suite against the real binary (creates .venv on first run);
+#   - the web interface in Debian's Chromium with playwright-core (installs both on first run).
 # With OPSDESK_TEST_DATABASE_URL=postgres://… set, every store and API test also runs on
 # PostgreSQL (each test in a fresh schema).
 set -euo pipefail
@@ -20,3 +21,4 @@ cargo test --workspace --locked
 echo "== building the binary for the client tests"
 cargo build --locked -p opsdesk
 scripts/python-tests.sh target/debug/opsdesk
+scripts/browser-tests.sh target/debug/opsdesk

@@ -115,22 +115,18 @@
     if (row && (e.target.dataset.role === "field" || e.target.dataset.role === "action-field")) refresh(row);
   });
   form.addEventListener("click", function (e) {
-    if (e.target.matches("[data-remove-row]")) { e.target.closest(".rule-row").remove(); }
+    if (e.target.matches("[data-remove-row]")) {
+      var row = e.target.closest(".rule-row");
+      // The last row of a set stays (emptied): "Add" copies it.
+      if (row.parentElement.querySelectorAll(".rule-row").length > 1) { row.remove(); }
+      else { row.querySelectorAll("input, select").forEach(function (i) { i.value = ""; }); refresh(row); }
+    }
     if (e.target.matches("[data-add-row]")) {
       var set = e.target.closest("fieldset");
       var rows = set.querySelectorAll(".rule-row");
       var tpl = rows[rows.length - 1];
-      var fresh;
-      if (tpl) {
-        fresh = tpl.cloneNode(true);
-      } else {
-        fresh = document.createElement("div");
-        fresh.className = "rule-row";
-        var p = set.dataset.prefix;
-        fresh.innerHTML = p === "action"
-          ? '<label>Field <input name="action_field" list="action-fields" data-role="action-field"></label> <label>Value <input name="action_value" data-role="value"></label> <button type="button" data-remove-row>Remove</button>'
-          : '<label>Field <input name="' + p + '_field" list="condition-fields" data-role="field"></label> <label>Operator <input name="' + p + '_operator" data-role="operator"></label> <label>Value <input name="' + p + '_value" data-role="value"></label> <button type="button" data-remove-row>Remove</button>';
-      }
+      if (!tpl) return; // the page always renders one row to copy
+      var fresh = tpl.cloneNode(true);
       fresh.querySelectorAll("input, select").forEach(function (i) { i.value = ""; });
       set.insertBefore(fresh, e.target);
       refresh(fresh);

@@ -310,8 +310,9 @@ struct TriggerEditor {
     all: Vec<CondRow>,
     any: Vec<CondRow>,
     actions: Vec<CondRow>,
-    fields: Vec<String>,
-    action_fields: Vec<String>,
+    /// (value, label) of every condition field, custom ticket fields included.
+    fields: Vec<(String, String)>,
+    action_fields: Vec<(String, String)>,
     /// Every condition field with its operators and values, for the builder's script.
     definitions: String,
     errors: Vec<String>,
@@ -334,7 +335,7 @@ fn value_text(v: &Value) -> String {
     }
 }
 
-fn editor(
+async fn editor(
     st: &WebState,
     s: &Session,
     id: Option<Id>,
@@ -343,37 +344,43 @@ fn editor(
     active: bool,
     rows: [Vec<CondRow>; 3],
     errors: Vec<String>,
-) -> TriggerEditor {
+) -> WebResult<TriggerEditor> {
     let defs = st
         .app
         .rule_definitions(opsdesk_core::rules::RuleKind::Trigger)
         .get("definitions")
         .cloned()
         .unwrap_or(Value::Null);
-    let fields = defs
-        .get("conditions_all")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|d| d.get("subject").and_then(Value::as_str))
-                .filter(|f| !f.contains('<'))
-                .map(str::to_string)
-                .collect()
+    let custom: Vec<(String, String)> = st
+        .app
+        .all_ticket_fields()
+        .await?
+        .into_iter()
+        .filter(|f| f.active && !f.is_system())
+        .map(|f| {
+            (
+                format!("custom_fields_{}", f.id),
+                format!("Ticket field: {}", f.title),
+            )
         })
-        .unwrap_or_default();
-    let action_fields = defs
-        .get("actions")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(|d| d.get("subject").and_then(Value::as_str))
-                .filter(|f| !f.contains('<'))
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
+        .collect();
+    let subjects = |key: &str| -> Vec<(String, String)> {
+        defs.get(key)
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|d| d.get("subject").and_then(Value::as_str))
+                    .filter(|f| !f.contains('<'))
+                    .map(|f| (f.to_string(), view::capitalize(&f.replace('_', " "))))
+                    .chain(custom.iter().cloned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let fields = subjects("conditions_all");
+    let action_fields = subjects("actions");
     let [all, any, actions] = rows;
-    TriggerEditor {
+    Ok(TriggerEditor {
         chrome: Chrome::new(
             s,
             "admin",
@@ -396,7 +403,7 @@ fn editor(
         // Inside a <script type="application/json">: `</` could close the element.
         definitions: defs.to_string().replace("</", "<\\/"),
         errors,
-    }
+    })
 }
 
 fn rows_of(conds: &[opsdesk_core::rules::Condition]) -> Vec<CondRow> {
@@ -433,7 +440,8 @@ pub async fn new_trigger(st: State<WebState>, s: Session) -> WebResult<Response>
             }],
         ],
         vec![],
-    );
+    )
+    .await?;
     page(&e)
 }
 
@@ -466,7 +474,8 @@ pub async fn edit_trigger(
                 .collect(),
         ],
         vec![],
-    );
+    )
+    .await?;
     page(&e)
 }
 
@@ -535,7 +544,8 @@ pub async fn save_trigger(st: State<WebState>, s: Session, form: Form) -> WebRes
                 active,
                 [all, any, actions],
                 view::invalid_messages(&i),
-            );
+            )
+            .await?;
             let mut r = page(&e)?;
             *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
             Ok(r)
