@@ -71,6 +71,9 @@ pub enum BenchCommand {
     /// KPIs: every report (by week, month, group, plan, engineer; the baselines and the week
     /// in review) over a million tickets and ten million facts.
     Kpi(crate::bench_kpi::KpiBenchArgs),
+    /// Web pages: the agent's ticket page and a view's 50-row page, one request at a time,
+    /// against a running server (e.g. one serving `opsdesk demo` data).
+    Web(crate::bench_web::WebBenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -91,7 +94,7 @@ pub struct SearchArgs {
     postgres: Option<String>,
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -172,6 +175,7 @@ pub async fn run(cmd: BenchCommand) -> Result<()> {
         BenchCommand::Mail(a) => crate::bench_mail::run(a).await,
         BenchCommand::Sla(a) => crate::bench_sla::run(a).await,
         BenchCommand::Kpi(a) => crate::bench_kpi::run(a).await,
+        BenchCommand::Web(a) => crate::bench_web::run(a).await,
     }
 }
 
@@ -396,6 +400,11 @@ pub struct LoadArgs {
     /// Random seed.
     #[arg(long, default_value_t = 7)]
     seed: u64,
+    /// The --email user's password: adds the web pages to the mix (the agent's ticket and
+    /// view pages, and a customer's portal pages; the customer, the requester of recent
+    /// tickets, gets a password set through the API for the run). The demo's: opsdesk-demo.
+    #[arg(long)]
+    web_password: Option<String>,
 }
 
 /// (utime + stime in seconds, VmRSS in KiB) of a process, from /proc.
@@ -425,7 +434,13 @@ const OPS: &[(&str, u32)] = &[
     ("show user", 5),
     ("view count", 10),
     ("view execute", 10),
+    ("page: ticket", 5),
+    ("page: view", 5),
+    ("portal: requests", 5),
+    ("portal: request", 5),
 ];
+/// The first of the web page operations (left out without --web-password).
+const FIRST_PAGE_OP: usize = 9;
 
 async fn load(a: LoadArgs) -> Result<()> {
     use rand::{Rng, SeedableRng};
@@ -507,9 +522,54 @@ async fn load(a: LoadArgs) -> Result<()> {
         !view_ids.is_empty(),
         "no views to exercise (the token's user may not create views)"
     );
+    // Web sessions: the agent's, and a customer's with their own requests.
+    let web = match &a.web_password {
+        None => None,
+        Some(pw) => {
+            let base = a.url.trim_end_matches('/').to_string();
+            let agent = crate::bench_web::sign_in(&base, &a.email, pw).await?;
+            let cust = users["users"]
+                .as_array()
+                .and_then(|us| us.iter().find(|u| u["id"].as_i64() == requester))
+                .and_then(|u| u["email"].as_str())
+                .context("no customer with an email to sign in as")?
+                .to_string();
+            let cid = requester.context("no customer")?;
+            let cust_pw = "bench-load-password";
+            client
+                .post(format!("{api}/users/{cid}/password.json"))
+                .basic_auth(&auth.0, Some(&auth.1))
+                .json(&json!({"password": cust_pw}))
+                .send()
+                .await?
+                .error_for_status()
+                .context("setting the customer's password (the token's user must be an admin)")?;
+            let customer = crate::bench_web::sign_in(&base, &cust, cust_pw).await?;
+            let mine: serde_json::Value = client
+                .get(format!("{api}/users/{cid}/tickets/requested.json"))
+                .basic_auth(&auth.0, Some(&auth.1))
+                .send()
+                .await?
+                .json()
+                .await?;
+            let mut their: Vec<i64> = mine["tickets"]
+                .as_array()
+                .map(|a| a.iter().filter_map(|t| t["id"].as_i64()).collect())
+                .unwrap_or_default();
+            if their.is_empty() {
+                their = ticket_ids.clone();
+            }
+            Some(std::sync::Arc::new((base, agent, customer, their)))
+        }
+    };
+    let weights: Vec<u32> = OPS
+        .iter()
+        .enumerate()
+        .map(|(i, o)| if i >= FIRST_PAGE_OP && web.is_none() { 0 } else { o.1 })
+        .collect();
     let before = a.pid.and_then(proc_usage);
     let until = Instant::now() + Duration::from_secs(a.seconds);
-    let total: u32 = OPS.iter().map(|o| o.1).sum();
+    let total: u32 = weights.iter().sum();
     let mut tasks = vec![];
     for w in 0..a.concurrency {
         let (client, api, auth, ticket_ids, user_ids, view_ids) = (
@@ -521,13 +581,14 @@ async fn load(a: LoadArgs) -> Result<()> {
             view_ids.clone(),
         );
         let seed = a.seed + w as u64;
+        let (weights, web) = (weights.clone(), web.clone());
         tasks.push(tokio::spawn(async move {
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
             let mut lat: Vec<Vec<Duration>> = vec![vec![]; OPS.len()];
             let mut errs = vec![0usize; OPS.len()];
             while Instant::now() < until {
                 let mut roll = rng.gen_range(0..total);
-                let op = OPS.iter().position(|o| if roll < o.1 { true } else { roll -= o.1; false }).unwrap_or(0);
+                let op = weights.iter().position(|w| if roll < *w { true } else { roll -= *w; false }).unwrap_or(0);
                 let tid = ticket_ids[rng.gen_range(0..ticket_ids.len())];
                 let req = match op {
                     0 => client.post(format!("{api}/tickets.json")).json(&json!({"ticket": {"subject": "Load: pipeline stuck", "comment": {"body": "Our pipelines are stuck in pending."}, "requester_id": requester, "priority": "normal", "tags": ["load"]}})),
@@ -548,6 +609,25 @@ async fn load(a: LoadArgs) -> Result<()> {
                     }
                     7 => client.get(format!("{api}/views/{}/count.json", view_ids[rng.gen_range(0..view_ids.len())])),
                     8 => client.get(format!("{api}/views/{}/execute.json?per_page=50", view_ids[rng.gen_range(0..view_ids.len())])),
+                    9..=12 => {
+                        let Some(w) = web.as_deref() else { continue };
+                        let (base, agent, customer, theirs) = w;
+                        let (url, cookie) = match op {
+                            9 => (format!("{base}/agent/tickets/{tid}"), agent),
+                            10 => (format!("{base}/agent/views/{}", view_ids[rng.gen_range(0..view_ids.len())]), agent),
+                            11 => (format!("{base}/portal"), customer),
+                            _ => (format!("{base}/portal/tickets/{}", theirs[rng.gen_range(0..theirs.len())]), customer),
+                        };
+                        let s = Instant::now();
+                        match client.get(url).header("cookie", cookie.as_str()).send().await {
+                            Ok(r) if r.status().is_success() => {
+                                let _ = r.bytes().await;
+                            }
+                            _ => errs[op] += 1,
+                        }
+                        lat[op].push(s.elapsed());
+                        continue;
+                    }
                     _ => client.get(format!("{api}/users/{}.json", user_ids.get(rng.gen_range(0..user_ids.len().max(1))).copied().unwrap_or(1))),
                 };
                 let s = Instant::now();
@@ -582,6 +662,9 @@ async fn load(a: LoadArgs) -> Result<()> {
     );
     let mut all = 0;
     for (i, (name, _)) in OPS.iter().enumerate() {
+        if weights[i] == 0 {
+            continue;
+        }
         let mut l = std::mem::take(&mut lat[i]);
         l.sort_unstable();
         all += l.len();

@@ -4,6 +4,7 @@ mod bench;
 mod bench_kpi;
 mod bench_mail;
 mod bench_sla;
+mod bench_web;
 mod demo;
 mod mail;
 
