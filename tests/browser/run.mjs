@@ -320,6 +320,31 @@ await scenario("bulk update from a view, and search", async (page) => {
   await shot(page, "agent-search");
 });
 
+await scenario("manager dashboards: overview, numbers, team week, engineer, week in review", async (page) => {
+  await signIn(page, "admin@example.com");
+  await page.getByRole("link", { name: "Dashboards" }).click();
+  await page.waitForURL(/\/manager$/);
+  assert.equal(await page.locator("svg.chart").count(), 4);
+  // Each chart's numbers are one click away.
+  const fig = page.locator("figure", { hasText: "Tickets per week" });
+  await fig.getByText("Numbers").click();
+  await fig.locator("table.numbers tbody tr").first().waitFor();
+  assert.ok((await fig.getByRole("link", { name: "Download as CSV" }).getAttribute("href")).startsWith("/manager/kpis/tickets.csv?"));
+  await a11y(page, "dashboard overview");
+  await shot(page, "manager-overview");
+  await page.getByRole("link", { name: "Team week" }).click();
+  await page.getByRole("heading", { name: /Team week/ }).waitFor();
+  await a11y(page, "team week");
+  await page.getByRole("link", { name: "Alan Agent" }).first().click();
+  await page.getByRole("heading", { name: "Alan Agent" }).waitFor();
+  assert.equal(await page.locator("svg.chart").count(), 3);
+  await a11y(page, "engineer page");
+  await shot(page, "manager-engineer");
+  await page.getByRole("link", { name: "Week in review" }).click();
+  await page.getByRole("heading", { name: /Support week in review/ }).waitFor();
+  await a11y(page, "week in review");
+});
+
 await scenario("sign-in page", async (page) => {
   await page.goto(`${base}/login`);
   await a11y(page, "login");

@@ -1258,6 +1258,20 @@ impl App {
 
     /// The support week in review (`GET /api/v2/kpis/week_in_review?week=2026-W48`): the
     /// week's numbers in one object, and as Markdown.
+    /// The dashboards' calendar in the KPI time zone: the Monday `weeks_back` whole weeks
+    /// before this week's (YYYY-MM-DD), today (YYYY-MM-DD), and last week's label (YYYY-Www).
+    pub async fn kpi_recent_weeks(&self, weeks_back: i64) -> Result<(String, String, String)> {
+        let mut c = self.store.read().await?;
+        let tz = self.kpi_time_zone(&mut c).await?;
+        let today = kpi::local_day(self.now().as_second(), &tz);
+        let monday = bucket_start(today, Period::Week, today);
+        Ok((
+            label(monday - 7 * weeks_back, Period::Day),
+            label(today, Period::Day),
+            label(monday - 7, Period::Week),
+        ))
+    }
+
     pub async fn week_in_review(
         &self,
         actor: &Actor,

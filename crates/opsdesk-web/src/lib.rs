@@ -6,6 +6,8 @@
 mod admin;
 mod agent;
 mod assets;
+mod chart;
+mod manager;
 mod portal;
 mod session;
 mod view;
@@ -79,6 +81,11 @@ pub fn router(app: App) -> Router {
         .route("/admin/triggers/new", get(admin::new_trigger))
         .route("/admin/triggers/save", post(admin::save_trigger))
         .route("/admin/triggers/{id}/edit", get(admin::edit_trigger))
+        .route("/manager", get(manager::overview))
+        .route("/manager/team", get(manager::team))
+        .route("/manager/engineers/{id}", get(manager::engineer))
+        .route("/manager/week", get(manager::week))
+        .route("/manager/kpis/{name}", get(manager::csv))
         .route("/portal", get(portal::home))
         .route(
             "/portal/new",

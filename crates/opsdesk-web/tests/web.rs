@@ -629,3 +629,80 @@ async fn failed_sign_ins_are_limited_per_address() {
     assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(p.body.contains("Try again in"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboards_draw_the_kpi_reports() {
+    for (name, store) in testing::all().await.unwrap() {
+        eprintln!("backend: {name}");
+        let w = spawn(store).await;
+        for i in 0..3 {
+            w.api(
+                reqwest::Method::POST,
+                "/tickets",
+                json!({"ticket": {"subject": format!("Dashboard {i}"), "comment": {"body": "x"},
+                       "requester": {"email": "cora@example.com"}}}),
+            )
+            .await;
+        }
+        let (mut agent, _) = Browser::sign_in(&w, "agent@example.com", "password-123").await;
+        let p = agent.get(&w, "/manager").await;
+        assert_eq!(p.status, StatusCode::OK);
+        assert_eq!(p.body.matches("<svg class=\"chart\"").count(), 4);
+        // The chart's numbers are the API's report: this week (2026-W10) created 3.
+        let api = w
+            .api(
+                reqwest::Method::GET,
+                "/kpis/tickets?period=week&from=2026-03-02&to=2026-03-02",
+                json!({}),
+            )
+            .await;
+        assert_eq!(api["kpi"]["rows"][0]["created"], 3);
+        assert!(
+            p.body
+                .contains("<tr><td>2026-W10</td><td>2026-03-02</td><td>3</td><td>0</td><td>0</td><td>3</td></tr>"),
+            "{}",
+            p.body
+        );
+        // ... and its CSV, through the session.
+        let i = p.body.find("/manager/kpis/tickets.csv?").unwrap();
+        let link = p.body[i..i + p.body[i..].find('"').unwrap()].replace("&amp;", "&");
+        let r = w
+            .http
+            .get(format!("{}{link}", w.base))
+            .header("cookie", agent.header())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
+        let csv = r.text().await.unwrap();
+        assert!(
+            csv.starts_with("period,start,created,solved,reopened,backlog"),
+            "{csv}"
+        );
+        assert!(csv.contains("2026-W10,2026-03-02,3,0,0,3"), "{csv}");
+        // The team week, an engineer's page, the week in review and its exports.
+        let p = agent.get(&w, "/manager/team?week=2026-W10").await;
+        assert_eq!(p.status, StatusCode::OK);
+        assert!(p.body.contains("Team week 2026-W10"));
+        let admin_id = w.api(reqwest::Method::GET, "/users/me", json!({})).await["user"]["id"]
+            .as_i64()
+            .unwrap();
+        let p = agent
+            .get(&w, &format!("/manager/engineers/{admin_id}"))
+            .await;
+        assert_eq!(p.status, StatusCode::OK);
+        assert!(p.body.contains("Ada Admin"));
+        assert_eq!(p.body.matches("<svg class=\"chart\"").count(), 3);
+        let p = agent.get(&w, "/manager/week?week=2026-W10").await;
+        assert!(p.body.contains("<td>3</td>"), "{}", p.body);
+        let p = agent
+            .get(&w, "/manager/week?week=2026-W10&format=markdown")
+            .await;
+        assert!(p.body.starts_with("# Support week in review: 2026-W10"));
+        // Bad input is a page saying why; customers cannot see any of it.
+        let p = agent.get(&w, "/manager/team?week=2026-W99").await;
+        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+        let (mut cora, _) = Browser::sign_in(&w, "cora@example.com", "password-123").await;
+        assert_eq!(cora.get(&w, "/manager").await.status, StatusCode::FORBIDDEN);
+    }
+}

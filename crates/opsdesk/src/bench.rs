@@ -565,7 +565,13 @@ async fn load(a: LoadArgs) -> Result<()> {
     let weights: Vec<u32> = OPS
         .iter()
         .enumerate()
-        .map(|(i, o)| if i >= FIRST_PAGE_OP && web.is_none() { 0 } else { o.1 })
+        .map(|(i, o)| {
+            if i >= FIRST_PAGE_OP && web.is_none() {
+                0
+            } else {
+                o.1
+            }
+        })
         .collect();
     let before = a.pid.and_then(proc_usage);
     let until = Instant::now() + Duration::from_secs(a.seconds);

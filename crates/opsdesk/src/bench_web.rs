@@ -103,7 +103,10 @@ pub async fn run(a: WebBenchArgs) -> Result<()> {
         .text()
         .await?;
     let views = ids_after(&home, "/agent/views/");
-    anyhow::ensure!(!views.is_empty(), "the agent sees no views (run `opsdesk demo` first)");
+    anyhow::ensure!(
+        !views.is_empty(),
+        "the agent sees no views (run `opsdesk demo` first)"
+    );
     let mut tickets = vec![];
     for v in &views {
         let html = client
@@ -121,7 +124,12 @@ pub async fn run(a: WebBenchArgs) -> Result<()> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(a.seed);
     // Warm up: the first requests fill the connection pool and the rules cache.
     for _ in 0..20 {
-        page(&client, &format!("{base}/agent/tickets/{}", tickets[0]), &cookie).await?;
+        page(
+            &client,
+            &format!("{base}/agent/tickets/{}", tickets[0]),
+            &cookie,
+        )
+        .await?;
     }
     let mut ticket_lat = vec![];
     let mut view_lat = vec![];
