@@ -703,9 +703,9 @@ fn markdown_html(md: &str) -> String {
                 out.push_str("</tr>");
             }
             out.push_str("</table>");
-        } else if t.starts_with("- ") {
+        } else if let Some(first) = t.strip_prefix("- ") {
             out.push_str("<ul>");
-            out.push_str(&format!("<li>{}</li>", esc(&t[2..])));
+            out.push_str(&format!("<li>{}</li>", esc(first)));
             while let Some(n) = lines.peek() {
                 if let Some(item) = n.trim().strip_prefix("- ") {
                     out.push_str(&format!("<li>{}</li>", esc(item)));
