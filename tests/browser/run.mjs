@@ -287,7 +287,7 @@ await scenario("admin creates a trigger in the builder and sees it fire", async 
   await shot(page, "admin-trigger-editor");
   await page.getByRole("button", { name: "Save trigger" }).click();
   await page.waitForURL(/\/admin\/triggers$/);
-  await page.getByRole("link", { name: "Outages are urgent" }).waitFor();
+  await page.getByRole("link", { name: "Outages are urgent", exact: true }).waitFor();
   await a11y(page, "admin list");
   await shot(page, "admin-triggers");
   // It fires: a new ticket mentioning an outage becomes urgent, and the page says why.

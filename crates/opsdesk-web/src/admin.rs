@@ -1,5 +1,5 @@
 //! Admin screens: every configuration list, activation and deactivation of triggers,
-//! automations, macros and views, and the trigger editor with its condition/action builder.
+//! automations, macros and views, and their editor with its condition/action builder.
 //! Saving goes through the same use cases as the API, so the messages are the API's.
 
 use askama::Template;
@@ -35,7 +35,7 @@ pub struct KindLink {
     pub current: bool,
 }
 
-fn kind_links(current: &str) -> Vec<KindLink> {
+pub(crate) fn kind_links(current: &str) -> Vec<KindLink> {
     KINDS
         .iter()
         .map(|(k, t)| KindLink {
@@ -69,6 +69,7 @@ struct AdminList {
     title: String,
     rows: Vec<AdminRow>,
     can_toggle: bool,
+    can_move: bool,
     new_link: Option<String>,
 }
 
@@ -111,7 +112,7 @@ pub async fn list(
                 title: t.title.clone(),
                 detail: format!("#{} · {}", t.position, summary(&t.rule())),
                 active: Some(t.active),
-                edit: None,
+                edit: Some(format!("/admin/automations/{}/edit", t.id)),
             })
             .collect(),
         "macros" => app
@@ -123,7 +124,7 @@ pub async fn list(
                 title: m.title.clone(),
                 detail: format!("{} action(s)", m.actions.len()),
                 active: Some(m.active),
-                edit: None,
+                edit: Some(format!("/admin/macros/{}/edit", m.id)),
             })
             .collect(),
         "views" => app
@@ -138,7 +139,7 @@ pub async fn list(
                     v.conditions.all.len() + v.conditions.any.len()
                 ),
                 active: Some(v.active),
-                edit: Some(format!("/agent/views/{}", v.id)),
+                edit: Some(format!("/admin/views/{}/edit", v.id)),
             })
             .collect(),
         "sla_policies" => app
@@ -163,7 +164,7 @@ pub async fn list(
                 title: g.name.clone(),
                 detail: g.description.clone(),
                 active: None,
-                edit: None,
+                edit: Some(format!("/admin/groups/{}/edit", g.id)),
             })
             .collect(),
         "users" => app
@@ -181,7 +182,7 @@ pub async fn list(
                     if u.suspended { " · suspended" } else { "" }
                 ),
                 active: None,
-                edit: None,
+                edit: Some(format!("/admin/users/{}/edit", u.id)),
             })
             .collect(),
         "organizations" => app
@@ -199,7 +200,7 @@ pub async fn list(
                     .map(|p| format!("plan: {p}"))
                     .unwrap_or_default(),
                 active: None,
-                edit: None,
+                edit: Some(format!("/admin/organizations/{}/edit", o.id)),
             })
             .collect(),
         "ticket_fields" => app
@@ -246,7 +247,15 @@ pub async fn list(
             kind.as_str(),
             "triggers" | "automations" | "macros" | "views"
         ),
-        new_link: (kind == "triggers").then(|| "/admin/triggers/new".to_string()),
+        can_move: matches!(
+            kind.as_str(),
+            "triggers" | "automations" | "macros" | "views" | "sla_policies"
+        ),
+        new_link: matches!(
+            kind.as_str(),
+            "triggers" | "automations" | "macros" | "views" | "groups" | "organizations" | "users"
+        )
+        .then(|| format!("/admin/{kind}/new")),
         kind,
         title,
         rows,
@@ -290,7 +299,7 @@ pub async fn set_active(
     Ok(see_other(&format!("/admin/{kind}")))
 }
 
-// ---- the trigger editor -------------------------------------------------------------------
+// ---- the rule editor: triggers, automations, macros, views ---------------------------------
 
 pub struct CondRow {
     pub field: String,
@@ -298,11 +307,53 @@ pub struct CondRow {
     pub value: String,
 }
 
-#[derive(Template)]
-#[template(path = "admin_trigger.html")]
-struct TriggerEditor {
-    chrome: Chrome,
-    kinds: Vec<KindLink>,
+/// What the editor edits: the list's path key, and which parts it has.
+#[derive(Clone, Copy, PartialEq)]
+enum RuleKind {
+    Triggers,
+    Automations,
+    Macros,
+    Views,
+}
+
+impl RuleKind {
+    fn of(path: &str) -> WebResult<RuleKind> {
+        Ok(match path {
+            "triggers" => RuleKind::Triggers,
+            "automations" => RuleKind::Automations,
+            "macros" => RuleKind::Macros,
+            "views" => RuleKind::Views,
+            _ => return Err(WebError::NotFound),
+        })
+    }
+    fn key(self) -> &'static str {
+        match self {
+            RuleKind::Triggers => "triggers",
+            RuleKind::Automations => "automations",
+            RuleKind::Macros => "macros",
+            RuleKind::Views => "views",
+        }
+    }
+    fn noun(self) -> &'static str {
+        match self {
+            RuleKind::Triggers => "trigger",
+            RuleKind::Automations => "automation",
+            RuleKind::Macros => "macro",
+            RuleKind::Views => "view",
+        }
+    }
+    /// Whose condition and action definitions the builder offers.
+    fn definitions(self) -> opsdesk_core::rules::RuleKind {
+        match self {
+            RuleKind::Triggers | RuleKind::Macros => opsdesk_core::rules::RuleKind::Trigger,
+            RuleKind::Automations => opsdesk_core::rules::RuleKind::Automation,
+            RuleKind::Views => opsdesk_core::rules::RuleKind::View,
+        }
+    }
+}
+
+/// What the form holds (from the record, or as submitted).
+struct Draft {
     id: Option<Id>,
     title: String,
     description: String,
@@ -310,6 +361,32 @@ struct TriggerEditor {
     all: Vec<CondRow>,
     any: Vec<CondRow>,
     actions: Vec<CondRow>,
+    /// Views: the columns (space separated) and the order.
+    columns: String,
+    sort_by: String,
+    sort_order: String,
+}
+
+#[derive(Template)]
+#[template(path = "admin_rule.html")]
+struct RuleEditor {
+    chrome: Chrome,
+    kinds: Vec<KindLink>,
+    kind: &'static str,
+    noun: &'static str,
+    has_conditions: bool,
+    has_actions: bool,
+    is_view: bool,
+    id: Option<Id>,
+    title: String,
+    description: String,
+    active: bool,
+    all: Vec<CondRow>,
+    any: Vec<CondRow>,
+    actions: Vec<CondRow>,
+    columns: String,
+    sort_by: String,
+    sort_desc: bool,
     /// (value, label) of every condition field, custom ticket fields included.
     fields: Vec<(String, String)>,
     action_fields: Vec<(String, String)>,
@@ -338,16 +415,13 @@ fn value_text(v: &Value) -> String {
 async fn editor(
     st: &WebState,
     s: &Session,
-    id: Option<Id>,
-    title: String,
-    description: String,
-    active: bool,
-    rows: [Vec<CondRow>; 3],
+    kind: RuleKind,
+    d: Draft,
     errors: Vec<String>,
-) -> WebResult<TriggerEditor> {
+) -> WebResult<RuleEditor> {
     let defs = st
         .app
-        .rule_definitions(opsdesk_core::rules::RuleKind::Trigger)
+        .rule_definitions(kind.definitions())
         .get("definitions")
         .cloned()
         .unwrap_or(Value::Null);
@@ -377,32 +451,30 @@ async fn editor(
             })
             .unwrap_or_default()
     };
-    let fields = subjects("conditions_all");
-    let action_fields = subjects("actions");
-    let [all, any, actions] = rows;
-    Ok(TriggerEditor {
-        chrome: Chrome::new(
-            s,
-            "admin",
-            if id.is_some() {
-                "Edit trigger"
-            } else {
-                "New trigger"
-            },
-        ),
-        kinds: kind_links("triggers"),
-        id,
-        title,
-        description,
-        active,
-        all,
-        any,
-        actions,
-        fields,
-        action_fields,
+    let verb = if d.id.is_some() { "Edit" } else { "New" };
+    Ok(RuleEditor {
+        chrome: Chrome::new(s, "admin", format!("{verb} {}", kind.noun())),
+        kinds: kind_links(kind.key()),
+        kind: kind.key(),
+        noun: kind.noun(),
+        has_conditions: kind != RuleKind::Macros,
+        has_actions: kind != RuleKind::Views,
+        is_view: kind == RuleKind::Views,
+        fields: subjects("conditions_all"),
+        action_fields: subjects("actions"),
         // Inside a <script type="application/json">: `</` could close the element.
         definitions: defs.to_string().replace("</", "<\\/"),
         errors,
+        id: d.id,
+        title: d.title,
+        description: d.description,
+        active: d.active,
+        all: d.all,
+        any: d.any,
+        actions: d.actions,
+        columns: d.columns,
+        sort_by: d.sort_by,
+        sort_desc: d.sort_order.eq_ignore_ascii_case("desc"),
     })
 }
 
@@ -417,74 +489,120 @@ fn rows_of(conds: &[opsdesk_core::rules::Condition]) -> Vec<CondRow> {
         .collect()
 }
 
-pub async fn new_trigger(st: State<WebState>, s: Session) -> WebResult<Response> {
-    let s = s.admin()?;
-    let e = editor(
-        &st,
-        &s,
-        None,
-        String::new(),
-        String::new(),
-        true,
-        [
-            vec![CondRow {
-                field: "update_type".into(),
-                operator: "is".into(),
-                value: "Create".into(),
-            }],
-            vec![],
-            vec![CondRow {
-                field: "priority".into(),
-                operator: String::new(),
-                value: String::new(),
-            }],
-        ],
-        vec![],
-    )
-    .await?;
-    page(&e)
+fn action_rows(actions: &[opsdesk_core::rules::Action]) -> Vec<CondRow> {
+    actions
+        .iter()
+        .map(|a| CondRow {
+            field: a.field.clone(),
+            operator: String::new(),
+            value: value_text(&a.value),
+        })
+        .collect()
 }
 
-pub async fn edit_trigger(
+fn blank(kind: RuleKind) -> Draft {
+    let row = |f: &str, o: &str, v: &str| CondRow {
+        field: f.into(),
+        operator: o.into(),
+        value: v.into(),
+    };
+    Draft {
+        id: None,
+        title: String::new(),
+        description: String::new(),
+        active: true,
+        all: match kind {
+            RuleKind::Triggers => vec![row("update_type", "is", "Create")],
+            RuleKind::Automations => vec![row("status", "is", "solved")],
+            RuleKind::Views => vec![row("status", "less_than", "solved")],
+            RuleKind::Macros => vec![],
+        },
+        any: vec![],
+        actions: vec![],
+        columns: "subject requester status updated".into(),
+        sort_by: "updated_at".into(),
+        sort_order: "desc".into(),
+    }
+}
+
+pub async fn new_rule(
     st: State<WebState>,
     s: Session,
-    Path(id): Path<String>,
+    Path(kind): Path<String>,
+) -> WebResult<Response> {
+    let s = s.admin()?;
+    if crate::records::KINDS.contains(&kind.as_str()) {
+        return crate::records::new(&st, &s, &kind).await;
+    }
+    let kind = RuleKind::of(&kind)?;
+    page(&editor(&st, &s, kind, blank(kind), vec![]).await?)
+}
+
+pub async fn edit_rule(
+    st: State<WebState>,
+    s: Session,
+    Path((kind, id)): Path<(String, String)>,
 ) -> WebResult<Response> {
     let s = s.admin()?;
     let id: Id = id.parse().map_err(|_| WebError::NotFound)?;
-    let t: Trigger = st.app.get_rule(&s.actor, id).await?;
-    let r = t.rule();
-    let e = editor(
-        &st,
-        &s,
-        Some(id),
-        t.title.clone(),
-        t.description.clone().unwrap_or_default(),
-        t.active,
-        [
-            rows_of(&r.conditions.all),
-            rows_of(&r.conditions.any),
-            r.actions
+    if crate::records::KINDS.contains(&kind.as_str()) {
+        return crate::records::edit(&st, &s, &kind, id).await;
+    }
+    let kind = RuleKind::of(&kind)?;
+    let (app, a) = (&st.app, &s.actor);
+    let mut d = blank(kind);
+    d.id = Some(id);
+    match kind {
+        RuleKind::Triggers | RuleKind::Automations => {
+            let (title, description, active, r) = if kind == RuleKind::Triggers {
+                let t: Trigger = app.get_rule(a, id).await?;
+                (t.title.clone(), t.description.clone(), t.active, t.rule())
+            } else {
+                let t: Automation = app.get_rule(a, id).await?;
+                (t.title.clone(), t.description.clone(), t.active, t.rule())
+            };
+            d.title = title;
+            d.description = description.unwrap_or_default();
+            d.active = active;
+            d.all = rows_of(&r.conditions.all);
+            d.any = rows_of(&r.conditions.any);
+            d.actions = action_rows(&r.actions);
+        }
+        RuleKind::Macros => {
+            let m = app.get_macro(a, id).await?;
+            d.title = m.title;
+            d.description = m.description.unwrap_or_default();
+            d.active = m.active;
+            d.actions = action_rows(&m.actions);
+        }
+        RuleKind::Views => {
+            let v = app.get_view(a, id).await?;
+            d.title = v.title;
+            d.description = v.description.unwrap_or_default();
+            d.active = v.active;
+            d.all = rows_of(&v.conditions.all);
+            d.any = rows_of(&v.conditions.any);
+            d.columns = v
+                .execution
+                .columns
                 .iter()
-                .map(|a| CondRow {
-                    field: a.field.clone(),
-                    operator: String::new(),
-                    value: value_text(&a.value),
-                })
-                .collect(),
-        ],
-        vec![],
-    )
-    .await?;
-    page(&e)
+                .filter_map(|c| c.get("id"))
+                .map(value_text)
+                .collect::<Vec<_>>()
+                .join(" ");
+            d.sort_by = v.execution.sort_by.unwrap_or_default();
+            d.sort_order = v.execution.sort_order.unwrap_or_default();
+        }
+    }
+    page(&editor(&st, &s, kind, d, vec![]).await?)
 }
 
 /// The builder's rows: `{prefix}_field`, `{prefix}_operator`, `{prefix}_value`, in order;
 /// rows without a field are blank ones the form offered and are skipped.
 fn form_rows(form: &Form, prefix: &str) -> Vec<CondRow> {
-    let f: Vec<&str> = form.all(&format!("{prefix}_field"));
-    let o: Vec<&str> = form.all(&format!("{prefix}_operator"));
-    let v: Vec<&str> = form.all(&format!("{prefix}_value"));
+    let f = form.all(&format!("{prefix}_field"));
+    let o = form.all(&format!("{prefix}_operator"));
+    let v = form.all(&format!("{prefix}_value"));
     f.iter()
         .enumerate()
         .filter(|(_, f)| !f.trim().is_empty())
@@ -496,11 +614,11 @@ fn form_rows(form: &Form, prefix: &str) -> Vec<CondRow> {
         .collect()
 }
 
-/// A condition's value as the API takes it: `tags` lists split on spaces, the rest text.
 fn cond_json(r: &CondRow) -> Value {
     json!({"field": r.field, "operator": r.operator, "value": r.value})
 }
 
+/// An action's value as the API takes it: tag lists split on spaces, the rest text.
 fn action_json(r: &CondRow) -> Value {
     let value = match r.field.as_str() {
         "set_tags" | "current_tags" | "remove_tags" => {
@@ -511,45 +629,160 @@ fn action_json(r: &CondRow) -> Value {
     json!({"field": r.field, "value": value})
 }
 
-pub async fn save_trigger(st: State<WebState>, s: Session, form: Form) -> WebResult<Response> {
+pub async fn save_rule(
+    st: State<WebState>,
+    s: Session,
+    Path(kind): Path<String>,
+    form: Form,
+) -> WebResult<Response> {
     let s = s.admin()?;
     s.check(&form)?;
-    let id: Option<Id> = form.text("id").and_then(|v| v.parse().ok());
-    let all = form_rows(&form, "all");
-    let any = form_rows(&form, "any");
-    let actions = form_rows(&form, "action");
-    let title = form.get("title").unwrap_or("").trim().to_string();
-    let description = form.get("description").unwrap_or("").trim().to_string();
-    let active = form.get("active") == Some("true");
-    let body = json!({
-        "title": title,
-        "description": description,
-        "active": active,
-        "conditions": {
-            "all": all.iter().map(cond_json).collect::<Vec<_>>(),
-            "any": any.iter().map(cond_json).collect::<Vec<_>>(),
-        },
-        "actions": actions.iter().map(action_json).collect::<Vec<_>>(),
+    if crate::records::KINDS.contains(&kind.as_str()) {
+        return crate::records::save(&st, &s, &kind, &form).await;
+    }
+    let kind = RuleKind::of(&kind)?;
+    let d = Draft {
+        id: form.text("id").and_then(|v| v.parse().ok()),
+        title: form.get("title").unwrap_or("").trim().to_string(),
+        description: form.get("description").unwrap_or("").trim().to_string(),
+        active: form.get("active") == Some("true"),
+        all: form_rows(&form, "all"),
+        any: form_rows(&form, "any"),
+        actions: form_rows(&form, "action"),
+        columns: form.get("columns").unwrap_or("").trim().to_string(),
+        sort_by: form.get("sort_by").unwrap_or("").trim().to_string(),
+        sort_order: form.get("sort_order").unwrap_or("").trim().to_string(),
+    };
+    let conditions = json!({
+        "all": d.all.iter().map(cond_json).collect::<Vec<_>>(),
+        "any": d.any.iter().map(cond_json).collect::<Vec<_>>(),
     });
-    let input: TriggerInput = decode(body)?;
-    match st.app.save_rule::<Trigger>(&s.actor, id, input).await {
-        Ok(_) => Ok(see_other("/admin/triggers")),
+    let actions: Vec<Value> = d.actions.iter().map(action_json).collect();
+    let mut body = json!({"title": d.title, "description": d.description, "active": d.active});
+    let (app, a) = (&st.app, &s.actor);
+    let saved = match kind {
+        RuleKind::Triggers | RuleKind::Automations => {
+            body["conditions"] = conditions;
+            body["actions"] = json!(actions);
+            let input: TriggerInput = decode(body)?;
+            if kind == RuleKind::Triggers {
+                app.save_rule::<Trigger>(a, d.id, input).await.map(|_| ())
+            } else {
+                app.save_rule::<Automation>(a, d.id, input)
+                    .await
+                    .map(|_| ())
+            }
+        }
+        RuleKind::Macros => {
+            body["actions"] = json!(actions);
+            app.save_macro(a, d.id, decode(body)?).await.map(|_| ())
+        }
+        RuleKind::Views => {
+            body["conditions"] = conditions;
+            let mut output = json!({"columns": d.columns.split(|c: char| c == ',' || c.is_whitespace()).filter(|c| !c.is_empty()).collect::<Vec<_>>()});
+            if !d.sort_by.is_empty() {
+                output["sort_by"] = json!(d.sort_by);
+                output["sort_order"] = json!(if d.sort_order == "desc" {
+                    "desc"
+                } else {
+                    "asc"
+                });
+            }
+            body["output"] = output;
+            app.save_view(a, d.id, decode(body)?).await.map(|_| ())
+        }
+    };
+    match saved {
+        Ok(()) => Ok(see_other(&format!("/admin/{}", kind.key()))),
         Err(opsdesk_app::AppError::Invalid(i)) => {
-            let e = editor(
-                &st,
-                &s,
-                id,
-                title,
-                description,
-                active,
-                [all, any, actions],
-                view::invalid_messages(&i),
-            )
-            .await?;
+            let e = editor(&st, &s, kind, d, view::invalid_messages(&i)).await?;
             let mut r = page(&e)?;
             *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
             Ok(r)
         }
         Err(e) => Err(e.into()),
     }
+}
+
+/// Move a trigger, automation, macro, view or SLA policy one place up or down. Triggers,
+/// automations and SLA policies run in this order; macros and views are listed in it.
+pub async fn move_item(
+    st: State<WebState>,
+    s: Session,
+    Path((kind, id)): Path<(String, String)>,
+    form: Form,
+) -> WebResult<Response> {
+    let s = s.admin()?;
+    s.check(&form)?;
+    let id: Id = id.parse().map_err(|_| WebError::NotFound)?;
+    let up = form.get("direction") == Some("up");
+    let (app, a) = (&st.app, &s.actor);
+    let mut ids: Vec<Id> = match kind.as_str() {
+        "triggers" => app
+            .list_rules::<Trigger>(a, false)
+            .await?
+            .iter()
+            .map(|t| t.id)
+            .collect(),
+        "automations" => app
+            .list_rules::<Automation>(a, false)
+            .await?
+            .iter()
+            .map(|t| t.id)
+            .collect(),
+        "macros" => app
+            .list_macros(a, false)
+            .await?
+            .iter()
+            .map(|m| m.id)
+            .collect(),
+        "views" => app
+            .list_views(a, false)
+            .await?
+            .iter()
+            .map(|v| v.id)
+            .collect(),
+        "sla_policies" => app
+            .list_sla_policies(a)
+            .await?
+            .iter()
+            .map(|p| p.id)
+            .collect(),
+        _ => return Err(WebError::NotFound),
+    };
+    let i = ids
+        .iter()
+        .position(|x| *x == id)
+        .ok_or(WebError::NotFound)?;
+    let j = if up {
+        i.checked_sub(1)
+    } else {
+        (i + 1 < ids.len()).then_some(i + 1)
+    };
+    if let Some(j) = j {
+        ids.swap(i, j);
+        match kind.as_str() {
+            "triggers" => {
+                app.reorder_rules::<Trigger>(a, &ids).await?;
+            }
+            "automations" => {
+                app.reorder_rules::<Automation>(a, &ids).await?;
+            }
+            "sla_policies" => {
+                app.reorder_sla_policies(a, &ids).await?;
+            }
+            // Macros and views take their position from a save.
+            _ => {
+                for (k, x) in [(i, ids[i]), (j, ids[j])] {
+                    let body = json!({"position": k as i64 + 1});
+                    if kind == "macros" {
+                        app.save_macro(a, Some(x), decode(body)?).await?;
+                    } else {
+                        app.save_view(a, Some(x), decode(body)?).await?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(see_other(&format!("/admin/{kind}")))
 }

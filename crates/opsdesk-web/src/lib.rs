@@ -9,6 +9,7 @@ mod assets;
 mod chart;
 mod manager;
 mod portal;
+mod records;
 mod session;
 mod view;
 
@@ -78,9 +79,10 @@ pub fn router(app: App) -> Router {
         .route("/admin", get(admin::home))
         .route("/admin/{kind}", get(admin::list))
         .route("/admin/{kind}/{id}/active", post(admin::set_active))
-        .route("/admin/triggers/new", get(admin::new_trigger))
-        .route("/admin/triggers/save", post(admin::save_trigger))
-        .route("/admin/triggers/{id}/edit", get(admin::edit_trigger))
+        .route("/admin/{kind}/{id}/move", post(admin::move_item))
+        .route("/admin/{kind}/new", get(admin::new_rule))
+        .route("/admin/{kind}/save", post(admin::save_rule))
+        .route("/admin/{kind}/{id}/edit", get(admin::edit_rule))
         .route("/manager", get(manager::overview))
         .route("/manager/team", get(manager::team))
         .route("/manager/engineers/{id}", get(manager::engineer))

@@ -524,6 +524,236 @@ async fn agents_and_customers_work_through_the_pages() {
             .await;
         assert_eq!(t["trigger"]["active"], false);
 
+        // The same editor makes macros, views and automations.
+        let p = admin
+            .post(
+                &w,
+                "/admin/macros/save",
+                &[
+                    ("csrf", &csrf_a),
+                    ("title", "Close politely"),
+                    ("active", "true"),
+                    ("action_field", "status"),
+                    ("action_value", "solved"),
+                    ("action_field", "comment_value"),
+                    (
+                        "action_value",
+                        "Closing this, {{ticket.requester.first_name}}.",
+                    ),
+                ],
+            )
+            .await;
+        assert_eq!(
+            (p.status, p.location.as_str()),
+            (StatusCode::SEE_OTHER, "/admin/macros"),
+            "{}",
+            p.body
+        );
+        let ms = w.api(reqwest::Method::GET, "/macros", json!({})).await;
+        let made = ms["macros"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["title"] == "Close politely")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            made["actions"][0],
+            json!({"field": "status", "value": "solved"})
+        );
+        let p = admin
+            .get(&w, &format!("/admin/macros/{}/edit", made["id"]))
+            .await;
+        assert!(p
+            .body
+            .contains("Closing this, {{ticket.requester.first_name}}."));
+        let p = admin
+            .post(
+                &w,
+                "/admin/views/save",
+                &[
+                    ("csrf", &csrf_a),
+                    ("title", "Urgent unsolved"),
+                    ("active", "true"),
+                    ("all_field", "status"),
+                    ("all_operator", "less_than"),
+                    ("all_value", "solved"),
+                    ("all_field", "priority"),
+                    ("all_operator", "is"),
+                    ("all_value", "urgent"),
+                    ("columns", "subject requester priority"),
+                    ("sort_by", "created_at"),
+                    ("sort_order", "desc"),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+        let vs = w.api(reqwest::Method::GET, "/views", json!({})).await;
+        let v = vs["views"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["title"] == "Urgent unsolved")
+            .unwrap()
+            .clone();
+        assert_eq!(v["execution"]["columns"].as_array().unwrap().len(), 3);
+        assert_eq!(v["execution"]["sort_order"], "desc");
+        // A view with a condition the API refuses: its message, the form kept.
+        let p = admin
+            .post(
+                &w,
+                "/admin/views/save",
+                &[
+                    ("csrf", &csrf_a),
+                    ("title", "Broken"),
+                    ("all_field", "status"),
+                    ("all_operator", "sideways"),
+                    ("all_value", "open"),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(p.body.contains("sideways"), "{}", p.body);
+        let p = admin
+            .post(
+                &w,
+                "/admin/automations/save",
+                &[
+                    ("csrf", &csrf_a),
+                    ("title", "Close 4 days after solved"),
+                    ("active", "true"),
+                    ("all_field", "status"),
+                    ("all_operator", "is"),
+                    ("all_value", "solved"),
+                    ("all_field", "SOLVED"),
+                    ("all_operator", "greater_than"),
+                    ("all_value", "96"),
+                    ("action_field", "status"),
+                    ("action_value", "closed"),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+        // Reorder: the second trigger moves up and runs first.
+        w.api(
+            reqwest::Method::POST,
+            "/triggers",
+            json!({"trigger": {"title": "Second", "conditions": {"all": [{"field": "update_type", "operator": "is", "value": "Create"}]}, "actions": [{"field": "set_tags", "value": ["second"]}]}}),
+        )
+        .await;
+        let ts = w.api(reqwest::Method::GET, "/triggers", json!({})).await;
+        let second = ts["triggers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["title"] == "Second")
+            .unwrap()["id"]
+            .clone();
+        let p = admin
+            .post(
+                &w,
+                &format!("/admin/triggers/{second}/move"),
+                &[("csrf", &csrf_a), ("direction", "up")],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER);
+        let ts = w.api(reqwest::Method::GET, "/triggers", json!({})).await;
+        assert_eq!(ts["triggers"][0]["title"], "Second");
+        assert_eq!(ts["triggers"][0]["position"], 1);
+
+        // Groups, organisations and users through their forms.
+        let p = admin
+            .post(
+                &w,
+                "/admin/groups/save",
+                &[
+                    ("csrf", &csrf_a),
+                    ("name", "Support EMEA"),
+                    ("description", "Europe"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            (p.status, p.location.as_str()),
+            (StatusCode::SEE_OTHER, "/admin/groups"),
+            "{}",
+            p.body
+        );
+        let p = admin
+            .post(
+                &w,
+                "/admin/organizations/save",
+                &[
+                    ("csrf", &csrf_a),
+                    ("name", "Initech"),
+                    ("domain_names", "initech.example, initech.test"),
+                    ("shared_tickets", "true"),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+        let orgs = w
+            .api(reqwest::Method::GET, "/organizations", json!({}))
+            .await;
+        let org = orgs["organizations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == "Initech")
+            .unwrap()
+            .clone();
+        assert_eq!(
+            org["domain_names"],
+            json!(["initech.example", "initech.test"])
+        );
+        assert_eq!(org["shared_tickets"], true);
+        let org_id = org["id"].to_string();
+        let p = admin
+            .post(
+                &w,
+                "/admin/users/save",
+                &[
+                    ("csrf", &csrf_a),
+                    ("name", "Peter Gibbons"),
+                    ("email", "peter@initech.example"),
+                    ("role", "agent"),
+                    ("organization_id", &org_id),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+        let found = w
+            .api(
+                reqwest::Method::GET,
+                "/users/search?query=peter%40initech.example",
+                json!({}),
+            )
+            .await;
+        let peter = found["users"][0].clone();
+        assert_eq!(
+            (peter["role"].as_str(), peter["organization_id"].to_string()),
+            (Some("agent"), org_id.clone())
+        );
+        let p = admin
+            .get(&w, &format!("/admin/users/{}/edit", peter["id"]))
+            .await;
+        assert!(p.body.contains("value=\"peter@initech.example\""));
+        // The same address twice: the API's message, and nothing saved.
+        let p = admin
+            .post(
+                &w,
+                "/admin/users/save",
+                &[
+                    ("csrf", &csrf_a),
+                    ("name", "Other Peter"),
+                    ("email", "peter@initech.example"),
+                    ("role", "end-user"),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(p.body.contains("Not saved"), "{}", p.body);
+
         // Signing out ends the session on the server, not only in the browser.
         let old = agent.clone();
         let p = agent.post(&w, "/logout", &[("csrf", &csrf)]).await;

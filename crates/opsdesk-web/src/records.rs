@@ -1,0 +1,317 @@
+//! Admin forms for people and structure: groups, organisations (with their custom fields,
+//! such as the support plan), and users (role, organisation, suspension). Saving goes through
+//! the API's use cases, so the messages are the API's.
+
+use askama::Template;
+use axum::response::Response;
+use opsdesk_app::fields::FieldKind;
+use opsdesk_app::Page;
+use opsdesk_core::model::Id;
+use serde_json::{json, Map, Value};
+
+use crate::session::{Form, Session};
+use crate::view::{self, Choice, Chrome};
+use crate::{page, see_other, WebError, WebResult, WebState};
+
+/// The record kinds these forms edit.
+pub const KINDS: [&str; 3] = ["groups", "organizations", "users"];
+
+/// One input of a form.
+pub struct Input {
+    pub name: String,
+    pub label: String,
+    /// text, email, textarea, select, checkbox
+    pub kind: &'static str,
+    pub value: String,
+    pub checked: bool,
+    pub options: Vec<Choice>,
+    pub help: String,
+}
+
+impl Input {
+    fn text(name: &str, label: &str, value: impl Into<String>) -> Input {
+        Input {
+            name: name.into(),
+            label: label.into(),
+            kind: "text",
+            value: value.into(),
+            checked: false,
+            options: vec![],
+            help: String::new(),
+        }
+    }
+    fn kind(mut self, k: &'static str) -> Input {
+        self.kind = k;
+        self
+    }
+    fn help(mut self, h: &str) -> Input {
+        self.help = h.into();
+        self
+    }
+    fn check(name: &str, label: &str, checked: bool) -> Input {
+        Input {
+            checked,
+            ..Input::text(name, label, "true").kind("checkbox")
+        }
+    }
+    fn select(name: &str, label: &str, options: Vec<Choice>) -> Input {
+        Input {
+            options,
+            ..Input::text(name, label, "").kind("select")
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin_form.html")]
+struct RecordForm {
+    chrome: Chrome,
+    kinds: Vec<crate::admin::KindLink>,
+    kind: String,
+    id: Option<Id>,
+    inputs: Vec<Input>,
+    errors: Vec<String>,
+}
+
+fn noun(kind: &str) -> &'static str {
+    match kind {
+        "groups" => "group",
+        "organizations" => "organization",
+        _ => "user",
+    }
+}
+
+/// The inputs of a kind's form, filled from `v` (the record as JSON, or what was submitted).
+async fn inputs(st: &WebState, s: &Session, kind: &str, v: &Value) -> WebResult<Vec<Input>> {
+    let t = |k: &str| -> String {
+        match v.get(k) {
+            Some(Value::String(x)) => x.clone(),
+            Some(Value::Null) | None => String::new(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_str)
+                .collect::<Vec<_>>()
+                .join(" "),
+            Some(x) => x.to_string(),
+        }
+    };
+    Ok(match kind {
+        "groups" => vec![
+            Input::text("name", "Name", t("name")),
+            Input::text("description", "Description", t("description")).kind("textarea"),
+        ],
+        "organizations" => {
+            let mut out = vec![
+                Input::text("name", "Name", t("name")),
+                Input::text("domain_names", "Domains", t("domain_names"))
+                    .help("Separated by spaces; mail from these domains joins the organisation."),
+                Input::check(
+                    "shared_tickets",
+                    "Members see each other's tickets (shared organisation)",
+                    v.get("shared_tickets")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
+                ),
+                Input::text("notes", "Notes", t("notes")).kind("textarea"),
+            ];
+            let fields = st
+                .app
+                .list_custom_fields(&s.actor, FieldKind::Organization)
+                .await?;
+            for f in fields.iter().filter(|f| f.active) {
+                let cur = v
+                    .get("organization_fields")
+                    .and_then(|o| o.get(&f.key))
+                    .cloned()
+                    .unwrap_or(Value::Null);
+                let name = format!("orgfield_{}", f.key);
+                out.push(match f.field_type.as_str() {
+                    "dropdown" | "tagger" => {
+                        let cur = cur.as_str().unwrap_or("").to_string();
+                        Input::select(
+                            &name,
+                            &f.title,
+                            view::choices(
+                                Some("—"),
+                                f.custom_field_options
+                                    .iter()
+                                    .map(|o| (o.value.clone(), o.name.clone())),
+                                &cur,
+                            ),
+                        )
+                    }
+                    "checkbox" => Input::check(&name, &f.title, cur.as_bool().unwrap_or(false)),
+                    _ => Input::text(
+                        &name,
+                        &f.title,
+                        match cur {
+                            Value::String(x) => x,
+                            Value::Null => String::new(),
+                            x => x.to_string(),
+                        },
+                    ),
+                });
+            }
+            out
+        }
+        _ => {
+            let role = t("role");
+            let org = t("organization_id");
+            let orgs = st
+                .app
+                .list_organizations(&s.actor, &Page::All { limit: 2000 })
+                .await?
+                .items;
+            vec![
+                Input::text("name", "Name", t("name")),
+                Input::text("email", "Email", t("email")).kind("email"),
+                Input::select(
+                    "role",
+                    "Role",
+                    view::choices(
+                        None,
+                        [
+                            ("end-user", "End-user"),
+                            ("agent", "Agent"),
+                            ("admin", "Admin"),
+                        ]
+                        .iter()
+                        .map(|(v, l)| (v.to_string(), l.to_string())),
+                        if role.is_empty() { "end-user" } else { &role },
+                    ),
+                ),
+                Input::select(
+                    "organization_id",
+                    "Organization",
+                    view::choices(
+                        Some("—"),
+                        orgs.iter().map(|o| (o.id.to_string(), o.name.clone())),
+                        &org,
+                    ),
+                ),
+                Input::check(
+                    "suspended",
+                    "Suspended (cannot sign in; mail from them is suspended)",
+                    v.get("suspended").and_then(Value::as_bool).unwrap_or(false),
+                ),
+            ]
+        }
+    })
+}
+
+async fn render(
+    st: &WebState,
+    s: &Session,
+    kind: &str,
+    id: Option<Id>,
+    v: &Value,
+    errors: Vec<String>,
+) -> WebResult<Response> {
+    let verb = if id.is_some() { "Edit" } else { "New" };
+    let f = RecordForm {
+        chrome: Chrome::new(s, "admin", format!("{verb} {}", noun(kind))),
+        kinds: crate::admin::kind_links(kind),
+        kind: kind.to_string(),
+        id,
+        inputs: inputs(st, s, kind, v).await?,
+        errors,
+    };
+    let mut r = page(&f)?;
+    if !f.errors.is_empty() {
+        *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(r)
+}
+
+pub async fn new(st: &WebState, s: &Session, kind: &str) -> WebResult<Response> {
+    render(st, s, kind, None, &json!({}), vec![]).await
+}
+
+pub async fn edit(st: &WebState, s: &Session, kind: &str, id: Id) -> WebResult<Response> {
+    let (app, a) = (&st.app, &s.actor);
+    let v = match kind {
+        "groups" => serde_json::to_value(app.get_group(a, id).await?),
+        "organizations" => serde_json::to_value(app.get_organization(a, id).await?),
+        _ => serde_json::to_value(app.get_user(a, id).await?),
+    }
+    .map_err(|_| WebError::Internal)?;
+    render(st, s, kind, Some(id), &v, vec![]).await
+}
+
+fn decode<T: serde::de::DeserializeOwned>(v: Value) -> WebResult<T> {
+    serde_json::from_value(v)
+        .map_err(|e| WebError::BadRequest(format!("The form is not valid: {e}")))
+}
+
+pub async fn save(st: &WebState, s: &Session, kind: &str, form: &Form) -> WebResult<Response> {
+    let id: Option<Id> = form.text("id").and_then(|v| v.parse().ok());
+    let (app, a) = (&st.app, &s.actor);
+    let text = |k: &str| form.get(k).unwrap_or("").trim().to_string();
+    let opt_id = |k: &str| -> Value {
+        form.text(k)
+            .and_then(|v| v.parse::<Id>().ok())
+            .map_or(Value::Null, |i| json!(i))
+    };
+    let body = match kind {
+        "groups" => json!({"name": text("name"), "description": text("description")}),
+        "organizations" => {
+            let mut fields = Map::new();
+            for f in app
+                .list_custom_fields(a, FieldKind::Organization)
+                .await?
+                .iter()
+                .filter(|f| f.active)
+            {
+                let v = form.get(&format!("orgfield_{}", f.key));
+                fields.insert(
+                    f.key.clone(),
+                    match (f.field_type.as_str(), v) {
+                        ("checkbox", v) => json!(v == Some("true")),
+                        (_, Some(x)) if !x.trim().is_empty() => json!(x.trim()),
+                        _ => Value::Null,
+                    },
+                );
+            }
+            json!({
+                "name": text("name"),
+                "domain_names": text("domain_names").split(|c: char| c == ',' || c.is_whitespace()).filter(|d| !d.is_empty()).collect::<Vec<_>>(),
+                "shared_tickets": form.get("shared_tickets") == Some("true"),
+                "notes": text("notes"),
+                "organization_fields": fields,
+            })
+        }
+        _ => json!({
+            "name": text("name"),
+            "email": form.text("email"),
+            "role": text("role"),
+            "organization_id": opt_id("organization_id"),
+            "suspended": form.get("suspended") == Some("true"),
+        }),
+    };
+    let saved = match (kind, id) {
+        ("groups", _) => app
+            .save_group(a, id, decode(body.clone())?)
+            .await
+            .map(|_| ()),
+        ("organizations", None) => app
+            .create_organization(a, decode(body.clone())?)
+            .await
+            .map(|_| ()),
+        ("organizations", Some(i)) => app
+            .update_organization(a, i, decode(body.clone())?)
+            .await
+            .map(|_| ()),
+        (_, None) => app.create_user(a, decode(body.clone())?).await.map(|_| ()),
+        (_, Some(i)) => app
+            .update_user(a, i, decode(body.clone())?)
+            .await
+            .map(|_| ()),
+    };
+    match saved {
+        Ok(()) => Ok(see_other(&format!("/admin/{kind}"))),
+        Err(opsdesk_app::AppError::Invalid(i)) => {
+            render(st, s, kind, id, &body, view::invalid_messages(&i)).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
