@@ -32,6 +32,7 @@ for (const [email, name, role] of [
   ["agent@example.com", "Alan Agent", "agent"],
   ["cora@example.com", "Cora Customer", "end-user"],
   ["dan@example.com", "Dan Customer", "end-user"],
+  ["eve@example.com", "Eve Outsider", "end-user"],
 ]) {
   cli("user", "create", "--email", email, "--name", name, "--role", role, "--password", PASSWORD);
 }
@@ -119,7 +120,8 @@ async function a11y(page, name) {
     if (!el || el === document.body) return "nothing focused";
     const st = getComputedStyle(el);
     const visible = st.outlineStyle !== "none" && parseFloat(st.outlineWidth) > 0;
-    return visible || el.getBoundingClientRect().width > 0 ? "ok" : `no visible focus on ${el.tagName}`;
+    const box = el.getBoundingClientRect();
+    return visible && box.width > 0 && box.height > 0 ? "ok" : `no visible focus on ${el.tagName} (${st.outlineStyle} ${st.outlineWidth})`;
   });
   assert.equal(focus, "ok", `${name}: keyboard focus`);
   await page.keyboard.press("Tab");
@@ -175,7 +177,13 @@ async function signIn(page, email) {
   await page.waitForLoadState("networkidle");
 }
 
-// Fixtures through the API: a view, a macro, a shared organisation for Cora and Dan.
+// Whatever happens below, the server goes with this process.
+process.on("exit", () => server.kill("SIGKILL"));
+process.on("uncaughtException", (e) => { console.error(e); console.error(log.split("\n").slice(-40).join("\n")); process.exit(1); });
+process.on("unhandledRejection", (e) => { console.error(e); console.error(log.split("\n").slice(-40).join("\n")); process.exit(1); });
+
+// Fixtures through the API: a view, a macro, a shared organisation for Cora and Dan (Eve
+// stays outside it).
 await api("POST", "/views", { view: { title: "Open tickets", all: [{ field: "status", operator: "less_than", value: "solved" }],
   output: { columns: ["subject", "requester", "status", "priority", "updated"], sort_by: "created_at", sort_order: "asc" } } });
 await api("POST", "/macros", { macro: { title: "Ask for logs", actions: [{ field: "status", value: "pending" },
@@ -183,7 +191,7 @@ await api("POST", "/macros", { macro: { title: "Ask for logs", actions: [{ field
   { field: "comment_value", value: "Hi {{ticket.requester.first_name}}, could you attach the runner logs?" }] } });
 const org = (await api("POST", "/organizations", { organization: { name: "Acme Runners", shared_tickets: true, organization_fields: {} } })).organization;
 const users = (await api("GET", "/users")).users;
-for (const u of users.filter((u) => u.role === "end-user")) {
+for (const u of users.filter((u) => ["cora@example.com", "dan@example.com"].includes(u.email))) {
   await api("POST", "/organization_memberships", { organization_membership: { user_id: u.id, organization_id: org.id } });
 }
 
@@ -262,11 +270,36 @@ await scenario("customer sees the public reply but not the internal note", async
   await shot(page, "portal-request");
 });
 
-await scenario("a colleague in the shared organisation sees it; an outsider does not", async (page) => {
+await scenario("a colleague in the shared organisation sees it", async (page) => {
   await signIn(page, "dan@example.com");
   await page.getByRole("heading", { name: "My organization's requests" }).waitFor();
   await page.getByRole("link", { name: /Runner offline since the upgrade/ }).waitFor();
 });
+
+await scenario("an outsider does not", async (page) => {
+  await signIn(page, "eve@example.com");
+  assert.equal(await page.getByText("Runner offline since the upgrade").count(), 0);
+  const r = await page.goto(ticketUrl.replace("/agent/", "/portal/"));
+  assert.equal(r.status(), 404);
+}, ["status of 404"]);
+
+await scenario("customer-written HTML is sanitised in both the portal and the workspace", async (page) => {
+  // An HTML comment by the customer, through the API (as mail or a widget would write it).
+  const id = ticketUrl.split("/").pop();
+  const cora = (await api("GET", "/users/search?query=cora%40example.com")).users[0];
+  await api("PUT", `/tickets/${id}`, { ticket: { comment: { author_id: cora.id, public: true,
+    html_body: `<p>Logs attached</p><img src=x onerror="window.__xss=3"><a href="javascript:window.__xss=4">open logs</a><svg onload="window.__xss=5"></svg>` } } });
+  for (const [who, url] of [["cora@example.com", ticketUrl.replace("/agent/", "/portal/")], ["agent@example.com", ticketUrl]]) {
+    await page.context().clearCookies();
+    await signIn(page, who);
+    await page.goto(url);
+    await page.getByText("Logs attached", { exact: true }).waitFor();
+    const link = page.getByText("open logs");
+    if (await link.count()) await link.first().click({ trial: false }).catch(() => {});
+    assert.equal(await page.evaluate(() => window.__xss), undefined, `markup ran for ${who}`);
+    assert.equal(await page.locator(".conversation [onerror], .conversation [onload], .conversation a[href^='javascript']").count(), 0);
+  }
+}, ["status of 404"]); // the sanitised <img src=x> still asks for "x"
 
 await scenario("admin creates a trigger in the builder and sees it fire", async (page) => {
   await signIn(page, "admin@example.com");

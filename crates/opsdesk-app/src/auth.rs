@@ -51,6 +51,12 @@ pub fn hash_password(password: &str) -> Result<String> {
         .map_err(|e| AppError::Internal(format!("hashing password: {e}")))
 }
 
+/// An argon2 hash of a random password, to check against when there is no account.
+fn dummy_hash() -> &'static str {
+    static H: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    H.get_or_init(|| hash_password(&new_token()).unwrap_or_default())
+}
+
 fn verify_password(password: &str, hash: &str) -> bool {
     match PasswordHash::new(hash) {
         Ok(h) => Argon2::default()
@@ -130,12 +136,13 @@ impl App {
             password
         ));
         let mut c = self.store.read().await?;
-        let auth = c
-            .user_auth_by_email(email)
-            .await?
-            .ok_or(AppError::Unauthorized)?;
+        let auth = c.user_auth_by_email(email).await?;
         drop(c);
-        let Some(hash) = auth.password_hash else {
+        let Some((auth, hash)) = auth.and_then(|a| a.password_hash.clone().map(|h| (a, h))) else {
+            // Unknown address, or no password: spend the time a real check takes, so the
+            // answer's timing does not tell which addresses have accounts.
+            let pw = password.to_string();
+            let _ = tokio::task::spawn_blocking(move || verify_password(&pw, dummy_hash())).await;
             return Err(AppError::Unauthorized);
         };
         let cached = {

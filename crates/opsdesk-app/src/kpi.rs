@@ -1256,8 +1256,6 @@ impl App {
         ))
     }
 
-    /// The support week in review (`GET /api/v2/kpis/week_in_review?week=2026-W48`): the
-    /// week's numbers in one object, and as Markdown.
     /// The dashboards' calendar in the KPI time zone: the Monday `weeks_back` whole weeks
     /// before this week's (YYYY-MM-DD), today (YYYY-MM-DD), and last week's label (YYYY-Www).
     pub async fn kpi_recent_weeks(&self, weeks_back: i64) -> Result<(String, String, String)> {
@@ -1272,6 +1270,8 @@ impl App {
         ))
     }
 
+    /// The support week in review (`GET /api/v2/kpis/week_in_review?week=2026-W48`): the
+    /// week's numbers in one object, and as Markdown.
     pub async fn week_in_review(
         &self,
         actor: &Actor,

@@ -265,6 +265,27 @@ impl App {
         Ok(m)
     }
 
+    /// `macros/reorder`: the given ids take positions 1, 2, …; the others keep their order
+    /// after them (one transaction).
+    pub async fn reorder_macros(&self, actor: &Actor, ids: &[Id]) -> Result<Vec<Macro>> {
+        actor.require_admin()?;
+        let now = self.now();
+        let mut tx = self.store.write().await?;
+        let out = crate::records::reorder::<Macro>(
+            &mut tx,
+            ids,
+            "macro",
+            |r| r.position,
+            |r, p| {
+                r.position = p;
+                r.updated_at = now;
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
     pub async fn delete_macro(&self, actor: &Actor, id: Id) -> Result<()> {
         let m = self.get_macro(actor, id).await?;
         if !actor.is_admin()

@@ -38,6 +38,7 @@ impl App {
             expires_at: now + SESSION_SECONDS,
         };
         let mut tx = self.store.write().await?;
+        tx.delete_expired_sessions(now).await?;
         tx.insert_session(&hash_token(&s.token), user_id, &s.csrf, now, s.expires_at)
             .await?;
         tx.commit().await?;
@@ -80,7 +81,8 @@ impl App {
         let Some(user) = tx.user_by_email(email).await? else {
             return Ok(());
         };
-        if !user.active || user.suspended {
+        // Links are for customers: staff sign in with their password.
+        if !user.active || user.suspended || user.role.is_staff() {
             return Ok(());
         }
         let token = new_token();
@@ -138,7 +140,7 @@ impl App {
             .await?
             .ok_or(AppError::Unauthorized)?;
         drop(c);
-        if !user.active || user.suspended {
+        if !user.active || user.suspended || user.role.is_staff() {
             return Err(AppError::Unauthorized);
         }
         let s = self.open_session(user.id).await?;

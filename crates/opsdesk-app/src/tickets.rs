@@ -1570,12 +1570,14 @@ impl App {
         Ok(r)
     }
 
-    /// An end-user's update: a public comment, CCs, or marking their request solved.
+    /// An end-user's update through a channel (`api`, `web`): a public comment, CCs, or
+    /// marking their request solved.
     pub async fn update_request(
         &self,
         actor: &Actor,
         id: Id,
         input: RequestInput,
+        via: Via,
         origin: &Origin,
     ) -> Result<(Ticket, Option<Audit>)> {
         let mut tx = self.store.write().await?;
@@ -1600,7 +1602,6 @@ impl App {
         }
         let mut t = old.clone();
         let mut inv = Invalid::new();
-        let via = Via::api();
         let mut comment = input.comment.clone().unwrap_or_default();
         comment.public = Some(true);
         comment.author_id = None;

@@ -347,6 +347,27 @@ impl App {
         Ok(v)
     }
 
+    /// `views/reorder`: the given ids take positions 1, 2, …; the others keep their order
+    /// after them (one transaction).
+    pub async fn reorder_views(&self, actor: &Actor, ids: &[Id]) -> Result<Vec<View>> {
+        actor.require_admin()?;
+        let now = self.now();
+        let mut tx = self.store.write().await?;
+        let out = crate::records::reorder::<View>(
+            &mut tx,
+            ids,
+            "view",
+            |r| r.position,
+            |r, p| {
+                r.position = p;
+                r.updated_at = now;
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
     pub async fn delete_view(&self, actor: &Actor, id: Id) -> Result<()> {
         let v = self.get_view(actor, id).await?;
         let mut inv = Invalid::new();

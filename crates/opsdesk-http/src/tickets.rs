@@ -648,7 +648,7 @@ pub async fn update_request(
     let input: RequestInput = body.take("request")?;
     let (t, _) = st
         .app
-        .update_request(&a, id(&rid)?, input, &origin(&h))
+        .update_request(&a, id(&rid)?, input, Via::api(), &origin(&h))
         .await?;
     Ok(Json(
         json!({"request": request_json(&ctx, &a, &t, &visible)}),

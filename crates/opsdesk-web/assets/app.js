@@ -95,12 +95,20 @@
     options(s, list, value);
     return s;
   }
+  // Custom fields share one definition per kind ("custom_fields_<id>",
+  // "organization.custom_fields_<key>", "requester.custom_fields_<key>").
+  function definition(f) {
+    if (byField[f]) return byField[f];
+    var m = /^(organization\.|requester\.)?custom_fields_/.exec(f || "");
+    if (!m) return null;
+    return byField[(m[1] || "") + "custom_fields_" + (m[1] ? "<key>" : "<id>")] || null;
+  }
   function refresh(row) {
     var field = row.querySelector("[data-role=field]");
     var actionField = row.querySelector("[data-role=action-field]");
     var value = row.querySelector("[data-role=value]");
     if (field) {
-      var d = byField[field.value];
+      var d = definition(field.value);
       var op = row.querySelector("[data-role=operator]");
       if (op) asSelect(op, d ? d.operators.map(function (o) { return o.value || o; }) : null);
       if (value) asSelect(value, d && Array.isArray(d.values) ? d.values : null);

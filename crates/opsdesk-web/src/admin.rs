@@ -5,6 +5,7 @@
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::Response;
+use opsdesk_app::fields::FieldKind;
 use opsdesk_app::rules::TriggerInput;
 use opsdesk_app::Page;
 use opsdesk_core::model::Id;
@@ -365,6 +366,8 @@ struct Draft {
     columns: String,
     sort_by: String,
     sort_order: String,
+    group_by: String,
+    group_order: String,
 }
 
 #[derive(Template)]
@@ -387,6 +390,8 @@ struct RuleEditor {
     columns: String,
     sort_by: String,
     sort_desc: bool,
+    group_by: String,
+    group_desc: bool,
     /// (value, label) of every condition field, custom ticket fields included.
     fields: Vec<(String, String)>,
     action_fields: Vec<(String, String)>,
@@ -451,6 +456,34 @@ async fn editor(
             })
             .unwrap_or_default()
     };
+    let mut fields = subjects("conditions_all");
+    let mut action_fields = subjects("actions");
+    if kind != RuleKind::Macros {
+        for (prefix, label, fk) in [
+            ("organization", "Organization", FieldKind::Organization),
+            ("requester", "Requester", FieldKind::User),
+        ] {
+            for f in st.app.list_custom_fields(&s.actor, fk).await? {
+                fields.push((
+                    format!("{prefix}.custom_fields_{}", f.key),
+                    format!("{label} field: {}", f.title),
+                ));
+            }
+        }
+    }
+    // A saved row's field is always a choice, even one this list does not offer (an inactive
+    // custom field, an action the API takes but the definitions do not list), so opening and
+    // saving a rule never drops a row.
+    for (list, rows) in [
+        (&mut fields, [&d.all, &d.any]),
+        (&mut action_fields, [&d.actions, &d.actions]),
+    ] {
+        for r in rows.into_iter().flatten() {
+            if !list.iter().any(|(v, _)| *v == r.field) {
+                list.push((r.field.clone(), r.field.clone()));
+            }
+        }
+    }
     let verb = if d.id.is_some() { "Edit" } else { "New" };
     Ok(RuleEditor {
         chrome: Chrome::new(s, "admin", format!("{verb} {}", kind.noun())),
@@ -460,10 +493,10 @@ async fn editor(
         has_conditions: kind != RuleKind::Macros,
         has_actions: kind != RuleKind::Views,
         is_view: kind == RuleKind::Views,
-        fields: subjects("conditions_all"),
-        action_fields: subjects("actions"),
-        // Inside a <script type="application/json">: `</` could close the element.
-        definitions: defs.to_string().replace("</", "<\\/"),
+        fields,
+        action_fields,
+        // Inside a <script type="application/json">: no `<` at all, so nothing can close it.
+        definitions: defs.to_string().replace('<', "\\u003c"),
         errors,
         id: d.id,
         title: d.title,
@@ -475,6 +508,8 @@ async fn editor(
         columns: d.columns,
         sort_by: d.sort_by,
         sort_desc: d.sort_order.eq_ignore_ascii_case("desc"),
+        group_by: d.group_by,
+        group_desc: d.group_order.eq_ignore_ascii_case("desc"),
     })
 }
 
@@ -489,13 +524,20 @@ fn rows_of(conds: &[opsdesk_core::rules::Condition]) -> Vec<CondRow> {
         .collect()
 }
 
+/// Actions whose value is a list of tags, edited as words.
+const TAG_ACTIONS: [&str; 3] = ["set_tags", "current_tags", "remove_tags"];
+
 fn action_rows(actions: &[opsdesk_core::rules::Action]) -> Vec<CondRow> {
     actions
         .iter()
         .map(|a| CondRow {
             field: a.field.clone(),
             operator: String::new(),
-            value: value_text(&a.value),
+            // Other lists (a notification's [recipient, subject, body]) are edited as JSON.
+            value: match &a.value {
+                Value::Array(_) if !TAG_ACTIONS.contains(&a.field.as_str()) => a.value.to_string(),
+                v => value_text(v),
+            },
         })
         .collect()
 }
@@ -522,6 +564,8 @@ fn blank(kind: RuleKind) -> Draft {
         columns: "subject requester status updated".into(),
         sort_by: "updated_at".into(),
         sort_order: "desc".into(),
+        group_by: String::new(),
+        group_order: String::new(),
     }
 }
 
@@ -592,6 +636,8 @@ pub async fn edit_rule(
                 .join(" ");
             d.sort_by = v.execution.sort_by.unwrap_or_default();
             d.sort_order = v.execution.sort_order.unwrap_or_default();
+            d.group_by = v.execution.group_by.unwrap_or_default();
+            d.group_order = v.execution.group_order.unwrap_or_default();
         }
     }
     page(&editor(&st, &s, kind, d, vec![]).await?)
@@ -618,13 +664,15 @@ fn cond_json(r: &CondRow) -> Value {
     json!({"field": r.field, "operator": r.operator, "value": r.value})
 }
 
-/// An action's value as the API takes it: tag lists split on spaces, the rest text.
+/// An action's value as the API takes it: tag lists split on spaces, a JSON list (a
+/// notification's `["requester_id", "subject", "body"]`) as that list, the rest text.
 fn action_json(r: &CondRow) -> Value {
-    let value = match r.field.as_str() {
-        "set_tags" | "current_tags" | "remove_tags" => {
-            json!(r.value.split_whitespace().collect::<Vec<_>>())
-        }
-        _ => json!(r.value),
+    let value = if TAG_ACTIONS.contains(&r.field.as_str()) {
+        json!(r.value.split_whitespace().collect::<Vec<_>>())
+    } else if r.value.trim_start().starts_with('[') {
+        serde_json::from_str::<Vec<Value>>(&r.value).map_or_else(|_| json!(r.value), Value::from)
+    } else {
+        json!(r.value)
     };
     json!({"field": r.field, "value": value})
 }
@@ -652,6 +700,8 @@ pub async fn save_rule(
         columns: form.get("columns").unwrap_or("").trim().to_string(),
         sort_by: form.get("sort_by").unwrap_or("").trim().to_string(),
         sort_order: form.get("sort_order").unwrap_or("").trim().to_string(),
+        group_by: form.get("group_by").unwrap_or("").trim().to_string(),
+        group_order: form.get("group_order").unwrap_or("").trim().to_string(),
     };
     let conditions = json!({
         "all": d.all.iter().map(cond_json).collect::<Vec<_>>(),
@@ -683,6 +733,14 @@ pub async fn save_rule(
             if !d.sort_by.is_empty() {
                 output["sort_by"] = json!(d.sort_by);
                 output["sort_order"] = json!(if d.sort_order == "desc" {
+                    "desc"
+                } else {
+                    "asc"
+                });
+            }
+            if !d.group_by.is_empty() {
+                output["group_by"] = json!(d.group_by);
+                output["group_order"] = json!(if d.group_order == "desc" {
                     "desc"
                 } else {
                     "asc"
@@ -771,16 +829,11 @@ pub async fn move_item(
             "sla_policies" => {
                 app.reorder_sla_policies(a, &ids).await?;
             }
-            // Macros and views take their position from a save.
+            "macros" => {
+                app.reorder_macros(a, &ids).await?;
+            }
             _ => {
-                for (k, x) in [(i, ids[i]), (j, ids[j])] {
-                    let body = json!({"position": k as i64 + 1});
-                    if kind == "macros" {
-                        app.save_macro(a, Some(x), decode(body)?).await?;
-                    } else {
-                        app.save_view(a, Some(x), decode(body)?).await?;
-                    }
-                }
+                app.reorder_views(a, &ids).await?;
             }
         }
     }

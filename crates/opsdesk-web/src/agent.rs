@@ -385,11 +385,15 @@ pub async fn bulk(
     if input.is_empty() {
         return Ok(see_other(&back));
     }
-    let ids: Vec<Id> = form
-        .all("ticket_ids")
-        .iter()
-        .filter_map(|v| v.parse().ok())
-        .collect();
+    let mut ids: Vec<Id> = vec![];
+    for v in form.all("ticket_ids") {
+        let id: Id = v
+            .parse()
+            .map_err(|_| WebError::BadRequest(format!("Not a ticket id: {v}")))?;
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
     if ids.is_empty() {
         return Err(WebError::BadRequest("Choose at least one ticket.".into()));
     }
@@ -592,6 +596,11 @@ struct TicketPage {
     groups: Vec<Choice>,
     fields: Vec<FieldVm>,
     tags: String,
+    /// The values the form was rendered with: an update sends only what the agent changed,
+    /// so it never reverts what someone else changed meanwhile.
+    ticket_type: String,
+    assignee_id: String,
+    group_id: String,
     macros: Vec<Choice>,
     error: Option<String>,
     draft: String,
@@ -819,7 +828,13 @@ async fn ticket_page(
         .to_string();
     let slas = app.ticket_slas(actor, &[&t]).await?;
     let trace = app.rule_trace(actor, id).await?;
-    let agents = view::agents(app, actor).await?;
+    let mut agents = view::agents(app, actor).await?;
+    // A suspended or deactivated assignee stays a choice (by name), so a reply keeps them.
+    if let Some(u) = t.assignee_id.and_then(|a| names.users.get(&a)) {
+        if !agents.iter().any(|x| x.id == u.id) {
+            agents.push(u.clone());
+        }
+    }
     let macros = app.list_macros(actor, true).await?;
     let fields = app.all_ticket_fields().await?;
     let field_vms = fields
@@ -919,6 +934,9 @@ async fn ticket_page(
         ),
         fields: field_vms,
         tags: t.tags.join(" "),
+        ticket_type: as_str(&t.ticket_type),
+        assignee_id: t.assignee_id.map(|i| i.to_string()).unwrap_or_default(),
+        group_id: t.group_id.map(|i| i.to_string()).unwrap_or_default(),
         macros: macros
             .iter()
             .map(|m| Choice::new(m.id.to_string(), m.title.clone(), false))
@@ -939,19 +957,31 @@ pub async fn ticket(
     page(&t)
 }
 
-/// The ticket form as the API's update: properties, tags, custom fields and the comment.
+/// Whether the agent changed field `k`: it differs from the `orig_k` the page was rendered
+/// with (a field without one, as in the new-ticket form, always counts).
+fn changed(form: &Form, k: &str) -> bool {
+    match form.get(&format!("orig_{k}")) {
+        Some(orig) => form.get(k).unwrap_or("").trim() != orig.trim(),
+        None => form.get(k).is_some(),
+    }
+}
+
+/// The ticket form as the API's update: the properties, tags and custom fields the agent
+/// changed, and the comment.
 fn ticket_input(form: &Form, fields_present: bool) -> WebResult<Value> {
     let mut m = Map::new();
-    if let Some(v) = form.text("status") {
-        m.insert("status".into(), json!(v));
+    if changed(form, "status") {
+        if let Some(v) = form.text("status") {
+            m.insert("status".into(), json!(v));
+        }
     }
     for k in ["priority", "type"] {
-        if form.get(k).is_some() {
+        if changed(form, k) {
             m.insert(k.into(), form.text(k).map_or(Value::Null, |v| json!(v)));
         }
     }
     for k in ["assignee_id", "group_id"] {
-        if form.get(k).is_some() {
+        if changed(form, k) {
             let v = match form.text(k) {
                 None => Value::Null,
                 Some(v) => json!(v
@@ -961,12 +991,12 @@ fn ticket_input(form: &Form, fields_present: bool) -> WebResult<Value> {
             m.insert(k.into(), v);
         }
     }
-    if form.get("tags").is_some() {
+    if changed(form, "tags") {
         let tags: Vec<&str> = form.get("tags").unwrap_or("").split_whitespace().collect();
         m.insert("tags".into(), json!(tags));
     }
     if fields_present {
-        let cf = view::custom_fields_from_form(form);
+        let cf = view::custom_fields_from_form(form, true);
         if !cf.is_empty() {
             m.insert("custom_fields".into(), json!(cf));
         }
@@ -1030,7 +1060,10 @@ struct MacroPreviewT {
 }
 
 /// Fields a macro may set on a ticket, as the update takes them.
-const MACRO_FIELDS: [&str; 9] = [
+const MACRO_FIELDS: [&str; 12] = [
+    "collaborator_ids",
+    "email_cc_ids",
+    "follower_ids",
     "status",
     "priority",
     "type",

@@ -1,13 +1,25 @@
 //! Static assets, embedded in the binary: htmx (vendored from npm, see
 //! assets/VENDORED.md), the stylesheet and the page script. Served with a week's cache; the
-//! pages link them with a version query so an upgrade is fetched at once.
+//! pages link them with a content hash so a change is fetched at once.
 
 use axum::extract::Path;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-/// Changes whenever an asset changes (the pages add `?v=` with it).
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// A hash of every asset: the pages add `?v=` with it, so a changed asset is fetched at
+/// once despite the week's cache.
+pub fn version() -> &'static str {
+    static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for (name, _, body) in ASSETS {
+            h.update(name.as_bytes());
+            h.update(body);
+        }
+        hex::encode(&h.finalize()[..6])
+    })
+}
 
 const ASSETS: &[(&str, &str, &[u8])] = &[
     (

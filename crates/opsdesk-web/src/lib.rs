@@ -27,19 +27,30 @@ use opsdesk_app::{App, AppError};
 
 pub use session::{Session, SESSION_COOKIE};
 
-/// Failed sign-ins allowed per client address per minute (then 429 with Retry-After).
-pub const SIGN_IN_FAILURES_PER_MINUTE: u32 = 10;
+/// Sign-in attempts (right or wrong) allowed per account and address per minute; then 429
+/// with Retry-After until the minute is over.
+pub const SIGN_IN_ATTEMPTS_PER_MINUTE: u32 = 10;
+/// Sign-in attempts per account per minute from all addresses together: slows guessing
+/// spread over many addresses without letting one address lock an account out.
+pub const SIGN_IN_ATTEMPTS_PER_ACCOUNT: u32 = 50;
+/// Sign-in attempts per connecting address per minute, whatever the accounts.
+pub const SIGN_IN_ATTEMPTS_PER_ADDRESS: u32 = 100;
 /// Sign-in links a client address may ask for per minute.
 pub const LOGIN_LINKS_PER_MINUTE: u32 = 5;
+/// Sign-in links sent to one address per minute.
+pub const LOGIN_LINKS_PER_EMAIL: u32 = 2;
 
 /// Shared state of every page handler.
 #[derive(Clone)]
 pub struct WebState {
     pub app: App,
-    /// Failed sign-ins per client address.
-    sign_in_failures: Arc<RateLimiter<IpAddr>>,
-    /// Sign-in link requests per client address.
+    /// Sign-in attempts per (account, address), per account, per address.
+    attempts: Arc<RateLimiter<(String, IpAddr)>>,
+    account_attempts: Arc<RateLimiter<String>>,
+    address_attempts: Arc<RateLimiter<IpAddr>>,
+    /// Sign-in link requests per client address and per email.
     login_links: Arc<RateLimiter<IpAddr>>,
+    links_per_email: Arc<RateLimiter<String>>,
     /// Cookies get `Secure` when the public URL is https.
     secure_cookies: bool,
 }
@@ -49,8 +60,11 @@ pub fn router(app: App) -> Router {
     let secure_cookies = app.public_url.starts_with("https://");
     let state = WebState {
         app,
-        sign_in_failures: Arc::new(RateLimiter::new(SIGN_IN_FAILURES_PER_MINUTE)),
+        attempts: Arc::new(RateLimiter::new(SIGN_IN_ATTEMPTS_PER_MINUTE)),
+        account_attempts: Arc::new(RateLimiter::new(SIGN_IN_ATTEMPTS_PER_ACCOUNT)),
+        address_attempts: Arc::new(RateLimiter::new(SIGN_IN_ATTEMPTS_PER_ADDRESS)),
         login_links: Arc::new(RateLimiter::new(LOGIN_LINKS_PER_MINUTE)),
+        links_per_email: Arc::new(RateLimiter::new(LOGIN_LINKS_PER_EMAIL)),
         secure_cookies,
     };
     Router::new()
@@ -98,11 +112,14 @@ pub fn router(app: App) -> Router {
             get(portal::request).post(portal::reply),
         )
         .route("/portal/link", post(session::send_link))
-        .route("/portal/link/{token}", get(session::redeem_link))
-        .layer(axum::middleware::from_fn(security_headers))
+        .route(
+            "/portal/link/{token}",
+            get(session::link_page).post(session::redeem_link),
+        )
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             WebError::Internal.into_response()
         }))
+        .layer(axum::middleware::from_fn(security_headers))
         .with_state(state)
 }
 
@@ -134,11 +151,17 @@ async fn security_headers(req: Request, next: axum::middleware::Next) -> Respons
 pub enum WebError {
     /// Not signed in (or the session ended): to the sign-in page, then back.
     SignIn(String),
+    /// The same for an htmx request: 401 with `HX-Redirect`, so the whole page goes.
+    SignInHtmx(String),
+    /// A body over the limit.
+    TooLarge,
     NotFound,
     Forbidden(String),
     /// A form that does not carry the session's CSRF token.
     Csrf,
     BadRequest(String),
+    /// A request that cannot be read at all (400).
+    Malformed(String),
     TooMany(u64),
     Internal,
 }
@@ -189,6 +212,19 @@ impl IntoResponse for WebError {
                 let to = format!("/login?next={}", view::url_encode(next));
                 return Redirect::to(&to).into_response();
             }
+            WebError::SignInHtmx(next) => {
+                let to = format!("/login?next={}", view::url_encode(next));
+                let mut r = StatusCode::UNAUTHORIZED.into_response();
+                if let Ok(v) = HeaderValue::from_str(&to) {
+                    r.headers_mut().insert("hx-redirect", v);
+                }
+                return r;
+            }
+            WebError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Too large",
+                "The form is larger than this server accepts.".to_string(),
+            ),
             WebError::NotFound => (
                 StatusCode::NOT_FOUND,
                 "Not found",
@@ -201,6 +237,7 @@ impl IntoResponse for WebError {
                 "This form was not sent from your current session. Go back, reload the page and try again.".into(),
             ),
             WebError::BadRequest(m) => (StatusCode::UNPROCESSABLE_ENTITY, "Not saved", m.clone()),
+            WebError::Malformed(m) => (StatusCode::BAD_REQUEST, "Bad request", m.clone()),
             WebError::TooMany(s) => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "Too many attempts",
@@ -250,16 +287,6 @@ pub fn page<T: Template>(t: &T) -> WebResult<Response> {
 /// After a successful form: see the result (303, so a reload does not post again).
 pub fn see_other(to: &str) -> Response {
     Redirect::to(to).into_response()
-}
-
-/// The client address: the connection's, or the first `X-Forwarded-For` hop.
-fn client_ip(headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
-    headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|s| s.split(',').next())
-        .and_then(|s| s.trim().parse().ok())
-        .or(peer)
 }
 
 fn origin(headers: &HeaderMap) -> opsdesk_app::Origin {

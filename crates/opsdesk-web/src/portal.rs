@@ -197,7 +197,13 @@ pub async fn reply(
         .map_err(|e| WebError::BadRequest(format!("The form is not valid: {e}")))?;
     match st
         .app
-        .update_request(&s.actor, id, input, &crate::origin(&headers))
+        .update_request(
+            &s.actor,
+            id,
+            input,
+            Via::channel("web"),
+            &crate::origin(&headers),
+        )
         .await
     {
         Ok(_) => Ok(see_other(&format!("/portal/tickets/{id}"))),
@@ -326,7 +332,7 @@ pub async fn create_request(
     if let Some(fid) = form_id {
         v["ticket_form_id"] = json!(fid);
     }
-    let cf = view::custom_fields_from_form(&form);
+    let cf = view::custom_fields_from_form(&form, false);
     if !cf.is_empty() {
         v["custom_fields"] = Value::Array(cf);
     }

@@ -86,8 +86,16 @@ impl FromRequestParts<WebState> for Session {
             .path_and_query()
             .map(|p| p.as_str().to_string())
             .unwrap_or_else(|| "/".into());
+        let htmx = parts.headers.contains_key("hx-request");
+        let signin = |next: String| {
+            if htmx {
+                WebError::SignInHtmx(next)
+            } else {
+                WebError::SignIn(next)
+            }
+        };
         let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
-            return Err(WebError::SignIn(next));
+            return Err(signin(next));
         };
         match st.app.web_session(token).await {
             Ok((actor, csrf)) => Ok(Session {
@@ -95,7 +103,7 @@ impl FromRequestParts<WebState> for Session {
                 csrf,
                 token: token.to_string(),
             }),
-            Err(opsdesk_app::AppError::Unauthorized) => Err(WebError::SignIn(next)),
+            Err(opsdesk_app::AppError::Unauthorized) => Err(signin(next)),
             Err(e) => Err(WebError::from_app(e)),
         }
     }
@@ -129,16 +137,20 @@ impl<S: Send + Sync> FromRequest<S> for Form {
     type Rejection = WebError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, WebError> {
-        let bytes = Bytes::from_request(req, state)
-            .await
-            .map_err(|_| WebError::BadRequest("The form could not be read (too large?).".into()))?;
+        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
+            if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+                WebError::TooLarge
+            } else {
+                WebError::Malformed("The form could not be read.".into())
+            }
+        })?;
         let pairs: Vec<(String, String)> =
             url::form_urlencoded::parse(&bytes).into_owned().collect();
         if pairs
             .iter()
             .any(|(k, v)| k.contains('\0') || v.contains('\0'))
         {
-            return Err(WebError::BadRequest(
+            return Err(WebError::Malformed(
                 "The form contains a NUL character.".into(),
             ));
         }
@@ -162,9 +174,16 @@ fn landing(actor: &Actor) -> &'static str {
 }
 
 /// Only same-site paths (never `//host` or a scheme) may follow a sign-in.
+/// Browsers drop tabs and newlines from URLs (`/\t/evil` becomes `//evil`), so any control
+/// character, a backslash or a leading `//` is refused.
 pub(crate) fn safe_path(next: Option<&str>) -> Option<String> {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.contains('\\'))
-        .map(str::to_string)
+    next.filter(|n| {
+        n.starts_with('/')
+            && !n.starts_with("//")
+            && n.len() <= 2000
+            && !n.chars().any(|c| c.is_control() || c == '\\')
+    })
+    .map(str::to_string)
 }
 
 pub async fn home(st: State<WebState>, headers: HeaderMap) -> Response {
@@ -188,13 +207,18 @@ struct LoginPage {
 
 fn login_form(
     st: &WebState,
+    headers: &HeaderMap,
     next: &str,
     error: Option<String>,
     notice: Option<String>,
     email: &str,
     status: axum::http::StatusCode,
 ) -> WebResult<Response> {
-    let csrf = opsdesk_app::auth::new_token();
+    // Another tab's sign-in form keeps working: an existing token is reused.
+    let csrf = cookie(headers, LOGIN_COOKIE)
+        .filter(|c| c.len() == 40 && c.chars().all(|ch| ch.is_ascii_alphanumeric()))
+        .map(str::to_string)
+        .unwrap_or_else(opsdesk_app::auth::new_token);
     let page = LoginPage {
         csrf: csrf.clone(),
         next: next.to_string(),
@@ -213,6 +237,7 @@ fn login_form(
 
 pub async fn login_page(
     st: State<WebState>,
+    headers: HeaderMap,
     q: axum::extract::Query<Vec<(String, String)>>,
 ) -> WebResult<Response> {
     let next =
@@ -225,7 +250,15 @@ pub async fn login_page(
         .iter()
         .any(|(k, _)| k == "link_sent")
         .then(|| "If that address has an account, a sign-in link is on its way. It works once, for 15 minutes.".to_string());
-    login_form(&st, &next, None, notice, "", axum::http::StatusCode::OK)
+    login_form(
+        &st,
+        &headers,
+        &next,
+        None,
+        notice,
+        "",
+        axum::http::StatusCode::OK,
+    )
 }
 
 pub async fn login(
@@ -234,18 +267,20 @@ pub async fn login(
     headers: HeaderMap,
     form: Form,
 ) -> WebResult<Response> {
-    let ip = crate::client_ip(&headers, Some(peer.ip()));
-    if let Some(l) = ip.and_then(|ip| st.sign_in_failures.blocked(&ip)) {
+    check_login_cookie(&headers, &form)?;
+    // Attempts are counted before the password is checked (so parallel requests cannot
+    // outrun the count) and keyed on the connecting address, never on X-Forwarded-For,
+    // which a client writes itself.
+    let ip = peer.ip();
+    let account = form.get("email").unwrap_or("").trim().to_lowercase();
+    // Every limit counts the attempt (all three run, then the first refusal answers).
+    let refused = [
+        st.attempts.check((account.clone(), ip)).err(),
+        st.account_attempts.check(account).err(),
+        st.address_attempts.check(ip).err(),
+    ];
+    if let Some(l) = refused.into_iter().flatten().next() {
         return Err(WebError::TooMany(l.retry_after));
-    }
-    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or("");
-    if expected.is_empty()
-        || !constant_time_eq(
-            form.get("csrf").unwrap_or("").as_bytes(),
-            expected.as_bytes(),
-        )
-    {
-        return Err(WebError::Csrf);
     }
     let email = form.get("email").unwrap_or("").trim().to_string();
     let next = safe_path(form.get("next")).unwrap_or_default();
@@ -275,21 +310,32 @@ pub async fn login(
             tracing::info!(user.id = actor.id(), "signed in");
             Ok(resp)
         }
-        Err(opsdesk_app::AppError::Unauthorized) => {
-            if let Some(ip) = ip {
-                let _ = st.sign_in_failures.check(ip);
-            }
-            login_form(
-                &st,
-                &next,
-                Some("That email and password do not match an active account.".into()),
-                None,
-                &email,
-                axum::http::StatusCode::UNAUTHORIZED,
-            )
-        }
+        Err(opsdesk_app::AppError::Unauthorized) => login_form(
+            &st,
+            &headers,
+            &next,
+            Some("That email and password do not match an active account.".into()),
+            None,
+            &email,
+            axum::http::StatusCode::UNAUTHORIZED,
+        ),
         Err(e) => Err(WebError::from_app(e)),
     }
+}
+
+/// The sign-in forms (password, link request, link confirmation) carry the `opsdesk_login`
+/// cookie's token: a cross-site page cannot sign a browser in as someone else.
+fn check_login_cookie(headers: &HeaderMap, form: &Form) -> WebResult<()> {
+    let expected = cookie(headers, LOGIN_COOKIE).unwrap_or("");
+    if expected.is_empty()
+        || !constant_time_eq(
+            form.get("csrf").unwrap_or("").as_bytes(),
+            expected.as_bytes(),
+        )
+    {
+        return Err(WebError::Csrf);
+    }
+    Ok(())
 }
 
 pub async fn logout(st: State<WebState>, s: Session, form: Form) -> WebResult<Response> {
@@ -308,31 +354,65 @@ pub async fn send_link(
     headers: HeaderMap,
     form: Form,
 ) -> WebResult<Response> {
-    let expected = cookie(&headers, LOGIN_COOKIE).unwrap_or("");
-    if expected.is_empty()
-        || !constant_time_eq(
-            form.get("csrf").unwrap_or("").as_bytes(),
-            expected.as_bytes(),
-        )
-    {
-        return Err(WebError::Csrf);
+    check_login_cookie(&headers, &form)?;
+    let email = form.get("email").unwrap_or("").trim().to_lowercase();
+    let refused = [
+        st.login_links.check(peer.ip()).err(),
+        st.links_per_email.check(email.clone()).err(),
+    ];
+    if let Some(l) = refused.into_iter().flatten().next() {
+        return Err(WebError::TooMany(l.retry_after));
     }
-    if let Some(ip) = crate::client_ip(&headers, Some(peer.ip())) {
-        if let Err(l) = st.login_links.check(ip) {
-            return Err(WebError::TooMany(l.retry_after));
-        }
-    }
-    st.app
-        .send_login_link(form.get("email").unwrap_or(""))
-        .await?;
+    st.app.send_login_link(&email).await?;
     Ok(see_other("/login?link_sent=1"))
 }
 
-pub async fn redeem_link(st: State<WebState>, Path(token): Path<String>) -> WebResult<Response> {
+#[derive(Template)]
+#[template(path = "login_link.html")]
+struct LinkPage {
+    csrf: String,
+    token: String,
+}
+
+/// A mailed link opens a page with one button: mail scanners that fetch links do not use
+/// the link up, and a link sent by someone else cannot sign you in without your click on
+/// this site's own form.
+pub async fn link_page(
+    st: State<WebState>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> WebResult<Response> {
+    let csrf = cookie(&headers, LOGIN_COOKIE)
+        .filter(|c| c.len() == 40 && c.chars().all(|ch| ch.is_ascii_alphanumeric()))
+        .map(str::to_string)
+        .unwrap_or_else(opsdesk_app::auth::new_token);
+    let mut resp = crate::page(&LinkPage {
+        csrf: csrf.clone(),
+        token: token
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .take(200)
+            .collect(),
+    })?;
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        set_cookie(&st, LOGIN_COOKIE, &csrf, 3600),
+    );
+    Ok(resp)
+}
+
+pub async fn redeem_link(
+    st: State<WebState>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    form: Form,
+) -> WebResult<Response> {
+    check_login_cookie(&headers, &form)?;
     match st.app.redeem_login_link(&token).await {
         Ok((actor, s)) => {
             let mut resp = see_other(landing(&actor));
-            resp.headers_mut().insert(
+            let h = resp.headers_mut();
+            h.append(
                 header::SET_COOKIE,
                 set_cookie(
                     &st,
@@ -341,10 +421,12 @@ pub async fn redeem_link(st: State<WebState>, Path(token): Path<String>) -> WebR
                     opsdesk_app::sessions::SESSION_SECONDS,
                 ),
             );
+            h.append(header::SET_COOKIE, set_cookie(&st, LOGIN_COOKIE, "", 0));
             Ok(resp)
         }
         Err(opsdesk_app::AppError::Unauthorized) => login_form(
             &st,
+            &headers,
             "",
             Some("That sign-in link has been used or has expired. Ask for a new one below.".into()),
             None,

@@ -56,8 +56,14 @@ pub fn invalid_messages(i: &Invalid) -> Vec<String> {
         .collect()
 }
 
+/// A query-string value: everything but letters, digits and `-_.~` is escaped.
 pub fn url_encode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    const SET: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'_')
+        .remove(b'.')
+        .remove(b'~');
+    percent_encoding::utf8_percent_encode(s, SET).to_string()
 }
 
 /// Customer-written HTML made safe to show: the stored body is sanitised on write; this is a
@@ -184,26 +190,39 @@ pub fn capitalize(s: &str) -> String {
     }
 }
 
+/// A `<select>`'s options: `none` (the empty choice) first, then `it`. A current value that
+/// is not among them (a suspended assignee, a removed option) is kept as a choice of its own,
+/// selected, so saving the form does not clear it.
 pub fn choices<'a>(
     none: Option<&str>,
     it: impl Iterator<Item = (String, String)> + 'a,
     current: &str,
 ) -> Vec<Choice> {
-    none.map(|n| Choice::new("", n, current.is_empty()))
+    let mut out: Vec<Choice> = none
+        .map(|n| Choice::new("", n, current.is_empty()))
         .into_iter()
         .chain(it.map(|(v, l)| {
             let sel = v == current;
             Choice::new(v, l, sel)
         }))
-        .collect()
+        .collect();
+    if !current.is_empty() && !out.iter().any(|c| c.selected) {
+        out.push(Choice::new(
+            current,
+            format!("{current} (current value)"),
+            true,
+        ));
+    }
+    out
 }
 
 /// A custom field on a form.
 pub struct FieldVm {
     pub id: Id,
     pub title: String,
-    /// text, textarea, select, checkbox
+    /// text, number, textarea, select, multiselect, checkbox
     pub kind: &'static str,
+    /// The value as the form shows it (a multiselect's: its values sorted, space separated).
     pub value: String,
     pub checked: bool,
     pub options: Vec<Choice>,
@@ -212,59 +231,125 @@ pub struct FieldVm {
 pub fn field_vm(f: &opsdesk_core::fields::TicketField, v: Option<&serde_json::Value>) -> FieldVm {
     use serde_json::Value;
     let v = v.cloned().unwrap_or(Value::Null);
-    let value = match &v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        x => x.to_string(),
-    };
     let kind = match f.field_type.as_str() {
         "tagger" => "select",
+        "multiselect" => "multiselect",
         "checkbox" => "checkbox",
         "textarea" => "textarea",
+        "integer" | "decimal" => "number",
         _ => "text",
+    };
+    let selected: Vec<String> = match &v {
+        Value::Array(a) => a
+            .iter()
+            .filter_map(|x| x.as_str().map(str::to_string))
+            .collect(),
+        Value::String(s) => vec![s.clone()],
+        _ => vec![],
+    };
+    let value = match (&v, kind) {
+        (_, "multiselect") => {
+            let mut s = selected.clone();
+            s.sort();
+            s.join(" ")
+        }
+        (Value::String(s), _) => s.clone(),
+        (Value::Null, _) => String::new(),
+        (x, _) => x.to_string(),
+    };
+    let options = if kind == "multiselect" {
+        let mut o: Vec<Choice> = f
+            .custom_field_options
+            .iter()
+            .map(|o| Choice::new(o.value.clone(), o.name.clone(), selected.contains(&o.value)))
+            .collect();
+        for s in &selected {
+            if !o.iter().any(|c| &c.value == s) {
+                o.push(Choice::new(s.clone(), format!("{s} (current value)"), true));
+            }
+        }
+        o
+    } else {
+        choices(
+            Some("—"),
+            f.custom_field_options
+                .iter()
+                .map(|o| (o.value.clone(), o.name.clone())),
+            &value,
+        )
     };
     FieldVm {
         id: f.id,
         title: f.title.clone(),
         kind,
         checked: v.as_bool().unwrap_or(false) || value == "true",
-        options: choices(
-            Some("—"),
-            f.custom_field_options
-                .iter()
-                .map(|o| (o.value.clone(), o.name.clone())),
-            &value,
-        ),
+        options,
         value,
     }
 }
 
-/// The custom fields of a submitted form (`field_ID`, with `fieldtype_ID=checkbox` marking
-/// checkboxes, which send nothing when unticked) as the API's `custom_fields`.
-pub fn custom_fields_from_form(form: &crate::session::Form) -> Vec<serde_json::Value> {
+/// The custom fields of a submitted form (`field_ID`, with `fieldtype_ID` giving the input's
+/// kind: checkboxes send nothing when unticked, a multiselect sends each value) as the API's
+/// `custom_fields`. With
+/// `only_changed`, a field whose `orig_field_ID` (the value the page showed) equals what was
+/// submitted is left out.
+pub fn custom_fields_from_form(
+    form: &crate::session::Form,
+    only_changed: bool,
+) -> Vec<serde_json::Value> {
     use serde_json::{json, Value};
+    let mut ids: Vec<Id> = form
+        .0
+        .iter()
+        .filter_map(|(k, _)| {
+            k.strip_prefix("field_")
+                .or_else(|| k.strip_prefix("fieldtype_"))
+                .and_then(|f| f.parse::<Id>().ok())
+        })
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
     let mut cf = vec![];
-    for (k, v) in &form.0 {
-        if let Some(fid) = k.strip_prefix("field_").and_then(|f| f.parse::<Id>().ok()) {
-            let value = if form.get(&format!("fieldtype_{fid}")) == Some("checkbox") {
-                json!(v == "true")
-            } else if v.trim().is_empty() {
-                Value::Null
-            } else {
-                json!(v)
-            };
-            cf.push(json!({"id": fid, "value": value}));
-        }
-    }
-    for (k, v) in &form.0 {
-        if let Some(fid) = k
-            .strip_prefix("fieldtype_")
-            .and_then(|f| f.parse::<Id>().ok())
-        {
-            if v == "checkbox" && form.get(&format!("field_{fid}")).is_none() {
-                cf.push(json!({"id": fid, "value": false}));
+    for fid in ids {
+        let kind = form.get(&format!("fieldtype_{fid}")).unwrap_or("text");
+        let submitted = match kind {
+            "checkbox" => form
+                .get(&format!("field_{fid}"))
+                .unwrap_or("false")
+                .to_string(),
+            "multiselect" => {
+                let mut v: Vec<&str> = form.all(&format!("field_{fid}"));
+                v.retain(|x| !x.is_empty());
+                v.sort_unstable();
+                v.join(" ")
             }
+            // Browsers send textarea lines with CRLF; the stored text has LF.
+            _ => match form.get(&format!("field_{fid}")) {
+                Some(v) => v.trim().replace("\r\n", "\n"),
+                None => continue,
+            },
+        };
+        if only_changed
+            && form
+                .get(&format!("orig_field_{fid}"))
+                .is_some_and(|o| o.trim().replace("\r\n", "\n") == submitted)
+        {
+            continue;
         }
+        let value = match kind {
+            "checkbox" => json!(submitted == "true"),
+            _ if submitted.is_empty() => Value::Null,
+            "multiselect" => json!(submitted.split(' ').collect::<Vec<_>>()),
+            // Numbers as numbers, as the API stores them (an unparsable one goes as text,
+            // and the API says why it is refused).
+            "number" => submitted
+                .parse::<i64>()
+                .map(|n| json!(n))
+                .or_else(|_| submitted.parse::<f64>().map(|n| json!(n)))
+                .unwrap_or_else(|_| json!(submitted)),
+            _ => json!(submitted),
+        };
+        cf.push(json!({"id": fid, "value": value}));
     }
     cf
 }

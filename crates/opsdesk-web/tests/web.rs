@@ -102,6 +102,21 @@ impl Browser {
     }
 }
 
+/// The text of a page's error block (`class="error"`), empty when there is none.
+fn error_of(html: &str) -> String {
+    match html.find("class=\"error\"") {
+        Some(i) => {
+            let rest = &html[i..];
+            let end = rest
+                .find("</div>")
+                .or_else(|| rest.find("</p>"))
+                .unwrap_or(rest.len());
+            rest[..end].to_string()
+        }
+        None => String::new(),
+    }
+}
+
 /// The first form's CSRF token on a page.
 fn csrf_of(html: &str) -> String {
     let i = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
@@ -182,6 +197,40 @@ async fn agents_and_customers_work_through_the_pages() {
         let p = anon.get(&w, "/agent/tickets/1").await;
         assert_eq!(p.status, StatusCode::SEE_OTHER);
         assert_eq!(p.location, "/login?next=%2Fagent%2Ftickets%2F1");
+
+        // `next` is a path on this site, never one a browser would read as another host.
+        for bad in [
+            "//evil.example",
+            "/%09/evil.example",
+            "/%5Cevil.example",
+            "https://evil.example",
+        ] {
+            let mut b = Browser::default();
+            let p = b.get(&w, &format!("/login?next={bad}")).await;
+            let csrf = csrf_of(&p.body);
+            let raw = url::form_urlencoded::parse(format!("next={bad}").as_bytes())
+                .next()
+                .unwrap()
+                .1
+                .to_string();
+            let p = b
+                .post(
+                    &w,
+                    "/login",
+                    &[
+                        ("csrf", &csrf),
+                        ("email", "admin@example.com"),
+                        ("password", "password-123"),
+                        ("next", &raw),
+                    ],
+                )
+                .await;
+            assert_eq!(
+                (p.status, p.location.as_str()),
+                (StatusCode::SEE_OTHER, "/agent"),
+                "next={bad}"
+            );
+        }
 
         // A sign-in without the login form's token is refused (login CSRF).
         let p = anon
@@ -299,7 +348,161 @@ async fn agents_and_customers_work_through_the_pages() {
             .await;
         assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(p.body.contains("draft kept"));
-        assert!(p.body.contains("Not saved"));
+        assert!(
+            error_of(&p.body).contains("Status: &#39;bogus&#39; is not one of"),
+            "{}",
+            p.body
+        );
+
+        // A reply sends only what the agent changed: a priority someone else set meanwhile
+        // stays (the page was rendered with "high"; the API made it "low").
+        w.api(
+            reqwest::Method::PUT,
+            &format!("/tickets/{tid}"),
+            json!({"ticket": {"priority": "low"}}),
+        )
+        .await;
+        let p = agent
+            .post(
+                &w,
+                &format!("/agent/tickets/{tid}"),
+                &[
+                    ("csrf", &csrf),
+                    ("body", "Any news?"),
+                    ("public", "false"),
+                    ("status", "pending"),
+                    ("orig_status", "pending"),
+                    ("priority", "high"),
+                    ("orig_priority", "high"),
+                    ("tags", "runner ci"),
+                    ("orig_tags", "runner ci"),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER);
+        let t = w
+            .api(reqwest::Method::GET, &format!("/tickets/{tid}"), json!({}))
+            .await;
+        assert_eq!(t["ticket"]["priority"], "low");
+
+        // Custom fields: a multiselect and a number go back as the API stores them, and a
+        // reply that changes neither records no change to them.
+        let ms = w
+            .api(
+                reqwest::Method::POST,
+                "/ticket_fields",
+                json!({"ticket_field": {"type": "multiselect", "title": "Components", "custom_field_options": [
+                    {"name": "Runner", "value": "comp_runner"}, {"name": "Registry", "value": "comp_registry"}, {"name": "Pages", "value": "comp_pages"}]}}),
+            )
+            .await["ticket_field"]["id"]
+            .as_i64()
+            .unwrap();
+        let seats = w
+            .api(
+                reqwest::Method::POST,
+                "/ticket_fields",
+                json!({"ticket_field": {"type": "integer", "title": "Seats"}}),
+            )
+            .await["ticket_field"]["id"]
+            .as_i64()
+            .unwrap();
+        w.api(
+            reqwest::Method::PUT,
+            &format!("/tickets/{tid}"),
+            json!({"ticket": {"custom_fields": [{"id": ms, "value": ["comp_runner", "comp_registry"]}, {"id": seats, "value": 5}]}}),
+        )
+        .await;
+        let p = agent.get(&w, &format!("/agent/tickets/{tid}")).await;
+        assert!(
+            p.body.contains(&format!("name=\"field_{ms}\" multiple")),
+            "multiselect drawn as one"
+        );
+        assert!(p.body.contains(&format!(
+            "name=\"orig_field_{ms}\" value=\"comp_registry comp_runner\""
+        )));
+        assert!(p
+            .body
+            .contains("<option value=\"comp_runner\" selected>Runner</option>"));
+        let (mss, sts) = (format!("field_{ms}"), format!("field_{seats}"));
+        let (mst, stt) = (format!("fieldtype_{ms}"), format!("fieldtype_{seats}"));
+        let (mso, sto) = (format!("orig_field_{ms}"), format!("orig_field_{seats}"));
+        let audits_before = w
+            .api(
+                reqwest::Method::GET,
+                &format!("/tickets/{tid}/audits"),
+                json!({}),
+            )
+            .await["count"]
+            .as_i64()
+            .unwrap();
+        let p = agent
+            .post(
+                &w,
+                &format!("/agent/tickets/{tid}"),
+                &[
+                    ("csrf", &csrf),
+                    ("body", "Checking the runner."),
+                    ("public", "false"),
+                    (&mss, "comp_runner"),
+                    (&mss, "comp_registry"),
+                    (&mst, "multiselect"),
+                    (&mso, "comp_registry comp_runner"),
+                    (&sts, "5"),
+                    (&stt, "number"),
+                    (&sto, "5"),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+        let audits = w
+            .api(
+                reqwest::Method::GET,
+                &format!("/tickets/{tid}/audits"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(audits["count"].as_i64().unwrap(), audits_before + 1);
+        let last = audits["audits"].as_array().unwrap().last().unwrap().clone();
+        let kinds: Vec<&str> = last["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["type"].as_str())
+            .collect();
+        assert!(
+            !kinds.contains(&"Change"),
+            "an unchanged field was re-sent: {last}"
+        );
+        let p = agent
+            .post(
+                &w,
+                &format!("/agent/tickets/{tid}"),
+                &[
+                    ("csrf", &csrf),
+                    (&mss, "comp_pages"),
+                    (&mst, "multiselect"),
+                    (&mso, "comp_registry comp_runner"),
+                    (&sts, "7"),
+                    (&stt, "number"),
+                    (&sto, "5"),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+        let t = w
+            .api(reqwest::Method::GET, &format!("/tickets/{tid}"), json!({}))
+            .await;
+        let cf = |id: i64| {
+            t["ticket"]["custom_fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["id"] == id)
+                .unwrap()["value"]
+                .clone()
+        };
+        assert_eq!(cf(ms), json!(["comp_pages"]));
+        assert_eq!(cf(seats), json!(7));
 
         // The customer sees the public reply, never the internal note.
         let p = cora.get(&w, &format!("/portal/tickets/{tid}")).await;
@@ -446,7 +649,11 @@ async fn agents_and_customers_work_through_the_pages() {
             )
             .await;
         assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(p.body.contains("Title"), "{}", p.body);
+        assert!(
+            error_of(&p.body).contains("Title: cannot be blank"),
+            "{}",
+            p.body
+        );
         let p = admin
             .post(
                 &w,
@@ -613,7 +820,11 @@ async fn agents_and_customers_work_through_the_pages() {
             )
             .await;
         assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(p.body.contains("sideways"), "{}", p.body);
+        assert!(
+            error_of(&p.body).contains("operator &#39;sideways&#39; is not one of"),
+            "{}",
+            p.body
+        );
         let p = admin
             .post(
                 &w,
@@ -634,7 +845,63 @@ async fn agents_and_customers_work_through_the_pages() {
             )
             .await;
         assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
-        // Reorder: the second trigger moves up and runs first.
+        // Opening and saving a rule keeps what the builder has no row kind for: an
+        // organisation-field condition and a notification's [recipient, subject, body].
+        let t = w
+            .api(
+                reqwest::Method::POST,
+                "/triggers",
+                json!({"trigger": {"title": "Notify priority orgs", "conditions": {"all": [
+                    {"field": "update_type", "operator": "is", "value": "Create"},
+                    {"field": "organization.custom_fields_support_level", "operator": "is", "value": "priority"}]},
+                    "actions": [{"field": "notification_user", "value": ["requester_id", "We got it", "Hello {{ticket.requester.first_name}}"]}]}}),
+            )
+            .await;
+        let nid = t["trigger"]["id"].as_i64().unwrap();
+        let p = admin.get(&w, &format!("/admin/triggers/{nid}/edit")).await;
+        assert!(
+            p.body
+                .contains("<option value=\"organization.custom_fields_support_level\" selected>"),
+            "{}",
+            p.body
+        );
+        assert!(
+            p.body
+                .contains("[&#34;requester_id&#34;,&#34;We got it&#34;"),
+            "{}",
+            p.body
+        );
+        let p = admin
+            .post(
+                &w,
+                "/admin/triggers/save",
+                &[
+                    ("csrf", &csrf_a),
+                    ("id", &nid.to_string()),
+                    ("title", "Notify priority orgs"),
+                    ("active", "true"),
+                    ("all_field", "update_type"),
+                    ("all_operator", "is"),
+                    ("all_value", "Create"),
+                    ("all_field", "organization.custom_fields_support_level"),
+                    ("all_operator", "is"),
+                    ("all_value", "priority"),
+                    ("action_field", "notification_user"),
+                    (
+                        "action_value",
+                        r#"["requester_id","We got it","Hello {{ticket.requester.first_name}}"]"#,
+                    ),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+        let again = w
+            .api(reqwest::Method::GET, &format!("/triggers/{nid}"), json!({}))
+            .await;
+        assert_eq!(again["trigger"]["conditions"], t["trigger"]["conditions"]);
+        assert_eq!(again["trigger"]["actions"], t["trigger"]["actions"]);
+
+        // Reorder: the last trigger moves up one place.
         w.api(
             reqwest::Method::POST,
             "/triggers",
@@ -658,8 +925,21 @@ async fn agents_and_customers_work_through_the_pages() {
             .await;
         assert_eq!(p.status, StatusCode::SEE_OTHER);
         let ts = w.api(reqwest::Method::GET, "/triggers", json!({})).await;
-        assert_eq!(ts["triggers"][0]["title"], "Second");
-        assert_eq!(ts["triggers"][0]["position"], 1);
+        let titles: Vec<&str> = ts["triggers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|t| t["title"].as_str())
+            .collect();
+        assert_eq!(
+            titles,
+            [
+                "Outage requests are urgent",
+                "Second",
+                "Notify priority orgs"
+            ]
+        );
+        assert_eq!(ts["triggers"][1]["position"], 2);
 
         // Groups, organisations and users through their forms.
         let p = admin
@@ -752,14 +1032,51 @@ async fn agents_and_customers_work_through_the_pages() {
             )
             .await;
         assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(p.body.contains("Not saved"), "{}", p.body);
+        assert!(error_of(&p.body).contains("Email"), "{}", p.body);
+
+        // A suspended user's session ends at their next request.
+        let (mut dave2, _) = Browser::sign_in(&w, "dave@example.com", "password-123").await;
+        assert_eq!(dave2.get(&w, "/portal").await.status, StatusCode::OK);
+        let dave_id = w
+            .api(
+                reqwest::Method::GET,
+                "/users/search?query=dave%40example.com",
+                json!({}),
+            )
+            .await["users"][0]["id"]
+            .clone();
+        w.api(
+            reqwest::Method::PUT,
+            &format!("/users/{dave_id}"),
+            json!({"user": {"suspended": true}}),
+        )
+        .await;
+        assert_eq!(dave2.get(&w, "/portal").await.status, StatusCode::SEE_OTHER);
+        // htmx polls get 401 with HX-Redirect rather than a redirect they would swap in.
+        let r = w
+            .http
+            .get(format!("{}/agent/view_counts", w.base))
+            .header("cookie", dave2.header())
+            .header("hx-request", "true")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            r.headers()["hx-redirect"],
+            "/login?next=%2Fagent%2Fview_counts"
+        );
 
         // Signing out ends the session on the server, not only in the browser.
         let old = agent.clone();
         let p = agent.post(&w, "/logout", &[("csrf", &csrf)]).await;
         assert_eq!(p.location, "/login");
         let mut replay = old;
-        assert_eq!(replay.get(&w, "/agent").await.status, StatusCode::SEE_OTHER);
+        let p = replay.get(&w, "/agent/search").await;
+        assert_eq!(
+            (p.status, p.location.as_str()),
+            (StatusCode::SEE_OTHER, "/login?next=%2Fagent%2Fsearch")
+        );
 
         // Sign-in links: mailed through the outbox, usable once.
         let mut b = Browser::default();
@@ -808,15 +1125,50 @@ async fn agents_and_customers_work_through_the_pages() {
             .next()
             .unwrap()
             .to_string();
+        // Opening it (as a mail scanner would) uses nothing up; the button on it signs in.
         let mut c2 = Browser::default();
         let p = c2.get(&w, &link).await;
+        assert_eq!(p.status, StatusCode::OK);
+        let p = c2.get(&w, &link).await;
+        let csrf_link = csrf_of(&p.body);
+        let p = c2.post(&w, &link, &[("csrf", "forged")]).await;
+        assert_eq!(
+            p.status,
+            StatusCode::FORBIDDEN,
+            "the confirmation needs this site's form"
+        );
+        let p = c2.post(&w, &link, &[("csrf", &csrf_link)]).await;
         assert_eq!(
             (p.status, p.location.as_str()),
             (StatusCode::SEE_OTHER, "/portal")
         );
         assert_eq!(c2.get(&w, "/portal").await.status, StatusCode::OK);
-        let p = Browser::default().get(&w, &link).await;
+        let mut c3 = Browser::default();
+        let csrf3 = csrf_of(&c3.get(&w, &link).await.body);
+        let p = c3.post(&w, &link, &[("csrf", &csrf3)]).await;
         assert_eq!(p.status, StatusCode::UNAUTHORIZED, "a link works once");
+        // Staff sign in with their password: asking for a link for an agent sends nothing.
+        let p = b
+            .post(
+                &w,
+                "/portal/link",
+                &[("csrf", &csrf_l), ("email", "agent@example.com")],
+            )
+            .await;
+        assert_eq!(p.location, "/login?link_sent=1");
+        let items = w
+            .app
+            .list_outbox(
+                &admin_actor,
+                None,
+                Some("email"),
+                None,
+                &opsdesk_app::Page::All { limit: 100 },
+            )
+            .await
+            .unwrap()
+            .items;
+        assert!(!items.iter().any(|i| i.payload["to"] == "agent@example.com"));
 
         // Security headers on every page.
         let r = w
@@ -845,19 +1197,45 @@ async fn agents_and_customers_work_through_the_pages() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failed_sign_ins_are_limited_per_address() {
+async fn failed_sign_ins_are_limited_per_account_and_address() {
     let store = testing::sqlite().await.unwrap();
     let w = spawn(store).await;
     let mut last = StatusCode::OK;
-    for _ in 0..opsdesk_web::SIGN_IN_FAILURES_PER_MINUTE + 1 {
-        let (_, p) = Browser::sign_in(&w, "agent@example.com", "nope-nope").await;
-        last = p.status;
+    for i in 0..opsdesk_web::SIGN_IN_ATTEMPTS_PER_MINUTE + 1 {
+        // A forged X-Forwarded-For changes nothing: the limit keys on the account.
+        let mut b = Browser::default();
+        let p = b.get(&w, "/login").await;
+        let csrf = csrf_of(&p.body);
+        let r = w
+            .http
+            .post(format!("{}/login", w.base))
+            .header("cookie", b.header())
+            .header("x-forwarded-for", format!("10.0.0.{i}"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "csrf={csrf}&email=Agent%40example.com&password=nope-nope"
+            ))
+            .send()
+            .await
+            .unwrap();
+        last = r.status();
     }
     assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
-    // Even the right password waits now.
+    // Even the right password waits now, for that account.
     let (_, p) = Browser::sign_in(&w, "agent@example.com", "password-123").await;
     assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(p.body.contains("Try again in"));
+    // Another account from the same address is not locked out by it.
+    let (_, p) = Browser::sign_in(&w, "admin@example.com", "password-123").await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    // Spraying many accounts from one address hits the address limit.
+    let mut last = StatusCode::OK;
+    for i in 0..opsdesk_web::SIGN_IN_ATTEMPTS_PER_ADDRESS {
+        // (An empty password is refused before any hashing: the test stays fast.)
+        let (_, p) = Browser::sign_in(&w, &format!("nobody{i}@example.com"), "").await;
+        last = p.status;
+    }
+    assert_eq!(last, StatusCode::TOO_MANY_REQUESTS);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -401,8 +401,8 @@ pub struct LoadArgs {
     #[arg(long, default_value_t = 7)]
     seed: u64,
     /// The --email user's password: adds the web pages to the mix (the agent's ticket and
-    /// view pages, and a customer's portal pages; the customer, the requester of recent
-    /// tickets, gets a password set through the API for the run). The demo's: opsdesk-demo.
+    /// view pages, and a customer's portal pages: a customer made for the run, with ten
+    /// requests). The demo's: opsdesk-demo.
     #[arg(long)]
     web_password: Option<String>,
 }
@@ -528,37 +528,33 @@ async fn load(a: LoadArgs) -> Result<()> {
         Some(pw) => {
             let base = a.url.trim_end_matches('/').to_string();
             let agent = crate::bench_web::sign_in(&base, &a.email, pw).await?;
-            let cust = users["users"]
-                .as_array()
-                .and_then(|us| us.iter().find(|u| u["id"].as_i64() == requester))
-                .and_then(|u| u["email"].as_str())
-                .context("no customer with an email to sign in as")?
-                .to_string();
-            let cid = requester.context("no customer")?;
+            // A customer of the run's own (never an existing user's password), with tickets.
+            let cust = format!("bench-load-{}@opsdesk.example", std::process::id());
             let cust_pw = "bench-load-password";
-            client
-                .post(format!("{api}/users/{cid}/password.json"))
+            let made: serde_json::Value = client
+                .post(format!("{api}/users.json"))
                 .basic_auth(&auth.0, Some(&auth.1))
-                .json(&json!({"password": cust_pw}))
+                .json(&json!({"user": {"name": "Bench Load Customer", "email": cust, "role": "end-user", "password": cust_pw}}))
                 .send()
                 .await?
                 .error_for_status()
-                .context("setting the customer's password (the token's user must be an admin)")?;
-            let customer = crate::bench_web::sign_in(&base, &cust, cust_pw).await?;
-            let mine: serde_json::Value = client
-                .get(format!("{api}/users/{cid}/tickets/requested.json"))
-                .basic_auth(&auth.0, Some(&auth.1))
-                .send()
-                .await?
+                .context("creating the run's customer (the token's user must be an admin)")?
                 .json()
                 .await?;
-            let mut their: Vec<i64> = mine["tickets"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|t| t["id"].as_i64()).collect())
-                .unwrap_or_default();
-            if their.is_empty() {
-                their = ticket_ids.clone();
+            let cid = made["user"]["id"].as_i64().context("no customer id")?;
+            let mut their = vec![];
+            for i in 0..10 {
+                let r: serde_json::Value = client
+                    .post(format!("{api}/tickets.json"))
+                    .basic_auth(&auth.0, Some(&auth.1))
+                    .json(&json!({"ticket": {"subject": format!("Bench load request {i}"), "comment": {"body": "Our runner is offline."}, "requester_id": cid}}))
+                    .send()
+                    .await?
+                    .json()
+                    .await?;
+                their.extend(r["ticket"]["id"].as_i64());
             }
+            let customer = crate::bench_web::sign_in(&base, &cust, cust_pw).await?;
             Some(std::sync::Arc::new((base, agent, customer, their)))
         }
     };

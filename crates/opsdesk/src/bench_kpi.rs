@@ -273,5 +273,55 @@ pub async fn run(a: KpiBenchArgs) -> Result<()> {
         worst.1,
         worst.0.as_secs_f64() * 1e3
     );
+
+    // The dashboards: the real pages, served on 127.0.0.1 and read by a signed-in admin.
+    app.set_password(None, admin.id(), "bench-password-123")
+        .await
+        .map_err(err)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let router = opsdesk_http::router(app.clone(), &Default::default())
+        .merge(opsdesk_web::router(app.clone()));
+    let server = tokio::spawn(opsdesk_http::serve_router(listener, router, async move {
+        let _ = stop_rx.await;
+    }));
+    let cookie =
+        crate::bench_web::sign_in(&base, "bench@opsdesk.example", "bench-password-123").await?;
+    let client = reqwest::Client::new();
+    println!(
+        "{:<52} {:>6} {:>9} {:>9}",
+        "dashboard page", "KB", "p50 ms", "max ms"
+    );
+    for path in [
+        "/manager".to_string(),
+        "/manager?weeks=52".to_string(),
+        format!("/manager/team?week={week}"),
+        format!("/manager/engineers/{}", agents[0]),
+        format!("/manager/week?week={week}"),
+    ] {
+        let mut lat = vec![];
+        let mut size = 0;
+        for _ in 0..a.repeats.max(1) {
+            let t = Instant::now();
+            let r = client
+                .get(format!("{base}{path}"))
+                .header("cookie", &cookie)
+                .send()
+                .await?;
+            anyhow::ensure!(r.status().is_success(), "{path}: {}", r.status());
+            size = r.bytes().await?.len();
+            lat.push(t.elapsed());
+        }
+        lat.sort_unstable();
+        println!(
+            "{path:<52} {:>6.1} {:>9.1} {:>9.1}",
+            size as f64 / 1024.0,
+            lat[lat.len() / 2].as_secs_f64() * 1e3,
+            lat[lat.len() - 1].as_secs_f64() * 1e3
+        );
+    }
+    let _ = stop_tx.send(());
+    let _ = server.await;
     Ok(())
 }
