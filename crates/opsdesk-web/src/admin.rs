@@ -218,7 +218,7 @@ pub async fn list(
                     if f.required { " · required" } else { "" }
                 ),
                 active: None,
-                edit: None,
+                edit: Some(format!("/admin/ticket_fields/{}/edit", f.id)),
             })
             .collect(),
         "ticket_forms" => app
@@ -231,7 +231,7 @@ pub async fn list(
                 title: f.name.clone(),
                 detail: format!("{} field(s)", f.ticket_field_ids.len()),
                 active: None,
-                edit: None,
+                edit: Some(format!("/admin/ticket_forms/{}/edit", f.id)),
             })
             .collect(),
         _ => return Err(WebError::NotFound),
@@ -254,7 +254,15 @@ pub async fn list(
         ),
         new_link: matches!(
             kind.as_str(),
-            "triggers" | "automations" | "macros" | "views" | "groups" | "organizations" | "users"
+            "triggers"
+                | "automations"
+                | "macros"
+                | "views"
+                | "groups"
+                | "organizations"
+                | "users"
+                | "ticket_fields"
+                | "ticket_forms"
         )
         .then(|| format!("/admin/{kind}/new")),
         kind,

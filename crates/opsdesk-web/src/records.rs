@@ -1,6 +1,7 @@
 //! Admin forms for people and structure: groups, organisations (with their custom fields,
-//! such as the support plan), and users (role, organisation, suspension). Saving goes through
-//! the API's use cases, so the messages are the API's.
+//! such as the support plan), users (role, organisation, suspension), ticket fields (with
+//! their options and portal settings) and ticket forms. Saving goes through the API's use
+//! cases, so the messages are the API's.
 
 use askama::Template;
 use axum::response::Response;
@@ -14,7 +15,13 @@ use crate::view::{self, Choice, Chrome};
 use crate::{page, see_other, WebError, WebResult, WebState};
 
 /// The record kinds these forms edit.
-pub const KINDS: [&str; 3] = ["groups", "organizations", "users"];
+pub const KINDS: [&str; 5] = [
+    "groups",
+    "organizations",
+    "users",
+    "ticket_fields",
+    "ticket_forms",
+];
 
 /// One input of a form.
 pub struct Input {
@@ -77,8 +84,42 @@ fn noun(kind: &str) -> &'static str {
     match kind {
         "groups" => "group",
         "organizations" => "organization",
+        "ticket_fields" => "ticket field",
+        "ticket_forms" => "ticket form",
         _ => "user",
     }
+}
+
+/// A field's options as the form edits them: one `Name = value` per line.
+fn options_text(v: &Value) -> String {
+    v.get("custom_field_options")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|o| {
+                    format!(
+                        "{} = {}",
+                        o.get("name").and_then(Value::as_str).unwrap_or(""),
+                        o.get("value").and_then(Value::as_str).unwrap_or("")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default()
+}
+
+/// `Name = value` lines as the API's `custom_field_options` (a line without ` = ` is a
+/// name whose value is made from it, as Zendesk's admin does: lower case, underscores).
+fn options_json(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(|l| match l.split_once('=') {
+            Some((n, v)) => json!({"name": n.trim(), "value": v.trim()}),
+            None => json!({"name": l, "value": l.to_lowercase().split_whitespace().collect::<Vec<_>>().join("_")}),
+        })
+        .collect()
 }
 
 /// The inputs of a kind's form, filled from `v` (the record as JSON, or what was submitted).
@@ -153,6 +194,100 @@ async fn inputs(st: &WebState, s: &Session, kind: &str, v: &Value) -> WebResult<
                 });
             }
             out
+        }
+        "ticket_fields" => {
+            let b = |k: &str, default: bool| v.get(k).and_then(Value::as_bool).unwrap_or(default);
+            let ty = t("type");
+            vec![
+                Input::text("title", "Title", t("title")),
+                Input::select(
+                    "type",
+                    "Type",
+                    view::choices(
+                        None,
+                        [
+                            "text",
+                            "textarea",
+                            "checkbox",
+                            "integer",
+                            "decimal",
+                            "date",
+                            "regexp",
+                            "tagger",
+                            "multiselect",
+                        ]
+                        .iter()
+                        .map(|x| (x.to_string(), view::capitalize(x))),
+                        if ty.is_empty() { "text" } else { &ty },
+                    ),
+                ),
+                Input::text("description", "Description", t("description")).kind("textarea"),
+                Input::text(
+                    "custom_field_options",
+                    "Options (drop-down and multi-select)",
+                    options_text(v),
+                )
+                .kind("textarea")
+                .help("One per line: Name = value (the value is the tag it sets)."),
+                Input::text(
+                    "regexp_for_validation",
+                    "Pattern (regexp fields)",
+                    t("regexp_for_validation"),
+                ),
+                Input::check("active", "Active", b("active", true)),
+                Input::check("required", "Required to solve", b("required", false)),
+                Input::check(
+                    "visible_in_portal",
+                    "Customers see it",
+                    b("visible_in_portal", false),
+                ),
+                Input::check(
+                    "editable_in_portal",
+                    "Customers can fill it in",
+                    b("editable_in_portal", false),
+                ),
+                Input::check(
+                    "required_in_portal",
+                    "Customers must fill it in",
+                    b("required_in_portal", false),
+                ),
+                Input::text(
+                    "title_in_portal",
+                    "Title in the portal",
+                    t("title_in_portal"),
+                ),
+            ]
+        }
+        "ticket_forms" => {
+            let b = |k: &str, default: bool| v.get(k).and_then(Value::as_bool).unwrap_or(default);
+            let chosen: Vec<i64> = v
+                .get("ticket_field_ids")
+                .and_then(Value::as_array)
+                .map(|a| a.iter().filter_map(Value::as_i64).collect())
+                .unwrap_or_default();
+            let fields = st.app.all_ticket_fields().await?;
+            vec![
+                Input::text("name", "Name", t("name")),
+                Input::text("display_name", "Name customers see", t("display_name")),
+                Input::check("active", "Active", b("active", true)),
+                Input::check("default", "The default form", b("default", false)),
+                Input::check(
+                    "end_user_visible",
+                    "Customers can choose it",
+                    b("end_user_visible", true),
+                ),
+                Input {
+                    options: fields
+                        .iter()
+                        .filter(|f| f.active)
+                        .map(|f| {
+                            Choice::new(f.id.to_string(), f.title.clone(), chosen.contains(&f.id))
+                        })
+                        .collect(),
+                    ..Input::text("ticket_field_ids", "Fields, in order of their ids", "")
+                        .kind("multiselect")
+                },
+            ]
         }
         _ => {
             let role = t("role");
@@ -232,6 +367,8 @@ pub async fn edit(st: &WebState, s: &Session, kind: &str, id: Id) -> WebResult<R
     let v = match kind {
         "groups" => serde_json::to_value(app.get_group(a, id).await?),
         "organizations" => serde_json::to_value(app.get_organization(a, id).await?),
+        "ticket_fields" => serde_json::to_value(app.get_ticket_field(a, id).await?),
+        "ticket_forms" => serde_json::to_value(app.get_ticket_form(a, id).await?),
         _ => serde_json::to_value(app.get_user(a, id).await?),
     }
     .map_err(|_| WebError::Internal)?;
@@ -280,6 +417,33 @@ pub async fn save(st: &WebState, s: &Session, kind: &str, form: &Form) -> WebRes
                 "organization_fields": fields,
             })
         }
+        "ticket_fields" => {
+            let mut b = json!({
+                "title": text("title"),
+                "type": text("type"),
+                "description": text("description"),
+                "active": form.get("active") == Some("true"),
+                "required": form.get("required") == Some("true"),
+                "visible_in_portal": form.get("visible_in_portal") == Some("true"),
+                "editable_in_portal": form.get("editable_in_portal") == Some("true"),
+                "required_in_portal": form.get("required_in_portal") == Some("true"),
+                "title_in_portal": text("title_in_portal"),
+                "regexp_for_validation": form.text("regexp_for_validation"),
+            });
+            if matches!(text("type").as_str(), "tagger" | "multiselect") {
+                b["custom_field_options"] =
+                    json!(options_json(form.get("custom_field_options").unwrap_or("")));
+            }
+            b
+        }
+        "ticket_forms" => json!({
+            "name": text("name"),
+            "display_name": text("display_name"),
+            "active": form.get("active") == Some("true"),
+            "default": form.get("default") == Some("true"),
+            "end_user_visible": form.get("end_user_visible") == Some("true"),
+            "ticket_field_ids": form.all("ticket_field_ids").iter().filter_map(|v| v.parse::<Id>().ok()).collect::<Vec<_>>(),
+        }),
         _ => json!({
             "name": text("name"),
             "email": form.text("email"),
@@ -291,6 +455,14 @@ pub async fn save(st: &WebState, s: &Session, kind: &str, form: &Form) -> WebRes
     let saved = match (kind, id) {
         ("groups", _) => app
             .save_group(a, id, decode(body.clone())?)
+            .await
+            .map(|_| ()),
+        ("ticket_fields", _) => app
+            .save_ticket_field(a, id, decode(body.clone())?)
+            .await
+            .map(|_| ()),
+        ("ticket_forms", _) => app
+            .save_ticket_form(a, id, decode(body.clone())?)
             .await
             .map(|_| ()),
         ("organizations", None) => app

@@ -1034,6 +1034,90 @@ async fn agents_and_customers_work_through_the_pages() {
         assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(error_of(&p.body).contains("Email"), "{}", p.body);
 
+        // Ticket fields with their options, and a form that shows one.
+        let p = admin
+            .post(
+                &w,
+                "/admin/ticket_fields/save",
+                &[
+                    ("csrf", &csrf_a),
+                    ("title", "Deployment"),
+                    ("type", "tagger"),
+                    ("active", "true"),
+                    ("visible_in_portal", "true"),
+                    ("editable_in_portal", "true"),
+                    (
+                        "custom_field_options",
+                        "Self-managed = deploy_self\r\nGitLab.com\r\n",
+                    ),
+                ],
+            )
+            .await;
+        assert_eq!(
+            (p.status, p.location.as_str()),
+            (StatusCode::SEE_OTHER, "/admin/ticket_fields"),
+            "{}",
+            p.body
+        );
+        let fields = w
+            .api(reqwest::Method::GET, "/ticket_fields", json!({}))
+            .await;
+        let dep = fields["ticket_fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["title"] == "Deployment")
+            .unwrap()
+            .clone();
+        let opts: Vec<(&str, &str)> = dep["custom_field_options"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| (o["name"].as_str().unwrap(), o["value"].as_str().unwrap()))
+            .collect();
+        assert_eq!(
+            opts,
+            [
+                ("Self-managed", "deploy_self"),
+                ("GitLab.com", "gitlab.com")
+            ]
+        );
+        let dep_id = dep["id"].to_string();
+        let p = admin
+            .post(
+                &w,
+                "/admin/ticket_forms/save",
+                &[
+                    ("csrf", &csrf_a),
+                    ("name", "Support request"),
+                    ("display_name", "Get help"),
+                    ("active", "true"),
+                    ("end_user_visible", "true"),
+                    ("ticket_field_ids", &dep_id),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+        let forms = w
+            .api(reqwest::Method::GET, "/ticket_forms", json!({}))
+            .await;
+        let f = forms["ticket_forms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == "Support request")
+            .unwrap()
+            .clone();
+        assert!(f["ticket_field_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i.to_string() == dep_id));
+        let p = admin
+            .get(&w, &format!("/admin/ticket_fields/{}/edit", dep["id"]))
+            .await;
+        assert!(p.body.contains("Self-managed = deploy_self"));
+
         // A suspended user's session ends at their next request.
         let (mut dave2, _) = Browser::sign_in(&w, "dave@example.com", "password-123").await;
         assert_eq!(dave2.get(&w, "/portal").await.status, StatusCode::OK);
