@@ -152,7 +152,7 @@ pub async fn list(
                 title: p.title.clone(),
                 detail: format!("#{} · {} target(s)", p.position, p.policy_metrics.len()),
                 active: None,
-                edit: None,
+                edit: Some(format!("/admin/sla_policies/{}/edit", p.id)),
             })
             .collect(),
         "groups" => app
@@ -263,6 +263,7 @@ pub async fn list(
                 | "users"
                 | "ticket_fields"
                 | "ticket_forms"
+                | "sla_policies"
         )
         .then(|| format!("/admin/{kind}/new")),
         kind,
@@ -323,6 +324,7 @@ enum RuleKind {
     Automations,
     Macros,
     Views,
+    SlaPolicies,
 }
 
 impl RuleKind {
@@ -332,6 +334,7 @@ impl RuleKind {
             "automations" => RuleKind::Automations,
             "macros" => RuleKind::Macros,
             "views" => RuleKind::Views,
+            "sla_policies" => RuleKind::SlaPolicies,
             _ => return Err(WebError::NotFound),
         })
     }
@@ -341,6 +344,7 @@ impl RuleKind {
             RuleKind::Automations => "automations",
             RuleKind::Macros => "macros",
             RuleKind::Views => "views",
+            RuleKind::SlaPolicies => "sla_policies",
         }
     }
     fn noun(self) -> &'static str {
@@ -349,6 +353,7 @@ impl RuleKind {
             RuleKind::Automations => "automation",
             RuleKind::Macros => "macro",
             RuleKind::Views => "view",
+            RuleKind::SlaPolicies => "SLA policy",
         }
     }
     /// Whose condition and action definitions the builder offers.
@@ -356,9 +361,45 @@ impl RuleKind {
         match self {
             RuleKind::Triggers | RuleKind::Macros => opsdesk_core::rules::RuleKind::Trigger,
             RuleKind::Automations => opsdesk_core::rules::RuleKind::Automation,
-            RuleKind::Views => opsdesk_core::rules::RuleKind::View,
+            RuleKind::Views | RuleKind::SlaPolicies => opsdesk_core::rules::RuleKind::View,
         }
     }
+}
+
+const PRIORITIES: [&str; 4] = ["low", "normal", "high", "urgent"];
+
+pub struct SlaRow {
+    pub metric: &'static str,
+    pub label: String,
+    pub business_hours: bool,
+    pub targets: Vec<(&'static str, String)>,
+}
+
+/// The SLA grid of a submitted form: `target_{metric}_{priority}` minutes (empty: no target)
+/// and `bh_{metric}` for business hours.
+fn targets_from(form: &Form) -> WebResult<Vec<opsdesk_core::sla::PolicyMetric>> {
+    let mut out = vec![];
+    for m in opsdesk_core::sla::SLA_METRICS {
+        let business_hours = form.get(&format!("bh_{m}")) == Some("true");
+        for p in PRIORITIES {
+            let Some(v) = form.text(&format!("target_{m}_{p}")) else {
+                continue;
+            };
+            let target = v.parse::<i64>().map_err(|_| {
+                WebError::BadRequest(format!(
+                    "{} for {p} priority: \"{v}\" is not a whole number of minutes",
+                    view::capitalize(&m.replace('_', " "))
+                ))
+            })?;
+            out.push(opsdesk_core::sla::PolicyMetric {
+                priority: p.into(),
+                metric: (*m).into(),
+                target,
+                business_hours,
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// What the form holds (from the record, or as submitted).
@@ -376,6 +417,9 @@ struct Draft {
     sort_order: String,
     group_by: String,
     group_order: String,
+    /// SLA policies: the targets (minutes) per metric and priority, and business hours per
+    /// metric.
+    targets: Vec<opsdesk_core::sla::PolicyMetric>,
 }
 
 #[derive(Template)]
@@ -400,6 +444,10 @@ struct RuleEditor {
     sort_desc: bool,
     group_by: String,
     group_desc: bool,
+    is_sla: bool,
+    /// One row per SLA metric: its name, label, whether in business hours, and the target
+    /// minutes per priority (low, normal, high, urgent; empty: none).
+    sla_rows: Vec<SlaRow>,
     /// (value, label) of every condition field, custom ticket fields included.
     fields: Vec<(String, String)>,
     action_fields: Vec<(String, String)>,
@@ -499,7 +547,7 @@ async fn editor(
         kind: kind.key(),
         noun: kind.noun(),
         has_conditions: kind != RuleKind::Macros,
-        has_actions: kind != RuleKind::Views,
+        has_actions: !matches!(kind, RuleKind::Views | RuleKind::SlaPolicies),
         is_view: kind == RuleKind::Views,
         fields,
         action_fields,
@@ -518,6 +566,28 @@ async fn editor(
         sort_desc: d.sort_order.eq_ignore_ascii_case("desc"),
         group_by: d.group_by,
         group_desc: d.group_order.eq_ignore_ascii_case("desc"),
+        is_sla: kind == RuleKind::SlaPolicies,
+        sla_rows: opsdesk_core::sla::SLA_METRICS
+            .iter()
+            .map(|m| SlaRow {
+                metric: m,
+                label: view::capitalize(&m.replace('_', " ")),
+                business_hours: d.targets.iter().any(|t| t.metric == *m && t.business_hours),
+                targets: PRIORITIES
+                    .iter()
+                    .map(|p| {
+                        (
+                            *p,
+                            d.targets
+                                .iter()
+                                .find(|t| t.metric == *m && t.priority == *p)
+                                .map(|t| t.target.to_string())
+                                .unwrap_or_default(),
+                        )
+                    })
+                    .collect(),
+            })
+            .collect(),
     })
 }
 
@@ -565,6 +635,7 @@ fn blank(kind: RuleKind) -> Draft {
             RuleKind::Triggers => vec![row("update_type", "is", "Create")],
             RuleKind::Automations => vec![row("status", "is", "solved")],
             RuleKind::Views => vec![row("status", "less_than", "solved")],
+            RuleKind::SlaPolicies => vec![row("priority", "greater_than", "low")],
             RuleKind::Macros => vec![],
         },
         any: vec![],
@@ -574,6 +645,7 @@ fn blank(kind: RuleKind) -> Draft {
         sort_order: "desc".into(),
         group_by: String::new(),
         group_order: String::new(),
+        targets: vec![],
     }
 }
 
@@ -626,6 +698,14 @@ pub async fn edit_rule(
             d.description = m.description.unwrap_or_default();
             d.active = m.active;
             d.actions = action_rows(&m.actions);
+        }
+        RuleKind::SlaPolicies => {
+            let p = app.get_sla_policy(a, id).await?;
+            d.title = p.title;
+            d.description = p.description.unwrap_or_default();
+            d.all = rows_of(&p.filter.all);
+            d.any = rows_of(&p.filter.any);
+            d.targets = p.policy_metrics;
         }
         RuleKind::Views => {
             let v = app.get_view(a, id).await?;
@@ -710,6 +790,7 @@ pub async fn save_rule(
         sort_order: form.get("sort_order").unwrap_or("").trim().to_string(),
         group_by: form.get("group_by").unwrap_or("").trim().to_string(),
         group_order: form.get("group_order").unwrap_or("").trim().to_string(),
+        targets: targets_from(&form)?,
     };
     let conditions = json!({
         "all": d.all.iter().map(cond_json).collect::<Vec<_>>(),
@@ -734,6 +815,14 @@ pub async fn save_rule(
         RuleKind::Macros => {
             body["actions"] = json!(actions);
             app.save_macro(a, d.id, decode(body)?).await.map(|_| ())
+        }
+        RuleKind::SlaPolicies => {
+            body.as_object_mut().map(|o| o.remove("active"));
+            body["filter"] = conditions;
+            body["policy_metrics"] = json!(d.targets);
+            app.save_sla_policy(a, d.id, decode(body)?)
+                .await
+                .map(|_| ())
         }
         RuleKind::Views => {
             body["conditions"] = conditions;

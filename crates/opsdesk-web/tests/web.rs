@@ -1118,6 +1118,95 @@ async fn agents_and_customers_work_through_the_pages() {
             .await;
         assert!(p.body.contains("Self-managed = deploy_self"));
 
+        // SLA policies: the filter in the builder, the targets in a grid.
+        let p = admin
+            .post(
+                &w,
+                "/admin/sla_policies/save",
+                &[
+                    ("csrf", &csrf_a),
+                    ("title", "Priority support"),
+                    ("all_field", "priority"),
+                    ("all_operator", "greater_than"),
+                    ("all_value", "normal"),
+                    ("target_first_reply_time_urgent", "60"),
+                    ("target_first_reply_time_high", "240"),
+                    ("bh_first_reply_time", "true"),
+                    ("target_next_reply_time_urgent", "120"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            (p.status, p.location.as_str()),
+            (StatusCode::SEE_OTHER, "/admin/sla_policies"),
+            "{}",
+            p.body
+        );
+        let pol = w
+            .api(reqwest::Method::GET, "/slas/policies", json!({}))
+            .await["sla_policies"][0]
+            .clone();
+        assert_eq!(
+            pol["filter"]["all"][0],
+            json!({"field": "priority", "operator": "greater_than", "value": "normal"})
+        );
+        let mut got: Vec<(String, String, i64, bool)> = pol["policy_metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| {
+                (
+                    m["metric"].as_str().unwrap().to_string(),
+                    m["priority"].as_str().unwrap().to_string(),
+                    m["target"].as_i64().unwrap(),
+                    m["business_hours"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                (
+                    "first_reply_time".to_string(),
+                    "high".to_string(),
+                    240,
+                    true
+                ),
+                (
+                    "first_reply_time".to_string(),
+                    "urgent".to_string(),
+                    60,
+                    true
+                ),
+                (
+                    "next_reply_time".to_string(),
+                    "urgent".to_string(),
+                    120,
+                    false
+                ),
+            ]
+        );
+        let p = admin
+            .get(&w, &format!("/admin/sla_policies/{}/edit", pol["id"]))
+            .await;
+        assert!(p
+            .body
+            .contains("name=\"target_first_reply_time_high\" value=\"240\""));
+        let p = admin
+            .post(
+                &w,
+                "/admin/sla_policies/save",
+                &[
+                    ("csrf", &csrf_a),
+                    ("title", "Bad"),
+                    ("target_first_reply_time_low", "soon"),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(p.body.contains("is not a whole number of minutes"));
+
         // A suspended user's session ends at their next request.
         let (mut dave2, _) = Browser::sign_in(&w, "dave@example.com", "password-123").await;
         assert_eq!(dave2.get(&w, "/portal").await.status, StatusCode::OK);
