@@ -1112,7 +1112,7 @@ async fn agents_and_customers_work_through_the_pages() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|i| i.to_string() == dep_id));
+            .any(|i| *i == dep["id"]));
         let p = admin
             .get(&w, &format!("/admin/ticket_fields/{}/edit", dep["id"]))
             .await;
