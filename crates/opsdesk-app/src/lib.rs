@@ -158,6 +158,20 @@ pub struct Origin {
     pub system: Option<serde_json::Value>,
 }
 
+impl Origin {
+    /// A request's origin for audit metadata: its `User-Agent` (the first 200 characters)
+    /// and the first `X-Forwarded-For` hop (as Zendesk records it; informational only).
+    pub fn of_client(user_agent: Option<&str>, forwarded_for: Option<&str>) -> Origin {
+        Origin {
+            client: user_agent.map(|s| s.chars().take(200).collect()),
+            ip_address: forwarded_for
+                .and_then(|s| s.split(',').next())
+                .map(|s| s.trim().to_string()),
+            system: None,
+        }
+    }
+}
+
 /// The application: the store, the clock, and small caches.
 #[derive(Clone)]
 pub struct App {

@@ -74,18 +74,8 @@ async fn authenticate(parts: &Parts, state: &AppState) -> Result<Actor, AppError
 
 /// Client and address for audit metadata.
 pub fn origin(headers: &HeaderMap) -> Origin {
-    Origin {
-        client: headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(200).collect()),
-        ip_address: headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|s| s.split(',').next())
-            .map(|s| s.trim().to_string()),
-        system: None,
-    }
+    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    Origin::of_client(h("user-agent"), h("x-forwarded-for"))
 }
 
 /// A JSON body (400 when it is not JSON, 413 when too large).

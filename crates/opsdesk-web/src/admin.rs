@@ -6,7 +6,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use opsdesk_app::fields::FieldKind;
-use opsdesk_app::rules::TriggerInput;
+use opsdesk_app::rules::{RuleRecord, TriggerInput};
 use opsdesk_app::Page;
 use opsdesk_core::model::Id;
 use opsdesk_core::rules::{Automation, Trigger};
@@ -74,6 +74,35 @@ struct AdminList {
     new_link: Option<String>,
 }
 
+/// A row of a list; every kind's record is edited at `/admin/{kind}/{id}/edit`.
+fn row(
+    kind: &str,
+    id: Id,
+    title: impl Into<String>,
+    detail: String,
+    active: Option<bool>,
+) -> AdminRow {
+    AdminRow {
+        id,
+        title: title.into(),
+        detail,
+        active,
+        edit: Some(format!("/admin/{kind}/{id}/edit")),
+    }
+}
+
+/// Triggers' or automations' rows: position, conditions and actions, active or not.
+fn rule_rows<R: RuleRecord>(kind: &str, items: &[R]) -> Vec<AdminRow> {
+    items
+        .iter()
+        .map(|t| {
+            let r = t.rule();
+            let detail = format!("#{} · {}", r.position, summary(&r));
+            row(kind, r.id, r.title, detail, Some(t.active()))
+        })
+        .collect()
+}
+
 fn summary(r: &opsdesk_core::rules::Rule) -> String {
     format!(
         "{} condition(s), {} action(s)",
@@ -92,67 +121,51 @@ pub async fn list(
     let a = &s.actor;
     let all = Page::All { limit: 500 };
     let rows: Vec<AdminRow> = match kind.as_str() {
-        "triggers" => app
-            .list_rules::<Trigger>(a, false)
-            .await?
-            .iter()
-            .map(|t| AdminRow {
-                id: t.id,
-                title: t.title.clone(),
-                detail: format!("#{} · {}", t.position, summary(&t.rule())),
-                active: Some(t.active),
-                edit: Some(format!("/admin/triggers/{}/edit", t.id)),
-            })
-            .collect(),
-        "automations" => app
-            .list_rules::<Automation>(a, false)
-            .await?
-            .iter()
-            .map(|t| AdminRow {
-                id: t.id,
-                title: t.title.clone(),
-                detail: format!("#{} · {}", t.position, summary(&t.rule())),
-                active: Some(t.active),
-                edit: Some(format!("/admin/automations/{}/edit", t.id)),
-            })
-            .collect(),
+        "triggers" => rule_rows(&kind, &app.list_rules::<Trigger>(a, false).await?),
+        "automations" => rule_rows(&kind, &app.list_rules::<Automation>(a, false).await?),
         "macros" => app
             .list_macros(a, false)
             .await?
             .iter()
-            .map(|m| AdminRow {
-                id: m.id,
-                title: m.title.clone(),
-                detail: format!("{} action(s)", m.actions.len()),
-                active: Some(m.active),
-                edit: Some(format!("/admin/macros/{}/edit", m.id)),
+            .map(|m| {
+                row(
+                    &kind,
+                    m.id,
+                    m.title.clone(),
+                    format!("{} action(s)", m.actions.len()),
+                    Some(m.active),
+                )
             })
             .collect(),
         "views" => app
             .list_views(a, false)
             .await?
             .iter()
-            .map(|v| AdminRow {
-                id: v.id,
-                title: v.title.clone(),
-                detail: format!(
-                    "{} condition(s)",
-                    v.conditions.all.len() + v.conditions.any.len()
-                ),
-                active: Some(v.active),
-                edit: Some(format!("/admin/views/{}/edit", v.id)),
+            .map(|v| {
+                row(
+                    &kind,
+                    v.id,
+                    v.title.clone(),
+                    format!(
+                        "{} condition(s)",
+                        v.conditions.all.len() + v.conditions.any.len()
+                    ),
+                    Some(v.active),
+                )
             })
             .collect(),
         "sla_policies" => app
             .list_sla_policies(a)
             .await?
             .iter()
-            .map(|p| AdminRow {
-                id: p.id,
-                title: p.title.clone(),
-                detail: format!("#{} · {} target(s)", p.position, p.policy_metrics.len()),
-                active: None,
-                edit: Some(format!("/admin/sla_policies/{}/edit", p.id)),
+            .map(|p| {
+                row(
+                    &kind,
+                    p.id,
+                    p.title.clone(),
+                    format!("#{} · {} target(s)", p.position, p.policy_metrics.len()),
+                    None,
+                )
             })
             .collect(),
         "groups" => app
@@ -160,30 +173,26 @@ pub async fn list(
             .await?
             .items
             .iter()
-            .map(|g| AdminRow {
-                id: g.id,
-                title: g.name.clone(),
-                detail: g.description.clone(),
-                active: None,
-                edit: Some(format!("/admin/groups/{}/edit", g.id)),
-            })
+            .map(|g| row(&kind, g.id, g.name.clone(), g.description.clone(), None))
             .collect(),
         "users" => app
             .list_users(a, &Default::default(), &all)
             .await?
             .items
             .iter()
-            .map(|u| AdminRow {
-                id: u.id,
-                title: u.name.clone(),
-                detail: format!(
-                    "{} · {}{}",
-                    u.email.clone().unwrap_or_default(),
-                    u.role.as_str(),
-                    if u.suspended { " · suspended" } else { "" }
-                ),
-                active: None,
-                edit: Some(format!("/admin/users/{}/edit", u.id)),
+            .map(|u| {
+                row(
+                    &kind,
+                    u.id,
+                    u.name.clone(),
+                    format!(
+                        "{} · {}{}",
+                        u.email.clone().unwrap_or_default(),
+                        u.role.as_str(),
+                        if u.suspended { " · suspended" } else { "" }
+                    ),
+                    None,
+                )
             })
             .collect(),
         "organizations" => app
@@ -191,17 +200,18 @@ pub async fn list(
             .await?
             .items
             .iter()
-            .map(|o| AdminRow {
-                id: o.id,
-                title: o.name.clone(),
-                detail: o
-                    .organization_fields
-                    .get("support_level")
-                    .and_then(Value::as_str)
-                    .map(|p| format!("plan: {p}"))
-                    .unwrap_or_default(),
-                active: None,
-                edit: Some(format!("/admin/organizations/{}/edit", o.id)),
+            .map(|o| {
+                row(
+                    &kind,
+                    o.id,
+                    o.name.clone(),
+                    o.organization_fields
+                        .get("support_level")
+                        .and_then(Value::as_str)
+                        .map(|p| format!("plan: {p}"))
+                        .unwrap_or_default(),
+                    None,
+                )
             })
             .collect(),
         "ticket_fields" => app
@@ -209,16 +219,18 @@ pub async fn list(
             .await?
             .items
             .iter()
-            .map(|f| AdminRow {
-                id: f.id,
-                title: f.title.clone(),
-                detail: format!(
-                    "{}{}",
-                    f.field_type,
-                    if f.required { " · required" } else { "" }
-                ),
-                active: None,
-                edit: Some(format!("/admin/ticket_fields/{}/edit", f.id)),
+            .map(|f| {
+                row(
+                    &kind,
+                    f.id,
+                    f.title.clone(),
+                    format!(
+                        "{}{}",
+                        f.field_type,
+                        if f.required { " · required" } else { "" }
+                    ),
+                    None,
+                )
             })
             .collect(),
         "ticket_forms" => app
@@ -226,12 +238,14 @@ pub async fn list(
             .await?
             .items
             .iter()
-            .map(|f| AdminRow {
-                id: f.id,
-                title: f.name.clone(),
-                detail: format!("{} field(s)", f.ticket_field_ids.len()),
-                active: None,
-                edit: Some(format!("/admin/ticket_forms/{}/edit", f.id)),
+            .map(|f| {
+                row(
+                    &kind,
+                    f.id,
+                    f.name.clone(),
+                    format!("{} field(s)", f.ticket_field_ids.len()),
+                    None,
+                )
             })
             .collect(),
         _ => return Err(WebError::NotFound),
@@ -456,23 +470,6 @@ struct RuleEditor {
     errors: Vec<String>,
 }
 
-fn value_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        Value::Array(a) => a
-            .iter()
-            .map(|x| {
-                x.as_str()
-                    .map(str::to_string)
-                    .unwrap_or_else(|| x.to_string())
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
-        x => x.to_string(),
-    }
-}
-
 async fn editor(
     st: &WebState,
     s: &Session,
@@ -597,7 +594,7 @@ fn rows_of(conds: &[opsdesk_core::rules::Condition]) -> Vec<CondRow> {
         .map(|c| CondRow {
             field: c.field.clone(),
             operator: c.operator.clone(),
-            value: value_text(&c.value),
+            value: view::value_text(&c.value),
         })
         .collect()
 }
@@ -614,7 +611,7 @@ fn action_rows(actions: &[opsdesk_core::rules::Action]) -> Vec<CondRow> {
             // Other lists (a notification's [recipient, subject, body]) are edited as JSON.
             value: match &a.value {
                 Value::Array(_) if !TAG_ACTIONS.contains(&a.field.as_str()) => a.value.to_string(),
-                v => value_text(v),
+                v => view::value_text(v),
             },
         })
         .collect()
@@ -719,7 +716,7 @@ pub async fn edit_rule(
                 .columns
                 .iter()
                 .filter_map(|c| c.get("id"))
-                .map(value_text)
+                .map(view::value_text)
                 .collect::<Vec<_>>()
                 .join(" ");
             d.sort_by = v.execution.sort_by.unwrap_or_default();

@@ -619,20 +619,9 @@ fn describe_event(e: &Value, names: &Names) -> Option<String> {
             ("assignee_id" | "requester_id" | "submitter_id", Some(i)) => names.user(Some(i)),
             ("group_id", Some(i)) => names.group(Some(i)),
             ("organization_id", Some(i)) => names.org(Some(i)),
-            _ => match v {
-                Value::Null => "—".into(),
-                Value::String(s) if s.is_empty() => "—".into(),
-                Value::String(s) => s.clone(),
-                Value::Array(a) => a
-                    .iter()
-                    .map(|x| {
-                        x.as_str()
-                            .map(str::to_string)
-                            .unwrap_or_else(|| x.to_string())
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                x => x.to_string(),
+            _ => match view::value_text(v) {
+                t if t.is_empty() => "—".into(),
+                t => t,
             },
         }
     };

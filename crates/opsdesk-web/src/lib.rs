@@ -290,16 +290,6 @@ pub fn see_other(to: &str) -> Response {
 }
 
 fn origin(headers: &HeaderMap) -> opsdesk_app::Origin {
-    opsdesk_app::Origin {
-        client: headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(200).collect()),
-        ip_address: headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|s| s.split(',').next())
-            .map(|s| s.trim().to_string()),
-        system: None,
-    }
+    let h = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    opsdesk_app::Origin::of_client(h("user-agent"), h("x-forwarded-for"))
 }

@@ -164,6 +164,23 @@ fn set_cookie(st: &WebState, name: &str, value: &str, max_age: i64) -> HeaderVal
     HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("x=; Max-Age=0"))
 }
 
+/// A new session: its cookie set, the sign-in form's cookie cleared, on to `to`.
+fn signed_in(st: &WebState, to: &str, token: &str) -> Response {
+    let mut resp = see_other(to);
+    let h = resp.headers_mut();
+    h.append(
+        header::SET_COOKIE,
+        set_cookie(
+            st,
+            SESSION_COOKIE,
+            token,
+            opsdesk_app::sessions::SESSION_SECONDS,
+        ),
+    );
+    h.append(header::SET_COOKIE, set_cookie(st, LOGIN_COOKIE, "", 0));
+    resp
+}
+
 /// Where a signed-in user lands: agents in their views, customers in the portal.
 fn landing(actor: &Actor) -> &'static str {
     if actor.is_staff() {
@@ -295,20 +312,8 @@ pub async fn login(
             } else {
                 next
             };
-            let mut resp = see_other(&to);
-            let h = resp.headers_mut();
-            h.append(
-                header::SET_COOKIE,
-                set_cookie(
-                    &st,
-                    SESSION_COOKIE,
-                    &s.token,
-                    opsdesk_app::sessions::SESSION_SECONDS,
-                ),
-            );
-            h.append(header::SET_COOKIE, set_cookie(&st, LOGIN_COOKIE, "", 0));
             tracing::info!(user.id = actor.id(), "signed in");
-            Ok(resp)
+            Ok(signed_in(&st, &to, &s.token))
         }
         Err(opsdesk_app::AppError::Unauthorized) => login_form(
             &st,
@@ -410,19 +415,8 @@ pub async fn redeem_link(
     check_login_cookie(&headers, &form)?;
     match st.app.redeem_login_link(&token).await {
         Ok((actor, s)) => {
-            let mut resp = see_other(landing(&actor));
-            let h = resp.headers_mut();
-            h.append(
-                header::SET_COOKIE,
-                set_cookie(
-                    &st,
-                    SESSION_COOKIE,
-                    &s.token,
-                    opsdesk_app::sessions::SESSION_SECONDS,
-                ),
-            );
-            h.append(header::SET_COOKIE, set_cookie(&st, LOGIN_COOKIE, "", 0));
-            Ok(resp)
+            tracing::info!(user.id = actor.id(), "signed in with a link");
+            Ok(signed_in(&st, landing(&actor), &s.token))
         }
         Err(opsdesk_app::AppError::Unauthorized) => login_form(
             &st,

@@ -353,3 +353,23 @@ pub fn custom_fields_from_form(
     }
     cf
 }
+
+/// A JSON value as one line of text: strings as they are, lists joined with spaces, null
+/// empty.
+pub fn value_text(v: &serde_json::Value) -> String {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| x.to_string())
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        x => x.to_string(),
+    }
+}
