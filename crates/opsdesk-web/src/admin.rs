@@ -17,7 +17,7 @@ use crate::view::{self, Chrome};
 use crate::{page, see_other, WebError, WebResult, WebState};
 
 /// The configuration lists, in the order admins look for them.
-const KINDS: [(&str, &str); 10] = [
+const KINDS: [(&str, &str); 12] = [
     ("triggers", "Triggers"),
     ("automations", "Automations"),
     ("macros", "Macros"),
@@ -28,6 +28,8 @@ const KINDS: [(&str, &str); 10] = [
     ("organizations", "Organizations"),
     ("ticket_fields", "Ticket fields"),
     ("ticket_forms", "Ticket forms"),
+    ("schedules", "Schedules"),
+    ("webhooks", "Webhooks"),
 ];
 
 pub struct KindLink {
@@ -248,6 +250,30 @@ pub async fn list(
                 )
             })
             .collect(),
+        "schedules" => app
+            .list_schedules(a)
+            .await?
+            .iter()
+            .map(|x| {
+                let detail = format!(
+                    "{} · {} interval(s) · {} holiday(s)",
+                    x.time_zone,
+                    x.intervals.len(),
+                    x.holidays.len()
+                );
+                row(&kind, x.id, x.name.clone(), detail, None)
+            })
+            .collect(),
+        "webhooks" => app
+            .list_webhooks(a, None, None, &all)
+            .await?
+            .items
+            .iter()
+            .map(|x| {
+                let detail = format!("{} {} · {}", x.http_method, x.endpoint, x.status);
+                row(&kind, x.id, x.name.clone(), detail, None)
+            })
+            .collect(),
         _ => return Err(WebError::NotFound),
     };
     let title = KINDS
@@ -278,6 +304,8 @@ pub async fn list(
                 | "ticket_fields"
                 | "ticket_forms"
                 | "sla_policies"
+                | "schedules"
+                | "webhooks"
         )
         .then(|| format!("/admin/{kind}/new")),
         kind,

@@ -94,6 +94,7 @@ pub fn router(app: App) -> Router {
         .route("/admin/{kind}", get(admin::list))
         .route("/admin/{kind}/{id}/active", post(admin::set_active))
         .route("/admin/{kind}/{id}/move", post(admin::move_item))
+        .route("/admin/schedules/{id}/holidays", post(records::holiday))
         .route("/admin/{kind}/new", get(admin::new_rule))
         .route("/admin/{kind}/save", post(admin::save_rule))
         .route("/admin/{kind}/{id}/edit", get(admin::edit_rule))

@@ -15,13 +15,101 @@ use crate::view::{self, Choice, Chrome};
 use crate::{page, see_other, WebError, WebResult, WebState};
 
 /// The record kinds these forms edit.
-pub const KINDS: [&str; 5] = [
+pub const KINDS: [&str; 7] = [
     "groups",
     "organizations",
     "users",
     "ticket_fields",
     "ticket_forms",
+    "schedules",
+    "webhooks",
 ];
+
+const DAYS: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
+
+fn hhmm(m: u32) -> String {
+    format!("{:02}:{:02}", m / 60, m % 60)
+}
+
+/// A schedule's weekly intervals (minutes from Sunday 00:00) as one text per day:
+/// `09:00-17:00`, several separated by commas, empty when closed. An interval that runs past
+/// midnight is split at it.
+fn day_texts(intervals: &[opsdesk_core::business_hours::Interval]) -> Vec<String> {
+    let mut days: Vec<Vec<String>> = vec![vec![]; 7];
+    for iv in intervals {
+        let mut start = iv.start_time;
+        while start < iv.end_time {
+            let d = (start / 1440) as usize;
+            let day_end = (start / 1440 + 1) * 1440;
+            let end = iv.end_time.min(day_end);
+            if let Some(v) = days.get_mut(d) {
+                v.push(format!(
+                    "{}-{}",
+                    hhmm(start % 1440),
+                    if end == day_end {
+                        "24:00".into()
+                    } else {
+                        hhmm(end % 1440)
+                    }
+                ));
+            }
+            start = end;
+        }
+    }
+    days.into_iter().map(|v| v.join(", ")).collect()
+}
+
+fn parse_hhmm(s: &str) -> Option<u32> {
+    let (h, m) = s.trim().split_once(':')?;
+    let (h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    (m < 60 && (h < 24 || (h == 24 && m == 0))).then_some(h * 60 + m)
+}
+
+/// The week's intervals from the form's `day_0` … `day_6` texts; adjacent ones are joined
+/// (a day open to midnight and the next from midnight make one interval, as the API keeps).
+fn intervals_from(form: &Form) -> WebResult<Vec<Value>> {
+    let mut out: Vec<(u32, u32)> = vec![];
+    for (d, name) in DAYS.iter().enumerate() {
+        let text = form.get(&format!("day_{d}")).unwrap_or("");
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let bad = || {
+                WebError::BadRequest(format!(
+                    "{name}: \"{part}\" is not a time range like 09:00-17:00"
+                ))
+            };
+            let (a, b) = part.split_once('-').ok_or_else(bad)?;
+            let (a, b) = (
+                parse_hhmm(a).ok_or_else(bad)?,
+                parse_hhmm(b).ok_or_else(bad)?,
+            );
+            if a >= b {
+                return Err(bad());
+            }
+            let base = d as u32 * 1440;
+            out.push((base + a, base + b));
+        }
+    }
+    out.sort_unstable();
+    let mut merged: Vec<(u32, u32)> = vec![];
+    for (a, b) in out {
+        match merged.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    Ok(merged
+        .into_iter()
+        .map(|(a, b)| json!({"start_time": a, "end_time": b}))
+        .collect())
+}
 
 /// One input of a form.
 pub struct Input {
@@ -78,6 +166,8 @@ struct RecordForm {
     id: Option<Id>,
     inputs: Vec<Input>,
     errors: Vec<String>,
+    /// A schedule's holidays: (id, name, from, to).
+    holidays: Vec<(Id, String, String, String)>,
 }
 
 fn noun(kind: &str) -> &'static str {
@@ -86,6 +176,8 @@ fn noun(kind: &str) -> &'static str {
         "organizations" => "organization",
         "ticket_fields" => "ticket field",
         "ticket_forms" => "ticket form",
+        "schedules" => "schedule",
+        "webhooks" => "webhook",
         _ => "user",
     }
 }
@@ -289,6 +381,87 @@ async fn inputs(st: &WebState, s: &Session, kind: &str, v: &Value) -> WebResult<
                 },
             ]
         }
+        "schedules" => {
+            let intervals: Vec<opsdesk_core::business_hours::Interval> = v
+                .get("intervals")
+                .cloned()
+                .and_then(|i| serde_json::from_value(i).ok())
+                .unwrap_or_default();
+            let texts = if v.get("day_0").is_some() {
+                (0..7).map(|d| t(&format!("day_{d}"))).collect()
+            } else {
+                day_texts(&intervals)
+            };
+            let mut out = vec![
+                Input::text("name", "Name", t("name")),
+                Input::text("time_zone", "Time zone", t("time_zone")).help(
+                    "Zendesk's names (Pacific Time (US & Canada)) or IANA names (America/Los_Angeles).",
+                ),
+            ];
+            for (d, name) in DAYS.iter().enumerate() {
+                out.push(
+                    Input::text(
+                        &format!("day_{d}"),
+                        &format!("{name} hours"),
+                        texts[d].clone(),
+                    )
+                    .help(if d == 0 {
+                        "Like 09:00-17:00; several separated by commas; empty: closed."
+                    } else {
+                        ""
+                    }),
+                );
+            }
+            out
+        }
+        "webhooks" => {
+            let auth_type = v
+                .get("authentication")
+                .and_then(|a| a.get("type"))
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let auth_type = if auth_type.is_empty() {
+                t("auth_type")
+            } else {
+                auth_type
+            };
+            let sel = |name: &str, label: &str, opts: &[&str], cur: &str| {
+                Input::select(
+                    name,
+                    label,
+                    view::choices(
+                        None,
+                        opts.iter().map(|o| (o.to_string(), o.to_string())),
+                        cur,
+                    ),
+                )
+            };
+            let cur = |k: &str, d: &str| {
+                let x = t(k);
+                if x.is_empty() {
+                    d.to_string()
+                } else {
+                    x
+                }
+            };
+            vec![
+                Input::text("name", "Name", t("name")),
+                Input::text("description", "Description", t("description")),
+                Input::text("endpoint", "Endpoint URL", t("endpoint")),
+                sel("http_method", "Method", &["POST", "PUT", "PATCH", "GET", "DELETE"], &cur("http_method", "POST")),
+                sel("request_format", "Format", &["json", "xml", "form_encoded"], &cur("request_format", "json")),
+                sel("status", "Status", &["active", "inactive"], &cur("status", "active")),
+                Input::text("subscriptions", "Subscriptions", t("subscriptions")).help(
+                    "conditional_ticket_events for triggers and automations; event types separated by spaces.",
+                ),
+                sel("auth_type", "Authentication", &["none", "basic_auth", "bearer_token"], if auth_type.is_empty() { "none" } else { &auth_type }),
+                Input::text("auth_username", "Basic auth user name", ""),
+                Input::text("auth_secret", "Password or token", "")
+                    .kind("password")
+                    .help("Leave empty to keep the stored one."),
+            ]
+        }
         _ => {
             let role = t("role");
             let org = t("organization_id");
@@ -350,6 +523,24 @@ async fn render(
         id,
         inputs: inputs(st, s, kind, v).await?,
         errors,
+        holidays: v
+            .get("holidays")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|h| {
+                        let f =
+                            |k: &str| h.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+                        (
+                            h.get("id").and_then(Value::as_i64).unwrap_or(0),
+                            f("name"),
+                            f("start_date"),
+                            f("end_date"),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
     let mut r = page(&f)?;
     if !f.errors.is_empty() {
@@ -369,6 +560,8 @@ pub async fn edit(st: &WebState, s: &Session, kind: &str, id: Id) -> WebResult<R
         "organizations" => serde_json::to_value(app.get_organization(a, id).await?),
         "ticket_fields" => serde_json::to_value(app.get_ticket_field(a, id).await?),
         "ticket_forms" => serde_json::to_value(app.get_ticket_form(a, id).await?),
+        "schedules" => serde_json::to_value(app.get_schedule(a, id).await?),
+        "webhooks" => serde_json::to_value(app.get_webhook(a, id).await?),
         _ => serde_json::to_value(app.get_user(a, id).await?),
     }
     .map_err(|_| WebError::Internal)?;
@@ -444,6 +637,38 @@ pub async fn save(st: &WebState, s: &Session, kind: &str, form: &Form) -> WebRes
             "end_user_visible": form.get("end_user_visible") == Some("true"),
             "ticket_field_ids": form.all("ticket_field_ids").iter().filter_map(|v| v.parse::<Id>().ok()).collect::<Vec<_>>(),
         }),
+        "schedules" => {
+            let mut b = json!({"name": text("name"), "time_zone": text("time_zone")});
+            for d in 0..7 {
+                b[format!("day_{d}")] = json!(text(&format!("day_{d}")));
+            }
+            b
+        }
+        "webhooks" => {
+            let mut b = json!({
+                "name": text("name"),
+                "description": text("description"),
+                "endpoint": text("endpoint"),
+                "http_method": text("http_method"),
+                "request_format": text("request_format"),
+                "status": text("status"),
+                "subscriptions": text("subscriptions").split(|c: char| c == ',' || c.is_whitespace()).filter(|x| !x.is_empty()).collect::<Vec<_>>(),
+                "auth_type": text("auth_type"),
+            });
+            let secret = form.text("auth_secret");
+            match (text("auth_type").as_str(), secret) {
+                ("none", _) => b["authentication"] = Value::Null,
+                ("basic_auth", Some(pw)) => {
+                    b["authentication"] = json!({"type": "basic_auth", "add_position": "header", "data": {"username": text("auth_username"), "password": pw}})
+                }
+                ("bearer_token", Some(tok)) => {
+                    b["authentication"] = json!({"type": "bearer_token", "add_position": "header", "data": {"token": tok}})
+                }
+                // No new secret: the stored authentication stays (a new webhook needs one).
+                _ => {}
+            }
+            b
+        }
         _ => json!({
             "name": text("name"),
             "email": form.text("email"),
@@ -457,6 +682,34 @@ pub async fn save(st: &WebState, s: &Session, kind: &str, form: &Form) -> WebRes
             .save_group(a, id, decode(body.clone())?)
             .await
             .map(|_| ()),
+        ("schedules", _) => {
+            let mut input = body.clone();
+            input["intervals"] = match intervals_from(form) {
+                Ok(iv) => json!(iv),
+                Err(WebError::BadRequest(m)) => {
+                    return render(st, s, kind, id, &body, vec![m]).await;
+                }
+                Err(e) => return Err(e),
+            };
+            app.save_schedule(a, id, decode(input)?).await.map(|_| ())
+        }
+        ("webhooks", _) => {
+            if id.is_none() && text("auth_type") != "none" && form.text("auth_secret").is_none() {
+                return render(
+                    st,
+                    s,
+                    kind,
+                    id,
+                    &body,
+                    vec!["Authentication: a new webhook needs its password or token".into()],
+                )
+                .await;
+            }
+            // PATCH semantics: what the form leaves out (a stored secret) stays.
+            app.save_webhook(a, id, decode(body.clone())?, true)
+                .await
+                .map(|_| ())
+        }
         ("ticket_fields", _) => app
             .save_ticket_field(a, id, decode(body.clone())?)
             .await
@@ -483,6 +736,52 @@ pub async fn save(st: &WebState, s: &Session, kind: &str, form: &Form) -> WebRes
         Ok(()) => Ok(see_other(&format!("/admin/{kind}"))),
         Err(opsdesk_app::AppError::Invalid(i)) => {
             render(st, s, kind, id, &body, view::invalid_messages(&i)).await
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Add a holiday to a schedule (`name`, `start_date`, `end_date`), or with `delete` set,
+/// remove the holiday `holiday_id`.
+pub async fn holiday(
+    st: axum::extract::State<WebState>,
+    s: Session,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    form: Form,
+) -> WebResult<Response> {
+    let s = s.admin()?;
+    s.check(&form)?;
+    let id: Id = id.parse().map_err(|_| WebError::NotFound)?;
+    let (app, a) = (&st.app, &s.actor);
+    let result = match form.text("delete").and_then(|h| h.parse::<Id>().ok()) {
+        Some(hid) => app.save_holiday(a, id, Some(hid), None).await.map(|_| ()),
+        None => {
+            let end = form
+                .text("end_date")
+                .or(form.text("start_date"))
+                .unwrap_or("");
+            let input = decode(json!({
+                "name": form.get("name").unwrap_or("").trim(),
+                "start_date": form.get("start_date").unwrap_or("").trim(),
+                "end_date": end,
+            }))?;
+            app.save_holiday(a, id, None, Some(input)).await.map(|_| ())
+        }
+    };
+    match result {
+        Ok(()) => Ok(see_other(&format!("/admin/schedules/{id}/edit"))),
+        Err(opsdesk_app::AppError::Invalid(i)) => {
+            let v = serde_json::to_value(app.get_schedule(a, id).await?)
+                .map_err(|_| WebError::Internal)?;
+            render(
+                &st,
+                &s,
+                "schedules",
+                Some(id),
+                &v,
+                view::invalid_messages(&i),
+            )
+            .await
         }
         Err(e) => Err(e.into()),
     }

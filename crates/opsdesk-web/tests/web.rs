@@ -1207,6 +1207,196 @@ async fn agents_and_customers_work_through_the_pages() {
         assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
         assert!(p.body.contains("is not a whole number of minutes"));
 
+        // Schedules: a week of hours per day, and holidays.
+        let p = admin
+            .post(
+                &w,
+                "/admin/schedules/save",
+                &[
+                    ("csrf", &csrf_a),
+                    ("name", "Office"),
+                    ("time_zone", "Pacific Time (US & Canada)"),
+                    ("day_0", ""),
+                    ("day_1", "09:00-12:00, 13:00-17:00"),
+                    ("day_2", "09:00-17:00"),
+                    ("day_3", "09:00-17:00"),
+                    ("day_4", "09:00-17:00"),
+                    ("day_5", "09:00-24:00"),
+                    ("day_6", "00:00-02:00"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            (p.status, p.location.as_str()),
+            (StatusCode::SEE_OTHER, "/admin/schedules"),
+            "{}",
+            p.body
+        );
+        let sch = w
+            .api(reqwest::Method::GET, "/business_hours/schedules", json!({}))
+            .await["schedules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == "Office")
+            .unwrap()
+            .clone();
+        let day = 1440;
+        let iv: Vec<(i64, i64)> = sch["intervals"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| {
+                (
+                    i["start_time"].as_i64().unwrap(),
+                    i["end_time"].as_i64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            iv,
+            [
+                (day + 540, day + 720),
+                (day + 780, day + 1020),
+                (2 * day + 540, 2 * day + 1020),
+                (3 * day + 540, 3 * day + 1020),
+                (4 * day + 540, 4 * day + 1020),
+                (5 * day + 540, 6 * day + 120), // Friday to Saturday 02:00, joined at midnight
+            ]
+        );
+        let sid = sch["id"].to_string();
+        let p = admin.get(&w, &format!("/admin/schedules/{sid}/edit")).await;
+        assert!(p.body.contains("value=\"09:00-24:00\""), "{}", p.body);
+        assert!(p.body.contains("value=\"00:00-02:00\""));
+        let p = admin
+            .post(
+                &w,
+                "/admin/schedules/save",
+                &[
+                    ("csrf", &csrf_a),
+                    ("id", &sid),
+                    ("name", "Office"),
+                    ("time_zone", "Pacific Time (US & Canada)"),
+                    ("day_1", "9-5"),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            error_of(&p.body).contains("Monday: &#34;9-5&#34; is not a time range"),
+            "{}",
+            p.body
+        );
+        let p = admin
+            .post(
+                &w,
+                &format!("/admin/schedules/{sid}/holidays"),
+                &[
+                    ("csrf", &csrf_a),
+                    ("name", "Christmas"),
+                    ("start_date", "2026-12-25"),
+                    ("end_date", "2026-12-26"),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+        let hs = w
+            .api(
+                reqwest::Method::GET,
+                &format!("/business_hours/schedules/{sid}/holidays"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(hs["holidays"][0]["name"], "Christmas");
+        assert_eq!(hs["holidays"][0]["end_date"], "2026-12-26");
+        let hid = hs["holidays"][0]["id"].to_string();
+        let p = admin
+            .post(
+                &w,
+                &format!("/admin/schedules/{sid}/holidays"),
+                &[("csrf", &csrf_a), ("delete", &hid)],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER);
+        let hs = w
+            .api(
+                reqwest::Method::GET,
+                &format!("/business_hours/schedules/{sid}/holidays"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(hs["holidays"].as_array().unwrap().len(), 0);
+
+        // Webhooks: a secret is write-only; leaving it empty keeps it.
+        let p = admin
+            .post(
+                &w,
+                "/admin/webhooks/save",
+                &[
+                    ("csrf", &csrf_a),
+                    ("name", "Chat bridge"),
+                    ("endpoint", "https://example.com/hook"),
+                    ("http_method", "POST"),
+                    ("request_format", "json"),
+                    ("status", "active"),
+                    ("subscriptions", "conditional_ticket_events"),
+                    ("auth_type", "bearer_token"),
+                    ("auth_secret", "s3cret-token"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            (p.status, p.location.as_str()),
+            (StatusCode::SEE_OTHER, "/admin/webhooks"),
+            "{}",
+            p.body
+        );
+        let hook = w.api(reqwest::Method::GET, "/webhooks", json!({})).await["webhooks"][0].clone();
+        assert_eq!(hook["authentication"]["type"], "bearer_token");
+        let hook_id = hook["id"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| hook["id"].to_string());
+        let p = admin
+            .get(&w, &format!("/admin/webhooks/{hook_id}/edit"))
+            .await;
+        assert!(
+            !p.body.contains("s3cret-token"),
+            "a stored secret is never shown"
+        );
+        let p = admin
+            .post(
+                &w,
+                "/admin/webhooks/save",
+                &[
+                    ("csrf", &csrf_a),
+                    ("id", &hook_id),
+                    ("name", "Chat bridge"),
+                    ("endpoint", "https://example.com/hook2"),
+                    ("http_method", "POST"),
+                    ("request_format", "json"),
+                    ("status", "inactive"),
+                    ("subscriptions", "conditional_ticket_events"),
+                    ("auth_type", "bearer_token"),
+                    ("auth_secret", ""),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+        let hook = w
+            .api(
+                reqwest::Method::GET,
+                &format!("/webhooks/{hook_id}"),
+                json!({}),
+            )
+            .await["webhook"]
+            .clone();
+        assert_eq!(
+            (hook["endpoint"].as_str(), hook["status"].as_str()),
+            (Some("https://example.com/hook2"), Some("inactive"))
+        );
+        assert_eq!(hook["authentication"]["type"], "bearer_token");
+
         // A suspended user's session ends at their next request.
         let (mut dave2, _) = Browser::sign_in(&w, "dave@example.com", "password-123").await;
         assert_eq!(dave2.get(&w, "/portal").await.status, StatusCode::OK);
