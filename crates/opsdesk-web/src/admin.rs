@@ -413,35 +413,36 @@ const PRIORITIES: [&str; 4] = ["low", "normal", "high", "urgent"];
 pub struct SlaRow {
     pub metric: &'static str,
     pub label: String,
-    pub business_hours: bool,
-    pub targets: Vec<(&'static str, String)>,
+    /// Per priority: the priority, the target minutes (empty: none), in business hours.
+    pub targets: Vec<(&'static str, String, bool)>,
 }
 
 /// The SLA grid of a submitted form: `target_{metric}_{priority}` minutes (empty: no target)
-/// and `bh_{metric}` for business hours.
-fn targets_from(form: &Form) -> WebResult<Vec<opsdesk_core::sla::PolicyMetric>> {
+/// and `bh_{metric}_{priority}` for business hours; the targets it could read, and a message
+/// for each it could not.
+fn targets_from(form: &Form) -> (Vec<opsdesk_core::sla::PolicyMetric>, Vec<String>) {
     let mut out = vec![];
+    let mut errors = vec![];
     for m in opsdesk_core::sla::SLA_METRICS {
-        let business_hours = form.get(&format!("bh_{m}")) == Some("true");
         for p in PRIORITIES {
             let Some(v) = form.text(&format!("target_{m}_{p}")) else {
                 continue;
             };
-            let target = v.parse::<i64>().map_err(|_| {
-                WebError::BadRequest(format!(
+            match v.parse::<i64>() {
+                Ok(target) => out.push(opsdesk_core::sla::PolicyMetric {
+                    priority: p.into(),
+                    metric: (*m).into(),
+                    target,
+                    business_hours: form.get(&format!("bh_{m}_{p}")) == Some("true"),
+                }),
+                Err(_) => errors.push(format!(
                     "{} for {p} priority: \"{v}\" is not a whole number of minutes",
                     view::capitalize(&m.replace('_', " "))
-                ))
-            })?;
-            out.push(opsdesk_core::sla::PolicyMetric {
-                priority: p.into(),
-                metric: (*m).into(),
-                target,
-                business_hours,
-            });
+                )),
+            }
         }
     }
-    Ok(out)
+    (out, errors)
 }
 
 /// What the form holds (from the record, or as submitted).
@@ -597,17 +598,17 @@ async fn editor(
             .map(|m| SlaRow {
                 metric: m,
                 label: view::capitalize(&m.replace('_', " ")),
-                business_hours: d.targets.iter().any(|t| t.metric == *m && t.business_hours),
                 targets: PRIORITIES
                     .iter()
                     .map(|p| {
+                        let t = d
+                            .targets
+                            .iter()
+                            .find(|t| t.metric == *m && t.priority == *p);
                         (
                             *p,
-                            d.targets
-                                .iter()
-                                .find(|t| t.metric == *m && t.priority == *p)
-                                .map(|t| t.target.to_string())
-                                .unwrap_or_default(),
+                            t.map(|t| t.target.to_string()).unwrap_or_default(),
+                            t.is_some_and(|t| t.business_hours),
                         )
                     })
                     .collect(),
@@ -802,8 +803,12 @@ pub async fn save_rule(
         return crate::records::save(&st, &s, &kind, &form).await;
     }
     let kind = RuleKind::of(&kind)?;
+    let (targets, target_errors) = targets_from(&form);
     let d = Draft {
-        id: form.text("id").and_then(|v| v.parse().ok()),
+        id: match form.text("id") {
+            None => None,
+            Some(v) => Some(v.parse().map_err(|_| WebError::NotFound)?),
+        },
         title: form.get("title").unwrap_or("").trim().to_string(),
         description: form.get("description").unwrap_or("").trim().to_string(),
         active: form.get("active") == Some("true"),
@@ -815,8 +820,14 @@ pub async fn save_rule(
         sort_order: form.get("sort_order").unwrap_or("").trim().to_string(),
         group_by: form.get("group_by").unwrap_or("").trim().to_string(),
         group_order: form.get("group_order").unwrap_or("").trim().to_string(),
-        targets: targets_from(&form)?,
+        targets,
     };
+    if !target_errors.is_empty() {
+        let e = editor(&st, &s, kind, d, target_errors).await?;
+        let mut r = page(&e)?;
+        *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+        return Ok(r);
+    }
     let conditions = json!({
         "all": d.all.iter().map(cond_json).collect::<Vec<_>>(),
         "any": d.any.iter().map(cond_json).collect::<Vec<_>>(),

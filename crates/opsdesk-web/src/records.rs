@@ -182,6 +182,28 @@ fn noun(kind: &str) -> &'static str {
     }
 }
 
+/// An organisation field's value as its input shows it (a list: its values sorted, space
+/// separated), so a submitted value can be compared with the stored one.
+fn org_field_text(v: &Value) -> String {
+    match v {
+        Value::Array(a) => {
+            let mut x: Vec<String> = a
+                .iter()
+                .map(|e| {
+                    e.as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| e.to_string())
+                })
+                .collect();
+            x.sort();
+            x.join(" ")
+        }
+        Value::String(s) => s.clone(),
+        Value::Null => String::new(),
+        x => x.to_string(),
+    }
+}
+
 /// A field's options as the form edits them: one `Name = value` per line.
 fn options_text(v: &Value) -> String {
     v.get("custom_field_options")
@@ -207,7 +229,7 @@ fn options_json(text: &str) -> Vec<Value> {
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
-        .map(|l| match l.split_once('=') {
+        .map(|l| match l.split_once(" = ").or_else(|| l.split_once('=')) {
             Some((n, v)) => json!({"name": n.trim(), "value": v.trim()}),
             None => json!({"name": l, "value": l.to_lowercase().split_whitespace().collect::<Vec<_>>().join("_")}),
         })
@@ -258,31 +280,36 @@ async fn inputs(st: &WebState, s: &Session, kind: &str, v: &Value) -> WebResult<
                     .cloned()
                     .unwrap_or(Value::Null);
                 let name = format!("orgfield_{}", f.key);
+                let shown = org_field_text(&cur);
+                let options = || {
+                    f.custom_field_options
+                        .iter()
+                        .map(|o| (o.value.clone(), o.name.clone()))
+                };
                 out.push(match f.field_type.as_str() {
                     "dropdown" | "tagger" => {
-                        let cur = cur.as_str().unwrap_or("").to_string();
-                        Input::select(
-                            &name,
-                            &f.title,
-                            view::choices(
-                                Some("—"),
-                                f.custom_field_options
-                                    .iter()
-                                    .map(|o| (o.value.clone(), o.name.clone())),
-                                &cur,
-                            ),
-                        )
+                        Input::select(&name, &f.title, view::choices(Some("—"), options(), &shown))
+                    }
+                    "multiselect" => {
+                        let sel: Vec<&str> = shown.split(' ').collect();
+                        let mut o: Vec<Choice> = options()
+                            .map(|(v, l)| {
+                                let on = sel.contains(&v.as_str());
+                                Choice::new(v, l, on)
+                            })
+                            .collect();
+                        for x in sel.iter().filter(|x| !x.is_empty()) {
+                            if !o.iter().any(|c| c.value == *x) {
+                                o.push(Choice::new(*x, format!("{x} (current value)"), true));
+                            }
+                        }
+                        Input {
+                            options: o,
+                            ..Input::text(&name, &f.title, "").kind("multiselect")
+                        }
                     }
                     "checkbox" => Input::check(&name, &f.title, cur.as_bool().unwrap_or(false)),
-                    _ => Input::text(
-                        &name,
-                        &f.title,
-                        match cur {
-                            Value::String(x) => x,
-                            Value::Null => String::new(),
-                            x => x.to_string(),
-                        },
-                    ),
+                    _ => Input::text(&name, &f.title, shown),
                 });
             }
             out
@@ -369,15 +396,32 @@ async fn inputs(st: &WebState, s: &Session, kind: &str, v: &Value) -> WebResult<
                     b("end_user_visible", true),
                 ),
                 Input {
-                    options: fields
+                    // The form's fields first, in its order (inactive ones too, so a save
+                    // keeps them), then every other active field.
+                    options: chosen
                         .iter()
-                        .filter(|f| f.active)
+                        .filter_map(|id| fields.iter().find(|f| f.id == *id))
                         .map(|f| {
-                            Choice::new(f.id.to_string(), f.title.clone(), chosen.contains(&f.id))
+                            let label = if f.active {
+                                f.title.clone()
+                            } else {
+                                format!("{} (inactive)", f.title)
+                            };
+                            Choice::new(f.id.to_string(), label, true)
                         })
+                        .chain(
+                            fields
+                                .iter()
+                                .filter(|f| f.active && !chosen.contains(&f.id))
+                                .map(|f| Choice::new(f.id.to_string(), f.title.clone(), false)),
+                        )
                         .collect(),
-                    ..Input::text("ticket_field_ids", "Fields, in order of their ids", "")
-                        .kind("multiselect")
+                    ..Input::text(
+                        "ticket_field_ids",
+                        "Fields (chosen ones keep their order; new ones go last)",
+                        "",
+                    )
+                    .kind("multiselect")
                 },
             ]
         }
@@ -455,8 +499,23 @@ async fn inputs(st: &WebState, s: &Session, kind: &str, v: &Value) -> WebResult<
                 Input::text("subscriptions", "Subscriptions", t("subscriptions")).help(
                     "conditional_ticket_events for triggers and automations; event types separated by spaces.",
                 ),
-                sel("auth_type", "Authentication", &["none", "basic_auth", "bearer_token"], if auth_type.is_empty() { "none" } else { &auth_type }),
-                Input::text("auth_username", "Basic auth user name", ""),
+                sel(
+                    "auth_type",
+                    "Authentication",
+                    &["none", "basic_auth", "bearer_token", "api_key"],
+                    if auth_type.is_empty() { "none" } else { &auth_type },
+                ),
+                Input::text(
+                    "auth_username",
+                    "User name (basic auth) or header name (API key)",
+                    {
+                        let data = v.get("authentication").and_then(|a| a.get("data"));
+                        data.and_then(|d| d.get("username").or_else(|| d.get("name")))
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                            .unwrap_or_else(|| t("auth_username"))
+                    },
+                ),
                 Input::text("auth_secret", "Password or token", "")
                     .kind("password")
                     .help("Leave empty to keep the stored one."),
@@ -574,7 +633,10 @@ fn decode<T: serde::de::DeserializeOwned>(v: Value) -> WebResult<T> {
 }
 
 pub async fn save(st: &WebState, s: &Session, kind: &str, form: &Form) -> WebResult<Response> {
-    let id: Option<Id> = form.text("id").and_then(|v| v.parse().ok());
+    let id: Option<Id> = match form.text("id") {
+        None => None,
+        Some(v) => Some(v.parse().map_err(|_| WebError::NotFound)?),
+    };
     let (app, a) = (&st.app, &s.actor);
     let text = |k: &str| form.get(k).unwrap_or("").trim().to_string();
     let opt_id = |k: &str| -> Value {
@@ -585,6 +647,12 @@ pub async fn save(st: &WebState, s: &Session, kind: &str, form: &Form) -> WebRes
     let body = match kind {
         "groups" => json!({"name": text("name"), "description": text("description")}),
         "organizations" => {
+            // Only the fields whose value changed: a value the form cannot show exactly (a
+            // removed option, a number typed differently) is left as it is.
+            let stored = match id {
+                Some(i) => app.get_organization(a, i).await?.organization_fields,
+                None => Default::default(),
+            };
             let mut fields = Map::new();
             for f in app
                 .list_custom_fields(a, FieldKind::Organization)
@@ -592,15 +660,38 @@ pub async fn save(st: &WebState, s: &Session, kind: &str, form: &Form) -> WebRes
                 .iter()
                 .filter(|f| f.active)
             {
-                let v = form.get(&format!("orgfield_{}", f.key));
-                fields.insert(
-                    f.key.clone(),
-                    match (f.field_type.as_str(), v) {
-                        ("checkbox", v) => json!(v == Some("true")),
-                        (_, Some(x)) if !x.trim().is_empty() => json!(x.trim()),
-                        _ => Value::Null,
-                    },
-                );
+                let name = format!("orgfield_{}", f.key);
+                let submitted = match f.field_type.as_str() {
+                    "checkbox" => (form.get(&name) == Some("true")).to_string(),
+                    "multiselect" => {
+                        let mut v: Vec<&str> = form.all(&name);
+                        v.retain(|x| !x.is_empty());
+                        v.sort_unstable();
+                        v.join(" ")
+                    }
+                    _ => form.get(&name).unwrap_or("").trim().to_string(),
+                };
+                let before = stored.get(&f.key).map(org_field_text).unwrap_or_default();
+                let before = if f.field_type == "checkbox" && before.is_empty() {
+                    "false".into()
+                } else {
+                    before
+                };
+                if submitted == before {
+                    continue;
+                }
+                let value = match f.field_type.as_str() {
+                    "checkbox" => json!(submitted == "true"),
+                    _ if submitted.is_empty() => Value::Null,
+                    "multiselect" => json!(submitted.split(' ').collect::<Vec<_>>()),
+                    "integer" | "decimal" => submitted
+                        .parse::<i64>()
+                        .map(|n| json!(n))
+                        .or_else(|_| submitted.parse::<f64>().map(|n| json!(n)))
+                        .unwrap_or_else(|_| json!(submitted)),
+                    _ => json!(submitted),
+                };
+                fields.insert(f.key.clone(), value);
             }
             json!({
                 "name": text("name"),
@@ -624,8 +715,36 @@ pub async fn save(st: &WebState, s: &Session, kind: &str, form: &Form) -> WebRes
                 "regexp_for_validation": form.text("regexp_for_validation"),
             });
             if matches!(text("type").as_str(), "tagger" | "multiselect") {
-                b["custom_field_options"] =
-                    json!(options_json(form.get("custom_field_options").unwrap_or("")));
+                // An option whose value is unchanged keeps its id, raw name and default flag.
+                let existing: Vec<Value> = match id {
+                    Some(i) => {
+                        serde_json::to_value(app.get_ticket_field(a, i).await?.custom_field_options)
+                            .ok()
+                            .and_then(|v| v.as_array().cloned())
+                            .unwrap_or_default()
+                    }
+                    None => vec![],
+                };
+                let opts: Vec<Value> = options_json(form.get("custom_field_options").unwrap_or(""))
+                    .into_iter()
+                    .map(
+                        |o| match existing.iter().find(|e| e["value"] == o["value"]) {
+                            Some(e) => {
+                                let mut e = e.clone();
+                                if e["name"] != o["name"] {
+                                    e["raw_name"] = o["name"].clone();
+                                }
+                                e["name"] = o["name"].clone();
+                                e
+                            }
+                            None => o,
+                        },
+                    )
+                    .collect();
+                b["custom_field_options"] = json!(opts);
+            }
+            if form.text("title_in_portal").is_none() {
+                b.as_object_mut().map(|o| o.remove("title_in_portal"));
             }
             b
         }
@@ -656,15 +775,20 @@ pub async fn save(st: &WebState, s: &Session, kind: &str, form: &Form) -> WebRes
                 "auth_type": text("auth_type"),
             });
             let secret = form.text("auth_secret");
+            let user = text("auth_username");
             match (text("auth_type").as_str(), secret) {
                 ("none", _) => b["authentication"] = Value::Null,
                 ("basic_auth", Some(pw)) => {
-                    b["authentication"] = json!({"type": "basic_auth", "add_position": "header", "data": {"username": text("auth_username"), "password": pw}})
+                    b["authentication"] = json!({"type": "basic_auth", "add_position": "header", "data": {"username": user, "password": pw}})
                 }
                 ("bearer_token", Some(tok)) => {
                     b["authentication"] = json!({"type": "bearer_token", "add_position": "header", "data": {"token": tok}})
                 }
-                // No new secret: the stored authentication stays (a new webhook needs one).
+                ("api_key", Some(val)) => {
+                    b["authentication"] = json!({"type": "api_key", "add_position": "header", "data": {"name": user, "value": val}})
+                }
+                // No new secret: the stored authentication stays, if it is of this type
+                // (checked where the stored webhook is read).
                 _ => {}
             }
             b
@@ -687,23 +811,32 @@ pub async fn save(st: &WebState, s: &Session, kind: &str, form: &Form) -> WebRes
             input["intervals"] = match intervals_from(form) {
                 Ok(iv) => json!(iv),
                 Err(WebError::BadRequest(m)) => {
-                    return render(st, s, kind, id, &body, vec![m]).await;
+                    let mut shown = body.clone();
+                    if let Some(i) = id {
+                        shown["holidays"] = json!(app.get_schedule(a, i).await?.holidays);
+                    }
+                    return render(st, s, kind, id, &shown, vec![m]).await;
                 }
                 Err(e) => return Err(e),
             };
             app.save_schedule(a, id, decode(input)?).await.map(|_| ())
         }
         ("webhooks", _) => {
-            if id.is_none() && text("auth_type") != "none" && form.text("auth_secret").is_none() {
-                return render(
-                    st,
-                    s,
-                    kind,
-                    id,
-                    &body,
-                    vec!["Authentication: a new webhook needs its password or token".into()],
-                )
-                .await;
+            let stored_type = match id {
+                Some(i) => app
+                    .get_webhook(a, i)
+                    .await?
+                    .authentication
+                    .and_then(|x| x.get("type").and_then(Value::as_str).map(str::to_string)),
+                None => None,
+            };
+            let ty = text("auth_type");
+            if ty != "none"
+                && form.text("auth_secret").is_none()
+                && stored_type.as_deref() != Some(ty.as_str())
+            {
+                let msg = format!("Authentication: {ty} needs its password, token or key");
+                return render(st, s, kind, id, &body, vec![msg]).await;
             }
             // PATCH semantics: what the form leaves out (a stored secret) stays.
             app.save_webhook(a, id, decode(body.clone())?, true)

@@ -289,14 +289,22 @@ pub async fn login(
     // outrun the count) and keyed on the connecting address, never on X-Forwarded-For,
     // which a client writes itself.
     let ip = peer.ip();
-    let account = form.get("email").unwrap_or("").trim().to_lowercase();
-    // Every limit counts the attempt (all three run, then the first refusal answers).
-    let refused = [
-        st.attempts.check((account.clone(), ip)).err(),
-        st.account_attempts.check(account).err(),
-        st.address_attempts.check(ip).err(),
-    ];
-    if let Some(l) = refused.into_iter().flatten().next() {
+    let account: String = form
+        .get("email")
+        .unwrap_or("")
+        .trim()
+        .to_lowercase()
+        .chars()
+        .take(320)
+        .collect();
+    // The address's limits first; the account's only counts attempts the address was allowed
+    // to make, so one address cannot use up an account's allowance and lock it out.
+    if let Err(l) = st
+        .address_attempts
+        .check(ip)
+        .and_then(|_| st.attempts.check((account.clone(), ip)))
+        .and_then(|_| st.account_attempts.check(account))
+    {
         return Err(WebError::TooMany(l.retry_after));
     }
     let email = form.get("email").unwrap_or("").trim().to_string();
@@ -360,12 +368,19 @@ pub async fn send_link(
     form: Form,
 ) -> WebResult<Response> {
     check_login_cookie(&headers, &form)?;
-    let email = form.get("email").unwrap_or("").trim().to_lowercase();
-    let refused = [
-        st.login_links.check(peer.ip()).err(),
-        st.links_per_email.check(email.clone()).err(),
-    ];
-    if let Some(l) = refused.into_iter().flatten().next() {
+    let email: String = form
+        .get("email")
+        .unwrap_or("")
+        .trim()
+        .to_lowercase()
+        .chars()
+        .take(320)
+        .collect();
+    if let Err(l) = st
+        .login_links
+        .check(peer.ip())
+        .and_then(|_| st.links_per_email.check(email.clone()))
+    {
         return Err(WebError::TooMany(l.retry_after));
     }
     st.app.send_login_link(&email).await?;

@@ -1113,6 +1113,67 @@ async fn agents_and_customers_work_through_the_pages() {
             .unwrap()
             .iter()
             .any(|i| *i == dep["id"]));
+        // A form keeps its fields' order, and a field deactivated meanwhile, when saved.
+        let region = w
+            .api(
+                reqwest::Method::POST,
+                "/ticket_fields",
+                json!({"ticket_field": {"type": "text", "title": "Region"}}),
+            )
+            .await["ticket_field"]["id"]
+            .clone();
+        let form2 = w
+            .api(reqwest::Method::POST, "/ticket_forms", json!({"ticket_form": {"name": "Ordered", "ticket_field_ids": [region, dep["id"]]}}))
+            .await["ticket_form"]["id"]
+            .clone();
+        w.api(
+            reqwest::Method::PUT,
+            &format!("/ticket_fields/{region}"),
+            json!({"ticket_field": {"active": false}}),
+        )
+        .await;
+        let p = admin
+            .get(&w, &format!("/admin/ticket_forms/{form2}/edit"))
+            .await;
+        let (ri, di) = (
+            p.body
+                .find(&format!(
+                    "<option value=\"{region}\" selected>Region (inactive)</option>"
+                ))
+                .expect("the inactive field stays chosen"),
+            p.body
+                .find(&format!("<option value=\"{}\" selected>", dep["id"]))
+                .unwrap(),
+        );
+        assert!(ri < di, "in the form's order");
+        let (rs, ds) = (region.to_string(), dep["id"].to_string());
+        let p = admin
+            .post(
+                &w,
+                "/admin/ticket_forms/save",
+                &[
+                    ("csrf", &csrf_a),
+                    ("id", &form2.to_string()),
+                    ("name", "Ordered (renamed)"),
+                    ("active", "true"),
+                    ("end_user_visible", "true"),
+                    ("ticket_field_ids", &rs),
+                    ("ticket_field_ids", &ds),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+        let f2 = w
+            .api(
+                reqwest::Method::GET,
+                &format!("/ticket_forms/{form2}"),
+                json!({}),
+            )
+            .await;
+        assert_eq!(
+            f2["ticket_form"]["ticket_field_ids"],
+            json!([region, dep["id"]])
+        );
         let p = admin
             .get(&w, &format!("/admin/ticket_fields/{}/edit", dep["id"]))
             .await;
@@ -1131,7 +1192,8 @@ async fn agents_and_customers_work_through_the_pages() {
                     ("all_value", "normal"),
                     ("target_first_reply_time_urgent", "60"),
                     ("target_first_reply_time_high", "240"),
-                    ("bh_first_reply_time", "true"),
+                    ("bh_first_reply_time_urgent", "true"),
+                    ("bh_first_reply_time_high", "true"),
                     ("target_next_reply_time_urgent", "120"),
                 ],
             )
@@ -1205,7 +1267,11 @@ async fn agents_and_customers_work_through_the_pages() {
             )
             .await;
         assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
-        assert!(p.body.contains("is not a whole number of minutes"));
+        assert!(error_of(&p.body).contains("First reply time for low priority: &#34;soon&#34; is not a whole number of minutes"), "{}", p.body);
+        assert!(
+            p.body.contains("value=\"Bad\""),
+            "the editor comes back with what was typed"
+        );
 
         // Schedules: a week of hours per day, and holidays.
         let p = admin
@@ -1396,6 +1462,42 @@ async fn agents_and_customers_work_through_the_pages() {
             (Some("https://example.com/hook2"), Some("inactive"))
         );
         assert_eq!(hook["authentication"]["type"], "bearer_token");
+        let me = w.app.authenticate_bearer(&w.admin_token).await.unwrap();
+        let stored = w
+            .app
+            .get_webhook(&me, hook_id.parse().unwrap())
+            .await
+            .unwrap();
+        assert_eq!(
+            stored.authentication.unwrap()["data"]["token"],
+            "s3cret-token",
+            "the empty secret kept the stored one"
+        );
+        let p = admin
+            .post(
+                &w,
+                "/admin/webhooks/save",
+                &[
+                    ("csrf", &csrf_a),
+                    ("id", &hook_id),
+                    ("name", "Chat bridge"),
+                    ("endpoint", "https://example.com/hook2"),
+                    ("http_method", "POST"),
+                    ("request_format", "json"),
+                    ("status", "inactive"),
+                    ("subscriptions", "conditional_ticket_events"),
+                    ("auth_type", "basic_auth"),
+                    ("auth_username", "bot"),
+                    ("auth_secret", ""),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            error_of(&p.body).contains("basic_auth needs its password"),
+            "{}",
+            p.body
+        );
 
         // A suspended user's session ends at their next request.
         let (mut dave2, _) = Browser::sign_in(&w, "dave@example.com", "password-123").await;
@@ -1588,6 +1690,36 @@ async fn failed_sign_ins_are_limited_per_account_and_address() {
     let (_, p) = Browser::sign_in(&w, "agent@example.com", "password-123").await;
     assert_eq!(p.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(p.body.contains("Try again in"));
+    // The account still signs in from another address: one address cannot lock it out.
+    let other = reqwest::Client::builder()
+        .redirect(redirect::Policy::none())
+        .local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap();
+    let r = other.get(format!("{}/login", w.base)).send().await.unwrap();
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let csrf = csrf_of(&r.text().await.unwrap());
+    let r = other
+        .post(format!("{}/login", w.base))
+        .header("cookie", cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!(
+            "csrf={csrf}&email=agent%40example.com&password=password-123"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "locked out from 127.0.0.2"
+    );
     // Another account from the same address is not locked out by it.
     let (_, p) = Browser::sign_in(&w, "admin@example.com", "password-123").await;
     assert_eq!(p.status, StatusCode::SEE_OTHER);
