@@ -11,7 +11,7 @@
 
 import { chromium } from "playwright-core";
 import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, readdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import assert from "node:assert/strict";
@@ -20,6 +20,8 @@ const bin = resolve(process.argv[2] || "target/debug/opsdesk");
 const artifacts = resolve(process.argv[3] || "test-artifacts/screenshots");
 const chromiumPath = process.env.OPSDESK_CHROMIUM || "/usr/bin/chromium";
 mkdirSync(artifacts, { recursive: true });
+// Screenshots of an earlier run's failures would mislead: they go.
+for (const f of readdirSync(artifacts)) if (f.startsWith("FAILED-")) rmSync(join(artifacts, f));
 const data = mkdtempSync(join(tmpdir(), "opsdesk-browser-"));
 
 function cli(...args) {
