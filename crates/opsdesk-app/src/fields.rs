@@ -460,6 +460,40 @@ impl App {
         Ok(f)
     }
 
+    /// The ticket fields in a new order (positions 1, 2, … for the given ids, the rest after).
+    pub async fn reorder_ticket_fields(
+        &self,
+        actor: &Actor,
+        ids: &[Id],
+    ) -> Result<Vec<TicketField>> {
+        self.reorder_listed(
+            actor,
+            ids,
+            "ticket_field",
+            |f: &TicketField| f.position,
+            |f, p, now| {
+                f.position = p;
+                f.updated_at = now;
+            },
+        )
+        .await
+    }
+
+    /// The ticket forms in a new order (as the portal offers them).
+    pub async fn reorder_ticket_forms(&self, actor: &Actor, ids: &[Id]) -> Result<Vec<TicketForm>> {
+        self.reorder_listed(
+            actor,
+            ids,
+            "ticket_form",
+            |f: &TicketForm| f.position,
+            |f, p, now| {
+                f.position = p;
+                f.updated_at = now;
+            },
+        )
+        .await
+    }
+
     pub async fn delete_ticket_form(&self, actor: &Actor, id: Id) -> Result<()> {
         actor.require_admin()?;
         let mut tx = self.store.write().await?;

@@ -268,22 +268,17 @@ impl App {
     /// `macros/reorder`: the given ids take positions 1, 2, …; the others keep their order
     /// after them (one transaction).
     pub async fn reorder_macros(&self, actor: &Actor, ids: &[Id]) -> Result<Vec<Macro>> {
-        actor.require_admin()?;
-        let now = self.now();
-        let mut tx = self.store.write().await?;
-        let out = crate::records::reorder::<Macro>(
-            &mut tx,
+        self.reorder_listed(
+            actor,
             ids,
             "macro",
-            |r| r.position,
-            |r, p| {
+            |r: &Macro| r.position,
+            |r, p, now| {
                 r.position = p;
                 r.updated_at = now;
             },
         )
-        .await?;
-        tx.commit().await?;
-        Ok(out)
+        .await
     }
 
     pub async fn delete_macro(&self, actor: &Actor, id: Id) -> Result<()> {

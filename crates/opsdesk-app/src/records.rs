@@ -174,3 +174,25 @@ pub(crate) async fn reorder<D: Doc + Clone>(
     }
     Ok(out)
 }
+
+impl crate::App {
+    /// Reorder records that are only listed in position order (macros, views, ticket fields
+    /// and forms): the given ids take positions 1, 2, …, the others follow, in one
+    /// transaction.
+    pub(crate) async fn reorder_listed<D: Doc + Clone>(
+        &self,
+        actor: &crate::Actor,
+        ids: &[Id],
+        name: &str,
+        position: impl Fn(&D) -> i64,
+        set_position: impl Fn(&mut D, i64, opsdesk_core::Timestamp),
+    ) -> Result<Vec<D>> {
+        actor.require_admin()?;
+        let now = self.now();
+        let mut tx = self.store.write().await?;
+        let out =
+            reorder::<D>(&mut tx, ids, name, position, |d, p| set_position(d, p, now)).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+}

@@ -350,22 +350,17 @@ impl App {
     /// `views/reorder`: the given ids take positions 1, 2, …; the others keep their order
     /// after them (one transaction).
     pub async fn reorder_views(&self, actor: &Actor, ids: &[Id]) -> Result<Vec<View>> {
-        actor.require_admin()?;
-        let now = self.now();
-        let mut tx = self.store.write().await?;
-        let out = crate::records::reorder::<View>(
-            &mut tx,
+        self.reorder_listed(
+            actor,
             ids,
             "view",
-            |r| r.position,
-            |r, p| {
+            |r: &View| r.position,
+            |r, p, now| {
                 r.position = p;
                 r.updated_at = now;
             },
         )
-        .await?;
-        tx.commit().await?;
-        Ok(out)
+        .await
     }
 
     pub async fn delete_view(&self, actor: &Actor, id: Id) -> Result<()> {

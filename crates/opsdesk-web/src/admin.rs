@@ -290,7 +290,13 @@ pub async fn list(
         ),
         can_move: matches!(
             kind.as_str(),
-            "triggers" | "automations" | "macros" | "views" | "sla_policies"
+            "triggers"
+                | "automations"
+                | "macros"
+                | "views"
+                | "sla_policies"
+                | "ticket_fields"
+                | "ticket_forms"
         ),
         new_link: matches!(
             kind.as_str(),
@@ -939,6 +945,20 @@ pub async fn move_item(
             .iter()
             .map(|p| p.id)
             .collect(),
+        "ticket_fields" => app
+            .list_ticket_fields(a, &Page::All { limit: 10_000 })
+            .await?
+            .items
+            .iter()
+            .map(|f| f.id)
+            .collect(),
+        "ticket_forms" => app
+            .list_ticket_forms(a, &Page::All { limit: 10_000 })
+            .await?
+            .items
+            .iter()
+            .map(|f| f.id)
+            .collect(),
         _ => return Err(WebError::NotFound),
     };
     let i = ids
@@ -964,6 +984,12 @@ pub async fn move_item(
             }
             "macros" => {
                 app.reorder_macros(a, &ids).await?;
+            }
+            "ticket_fields" => {
+                app.reorder_ticket_fields(a, &ids).await?;
+            }
+            "ticket_forms" => {
+                app.reorder_ticket_forms(a, &ids).await?;
             }
             _ => {
                 app.reorder_views(a, &ids).await?;

@@ -1174,6 +1174,36 @@ async fn agents_and_customers_work_through_the_pages() {
             f2["ticket_form"]["ticket_field_ids"],
             json!([region, dep["id"]])
         );
+        // Ticket fields move up and down like rules.
+        let order = |v: &Value| -> Vec<Value> {
+            v["ticket_fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|f| f["id"].clone())
+                .collect()
+        };
+        let before = order(
+            &w.api(reqwest::Method::GET, "/ticket_fields", json!({}))
+                .await,
+        );
+        let last = before.last().unwrap().clone();
+        let p = admin
+            .post(
+                &w,
+                &format!("/admin/ticket_fields/{last}/move"),
+                &[("csrf", &csrf_a), ("direction", "up")],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER);
+        let after = order(
+            &w.api(reqwest::Method::GET, "/ticket_fields", json!({}))
+                .await,
+        );
+        let mut expected = before.clone();
+        let n = expected.len();
+        expected.swap(n - 1, n - 2);
+        assert_eq!(after, expected);
         let p = admin
             .get(&w, &format!("/admin/ticket_fields/{}/edit", dep["id"]))
             .await;
