@@ -599,6 +599,9 @@ struct TicketPage {
     /// The values the form was rendered with: an update sends only what the agent changed,
     /// so it never reverts what someone else changed meanwhile.
     ticket_type: String,
+    ticket_form_id: String,
+    /// The instance's ticket forms.
+    forms: Vec<Choice>,
     assignee_id: String,
     group_id: String,
     macros: Vec<Choice>,
@@ -826,6 +829,10 @@ async fn ticket_page(
     }
     let macros = app.list_macros(actor, true).await?;
     let fields = app.all_ticket_fields().await?;
+    let forms = app
+        .list_ticket_forms(actor, &Page::All { limit: 1000 })
+        .await?
+        .items;
     let field_vms = fields
         .iter()
         .filter(|f| f.active && !f.is_system())
@@ -924,6 +931,15 @@ async fn ticket_page(
         fields: field_vms,
         tags: t.tags.join(" "),
         ticket_type: as_str(&t.ticket_type),
+        ticket_form_id: t.ticket_form_id.map(|i| i.to_string()).unwrap_or_default(),
+        forms: choices(
+            Some("—"),
+            forms
+                .iter()
+                .filter(|f| f.active)
+                .map(|f| (f.id.to_string(), f.name.clone())),
+            &t.ticket_form_id.map(|i| i.to_string()).unwrap_or_default(),
+        ),
         assignee_id: t.assignee_id.map(|i| i.to_string()).unwrap_or_default(),
         group_id: t.group_id.map(|i| i.to_string()).unwrap_or_default(),
         macros: macros
@@ -969,7 +985,7 @@ fn ticket_input(form: &Form, fields_present: bool) -> WebResult<Value> {
             m.insert(k.into(), form.text(k).map_or(Value::Null, |v| json!(v)));
         }
     }
-    for k in ["assignee_id", "group_id"] {
+    for k in ["assignee_id", "group_id", "ticket_form_id"] {
         if changed(form, k) {
             let v = match form.text(k) {
                 None => Value::Null,

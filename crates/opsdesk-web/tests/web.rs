@@ -1174,6 +1174,31 @@ async fn agents_and_customers_work_through_the_pages() {
             f2["ticket_form"]["ticket_field_ids"],
             json!([region, dep["id"]])
         );
+        // The ticket page offers the forms, and a reply can move the ticket to another.
+        let p = agent.get(&w, &format!("/agent/tickets/{tid}")).await;
+        assert!(
+            p.body.contains(&format!(
+                "<option value=\"{form2}\" >Ordered (renamed)</option>"
+            )),
+            "{}",
+            p.body
+        );
+        let p = agent
+            .post(
+                &w,
+                &format!("/agent/tickets/{tid}"),
+                &[
+                    ("csrf", &csrf),
+                    ("ticket_form_id", &form2.to_string()),
+                    ("orig_ticket_form_id", ""),
+                ],
+            )
+            .await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+        let t = w
+            .api(reqwest::Method::GET, &format!("/tickets/{tid}"), json!({}))
+            .await;
+        assert_eq!(t["ticket"]["ticket_form_id"], form2);
         // Ticket fields move up and down like rules.
         let order = |v: &Value| -> Vec<Value> {
             v["ticket_fields"]
