@@ -7,7 +7,7 @@ use opsdesk_core::model::{Group, Id, Organization, User};
 use opsdesk_core::rules::{
     self, Action, Automation, CommentFacts, Conditions, Facts, SideEffect, Trigger,
 };
-use opsdesk_core::ticket::{change_events, Comment, Status, Ticket, Via};
+use opsdesk_core::ticket::{change_events, Audit, Comment, Status, Ticket, Via};
 use opsdesk_core::Invalid;
 use opsdesk_store::{Cond, Conn, Page, Val};
 use serde::Deserialize;
@@ -437,6 +437,14 @@ impl App {
         let mut c = self.store.read().await?;
         c.ticket(ticket_id).await?.ok_or(AppError::NotFound)?;
         let audits = c.all_audits(ticket_id).await?;
+        drop(c);
+        self.trigger_traces(actor, &audits).await
+    }
+
+    /// [`App::rule_trace`] for audits the caller has already read (the ticket page).
+    pub async fn trigger_traces(&self, actor: &Actor, audits: &[Audit]) -> Result<Vec<Value>> {
+        actor.require_staff()?;
+        let mut c = self.store.read().await?;
         let defs: Vec<rules::Rule> = c
             .list::<Trigger>(&[], &Page::All { limit: 10_000 })
             .await?
@@ -445,7 +453,7 @@ impl App {
             .map(Trigger::rule)
             .collect();
         Ok(audits
-            .into_iter()
+            .iter()
             .map(|a| {
                 let mut trace = a.metadata.get("trigger_trace").cloned().unwrap_or(Value::Null);
                 if let Some(compact) = trace.get("not_fired").and_then(Value::as_str).map(str::to_string) {

@@ -208,7 +208,7 @@ pub async fn list(
                     o.id,
                     o.name.clone(),
                     o.organization_fields
-                        .get("support_level")
+                        .get(opsdesk_app::kpi::PLAN_FIELD)
                         .and_then(Value::as_str)
                         .map(|p| format!("plan: {p}"))
                         .unwrap_or_default(),
@@ -320,11 +320,6 @@ pub async fn list(
     })
 }
 
-fn decode<T: serde::de::DeserializeOwned>(v: Value) -> WebResult<T> {
-    serde_json::from_value(v)
-        .map_err(|e| WebError::BadRequest(format!("The form is not valid: {e}")))
-}
-
 /// Activate or deactivate a trigger, automation, macro or view.
 pub async fn set_active(
     st: State<WebState>,
@@ -339,18 +334,20 @@ pub async fn set_active(
     let app = &st.app;
     match kind.as_str() {
         "triggers" => {
-            app.save_rule::<Trigger>(&s.actor, Some(id), decode(body)?)
+            app.save_rule::<Trigger>(&s.actor, Some(id), view::decode(body)?)
                 .await?;
         }
         "automations" => {
-            app.save_rule::<Automation>(&s.actor, Some(id), decode(body)?)
+            app.save_rule::<Automation>(&s.actor, Some(id), view::decode(body)?)
                 .await?;
         }
         "macros" => {
-            app.save_macro(&s.actor, Some(id), decode(body)?).await?;
+            app.save_macro(&s.actor, Some(id), view::decode(body)?)
+                .await?;
         }
         "views" => {
-            app.save_view(&s.actor, Some(id), decode(body)?).await?;
+            app.save_view(&s.actor, Some(id), view::decode(body)?)
+                .await?;
         }
         _ => return Err(WebError::NotFound),
     }
@@ -845,7 +842,7 @@ pub async fn save_rule(
         RuleKind::Triggers | RuleKind::Automations => {
             body["conditions"] = conditions;
             body["actions"] = json!(actions);
-            let input: TriggerInput = decode(body)?;
+            let input: TriggerInput = view::decode(body)?;
             if kind == RuleKind::Triggers {
                 app.save_rule::<Trigger>(a, d.id, input).await.map(|_| ())
             } else {
@@ -856,13 +853,15 @@ pub async fn save_rule(
         }
         RuleKind::Macros => {
             body["actions"] = json!(actions);
-            app.save_macro(a, d.id, decode(body)?).await.map(|_| ())
+            app.save_macro(a, d.id, view::decode(body)?)
+                .await
+                .map(|_| ())
         }
         RuleKind::SlaPolicies => {
             body.as_object_mut().map(|o| o.remove("active"));
             body["filter"] = conditions;
             body["policy_metrics"] = json!(d.targets);
-            app.save_sla_policy(a, d.id, decode(body)?)
+            app.save_sla_policy(a, d.id, view::decode(body)?)
                 .await
                 .map(|_| ())
         }
@@ -886,7 +885,9 @@ pub async fn save_rule(
                 });
             }
             body["output"] = output;
-            app.save_view(a, d.id, decode(body)?).await.map(|_| ())
+            app.save_view(a, d.id, view::decode(body)?)
+                .await
+                .map(|_| ())
         }
     };
     match saved {

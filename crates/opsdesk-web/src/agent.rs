@@ -19,18 +19,7 @@ use crate::{page, see_other, WebError, WebResult, WebState};
 type Params = Query<Vec<(String, String)>>;
 
 fn param<'a>(q: &'a Params, k: &str) -> Option<&'a str> {
-    q.0.iter()
-        .rev()
-        .find(|(key, _)| key == k)
-        .map(|(_, v)| v.as_str())
-        .filter(|v| !v.is_empty())
-}
-
-fn id_of(s: &str) -> WebResult<Id> {
-    s.parse::<Id>()
-        .ok()
-        .filter(|i| *i > 0)
-        .ok_or(WebError::NotFound)
+    view::param(&q.0, k)
 }
 
 pub const STATUSES: [&str; 6] = ["new", "open", "pending", "hold", "solved", "closed"];
@@ -158,7 +147,7 @@ pub async fn view(
     q: Params,
 ) -> WebResult<Response> {
     let s = s.staff()?;
-    let vid = id_of(&id)?;
+    let vid = view::id_of(&id)?;
     let page_no = param(&q, "page")
         .and_then(|p| p.parse::<i64>().ok())
         .unwrap_or(1)
@@ -377,7 +366,7 @@ pub async fn bulk(
         if let Some(v) = form.text(k) {
             input.insert(
                 k.into(),
-                json!(id_of(v).map_err(|_| WebError::BadRequest(format!("{k}: not an id")))?),
+                json!(view::id_of(v).map_err(|_| WebError::BadRequest(format!("{k}: not an id")))?),
             );
         }
     }
@@ -405,7 +394,7 @@ pub async fn bulk(
     let origin = crate::origin(&headers);
     let mut failed = vec![];
     for id in ids {
-        let ti: TicketInput = decode_input(Value::Object(input.clone()))?;
+        let ti: TicketInput = view::decode::<TicketInput>(Value::Object(input.clone()))?;
         if let Err(e) = st
             .app
             .update_ticket_via(&s.actor, id, ti, Via::channel("web"), &origin)
@@ -421,11 +410,6 @@ pub async fn bulk(
         )));
     }
     Ok(see_other(&back))
-}
-
-fn decode_input(v: Value) -> WebResult<TicketInput> {
-    serde_json::from_value(v)
-        .map_err(|e| WebError::BadRequest(format!("The form is not valid: {e}")))
 }
 
 /// What the agent is told when an update is refused.
@@ -814,12 +798,13 @@ async fn ticket_page(
     let requester = names.users.get(&t.requester_id);
     let org = t.organization_id.and_then(|o| names.orgs.get(&o));
     let plan = org
-        .and_then(|o| o.organization_fields.get("support_level"))
+        .and_then(|o| o.organization_fields.get(opsdesk_app::kpi::PLAN_FIELD))
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_string();
     let slas = app.ticket_slas(actor, &[&t]).await?;
-    let trace = app.rule_trace(actor, id).await?;
+    // The trace explains the audits already read above (no second read of them).
+    let trace = app.trigger_traces(actor, &audits).await?;
     let mut agents = view::agents(app, actor).await?;
     // A suspended or deactivated assignee stays a choice (by name), so a reply keeps them.
     if let Some(u) = t.assignee_id.and_then(|a| names.users.get(&a)) {
@@ -958,7 +943,7 @@ pub async fn ticket(
     Path(id): Path<String>,
 ) -> WebResult<Response> {
     let s = s.staff()?;
-    let t = ticket_page(&st, &s, id_of(&id)?, None, String::new(), true).await?;
+    let t = ticket_page(&st, &s, view::id_of(&id)?, None, String::new(), true).await?;
     page(&t)
 }
 
@@ -1022,8 +1007,8 @@ pub async fn update_ticket(
 ) -> WebResult<Response> {
     let s = s.staff()?;
     s.check(&form)?;
-    let id = id_of(&id)?;
-    let input = decode_input(ticket_input(&form, true)?)?;
+    let id = view::id_of(&id)?;
+    let input = view::decode::<TicketInput>(ticket_input(&form, true)?)?;
     match st
         .app
         .update_ticket_via(
@@ -1036,11 +1021,7 @@ pub async fn update_ticket(
         .await
     {
         Ok(_) => Ok(see_other(&format!("/agent/tickets/{id}"))),
-        Err(
-            e @ (opsdesk_app::AppError::Invalid(_)
-            | opsdesk_app::AppError::Conflict(_)
-            | opsdesk_app::AppError::BadRequest(_)),
-        ) => {
+        Err(e) if view::refused(&e).is_some() => {
             let draft = form.get("body").unwrap_or("").to_string();
             let public = form.get("public") != Some("false");
             let t = ticket_page(&st, &s, id, Some(message(&e)), draft, public).await?;
@@ -1087,8 +1068,8 @@ pub async fn macro_preview(
     q: Params,
 ) -> WebResult<Response> {
     let s = s.staff()?;
-    let id = id_of(&id)?;
-    let mid = id_of(param(&q, "macro_id").unwrap_or(""))?;
+    let id = view::id_of(&id)?;
+    let mid = view::id_of(param(&q, "macro_id").unwrap_or(""))?;
     let m = st.app.get_macro(&s.actor, mid).await?;
     let p = st.app.apply_macro(&s.actor, mid, Some(id)).await?;
     let groups = st
@@ -1145,8 +1126,8 @@ pub async fn apply_macro(
 ) -> WebResult<Response> {
     let s = s.staff()?;
     s.check(&form)?;
-    let id = id_of(&id)?;
-    let mid = id_of(form.get("macro_id").unwrap_or(""))?;
+    let id = view::id_of(&id)?;
+    let mid = view::id_of(form.get("macro_id").unwrap_or(""))?;
     let p = st.app.apply_macro(&s.actor, mid, Some(id)).await?;
     let mut m: Map<String, Value> = p
         .changes
@@ -1159,7 +1140,7 @@ pub async fn apply_macro(
             json!({"html_body": c.get("html_body"), "public": c.get("public")}),
         );
     }
-    let input = decode_input(Value::Object(m))?;
+    let input = view::decode::<TicketInput>(Value::Object(m))?;
     st.app
         .update_ticket_via(
             &s.actor,
@@ -1245,7 +1226,7 @@ pub async fn create_ticket(
     v["subject"] = json!(form.get("subject").unwrap_or(""));
     let who = form.text("requester").unwrap_or("");
     v["requester"] = json!({"email": who, "name": who.split('@').next().unwrap_or(who)});
-    let input = decode_input(v)?;
+    let input = view::decode::<TicketInput>(v)?;
     match st
         .app
         .create_ticket(

@@ -22,11 +22,7 @@ use crate::{page, WebError, WebResult, WebState};
 type Params = Query<Vec<(String, String)>>;
 
 fn param(q: &Params, k: &str) -> Option<String> {
-    q.0.iter()
-        .rev()
-        .find(|(key, _)| key == k)
-        .map(|(_, v)| v.trim().to_string())
-        .filter(|v| !v.is_empty())
+    crate::view::param(&q.0, k).map(str::to_string)
 }
 
 /// A chart with its numbers.

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 
 use crate::session::{Form, Session};
 use crate::view::{self, Chrome, FieldVm, Names};
-use crate::{page, see_other, WebError, WebResult, WebState};
+use crate::{page, see_other, WebResult, WebState};
 
 pub struct RequestRow {
     pub id: Id,
@@ -151,29 +151,12 @@ async fn request_page(
     })
 }
 
-fn id_of(s: &str) -> WebResult<Id> {
-    s.parse::<Id>()
-        .ok()
-        .filter(|i| *i > 0)
-        .ok_or(WebError::NotFound)
-}
-
 pub async fn request(
     st: State<WebState>,
     s: Session,
     Path(id): Path<String>,
 ) -> WebResult<Response> {
-    page(&request_page(&st, &s, id_of(&id)?, None, String::new()).await?)
-}
-
-fn refused(e: &opsdesk_app::AppError) -> Option<String> {
-    match e {
-        opsdesk_app::AppError::Invalid(i) => Some(view::invalid_messages(i).join(" ")),
-        opsdesk_app::AppError::BadRequest(m) | opsdesk_app::AppError::Conflict(m) => {
-            Some(m.clone())
-        }
-        _ => None,
-    }
+    page(&request_page(&st, &s, view::id_of(&id)?, None, String::new()).await?)
 }
 
 /// A customer's reply (and, if ticked, marking the request solved).
@@ -185,7 +168,7 @@ pub async fn reply(
     form: Form,
 ) -> WebResult<Response> {
     s.check(&form)?;
-    let id = id_of(&id)?;
+    let id = view::id_of(&id)?;
     let mut v = json!({});
     if let Some(body) = form.text("body") {
         v["comment"] = json!({"body": body});
@@ -193,8 +176,7 @@ pub async fn reply(
     if form.get("solved") == Some("true") {
         v["solved"] = json!(true);
     }
-    let input: RequestInput = serde_json::from_value(v)
-        .map_err(|e| WebError::BadRequest(format!("The form is not valid: {e}")))?;
+    let input: RequestInput = view::decode(v)?;
     match st
         .app
         .update_request(
@@ -207,7 +189,7 @@ pub async fn reply(
         .await
     {
         Ok(_) => Ok(see_other(&format!("/portal/tickets/{id}"))),
-        Err(e) => match refused(&e) {
+        Err(e) => match view::refused(&e) {
             Some(msg) => {
                 let p = request_page(
                     &st,
@@ -336,8 +318,7 @@ pub async fn create_request(
     if !cf.is_empty() {
         v["custom_fields"] = Value::Array(cf);
     }
-    let input: RequestInput = serde_json::from_value(v)
-        .map_err(|e| WebError::BadRequest(format!("The form is not valid: {e}")))?;
+    let input: RequestInput = view::decode(v)?;
     match st
         .app
         .create_request(
@@ -349,7 +330,7 @@ pub async fn create_request(
         .await
     {
         Ok((t, _)) => Ok(see_other(&format!("/portal/tickets/{}", t.id))),
-        Err(e) => match refused(&e) {
+        Err(e) => match view::refused(&e) {
             Some(msg) => {
                 let p = new_page(&st, &s, form_id, Some(&form), Some(msg)).await?;
                 let mut r = page(&p)?;

@@ -627,11 +627,6 @@ pub async fn edit(st: &WebState, s: &Session, kind: &str, id: Id) -> WebResult<R
     render(st, s, kind, Some(id), &v, vec![]).await
 }
 
-fn decode<T: serde::de::DeserializeOwned>(v: Value) -> WebResult<T> {
-    serde_json::from_value(v)
-        .map_err(|e| WebError::BadRequest(format!("The form is not valid: {e}")))
-}
-
 pub async fn save(st: &WebState, s: &Session, kind: &str, form: &Form) -> WebResult<Response> {
     let id: Option<Id> = match form.text("id") {
         None => None,
@@ -803,7 +798,7 @@ pub async fn save(st: &WebState, s: &Session, kind: &str, form: &Form) -> WebRes
     };
     let saved = match (kind, id) {
         ("groups", _) => app
-            .save_group(a, id, decode(body.clone())?)
+            .save_group(a, id, view::decode(body.clone())?)
             .await
             .map(|_| ()),
         ("schedules", _) => {
@@ -819,7 +814,9 @@ pub async fn save(st: &WebState, s: &Session, kind: &str, form: &Form) -> WebRes
                 }
                 Err(e) => return Err(e),
             };
-            app.save_schedule(a, id, decode(input)?).await.map(|_| ())
+            app.save_schedule(a, id, view::decode(input)?)
+                .await
+                .map(|_| ())
         }
         ("webhooks", _) => {
             let stored_type = match id {
@@ -839,29 +836,32 @@ pub async fn save(st: &WebState, s: &Session, kind: &str, form: &Form) -> WebRes
                 return render(st, s, kind, id, &body, vec![msg]).await;
             }
             // PATCH semantics: what the form leaves out (a stored secret) stays.
-            app.save_webhook(a, id, decode(body.clone())?, true)
+            app.save_webhook(a, id, view::decode(body.clone())?, true)
                 .await
                 .map(|_| ())
         }
         ("ticket_fields", _) => app
-            .save_ticket_field(a, id, decode(body.clone())?)
+            .save_ticket_field(a, id, view::decode(body.clone())?)
             .await
             .map(|_| ()),
         ("ticket_forms", _) => app
-            .save_ticket_form(a, id, decode(body.clone())?)
+            .save_ticket_form(a, id, view::decode(body.clone())?)
             .await
             .map(|_| ()),
         ("organizations", None) => app
-            .create_organization(a, decode(body.clone())?)
+            .create_organization(a, view::decode(body.clone())?)
             .await
             .map(|_| ()),
         ("organizations", Some(i)) => app
-            .update_organization(a, i, decode(body.clone())?)
+            .update_organization(a, i, view::decode(body.clone())?)
             .await
             .map(|_| ()),
-        (_, None) => app.create_user(a, decode(body.clone())?).await.map(|_| ()),
+        (_, None) => app
+            .create_user(a, view::decode(body.clone())?)
+            .await
+            .map(|_| ()),
         (_, Some(i)) => app
-            .update_user(a, i, decode(body.clone())?)
+            .update_user(a, i, view::decode(body.clone())?)
             .await
             .map(|_| ()),
     };
@@ -893,7 +893,7 @@ pub async fn holiday(
                 .text("end_date")
                 .or(form.text("start_date"))
                 .unwrap_or("");
-            let input = decode(json!({
+            let input = view::decode(json!({
                 "name": form.get("name").unwrap_or("").trim(),
                 "start_date": form.get("start_date").unwrap_or("").trim(),
                 "end_date": end,

@@ -373,3 +373,38 @@ pub fn value_text(v: &serde_json::Value) -> String {
         x => x.to_string(),
     }
 }
+
+/// A query parameter (the last one of that name), trimmed; None when absent or empty.
+pub fn param<'a>(q: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    q.iter()
+        .rev()
+        .find(|(key, _)| key == k)
+        .map(|(_, v)| v.trim())
+        .filter(|v| !v.is_empty())
+}
+
+/// A record id from a path: a positive number, else 404.
+pub fn id_of(s: &str) -> crate::WebResult<Id> {
+    s.parse::<Id>()
+        .ok()
+        .filter(|i| *i > 0)
+        .ok_or(crate::WebError::NotFound)
+}
+
+/// A use case's input built from a form (the JSON the API would take).
+pub fn decode<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> crate::WebResult<T> {
+    serde_json::from_value(v)
+        .map_err(|e| crate::WebError::BadRequest(format!("The form is not valid: {e}")))
+}
+
+/// What a form is told when its save is refused for its content (the page comes back with
+/// the message and what was typed); None for other failures, which get the error page.
+pub fn refused(e: &opsdesk_app::AppError) -> Option<String> {
+    match e {
+        opsdesk_app::AppError::Invalid(i) => Some(invalid_messages(i).join(" ")),
+        opsdesk_app::AppError::BadRequest(m) | opsdesk_app::AppError::Conflict(m) => {
+            Some(m.clone())
+        }
+        _ => None,
+    }
+}
