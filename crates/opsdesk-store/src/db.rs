@@ -90,7 +90,45 @@ macro_rules! bind_all {
     }};
 }
 
+/// Run one statement on a bare SQLite connection (the group writer's end-of-group statements).
+/// Boxed so the futures that call it stay `Send`.
+pub(crate) fn exec_sqlite<'c>(
+    c: &'c mut sqlx::SqliteConnection,
+    sql: &'c str,
+    args: &'c [Val],
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c>> {
+    Box::pin(async move {
+        bind_all!(sqlx::query(sql), args)
+            .execute(c)
+            .await
+            .map(|_| ())
+    })
+}
+
 impl Conn {
+    /// A write that nothing in the same transaction reads back (the full-text index): on the
+    /// SQLite group writer it runs after the group's last savepoint ([`crate::group`]); elsewhere
+    /// now.
+    pub(crate) async fn exec_deferred(
+        &mut self,
+        sql: String,
+        args: Vec<Val>,
+    ) -> Result<(), StoreError> {
+        if let Conn::SqliteTx(g) = self {
+            g.defer(sql, args);
+            return Ok(());
+        }
+        self.exec(&sql, &args).await.map(|_| ())
+    }
+
+    /// Run the deferred writes of this use case now (see [`Conn::exec_deferred`]).
+    pub(crate) async fn flush_deferred(&mut self) -> Result<(), StoreError> {
+        if let Conn::SqliteTx(g) = self {
+            g.flush_deferred().await?;
+        }
+        Ok(())
+    }
+
     pub fn is_postgres(&self) -> bool {
         matches!(self, Conn::PgTx(_) | Conn::PgConn(_))
     }

@@ -285,11 +285,20 @@ impl Conn {
     /// A record by id. Inside a PostgreSQL transaction the row is locked (`FOR UPDATE`) until
     /// the transaction ends, so read-modify-write use cases cannot lose each other's changes.
     pub async fn get<D: Doc>(&mut self, id: Id) -> Result<Option<D>> {
-        let sql = format!(
-            "SELECT id, data FROM {} WHERE id = $1{}",
-            D::TABLE,
-            self.lock_clause()
-        );
+        let lock = self.lock_clause();
+        self.get_with(id, lock).await
+    }
+
+    /// A record a write refers to but does not change (a ticket's requester, group or
+    /// organisation): read without a row lock, so writes that share it do not queue behind each
+    /// other on PostgreSQL. Where a change must not slip in under the write, lock it explicitly
+    /// (as [`Conn::lock_organization`] does for the plan).
+    pub async fn peek<D: Doc>(&mut self, id: Id) -> Result<Option<D>> {
+        self.get_with(id, "").await
+    }
+
+    async fn get_with<D: Doc>(&mut self, id: Id, lock: &str) -> Result<Option<D>> {
+        let sql = format!("SELECT id, data FROM {} WHERE id = $1{lock}", D::TABLE);
         match self.opt(&sql, &[Val::Int(id)]).await? {
             Some(r) => Ok(Some(decode(&r)?)),
             None => Ok(None),

@@ -10,6 +10,13 @@
 //!
 //! A use case's `commit()` defers the physical COMMIT while other use cases are queued for the
 //! writer (up to [`MAX_GROUP`]); the last one in the group commits and wakes the others.
+//!
+//! Full-text index writes are deferred to the end of the group ([`GroupTx::defer`]). FTS5
+//! flushes its pending terms to a new segment at every SAVEPOINT once a transaction has written
+//! to it, so indexing inside each use case's savepoint wrote one segment per use case and kept
+//! FTS5 merging; run after the last RELEASE, a group's entries become one segment. A use case
+//! that rolls back takes its deferred statements with it; if one fails at the end, the whole
+//! physical transaction rolls back and every use case in it gets the error.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,7 +27,14 @@ use std::time::Duration;
 use sqlx::{Connection, SqliteConnection};
 use tokio::sync::{watch, Mutex, OwnedMutexGuard};
 
+use crate::db::{exec_sqlite, Val};
 use crate::StoreError;
+
+/// A statement kept for the end of the group.
+struct Deferred {
+    sql: String,
+    args: Vec<Val>,
+}
 
 /// Run one statement. Boxed with a concrete lifetime so futures that use it can be spawned
 /// (sqlx's executor bounds otherwise defeat the `Send` check).
@@ -39,6 +53,8 @@ pub struct WriterState {
     in_tx: bool,
     generation: u64,
     pending: usize,
+    /// Deferred statements of the use cases released into this physical transaction.
+    deferred: Vec<Deferred>,
 }
 
 pub struct GroupWriter {
@@ -57,6 +73,7 @@ impl GroupWriter {
                 in_tx: false,
                 generation: 0,
                 pending: 0,
+                deferred: vec![],
             })),
             waiting: AtomicUsize::new(0),
             done,
@@ -89,6 +106,7 @@ impl GroupWriter {
         Ok(GroupTx {
             guard: Some(g),
             writer: self.clone(),
+            own: vec![],
         })
     }
 
@@ -104,13 +122,26 @@ impl GroupWriter {
 /// COMMIT (or ROLLBACK) the physical transaction and wake everyone waiting on it.
 async fn finish_physical(g: &mut WriterState, w: &GroupWriter, commit: bool) -> Option<String> {
     let generation = g.generation;
+    let deferred = std::mem::take(&mut g.deferred);
     let err = match g.conn.as_mut() {
         Some(c) if g.in_tx => {
-            let sql = if commit { "COMMIT" } else { "ROLLBACK" };
-            match run(c, sql).await {
+            let mut result = Ok(());
+            if commit {
+                for d in &deferred {
+                    result = exec_sqlite(c, &d.sql, &d.args).await;
+                    if result.is_err() {
+                        break;
+                    }
+                }
+            }
+            if result.is_ok() {
+                let sql = if commit { "COMMIT" } else { "ROLLBACK" };
+                result = run(c, sql).await;
+            }
+            match result {
                 Ok(_) => None,
                 Err(e) => {
-                    // A failed COMMIT leaves the transaction open: roll it back.
+                    // A failed statement or COMMIT leaves the transaction open: roll it back.
                     let _ = run(c, "ROLLBACK").await;
                     Some(e.to_string())
                 }
@@ -134,6 +165,8 @@ async fn finish_physical(g: &mut WriterState, w: &GroupWriter, commit: bool) -> 
 pub struct GroupTx {
     guard: Option<OwnedMutexGuard<WriterState>>,
     writer: Arc<GroupWriter>,
+    /// This use case's deferred statements, handed to the group when its savepoint is released.
+    own: Vec<Deferred>,
 }
 
 impl GroupTx {
@@ -144,6 +177,23 @@ impl GroupTx {
             .as_mut()
             .and_then(|g| g.conn.as_mut())
             .ok_or_else(|| StoreError::Unavailable("the database is closed".into()))
+    }
+
+    /// Keep a statement for the end of the group (see the module doc). Only for writes that
+    /// nothing in the same transaction reads back: the full-text index.
+    pub(crate) fn defer(&mut self, sql: String, args: Vec<Val>) {
+        self.own.push(Deferred { sql, args });
+    }
+
+    /// Run this use case's deferred statements now, inside its savepoint (a long use case that
+    /// would otherwise hold them all in memory).
+    pub(crate) async fn flush_deferred(&mut self) -> Result<(), StoreError> {
+        let own = std::mem::take(&mut self.own);
+        let c = self.conn()?;
+        for d in &own {
+            exec_sqlite(c, &d.sql, &d.args).await?;
+        }
+        Ok(())
     }
 
     /// Release the savepoint and return once the physical transaction holding it has committed.
@@ -163,6 +213,7 @@ impl GroupTx {
             }
         }
         g.pending += 1;
+        g.deferred.append(&mut self.own);
         let generation = g.generation;
         if writer.waiting.load(Ordering::SeqCst) > 0 && g.pending < MAX_GROUP {
             // Others are queued: let them join; the last of the group commits.

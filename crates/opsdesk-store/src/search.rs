@@ -671,23 +671,22 @@ impl Conn {
         let ps: Vec<String> = (2..=fields.len() + 1).map(|i| format!("${i}")).collect();
         let mut args = vec![Val::Int(id)];
         args.extend(fields.iter().map(|f| Val::Text(f.clone())));
-        self.exec(
-            &format!(
+        self.exec_deferred(
+            format!(
                 "INSERT INTO {table}_fts (rowid, {}) VALUES ($1, {})",
                 cols.join(", "),
                 ps.join(", ")
             ),
-            &args,
+            args,
         )
-        .await?;
-        Ok(())
+        .await
     }
 
     pub(crate) async fn unindex_text(&mut self, table: &str, id: Id) -> Result<()> {
         if !self.is_postgres() {
-            self.exec(
-                &format!("DELETE FROM {table}_fts WHERE rowid = $1"),
-                &[Val::Int(id)],
+            self.exec_deferred(
+                format!("DELETE FROM {table}_fts WHERE rowid = $1"),
+                vec![Val::Int(id)],
             )
             .await?;
         }
@@ -710,6 +709,7 @@ impl Conn {
                 .await?;
             let Some(last) = rows.last() else { break };
             after = last.i64(0)?;
+            self.flush_deferred().await?;
             for r in &rows {
                 let id = r.i64(0)?;
                 let c: Comment = r.json(1)?;
@@ -751,6 +751,7 @@ impl Conn {
                 .await?;
             let Some(last) = rows.last() else { break };
             after = last.i64(0)?;
+            self.flush_deferred().await?;
             for r in &rows {
                 let d: D = decode(r)?;
                 if self.is_postgres() {

@@ -114,7 +114,7 @@ impl Conn {
             self.insert(t).await?;
         }
         audit.ticket_id = t.id;
-        self.append_audit(audit, comments).await
+        self.append_audit(audit, comments, true).await
     }
 
     /// Write a ticket's new projection and the audit that got it there.
@@ -126,10 +126,16 @@ impl Conn {
     ) -> Result<()> {
         self.update(t).await?;
         audit.ticket_id = t.id;
-        self.append_audit(audit, comments).await
+        self.append_audit(audit, comments, false).await
     }
 
-    async fn append_audit(&mut self, audit: &mut Audit, comments: &mut [Comment]) -> Result<()> {
+    /// `new_ticket`: the audit creates its ticket, so its comments are the ticket's first.
+    async fn append_audit(
+        &mut self,
+        audit: &mut Audit,
+        comments: &mut [Comment],
+        new_ticket: bool,
+    ) -> Result<()> {
         let stored: Vec<Value> = audit
             .events
             .iter()
@@ -166,8 +172,9 @@ impl Conn {
                         c.id = eid;
                         c.audit_id = audit.id;
                         c.ticket_id = audit.ticket_id;
+                        let place = new_ticket.then_some(ci as i64);
                         ci += 1;
-                        self.insert_comment(c).await?;
+                        self.insert_comment(c, place).await?;
                     }
                 }
             }
@@ -180,8 +187,9 @@ impl Conn {
         Ok(())
     }
 
-    /// One comment row and its full-text entry.
-    async fn insert_comment(&mut self, c: &Comment) -> Result<()> {
+    /// One comment row and its full-text entry. `place`: the comment's place among its ticket's
+    /// comments when the caller knows it (SQLite counts it otherwise).
+    async fn insert_comment(&mut self, c: &Comment, place: Option<i64>) -> Result<()> {
         let text = index_text([c.body.as_str()]);
         let mut args = vec![
             Val::Int(c.id),
@@ -207,12 +215,16 @@ impl Conn {
                 &args,
             )
             .await?;
-            let seq = self
-                .int(
-                    "SELECT COUNT(*) FROM ticket_comments WHERE ticket_id = $1 AND id < $2",
-                    &[Val::Int(c.ticket_id), Val::Int(c.id)],
-                )
-                .await?;
+            let seq = match place {
+                Some(p) => p,
+                None => {
+                    self.int(
+                        "SELECT COUNT(*) FROM ticket_comments WHERE ticket_id = $1 AND id < $2",
+                        &[Val::Int(c.ticket_id), Val::Int(c.id)],
+                    )
+                    .await?
+                }
+            };
             if let Some(rowid) = crate::search::comment_rowid(c.ticket_id, seq, c.public) {
                 self.index_text("ticket_comments", rowid, &[text], false)
                     .await?;

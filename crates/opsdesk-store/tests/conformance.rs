@@ -540,6 +540,14 @@ async fn concurrent_commits_and_rollbacks() {
             .await
             .unwrap();
         assert_eq!((n, committed), (40, 40), "{name}");
+        // The full-text entries follow the rows: on SQLite they are written at the end of the
+        // group (deferred past the savepoints), and an abandoned use case takes its own along.
+        let indexed = if c.is_postgres() {
+            "SELECT COUNT(*) FROM organizations WHERE search_vec @@ '''concurrent'''::tsquery"
+        } else {
+            "SELECT COUNT(*) FROM organizations_fts WHERE organizations_fts MATCH '\"concurrent\"'"
+        };
+        assert_eq!(c.int(indexed, &[]).await.unwrap(), 40, "{name}");
         drop(c);
         // The writer is still usable after abandoned transactions.
         let mut tx = s.write().await.unwrap();
@@ -557,6 +565,42 @@ async fn concurrent_commits_and_rollbacks() {
         );
         s.close().await;
     }
+}
+
+/// `peek` reads a record a write refers to without locking it; `get` locks it until the write
+/// ends (PostgreSQL; SQLite has one writer). Ticket writes peek at their requester, group and
+/// organisation, so writes that share one do not queue behind each other.
+#[tokio::test]
+async fn peek_takes_no_row_lock() {
+    let Some(s) = testing::postgres().await.unwrap() else {
+        return;
+    };
+    let mut tx = s.write().await.unwrap();
+    let mut o = org("Shared by many tickets");
+    tx.insert(&mut o).await.unwrap();
+    tx.commit().await.unwrap();
+    let locked_out = |e: StoreError| e.to_string().contains("lock timeout");
+
+    let mut a = s.write().await.unwrap();
+    let seen: Option<Organization> = a.peek(o.id).await.unwrap();
+    assert_eq!(seen.map(|x| x.name), Some("Shared by many tickets".into()));
+    let mut b = s.write().await.unwrap();
+    b.exec("SET LOCAL lock_timeout = '300ms'", &[])
+        .await
+        .unwrap();
+    let got: Option<Organization> = b.get(o.id).await.unwrap();
+    assert!(got.is_some(), "a peek leaves the row free");
+    drop(b);
+    drop(a);
+
+    let mut a = s.write().await.unwrap();
+    let _: Option<Organization> = a.get(o.id).await.unwrap();
+    let mut b = s.write().await.unwrap();
+    b.exec("SET LOCAL lock_timeout = '300ms'", &[])
+        .await
+        .unwrap();
+    let err = b.get::<Organization>(o.id).await.unwrap_err();
+    assert!(locked_out(err), "get locks the row until the write ends");
 }
 
 /// The cursor export never lets a slow writer commit behind a reader: on PostgreSQL a change
