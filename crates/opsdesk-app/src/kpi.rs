@@ -304,7 +304,7 @@ impl App {
             Some(o) => {
                 // Shared: an organisation's plan cannot change under this write.
                 tx.lock_organization(o, false).await?;
-                tx.peek::<Organization>(o).await?
+                tx.get_shared::<Organization>(o).await?
             }
             None => None,
         };
@@ -403,7 +403,7 @@ impl App {
             let is_staff = match staff.get(&a.author_id) {
                 Some(s) => *s,
                 None => {
-                    let s = match tx.peek::<User>(a.author_id).await? {
+                    let s = match tx.get_shared::<User>(a.author_id).await? {
                         Some(u) => u.role.is_staff(),
                         None => false,
                     };

@@ -557,7 +557,7 @@ impl App {
             sla_event: sla_event.map(str::to_string),
         };
         if needs("requester.") {
-            if let Some(u) = tx.peek::<User>(ticket.requester_id).await? {
+            if let Some(u) = tx.get_shared::<User>(ticket.requester_id).await? {
                 facts.requester_fields = u.user_fields.into_iter().collect();
             }
         }
@@ -566,7 +566,7 @@ impl App {
         }
         if needs("organization.") {
             if let Some(o) = match ticket.organization_id {
-                Some(o) => tx.peek::<Organization>(o).await?,
+                Some(o) => tx.get_shared::<Organization>(o).await?,
                 None => None,
             } {
                 facts.organization_fields = o.organization_fields.into_iter().collect();
@@ -637,7 +637,7 @@ impl App {
         }
         if t.group_id != start.group_id {
             if let Some(g) = t.group_id {
-                if tx.peek::<Group>(g).await?.is_none() {
+                if tx.get_shared::<Group>(g).await?.is_none() {
                     warnings.push(format!("group {g} does not exist; group not changed"));
                     t.group_id = start.group_id;
                 }

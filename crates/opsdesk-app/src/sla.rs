@@ -330,13 +330,19 @@ impl App {
         facts.schedule = schedule.clone();
         facts.metrics = Some(m.clone());
         if cfg.uses_requester {
-            if let Some(u) = c.peek::<opsdesk_core::model::User>(t.requester_id).await? {
+            if let Some(u) = c
+                .get_shared::<opsdesk_core::model::User>(t.requester_id)
+                .await?
+            {
                 facts.requester_fields = u.user_fields.into_iter().collect();
             }
         }
         if cfg.uses_organization {
             if let Some(oid) = t.organization_id {
-                if let Some(o) = c.peek::<opsdesk_core::model::Organization>(oid).await? {
+                if let Some(o) = c
+                    .get_shared::<opsdesk_core::model::Organization>(oid)
+                    .await?
+                {
                     facts.organization_fields = o.organization_fields.into_iter().collect();
                 }
             }

@@ -332,7 +332,7 @@ impl App {
             _ => (None, None, None),
         };
         if let Some(id) = id {
-            let u = tx.peek::<User>(id).await?;
+            let u = tx.get_shared::<User>(id).await?;
             if u.is_none() {
                 inv.invalid(field, field, &format!("user {id} does not exist"));
             }
@@ -569,7 +569,7 @@ impl App {
             let v = json!({"name": r.name, "email": r.email});
             self.resolve_person(tx, &v, "requester", inv).await?
         } else if let Some(id) = input.requester_id {
-            let u = tx.peek::<User>(id).await?;
+            let u = tx.get_shared::<User>(id).await?;
             if u.is_none() {
                 inv.invalid(
                     "requester_id",
@@ -598,7 +598,7 @@ impl App {
         if creating {
             t.submitter_id = actor.id();
             if let Some(s) = input.submitter_id {
-                if tx.peek::<User>(s).await?.is_none() {
+                if tx.get_shared::<User>(s).await?.is_none() {
                     inv.invalid(
                         "submitter_id",
                         "Submitter",
@@ -611,7 +611,7 @@ impl App {
         }
         if let Some(o) = &input.organization_id {
             if let Some(o) = o {
-                if tx.peek::<Organization>(*o).await?.is_none() {
+                if tx.get_shared::<Organization>(*o).await?.is_none() {
                     inv.invalid(
                         "organization_id",
                         "Organization",
@@ -648,7 +648,7 @@ impl App {
         } else if let Some(a) = &input.assignee_id {
             assignee_given = true;
             if let Some(a) = a {
-                match tx.peek::<User>(*a).await? {
+                match tx.get_shared::<User>(*a).await? {
                     Some(u) if u.role.is_staff() && u.active => {}
                     Some(_) => inv.invalid("assignee_id", "Assignee", "must be an active agent"),
                     None => inv.invalid(
@@ -662,7 +662,7 @@ impl App {
         }
         if let Some(g) = &input.group_id {
             if let Some(g) = g {
-                if tx.peek::<Group>(*g).await?.is_none() {
+                if tx.get_shared::<Group>(*g).await?.is_none() {
                     inv.invalid("group_id", "Group", &format!("{g} does not exist"));
                 }
             }
@@ -947,7 +947,7 @@ impl App {
         let files = self.comment_uploads(tx, actor, c, inv).await?;
         let author = match c.author_id {
             Some(a) if actor.is_staff() && a != actor.id() => {
-                if tx.peek::<User>(a).await?.is_none() {
+                if tx.get_shared::<User>(a).await?.is_none() {
                     inv.invalid(
                         "comment",
                         "Comment author",
@@ -1591,7 +1591,7 @@ impl App {
         if !actor.is_staff() && !involved(&actor.user, &old) {
             // Organisation members may comment only when the organisation shares comments.
             let org: Option<Organization> = match old.organization_id {
-                Some(o) => tx.peek(o).await?,
+                Some(o) => tx.get_shared(o).await?,
                 None => None,
             };
             if !org.is_some_and(|o| o.shared_comments) {

@@ -115,8 +115,7 @@ impl Conn {
         args: Vec<Val>,
     ) -> Result<(), StoreError> {
         if let Conn::SqliteTx(g) = self {
-            g.defer(sql, args);
-            return Ok(());
+            return g.defer(sql, args).await;
         }
         self.exec(&sql, &args).await.map(|_| ())
     }

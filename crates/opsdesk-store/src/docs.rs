@@ -289,12 +289,19 @@ impl Conn {
         self.get_with(id, lock).await
     }
 
-    /// A record a write refers to but does not change (a ticket's requester, group or
-    /// organisation): read without a row lock, so writes that share it do not queue behind each
-    /// other on PostgreSQL. Where a change must not slip in under the write, lock it explicitly
-    /// (as [`Conn::lock_organization`] does for the plan).
-    pub async fn peek<D: Doc>(&mut self, id: Id) -> Result<Option<D>> {
-        self.get_with(id, "").await
+    /// A record a write refers to but does not change (a ticket's requester, assignee, group or
+    /// organisation). Inside a PostgreSQL transaction the row is locked `FOR KEY SHARE`: writes
+    /// that share it do not wait for each other, but a use case that changes or deletes it
+    /// through [`Conn::get`] (`FOR UPDATE`) waits until this write ends, so its checks (no open
+    /// ticket in a group being deleted, no ticket assigned to an agent being demoted) see this
+    /// write.
+    pub async fn get_shared<D: Doc>(&mut self, id: Id) -> Result<Option<D>> {
+        let lock = if matches!(self, Conn::PgTx(_)) {
+            " FOR KEY SHARE"
+        } else {
+            ""
+        };
+        self.get_with(id, lock).await
     }
 
     async fn get_with<D: Doc>(&mut self, id: Id, lock: &str) -> Result<Option<D>> {

@@ -48,6 +48,9 @@ fn run<'c>(
 /// Most logical transactions folded into one physical one.
 pub const MAX_GROUP: usize = 64;
 
+/// Deferred statements a use case keeps before it tries to run them early.
+const FLUSH_AT: usize = 4096;
+
 pub struct WriterState {
     conn: Option<SqliteConnection>,
     in_tx: bool,
@@ -180,14 +183,26 @@ impl GroupTx {
     }
 
     /// Keep a statement for the end of the group (see the module doc). Only for writes that
-    /// nothing in the same transaction reads back: the full-text index.
-    pub(crate) fn defer(&mut self, sql: String, args: Vec<Val>) {
+    /// nothing in the same transaction reads back: the full-text index. A use case that has
+    /// kept [`FLUSH_AT`] of them runs them at once when it may ([`GroupTx::flush_deferred`]),
+    /// so a long one (a reindex, an organisation delete that touches many users) does not hold
+    /// them all in memory.
+    pub(crate) async fn defer(&mut self, sql: String, args: Vec<Val>) -> Result<(), StoreError> {
         self.own.push(Deferred { sql, args });
+        if self.own.len() >= FLUSH_AT {
+            self.flush_deferred().await?;
+        }
+        Ok(())
     }
 
-    /// Run this use case's deferred statements now, inside its savepoint (a long use case that
-    /// would otherwise hold them all in memory).
+    /// Run this use case's deferred statements now, inside its savepoint (rolled back with it),
+    /// if no earlier use case of the group has statements waiting: those must run first, and
+    /// they cannot run inside this savepoint. Otherwise they stay for the end of the group.
     pub(crate) async fn flush_deferred(&mut self) -> Result<(), StoreError> {
+        let earlier_waiting = self.guard.as_ref().is_some_and(|g| !g.deferred.is_empty());
+        if earlier_waiting {
+            return Ok(());
+        }
         let own = std::mem::take(&mut self.own);
         let c = self.conn()?;
         for d in &own {
@@ -197,61 +212,82 @@ impl GroupTx {
     }
 
     /// Release the savepoint and return once the physical transaction holding it has committed.
+    ///
+    /// The work runs in its own task, so it goes to the end even if the caller stops waiting (a
+    /// request whose client went away is dropped at its next await): a group left halfway
+    /// through its deferred statements or its COMMIT would lose index entries or leave the
+    /// transaction open for the next use case to commit.
     pub async fn commit(mut self) -> Result<(), StoreError> {
-        let Some(mut g) = self.guard.take() else {
+        let Some(g) = self.guard.take() else {
             return Ok(());
         };
+        let own = std::mem::take(&mut self.own);
         let writer = self.writer.clone();
-        if let Some(c) = g.conn.as_mut() {
-            if let Err(e) = run(c, "RELEASE opsdesk_tx").await {
-                let _ = run(c, "ROLLBACK TO opsdesk_tx").await;
-                let _ = run(c, "RELEASE opsdesk_tx").await;
-                if g.pending == 0 {
-                    finish_physical(&mut g, &writer, true).await;
+        match tokio::spawn(commit_use_case(g, own, writer)).await {
+            Ok(r) => r,
+            Err(e) => Err(StoreError::Unavailable(format!(
+                "the commit did not finish: {e}"
+            ))),
+        }
+    }
+}
+
+/// [`GroupTx::commit`]'s work: release the savepoint, hand the deferred statements to the group,
+/// and commit the group or wait for the one who does.
+async fn commit_use_case(
+    mut g: OwnedMutexGuard<WriterState>,
+    mut own: Vec<Deferred>,
+    writer: Arc<GroupWriter>,
+) -> Result<(), StoreError> {
+    if let Some(c) = g.conn.as_mut() {
+        if let Err(e) = run(c, "RELEASE opsdesk_tx").await {
+            let _ = run(c, "ROLLBACK TO opsdesk_tx").await;
+            let _ = run(c, "RELEASE opsdesk_tx").await;
+            if g.pending == 0 {
+                finish_physical(&mut g, &writer, true).await;
+            }
+            return Err(e.into());
+        }
+    }
+    g.pending += 1;
+    g.deferred.append(&mut own);
+    let generation = g.generation;
+    if writer.waiting.load(Ordering::SeqCst) > 0 && g.pending < MAX_GROUP {
+        // Others are queued: let them join; the last of the group commits.
+        let mut rx = writer.done.subscribe();
+        drop(g);
+        loop {
+            {
+                let v = rx.borrow_and_update();
+                if v.0 >= generation {
+                    return match &v.1 {
+                        None => Ok(()),
+                        Some(e) if v.0 == generation => Err(StoreError::Db(e.clone())),
+                        Some(_) => Ok(()),
+                    };
                 }
-                return Err(e.into());
+            }
+            // Nobody may be left to commit (the queue drained into rollbacks): check.
+            if tokio::time::timeout(Duration::from_millis(5), rx.changed())
+                .await
+                .is_err()
+            {
+                let mut g = writer.state.clone().lock_owned().await;
+                if g.in_tx
+                    && g.generation == generation
+                    && writer.waiting.load(Ordering::SeqCst) == 0
+                {
+                    return match finish_physical(&mut g, &writer, true).await {
+                        None => Ok(()),
+                        Some(e) => Err(StoreError::Db(e)),
+                    };
+                }
             }
         }
-        g.pending += 1;
-        g.deferred.append(&mut self.own);
-        let generation = g.generation;
-        if writer.waiting.load(Ordering::SeqCst) > 0 && g.pending < MAX_GROUP {
-            // Others are queued: let them join; the last of the group commits.
-            let mut rx = writer.done.subscribe();
-            drop(g);
-            loop {
-                {
-                    let v = rx.borrow_and_update();
-                    if v.0 >= generation {
-                        return match &v.1 {
-                            None => Ok(()),
-                            Some(e) if v.0 == generation => Err(StoreError::Db(e.clone())),
-                            Some(_) => Ok(()),
-                        };
-                    }
-                }
-                // Nobody may be left to commit (the queue drained into rollbacks): check.
-                if tokio::time::timeout(Duration::from_millis(5), rx.changed())
-                    .await
-                    .is_err()
-                {
-                    let mut g = writer.state.clone().lock_owned().await;
-                    if g.in_tx
-                        && g.generation == generation
-                        && writer.waiting.load(Ordering::SeqCst) == 0
-                    {
-                        return match finish_physical(&mut g, &writer, true).await {
-                            None => Ok(()),
-                            Some(e) => Err(StoreError::Db(e)),
-                        };
-                    }
-                }
-            }
-        }
-        match finish_physical(&mut g, &writer, true).await {
-            None => Ok(()),
-            Some(e) => Err(StoreError::Db(e)),
-        }
+    }
+    match finish_physical(&mut g, &writer, true).await {
+        None => Ok(()),
+        Some(e) => Err(StoreError::Db(e)),
     }
 }
 
@@ -277,5 +313,60 @@ async fn rollback_dropped(mut g: OwnedMutexGuard<WriterState>, writer: Arc<Group
     if writer.waiting.load(Ordering::SeqCst) == 0 {
         let commit = g.pending > 0;
         finish_physical(&mut g, &writer, commit).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Connection;
+
+    async fn count(w: &Arc<GroupWriter>) -> Result<i64, StoreError> {
+        let mut tx = w.begin().await?;
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(tx.conn()?)
+            .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    /// A deferred statement runs at the end of the group; one that fails rolls the whole
+    /// physical transaction back and its use case gets the error.
+    #[tokio::test]
+    async fn deferred_statements_run_at_the_end_or_fail_the_group() -> Result<(), StoreError> {
+        let w = GroupWriter::new(SqliteConnection::connect("sqlite::memory:").await?);
+        let mut tx = w.begin().await?;
+        run(tx.conn()?, "CREATE TABLE t (x INTEGER)").await?;
+        tx.commit().await?;
+
+        let mut tx = w.begin().await?;
+        tx.defer("INSERT INTO t VALUES ($1)".into(), vec![Val::Int(1)])
+            .await?;
+        let before: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t")
+            .fetch_one(tx.conn()?)
+            .await?;
+        assert_eq!(before, 0, "not run before the end of the group");
+        tx.commit().await?;
+        assert_eq!(count(&w).await?, 1);
+
+        let mut tx = w.begin().await?;
+        run(tx.conn()?, "INSERT INTO t VALUES (2)").await?;
+        tx.defer("INSERT INTO no_such_table VALUES (1)".into(), vec![])
+            .await?;
+        assert!(
+            tx.commit().await.is_err(),
+            "the failure reaches the use case"
+        );
+        assert_eq!(count(&w).await?, 1, "and nothing of its group was kept");
+
+        let mut tx = w.begin().await?;
+        tx.defer("INSERT INTO t VALUES (3)".into(), vec![]).await?;
+        drop(tx);
+        assert_eq!(
+            count(&w).await?,
+            1,
+            "a dropped use case takes its statements along"
+        );
+        Ok(())
     }
 }

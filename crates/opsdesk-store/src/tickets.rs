@@ -329,9 +329,11 @@ impl Conn {
         if n > 0 {
             self.unindex_text("tickets", id).await?;
             if !self.is_postgres() {
-                self.exec(
-                    "DELETE FROM ticket_comments_fts WHERE rowid >= $1 AND rowid < $2",
-                    &[Val::Int(id << 21), Val::Int((id + 1) << 21)],
+                // Deferred like every full-text write, so it runs after the entries earlier
+                // use cases of the group deferred (crate::group).
+                self.exec_deferred(
+                    "DELETE FROM ticket_comments_fts WHERE rowid >= $1 AND rowid < $2".into(),
+                    vec![Val::Int(id << 21), Val::Int((id + 1) << 21)],
                 )
                 .await?;
             }

@@ -567,11 +567,11 @@ async fn concurrent_commits_and_rollbacks() {
     }
 }
 
-/// `peek` reads a record a write refers to without locking it; `get` locks it until the write
-/// ends (PostgreSQL; SQLite has one writer). Ticket writes peek at their requester, group and
-/// organisation, so writes that share one do not queue behind each other.
+/// `get_shared` reads a record a write refers to under `FOR KEY SHARE`: writes that share the
+/// row do not wait for each other, but a `get` (`FOR UPDATE`, a use case changing or deleting
+/// it) waits for them, and they for it (PostgreSQL; SQLite has one writer).
 #[tokio::test]
-async fn peek_takes_no_row_lock() {
+async fn get_shared_lets_writes_share_a_row() {
     let Some(s) = testing::postgres().await.unwrap() else {
         return;
     };
@@ -580,27 +580,80 @@ async fn peek_takes_no_row_lock() {
     tx.insert(&mut o).await.unwrap();
     tx.commit().await.unwrap();
     let locked_out = |e: StoreError| e.to_string().contains("lock timeout");
+    let impatient = || async {
+        let mut t = s.write().await.unwrap();
+        t.exec("SET LOCAL lock_timeout = '300ms'", &[])
+            .await
+            .unwrap();
+        t
+    };
 
     let mut a = s.write().await.unwrap();
-    let seen: Option<Organization> = a.peek(o.id).await.unwrap();
+    let seen: Option<Organization> = a.get_shared(o.id).await.unwrap();
     assert_eq!(seen.map(|x| x.name), Some("Shared by many tickets".into()));
-    let mut b = s.write().await.unwrap();
-    b.exec("SET LOCAL lock_timeout = '300ms'", &[])
-        .await
-        .unwrap();
-    let got: Option<Organization> = b.get(o.id).await.unwrap();
-    assert!(got.is_some(), "a peek leaves the row free");
-    drop(b);
-    drop(a);
+    let mut b = impatient().await;
+    let also: Option<Organization> = b.get_shared(o.id).await.unwrap();
+    assert!(also.is_some(), "two writes share the row");
+    let mut c = impatient().await;
+    let err = c.get::<Organization>(o.id).await.unwrap_err();
+    assert!(
+        locked_out(err),
+        "a change waits for the writes that share the row"
+    );
+    drop((a, b, c));
 
     let mut a = s.write().await.unwrap();
     let _: Option<Organization> = a.get(o.id).await.unwrap();
-    let mut b = s.write().await.unwrap();
-    b.exec("SET LOCAL lock_timeout = '300ms'", &[])
-        .await
-        .unwrap();
-    let err = b.get::<Organization>(o.id).await.unwrap_err();
-    assert!(locked_out(err), "get locks the row until the write ends");
+    let mut b = impatient().await;
+    let err = b.get_shared::<Organization>(o.id).await.unwrap_err();
+    assert!(locked_out(err), "a write waits for a change in progress");
+}
+
+/// Full-text entries end in the order their writes committed, even when one record is
+/// renamed by many use cases that share physical transactions (SQLite defers them to the end
+/// of each group).
+#[tokio::test]
+async fn the_index_keeps_the_last_of_many_renames() {
+    for (name, s) in testing::all().await.unwrap() {
+        let mut tx = s.write().await.unwrap();
+        let mut o = org("Renamed zero");
+        tx.insert(&mut o).await.unwrap();
+        tx.commit().await.unwrap();
+        let words = [
+            "alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india",
+            "juliett", "kilo", "lima", "mike", "november", "oscar", "papa",
+        ];
+        let mut tasks = vec![];
+        for w in words {
+            let s = s.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut tx = s.write().await.unwrap();
+                let mut x: Organization = tx.get(o.id).await.unwrap().unwrap();
+                x.name = format!("Renamed {w}");
+                tx.update(&x).await.unwrap();
+                tx.commit().await.unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let mut c = s.read().await.unwrap();
+        let last: Organization = c.get(o.id).await.unwrap().unwrap();
+        let mut matched = vec![];
+        for w in std::iter::once("zero").chain(words) {
+            let sql = if c.is_postgres() {
+                format!("SELECT COUNT(*) FROM organizations WHERE search_vec @@ '''{w}'''::tsquery")
+            } else {
+                format!("SELECT COUNT(*) FROM organizations_fts WHERE organizations_fts MATCH '\"{w}\"'")
+            };
+            if c.int(&sql, &[]).await.unwrap() > 0 {
+                matched.push(format!("Renamed {w}"));
+            }
+        }
+        assert_eq!(matched, vec![last.name.clone()], "{name}");
+        drop(c);
+        s.close().await;
+    }
 }
 
 /// The cursor export never lets a slow writer commit behind a reader: on PostgreSQL a change
