@@ -163,6 +163,10 @@ impl Store {
             .foreign_keys(true)
             .pragma("cache_size", "-65536")
             .pragma("temp_store", "memory")
+            // Pages read through a memory map: a reader's page cache is emptied whenever
+            // another connection has written since its last read, so under writes every read
+            // re-read its pages with read(2) (docs/benchmarks.md, "Reads under writes").
+            .pragma("mmap_size", "1073741824")
             // SQLite's default; a background checkpointer was measured and made p99 worse
             // (docs/benchmarks.md).
             .pragma("wal_autocheckpoint", "1000");
