@@ -466,32 +466,12 @@ impl App {
         actor: &Actor,
         ids: &[Id],
     ) -> Result<Vec<TicketField>> {
-        self.reorder_listed(
-            actor,
-            ids,
-            "ticket_field",
-            |f: &TicketField| f.position,
-            |f, p, now| {
-                f.position = p;
-                f.updated_at = now;
-            },
-        )
-        .await
+        self.reorder_listed(actor, ids).await
     }
 
     /// The ticket forms in a new order (as the portal offers them).
     pub async fn reorder_ticket_forms(&self, actor: &Actor, ids: &[Id]) -> Result<Vec<TicketForm>> {
-        self.reorder_listed(
-            actor,
-            ids,
-            "ticket_form",
-            |f: &TicketForm| f.position,
-            |f, p, now| {
-                f.position = p;
-                f.updated_at = now;
-            },
-        )
-        .await
+        self.reorder_listed(actor, ids).await
     }
 
     pub async fn delete_ticket_form(&self, actor: &Actor, id: Id) -> Result<()> {

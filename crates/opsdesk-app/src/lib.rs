@@ -14,6 +14,7 @@ pub mod mail;
 pub mod outbox;
 pub mod people;
 mod records;
+pub use records::Listed;
 pub mod rules;
 pub mod search;
 pub mod sessions;

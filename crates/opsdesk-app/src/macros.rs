@@ -268,17 +268,7 @@ impl App {
     /// `macros/reorder`: the given ids take positions 1, 2, …; the others keep their order
     /// after them (one transaction).
     pub async fn reorder_macros(&self, actor: &Actor, ids: &[Id]) -> Result<Vec<Macro>> {
-        self.reorder_listed(
-            actor,
-            ids,
-            "macro",
-            |r: &Macro| r.position,
-            |r, p, now| {
-                r.position = p;
-                r.updated_at = now;
-            },
-        )
-        .await
+        self.reorder_listed(actor, ids).await
     }
 
     pub async fn delete_macro(&self, actor: &Actor, id: Id) -> Result<()> {

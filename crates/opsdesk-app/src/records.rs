@@ -1,8 +1,11 @@
 //! What the admin-configured records (triggers, macros, views, fields) share: their common
 //! attributes, who may see and write them (restrictions), and writing them.
 
+use opsdesk_core::fields::{TicketField, TicketForm};
 use opsdesk_core::model::{GroupMembership, Id};
-use opsdesk_core::Invalid;
+use opsdesk_core::rules::{Automation, Macro, Trigger, View};
+use opsdesk_core::sla::SlaPolicy;
+use opsdesk_core::{Invalid, Timestamp};
 use opsdesk_store::{Cond, Conn, Doc, Page, Val};
 use serde_json::Value;
 
@@ -137,23 +140,57 @@ pub(crate) async fn save_doc<D: Doc>(
     Ok(d)
 }
 
+/// Records an admin puts in order: they are listed by `position` (`…/reorder`, the admin
+/// lists' move up and down).
+pub trait Listed: Doc + Clone {
+    /// The record's name: `<name>_ids` in a reorder, the noun in messages (and, for rules, the
+    /// JSON envelope's key).
+    const NAME: &'static str;
+    fn position(&self) -> i64;
+    fn set_position(&mut self, p: i64, now: Timestamp);
+}
+
+/// [`Listed`] for records whose `position` and `updated_at` are fields.
+macro_rules! listed {
+    ($($t:ty => $name:literal),* $(,)?) => {$(
+        impl Listed for $t {
+            const NAME: &'static str = $name;
+            fn position(&self) -> i64 {
+                self.position
+            }
+            fn set_position(&mut self, p: i64, now: Timestamp) {
+                self.position = p;
+                self.updated_at = now;
+            }
+        }
+    )*};
+}
+
+listed!(
+    Trigger => "trigger",
+    Automation => "automation",
+    Macro => "macro",
+    View => "view",
+    SlaPolicy => "sla_policy",
+    TicketField => "ticket_field",
+    TicketForm => "ticket_form",
+);
+
 /// `…/reorder`: the given ids take positions 1, 2, …; the others keep their order after them.
 /// Unknown ids are refused (422 naming `<name>_ids`).
-pub(crate) async fn reorder<D: Doc + Clone>(
+pub(crate) async fn reorder<D: Listed>(
     tx: &mut opsdesk_store::Conn,
     ids: &[Id],
-    name: &str,
-    position: impl Fn(&D) -> i64,
-    set_position: impl Fn(&mut D, i64),
+    now: Timestamp,
 ) -> Result<Vec<D>> {
     let mut all = tx.list::<D>(&[], &Page::All { limit: 10_000 }).await?.items;
-    all.sort_by_key(|d| (position(d), d.id()));
+    all.sort_by_key(|d| (d.position(), d.id()));
     for id in ids {
         if !all.iter().any(|d| d.id() == *id) {
             return Err(Invalid::one(
-                &format!("{name}_ids"),
+                &format!("{}_ids", D::NAME),
                 "InvalidValue",
-                format!("{name}: {id} does not exist"),
+                format!("{}: {id} does not exist", D::NAME),
             )
             .into());
         }
@@ -165,8 +202,8 @@ pub(crate) async fn reorder<D: Doc + Clone>(
     let mut out = vec![];
     for (pos, id) in order.iter().enumerate() {
         if let Some(mut d) = all.iter().find(|d| d.id() == *id).cloned() {
-            if position(&d) != pos as i64 + 1 {
-                set_position(&mut d, pos as i64 + 1);
+            if d.position() != pos as i64 + 1 {
+                d.set_position(pos as i64 + 1, now);
                 tx.update(&d).await?;
             }
             out.push(d);
@@ -179,19 +216,14 @@ impl crate::App {
     /// Reorder records that are only listed in position order (macros, views, ticket fields
     /// and forms): the given ids take positions 1, 2, …, the others follow, in one
     /// transaction.
-    pub(crate) async fn reorder_listed<D: Doc + Clone>(
+    pub(crate) async fn reorder_listed<D: Listed>(
         &self,
         actor: &crate::Actor,
         ids: &[Id],
-        name: &str,
-        position: impl Fn(&D) -> i64,
-        set_position: impl Fn(&mut D, i64, opsdesk_core::Timestamp),
     ) -> Result<Vec<D>> {
         actor.require_admin()?;
-        let now = self.now();
         let mut tx = self.store.write().await?;
-        let out =
-            reorder::<D>(&mut tx, ids, name, position, |d, p| set_position(d, p, now)).await?;
+        let out = reorder::<D>(&mut tx, ids, self.now()).await?;
         tx.commit().await?;
         Ok(out)
     }

@@ -91,16 +91,12 @@ pub(crate) fn rule_via(id: Id, title: &str, rel: &str) -> Value {
 }
 
 /// A rule record administered through the same endpoints shape: triggers and automations.
-pub trait RuleRecord: opsdesk_store::Doc + Clone + 'static {
+pub trait RuleRecord: crate::Listed + 'static {
     const KIND: rules::RuleKind;
-    /// `trigger` / `automation`: the JSON envelope's key and the message noun.
-    const NAME: &'static str;
     /// The most active records of this kind.
     const MAX_ACTIVE: i64;
     fn blank(now: opsdesk_core::Timestamp, position: i64) -> Self;
     fn common(&mut self) -> crate::records::CommonFields<'_>;
-    fn position(&self) -> i64;
-    fn set_position(&mut self, p: i64, now: opsdesk_core::Timestamp);
     fn active(&self) -> bool;
     fn rule(&self) -> rules::Rule;
     fn set_rule(&mut self, conditions: Conditions, actions: Vec<Action>);
@@ -120,13 +116,6 @@ macro_rules! rule_record_fields {
                 position: &mut self.position,
             }
         }
-        fn position(&self) -> i64 {
-            self.position
-        }
-        fn set_position(&mut self, p: i64, now: opsdesk_core::Timestamp) {
-            self.position = p;
-            self.updated_at = now;
-        }
         fn active(&self) -> bool {
             self.active
         }
@@ -145,7 +134,6 @@ macro_rules! rule_record_fields {
 
 impl RuleRecord for Trigger {
     const KIND: rules::RuleKind = rules::RuleKind::Trigger;
-    const NAME: &'static str = "trigger";
     const MAX_ACTIVE: i64 = 7000;
     fn blank(now: opsdesk_core::Timestamp, position: i64) -> Self {
         Trigger {
@@ -171,7 +159,6 @@ impl RuleRecord for Trigger {
 
 impl RuleRecord for Automation {
     const KIND: rules::RuleKind = rules::RuleKind::Automation;
-    const NAME: &'static str = "automation";
     const MAX_ACTIVE: i64 = 500;
     fn blank(now: opsdesk_core::Timestamp, position: i64) -> Self {
         Automation {
@@ -331,14 +318,7 @@ impl App {
     pub async fn reorder_rules<R: RuleRecord>(&self, actor: &Actor, ids: &[Id]) -> Result<Vec<R>> {
         actor.require_admin()?;
         let mut tx = self.store.write().await?;
-        let out = crate::records::reorder::<R>(
-            &mut tx,
-            ids,
-            R::NAME,
-            |r| r.position(),
-            |r, p| r.set_position(p, self.now()),
-        )
-        .await?;
+        let out = crate::records::reorder::<R>(&mut tx, ids, self.now()).await?;
         tx.bump_rules_version().await?;
         tx.commit().await?;
         self.rules_cache.clear();

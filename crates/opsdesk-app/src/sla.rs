@@ -132,19 +132,8 @@ impl App {
         ids: &[Id],
     ) -> Result<Vec<opsdesk_core::sla::SlaPolicy>> {
         actor.require_admin()?;
-        let now = self.now();
         let mut tx = self.store.write().await?;
-        let out = crate::records::reorder::<opsdesk_core::sla::SlaPolicy>(
-            &mut tx,
-            ids,
-            "sla_policy",
-            |p| p.position,
-            |p, pos| {
-                p.position = pos;
-                p.updated_at = now;
-            },
-        )
-        .await?;
+        let out = crate::records::reorder(&mut tx, ids, self.now()).await?;
         tx.bump_rules_version().await?;
         tx.commit().await?;
         self.sla_cache.clear();

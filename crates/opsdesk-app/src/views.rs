@@ -350,17 +350,7 @@ impl App {
     /// `views/reorder`: the given ids take positions 1, 2, …; the others keep their order
     /// after them (one transaction).
     pub async fn reorder_views(&self, actor: &Actor, ids: &[Id]) -> Result<Vec<View>> {
-        self.reorder_listed(
-            actor,
-            ids,
-            "view",
-            |r: &View| r.position,
-            |r, p, now| {
-                r.position = p;
-                r.updated_at = now;
-            },
-        )
-        .await
+        self.reorder_listed(actor, ids).await
     }
 
     pub async fn delete_view(&self, actor: &Actor, id: Id) -> Result<()> {

@@ -120,14 +120,6 @@ impl Conn {
         self.exec(&sql, &args).await.map(|_| ())
     }
 
-    /// Run the deferred writes of this use case now (see [`Conn::exec_deferred`]).
-    pub(crate) async fn flush_deferred(&mut self) -> Result<(), StoreError> {
-        if let Conn::SqliteTx(g) = self {
-            g.flush_deferred().await?;
-        }
-        Ok(())
-    }
-
     pub fn is_postgres(&self) -> bool {
         matches!(self, Conn::PgTx(_) | Conn::PgConn(_))
     }

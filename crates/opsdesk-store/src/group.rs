@@ -18,8 +18,6 @@
 //! that rolls back takes its deferred statements with it; if one fails at the end, the whole
 //! physical transaction rolls back and every use case in it gets the error.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,13 +34,12 @@ struct Deferred {
     args: Vec<Val>,
 }
 
-/// Run one statement. Boxed with a concrete lifetime so futures that use it can be spawned
-/// (sqlx's executor bounds otherwise defeat the `Send` check).
+/// Run one statement without arguments (transaction control).
 fn run<'c>(
     c: &'c mut SqliteConnection,
     sql: &'static str,
-) -> Pin<Box<dyn Future<Output = Result<(), sqlx::Error>> + Send + 'c>> {
-    Box::pin(async move { sqlx::query(sql).execute(c).await.map(|_| ()) })
+) -> impl std::future::Future<Output = Result<(), sqlx::Error>> + Send + 'c {
+    exec_sqlite(c, sql, &[])
 }
 
 /// Most logical transactions folded into one physical one.
@@ -198,7 +195,7 @@ impl GroupTx {
     /// Run this use case's deferred statements now, inside its savepoint (rolled back with it),
     /// if no earlier use case of the group has statements waiting: those must run first, and
     /// they cannot run inside this savepoint. Otherwise they stay for the end of the group.
-    pub(crate) async fn flush_deferred(&mut self) -> Result<(), StoreError> {
+    async fn flush_deferred(&mut self) -> Result<(), StoreError> {
         let earlier_waiting = self.guard.as_ref().is_some_and(|g| !g.deferred.is_empty());
         if earlier_waiting {
             return Ok(());

@@ -709,7 +709,6 @@ impl Conn {
                 .await?;
             let Some(last) = rows.last() else { break };
             after = last.i64(0)?;
-            self.flush_deferred().await?;
             for r in &rows {
                 let id = r.i64(0)?;
                 let c: Comment = r.json(1)?;
@@ -751,7 +750,6 @@ impl Conn {
                 .await?;
             let Some(last) = rows.last() else { break };
             after = last.i64(0)?;
-            self.flush_deferred().await?;
             for r in &rows {
                 let d: D = decode(r)?;
                 if self.is_postgres() {

@@ -289,14 +289,7 @@ pub async fn login(
     // outrun the count) and keyed on the connecting address, never on X-Forwarded-For,
     // which a client writes itself.
     let ip = peer.ip();
-    let account: String = form
-        .get("email")
-        .unwrap_or("")
-        .trim()
-        .to_lowercase()
-        .chars()
-        .take(320)
-        .collect();
+    let account = email_key(&form);
     // The address's limits first; the account's only counts attempts the address was allowed
     // to make, so one address cannot use up an account's allowance and lock it out.
     if let Err(l) = st
@@ -336,6 +329,18 @@ pub async fn login(
     }
 }
 
+/// The form's email as the sign-in limits count it: trimmed, lower-case, at most 320
+/// characters (the longest address there is).
+fn email_key(form: &Form) -> String {
+    form.get("email")
+        .unwrap_or("")
+        .trim()
+        .to_lowercase()
+        .chars()
+        .take(320)
+        .collect()
+}
+
 /// The sign-in forms (password, link request, link confirmation) carry the `opsdesk_login`
 /// cookie's token: a cross-site page cannot sign a browser in as someone else.
 fn check_login_cookie(headers: &HeaderMap, form: &Form) -> WebResult<()> {
@@ -368,14 +373,7 @@ pub async fn send_link(
     form: Form,
 ) -> WebResult<Response> {
     check_login_cookie(&headers, &form)?;
-    let email: String = form
-        .get("email")
-        .unwrap_or("")
-        .trim()
-        .to_lowercase()
-        .chars()
-        .take(320)
-        .collect();
+    let email = email_key(&form);
     if let Err(l) = st
         .login_links
         .check(peer.ip())
