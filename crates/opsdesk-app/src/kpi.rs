@@ -10,7 +10,7 @@ use opsdesk_core::kpi::{self, bucket_end, bucket_start, label, Dims, Fact, Perio
 use opsdesk_core::model::{Group, Id, Organization, Role, User};
 use opsdesk_core::ticket::{Audit, Ticket};
 use opsdesk_core::ticket_metrics::{TicketMetrics, WriteFacts};
-use opsdesk_store::{Cond, Conn, KpiQuery, KpiStat, Page, Val};
+use opsdesk_store::{Cond, Conn, KpiQuery, KpiStat, Page, StatBucket, Val};
 use serde_json::{json, Value};
 
 use crate::{Actor, App, AppError, Result};
@@ -31,6 +31,18 @@ pub const ASSIGNED_SHARE_TARGET: (f64, f64) = (0.50, 0.60);
 pub const BASELINE_FACTOR: f64 = 0.85;
 /// Engineers are left out of the baselines in their first two months.
 pub const BASELINE_GRACE_MONTHS: i8 = 2;
+/// The lease one node holds while it keeps the dashboards' durations ready
+/// ([`App::keep_kpi_durations`]).
+const KEEP_LEASE: &str = "kpi_durations";
+/// Seconds the lease lasts: longer than a run, shorter than two ticks of the worker.
+const KEEP_LEASE_SECS: i64 = 100;
+/// The durations, by report name and fact kind.
+const DURATIONS: &[(&str, &str)] = &[
+    ("first_reply_time", kpi::FIRST_REPLY),
+    ("next_reply_time", kpi::NEXT_REPLY),
+    ("full_resolution_time", kpi::RESOLUTION),
+    ("requester_wait_time", kpi::REQUESTER_WAIT),
+];
 /// The longest range a report covers.
 const MAX_DAYS: i64 = 3700;
 
@@ -141,6 +153,8 @@ struct Request {
     by: Option<(&'static str, &'static str)>,
     conds: Vec<Cond>,
     tz: jiff::tz::TimeZone,
+    /// Today, in the KPI time zone: buckets that ended before it are closed.
+    today: i64,
 }
 
 impl Request {
@@ -191,6 +205,36 @@ impl Request {
             b = bucket_end(b, self.period, self.to);
         }
         out
+    }
+
+    /// The buckets as durations are computed ([`Conn::kpi_stats_cached`]): the days of
+    /// each inside the range, and whether its figures may be kept — a whole day, week or
+    /// month that has ended (one row over a range that is exactly one of those, too).
+    fn stat_buckets(&self) -> Vec<StatBucket> {
+        if self.period == Period::All {
+            let natural = [Period::Day, Period::Week, Period::Month]
+                .into_iter()
+                .any(|p| {
+                    bucket_start(self.from, p, self.from) == self.from
+                        && bucket_end(self.from, p, self.to) == self.to
+                });
+            return vec![StatBucket {
+                first: self.from,
+                end: self.to,
+                cache: natural && self.to <= self.today,
+            }];
+        }
+        self.buckets()
+            .into_iter()
+            .map(|b| {
+                let end = bucket_end(b, self.period, self.to);
+                StatBucket {
+                    first: b.max(self.from),
+                    end: end.min(self.to),
+                    cache: b >= self.from && end <= self.to && end <= self.today,
+                }
+            })
+            .collect()
     }
 
     fn period_name(&self) -> &'static str {
@@ -245,17 +289,6 @@ fn mean(st: &KpiStat) -> Value {
     }
 }
 
-fn empty_stat() -> KpiStat {
-    KpiStat {
-        bucket: None,
-        dim: None,
-        n: 0,
-        sum: 0,
-        median: None,
-        p90: None,
-    }
-}
-
 impl App {
     /// The KPI time zone (UTC unless `opsdesk kpi rebuild --time-zone` set one).
     pub(crate) async fn kpi_time_zone(&self, c: &mut Conn) -> Result<jiff::tz::TimeZone> {
@@ -292,8 +325,11 @@ impl App {
         let dims = self.kpi_dims(tx, t).await?;
         // The plan and region change with the organisation (see `update_organization`), so
         // only the ticket's own attributes are compared.
-        if previous.is_some_and(|p| Dims::of(p, None) != Dims::of(t, None)) {
-            tx.set_kpi_dims(t.id, &dims).await?;
+        if let Some(p) = previous {
+            let moved = Dims::of(p, None).changed(&Dims::of(t, None));
+            if !moved.is_empty() {
+                tx.set_kpi_dims(t.id, &dims, &moved).await?;
+            }
         }
         self.insert_facts(tx, &cfg.kpi_tz, &facts, &dims).await
     }
@@ -614,7 +650,56 @@ impl App {
             by,
             conds,
             tz,
+            today,
         })
+    }
+
+    /// Keep the figures the dashboards read ready before anyone asks: every duration over
+    /// the last 53 weeks by week and the last 13 months by month, in total and by engineer
+    /// (replies) — the closed buckets whose facts changed are computed and kept
+    /// ([`Conn::kpi_stats_cached`]); when nothing changed this only compares versions. One
+    /// node at a time (a lease). Returns whether this node ran it. The workers call it
+    /// every minute.
+    pub async fn keep_kpi_durations(&self) -> Result<bool> {
+        let mut tx = self.store.write().await?;
+        let now = self.now().as_second();
+        if tx
+            .take_lease(KEEP_LEASE, &self.node_id, now, KEEP_LEASE_SECS)
+            .await?
+            .is_none()
+        {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        let mut c = self.store.read().await?;
+        let mut r = self
+            .kpi_request(&mut c, &BTreeMap::new(), Period::Week)
+            .await?;
+        let to = r.to;
+        for (period, from) in [
+            (Period::Week, bucket_start(to - 1 - 7 * 52, Period::Week, 0)),
+            (
+                Period::Month,
+                kpi::day_number(
+                    kpi::date_of(to - 1)
+                        .first_of_month()
+                        .saturating_sub(jiff::Span::new().months(12)),
+                ),
+            ),
+        ] {
+            r.period = period;
+            r.from = from;
+            for by in [None, DIMENSIONS.first().copied()] {
+                r.by = by;
+                for (name, kind) in DURATIONS {
+                    if by.is_some() && !name.ends_with("reply_time") {
+                        continue;
+                    }
+                    self.samples(&mut c, &r, kind).await?;
+                }
+            }
+        }
+        Ok(true)
     }
 
     /// `GET /api/v2/kpis/{name}`: one report.
@@ -647,25 +732,23 @@ impl App {
         if name == "baselines" && r.period != Period::Week {
             return Err(bad("baselines are weekly (period=week)"));
         }
-        let (columns, rows) = match name {
-            "tickets" => self.tickets_report(&mut c, &r).await?,
-            "sla_achievement" => {
-                self.sla_report(&mut c, &r, params.get("sla_metric"))
-                    .await?
+        let duration = DURATIONS.iter().find(|d| d.0 == name);
+        let (columns, rows) = if let Some(&(_, kind)) = duration {
+            self.duration_report(&mut c, &r, kind).await?
+        } else {
+            match name {
+                "tickets" => self.tickets_report(&mut c, &r).await?,
+                "sla_achievement" => {
+                    self.sla_report(&mut c, &r, params.get("sla_metric"))
+                        .await?
+                }
+                "resolution_to_wait_ratio" => self.ratio_report(&mut c, &r).await?,
+                "reopen_rate" => self.solve_share_report(&mut c, &r, 2, "reopened").await?,
+                "one_touch" => self.solve_share_report(&mut c, &r, 1, "one_touch").await?,
+                "satisfaction" => self.satisfaction_report(&mut c, &r).await?,
+                "engineer_activity" => self.activity_report(&mut c, &r).await?,
+                _ => self.baselines_report(&mut c, &r).await?,
             }
-            "first_reply_time" => self.duration_report(&mut c, &r, kpi::FIRST_REPLY).await?,
-            "next_reply_time" => self.duration_report(&mut c, &r, kpi::NEXT_REPLY).await?,
-            "full_resolution_time" => self.duration_report(&mut c, &r, kpi::RESOLUTION).await?,
-            "requester_wait_time" => {
-                self.duration_report(&mut c, &r, kpi::REQUESTER_WAIT)
-                    .await?
-            }
-            "resolution_to_wait_ratio" => self.ratio_report(&mut c, &r).await?,
-            "reopen_rate" => self.solve_share_report(&mut c, &r, 2, "reopened").await?,
-            "one_touch" => self.solve_share_report(&mut c, &r, 1, "one_touch").await?,
-            "satisfaction" => self.satisfaction_report(&mut c, &r).await?,
-            "engineer_activity" => self.activity_report(&mut c, &r).await?,
-            _ => self.baselines_report(&mut c, &r).await?,
         };
         let mut columns: Vec<String> = columns.into_iter().map(String::from).collect();
         let mut rows = rows;
@@ -944,8 +1027,19 @@ impl App {
 
     async fn samples(&self, c: &mut Conn, r: &Request, kind: &'static str) -> Result<Samples> {
         let q = r.query(&[kind], true);
-        Ok(c.kpi_stats(&q)
-            .await?
+        let (stats, fills) = c.kpi_stats_cached(&q, &r.stat_buckets()).await?;
+        if !fills.is_empty() {
+            // Kept for the next report; a failure to keep them costs only time.
+            let keep = async {
+                let mut tx = self.store.write().await?;
+                tx.save_kpi_stats(&fills).await?;
+                tx.commit().await
+            };
+            if let Err(e) = keep.await {
+                tracing::warn!(error = %e, "keeping KPI duration figures");
+            }
+        }
+        Ok(stats
             .into_iter()
             .map(|(cal, bus)| {
                 let key = (r.bucket(cal.bucket.unwrap_or(r.from)), cal.dim.clone());
@@ -963,7 +1057,7 @@ impl App {
         let s = self.samples(c, r, kind).await?;
         let mut rows = vec![];
         for (b, d) in self.keys(r, s.keys().cloned(), false) {
-            let empty = (empty_stat(), empty_stat());
+            let empty = (KpiStat::empty(), KpiStat::empty());
             let (cal, bus) = s.get(&(b, d.clone())).unwrap_or(&empty);
             let mut row = self.lead(r, b, &d);
             row.extend([
@@ -1003,7 +1097,7 @@ impl App {
         let wait = self.samples(c, r, kpi::REQUESTER_WAIT).await?;
         let mut rows = vec![];
         for (b, d) in self.keys(r, res.keys().cloned(), false) {
-            let empty = (empty_stat(), empty_stat());
+            let empty = (KpiStat::empty(), KpiStat::empty());
             let (rc, rb) = res.get(&(b, d.clone())).unwrap_or(&empty);
             let (wc, wb) = wait.get(&(b, d.clone())).unwrap_or(&empty);
             let mut row = self.lead(r, b, &d);

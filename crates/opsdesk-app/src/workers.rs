@@ -17,6 +17,10 @@ pub const SLA_TICK: Duration = Duration::from_secs(5);
 /// How often the automation scheduler checks whether a run is due.
 pub const AUTOMATION_TICK: Duration = Duration::from_secs(10);
 
+/// How often a node offers to keep the dashboards' KPI durations ready
+/// ([`App::keep_kpi_durations`]).
+pub const KPI_TICK: Duration = Duration::from_secs(60);
+
 /// When each worker last went round its loop (UTC seconds; 0: not started), for `/readyz`.
 #[derive(Debug, Default)]
 pub struct Heartbeats {
@@ -80,6 +84,24 @@ pub fn spawn(app: App, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHand
             }
         })
     };
+    let kpis = {
+        let app = app.clone();
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            loop {
+                if *stop.borrow() {
+                    break;
+                }
+                if let Err(e) = app.keep_kpi_durations().await {
+                    tracing::warn!(error = %e, "keeping KPI durations");
+                }
+                tokio::select! {
+                    _ = stop.changed() => {}
+                    _ = tokio::time::sleep(KPI_TICK) => {}
+                }
+            }
+        })
+    };
     let automations = {
         let mut stop = stop;
         tokio::spawn(async move {
@@ -100,5 +122,5 @@ pub fn spawn(app: App, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHand
             }
         })
     };
-    vec![outbox, automations]
+    vec![outbox, automations, kpis]
 }

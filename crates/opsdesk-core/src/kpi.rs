@@ -116,6 +116,27 @@ pub fn org_field(o: &Organization, key: &str) -> Option<String> {
 }
 
 impl Dims {
+    /// The fact columns whose values differ from `self` in `new`. A change of organisation
+    /// names the plan and region too (they come from the organisation).
+    pub fn changed(&self, new: &Dims) -> Vec<&'static str> {
+        let mut out = vec![];
+        let mut diff = |col: &'static str, differs: bool| {
+            if differs {
+                out.push(col);
+            }
+        };
+        diff("assignee_id", self.assignee_id != new.assignee_id);
+        diff("group_id", self.group_id != new.group_id);
+        diff("form_id", self.form_id != new.form_id);
+        diff("priority", self.priority != new.priority);
+        diff("channel", self.channel != new.channel);
+        let org = self.organization_id != new.organization_id;
+        diff("organization_id", org);
+        diff("plan", org || self.plan != new.plan);
+        diff("region", org || self.region != new.region);
+        out
+    }
+
     /// A ticket's attributes; `org` is its organisation (for the plan and region).
     pub fn of(t: &Ticket, org: Option<&Organization>) -> Dims {
         let org = org.filter(|o| Some(o.id) == t.organization_id);
@@ -414,6 +435,33 @@ pub fn percentile(sorted: &[i64], p: f64) -> Option<i64> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn changed_names_the_columns_that_move() {
+        let a = Dims {
+            assignee_id: Some(1),
+            group_id: Some(2),
+            organization_id: Some(3),
+            form_id: None,
+            priority: Some("normal".into()),
+            channel: "email".into(),
+            plan: None,
+            region: None,
+        };
+        assert!(a.changed(&a).is_empty());
+        let b = Dims {
+            assignee_id: Some(9),
+            priority: Some("high".into()),
+            ..a.clone()
+        };
+        assert_eq!(a.changed(&b), ["assignee_id", "priority"]);
+        // Another organisation brings its own plan and region.
+        let c = Dims {
+            organization_id: None,
+            ..a.clone()
+        };
+        assert_eq!(a.changed(&c), ["organization_id", "plan", "region"]);
+    }
 
     #[test]
     fn weeks_months_and_labels() {

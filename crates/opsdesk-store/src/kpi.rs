@@ -2,6 +2,8 @@
 //! reports. Counts are grouped in SQL; durations come back one row per fact for exact
 //! percentiles.
 
+use std::collections::BTreeMap;
+
 use opsdesk_core::kpi::{Dims, Fact};
 use opsdesk_core::model::Id;
 use serde_json::Value;
@@ -69,9 +71,11 @@ fn dim_value(f: &Fact, dims: &Dims, dim: &str) -> String {
 /// `kpi_daily` keys are split this many ways (by ticket id).
 const SHARDS: i64 = 16;
 
+/// Adds to a daily count. Every write raises the row's version `v` (rows start at 1), which
+/// the duration cache checks (migration 0015).
 const ROLLUP_UPSERT: &str = "ON CONFLICT (kind, dim, day, value, metric, shard) DO UPDATE SET \
      n = kpi_daily.n + excluded.n, f1 = kpi_daily.f1 + excluded.f1, \
-     f2 = kpi_daily.f2 + excluded.f2, f4 = kpi_daily.f4 + excluded.f4";
+     f2 = kpi_daily.f2 + excluded.f2, f4 = kpi_daily.f4 + excluded.f4, v = kpi_daily.v + 1";
 
 /// Which facts a report reads.
 #[derive(Debug, Clone, Default)]
@@ -99,6 +103,42 @@ pub struct KpiCount {
     pub flagged: [i64; 3],
 }
 
+/// A query's single dimension in `kpi_daily` terms ([`KpiQuery::daily_key`]).
+#[derive(Debug, Default)]
+struct DailyKey {
+    /// '' for the total.
+    dim: &'static str,
+    /// The one value the query filters the dimension to.
+    value: Option<String>,
+    /// The SLA target it filters to.
+    metric: Option<String>,
+}
+
+/// A bucket of a duration report: the days `[first, end)` inside the range. `cache`: a whole
+/// day, week or month that has ended, whose figures may be kept and read again
+/// ([`Conn::kpi_stats_cached`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatBucket {
+    pub first: i64,
+    pub end: i64,
+    pub cache: bool,
+}
+
+/// A closed bucket's figures for one dimension value, to keep in `kpi_stat_cache`
+/// ([`Conn::save_kpi_stats`]), with the version of the daily counts they were computed
+/// beside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatFill {
+    pub kinds: String,
+    pub dim: &'static str,
+    pub first: i64,
+    pub end: i64,
+    pub value: String,
+    pub vsum: i64,
+    pub calendar: KpiStat,
+    pub business: KpiStat,
+}
+
 /// A report group: its bucket and dimension value.
 type GroupKey = (Option<i64>, Option<String>);
 
@@ -111,6 +151,20 @@ pub struct KpiStat {
     pub sum: i64,
     pub median: Option<i64>,
     pub p90: Option<i64>,
+}
+
+impl KpiStat {
+    /// No facts.
+    pub fn empty() -> KpiStat {
+        KpiStat {
+            bucket: None,
+            dim: None,
+            n: 0,
+            sum: 0,
+            median: None,
+            p90: None,
+        }
+    }
 }
 
 impl KpiQuery {
@@ -131,6 +185,36 @@ impl KpiQuery {
 
     fn by(&self) -> Option<&'static str> {
         self.by.filter(|b| groupable(b))
+    }
+
+    /// The query as `kpi_daily` keys it: at most one dimension, filtered to one value
+    /// (`Eq`, or `IsNull` as '') and/or grouped by, and a filter on the SLA target. None
+    /// when the daily rows cannot answer it.
+    fn daily_key(&self) -> Option<DailyKey> {
+        let mut key = DailyKey::default();
+        for c in &self.conds {
+            let (col, value) = match c {
+                Cond::Eq(col, Val::Int(v)) => (*col, v.to_string()),
+                Cond::Eq(col, Val::Text(v)) => (*col, v.clone()),
+                Cond::IsNull(col) => (*col, String::new()),
+                _ => return None,
+            };
+            if col == "metric" {
+                key.metric = Some(value);
+                continue;
+            }
+            if !rollup_dims().contains(&col) || key.value.is_some() {
+                return None;
+            }
+            key.dim = col;
+            key.value = Some(value);
+        }
+        match self.by() {
+            Some("metric") | None => {}
+            Some(b) if key.value.is_none() || key.dim == b => key.dim = b,
+            Some(_) => return None,
+        }
+        Some(key)
     }
 
     /// The bucket and dimension as SELECT expressions, and the columns that group by them.
@@ -227,11 +311,12 @@ impl Conn {
                     Val::Int(c[1]),
                     Val::Int(c[2]),
                     Val::Int(c[3]),
+                    Val::Int(1),
                 ];
                 rows.push(values_row(&mut args, vals));
             }
             let sql = format!(
-                "INSERT INTO kpi_daily (kind, dim, day, value, metric, shard, n, f1, f2, f4) VALUES {} {ROLLUP_UPSERT}",
+                "INSERT INTO kpi_daily (kind, dim, day, value, metric, shard, n, f1, f2, f4, v) VALUES {} {ROLLUP_UPSERT}",
                 rows.join(", ")
             );
             self.exec(&sql, &args).await?;
@@ -254,8 +339,8 @@ impl Conn {
                 format!("{sign} * SUM(CASE WHEN (flags & {bit}) <> 0 THEN 1 ELSE 0 END)")
             };
             let sql = format!(
-                "INSERT INTO kpi_daily (kind, dim, day, value, metric, shard, n, f1, f2, f4) \
-                 SELECT kind, '{dim}', day, {value}, COALESCE(metric, ''), ticket_id % {SHARDS}, {sign} * COUNT(*), {}, {}, {} \
+                "INSERT INTO kpi_daily (kind, dim, day, value, metric, shard, n, f1, f2, f4, v) \
+                 SELECT kind, '{dim}', day, {value}, COALESCE(metric, ''), ticket_id % {SHARDS}, {sign} * COUNT(*), {}, {}, {}, 1 \
                  FROM kpi_facts WHERE {filter} GROUP BY kind, day{grouped}, COALESCE(metric, ''), ticket_id % {SHARDS} {ROLLUP_UPSERT}",
                 flag(1),
                 flag(2),
@@ -266,9 +351,20 @@ impl Conn {
         Ok(())
     }
 
-    /// Move a ticket's facts to its new attributes.
-    pub async fn set_kpi_dims(&mut self, ticket_id: Id, dims: &Dims) -> Result<()> {
-        let moved = TICKET_DIMS;
+    /// Move a ticket's facts to its new attributes; `moved` names the columns whose values
+    /// changed (their daily counts move; the others stay as they are).
+    pub async fn set_kpi_dims(
+        &mut self,
+        ticket_id: Id,
+        dims: &Dims,
+        moved: &[&'static str],
+    ) -> Result<()> {
+        let moved: Vec<&str> = TICKET_DIMS
+            .iter()
+            .copied()
+            .filter(|d| moved.contains(d))
+            .collect();
+        let moved = &moved[..];
         self.roll("ticket_id = $1", Val::Int(ticket_id), moved, -1)
             .await?;
         self.exec(
@@ -329,6 +425,7 @@ impl Conn {
     pub async fn clear_kpi(&mut self) -> Result<()> {
         self.exec("DELETE FROM kpi_facts", &[]).await?;
         self.exec("DELETE FROM kpi_daily", &[]).await?;
+        self.exec("DELETE FROM kpi_stat_cache", &[]).await?;
         Ok(())
     }
 
@@ -394,32 +491,21 @@ impl Conn {
 
     /// [`Conn::kpi_counts`] from `kpi_daily`, when the query allows it.
     async fn kpi_counts_daily(&mut self, q: &KpiQuery) -> Result<Option<Vec<KpiCount>>> {
-        let mut dim: Option<&'static str> = None;
+        let Some(key) = q.daily_key() else {
+            return Ok(None);
+        };
         let mut conds = vec![];
-        for c in &q.conds {
-            let (col, value) = match c {
-                Cond::Eq(col, Val::Int(v)) => (*col, v.to_string()),
-                Cond::Eq(col, Val::Text(v)) => (*col, v.clone()),
-                Cond::IsNull(col) => (*col, String::new()),
-                _ => return Ok(None),
-            };
-            if col == "metric" {
-                conds.push(Cond::Eq("metric", Val::Text(value)));
-                continue;
-            }
-            if !rollup_dims().contains(&col) || dim.is_some_and(|d| d != col) {
-                return Ok(None);
-            }
-            dim = Some(col);
-            conds.push(Cond::Eq("value", Val::Text(value)));
+        if let Some(m) = key.metric {
+            conds.push(Cond::Eq("metric", Val::Text(m)));
+        }
+        if let Some(v) = key.value {
+            conds.push(Cond::Eq("value", Val::Text(v)));
         }
         let by = q.by();
-        let (dim, out) = match (dim, by) {
-            (_, Some("metric")) => (dim.unwrap_or(""), "NULLIF(metric, '')"),
-            (None, Some(b)) if rollup_dims().contains(&b) => (b, "NULLIF(value, '')"),
-            (Some(d), Some(b)) if d == b => (d, "NULLIF(value, '')"),
-            (d, None) => (d.unwrap_or(""), "CAST(NULL AS TEXT)"),
-            _ => return Ok(None),
+        let (dim, out) = match by {
+            Some("metric") => (key.dim, "NULLIF(metric, '')"),
+            Some(_) => (key.dim, "NULLIF(value, '')"),
+            None => (key.dim, "CAST(NULL AS TEXT)"),
         };
         conds.push(Cond::Eq("dim", Val::from(dim)));
         conds.push(Cond::In(
@@ -567,6 +653,222 @@ impl Conn {
             .into_iter()
             .map(|(k, [mut cal, mut bus])| (read(&k, &mut cal), read(&k, &mut bus)))
             .collect())
+    }
+
+    /// [`Conn::kpi_stats`] over `buckets` (in order, covering the query's range), reading
+    /// the figures of cacheable buckets from `kpi_stat_cache` where they are still valid, and
+    /// computing the rest from the facts. Returns the figures and what to keep for the
+    /// cacheable buckets that were computed ([`Conn::save_kpi_stats`], on a write
+    /// connection). Queries the daily counts cannot key (two dimensions) are computed whole.
+    ///
+    /// A kept bucket is valid while the sum of its daily rows' versions is the one it was
+    /// computed beside (migration 0015). The versions are read before the facts: a write
+    /// between the two reads leaves the kept figures with an older sum than the table's, so
+    /// they are computed again next time, never trusted.
+    pub async fn kpi_stats_cached(
+        &mut self,
+        q: &KpiQuery,
+        buckets: &[StatBucket],
+    ) -> Result<(Vec<(KpiStat, KpiStat)>, Vec<StatFill>)> {
+        let key = q
+            .daily_key()
+            .filter(|k| k.metric.is_none() && q.by() != Some("metric"));
+        let cacheable: Vec<usize> = (0..buckets.len()).filter(|&i| buckets[i].cache).collect();
+        let (Some(key), Some(&lo), Some(&hi)) = (key, cacheable.first(), cacheable.last()) else {
+            return Ok((self.kpi_stats(q).await?, vec![]));
+        };
+        let (lo, hi) = (buckets[lo].first, buckets[hi].end);
+        let kinds = q.kinds.join(",");
+        let at = |day: i64| {
+            buckets
+                .partition_point(|b| b.first <= day)
+                .saturating_sub(1)
+        };
+        // The versions of the cacheable buckets' daily rows, by bucket and value.
+        let mut conds = vec![
+            Cond::In("kind", q.kinds.iter().map(|k| Val::from(*k)).collect()),
+            Cond::Eq("dim", Val::from(key.dim)),
+            Cond::Ge("day", Val::Int(lo)),
+            Cond::Lt("day", Val::Int(hi)),
+        ];
+        if let Some(v) = &key.value {
+            conds.push(Cond::Eq("value", Val::from(v.as_str())));
+        }
+        let mut args = vec![];
+        let w = where_sql(&conds, &mut args);
+        let sql = format!(
+            "SELECT day, value, CAST(SUM(v) AS BIGINT) FROM kpi_daily WHERE {w} GROUP BY day, value"
+        );
+        let mut versions: BTreeMap<(usize, String), i64> = BTreeMap::new();
+        for r in self.all(&sql, &args).await? {
+            let b = at(r.i64(0)?);
+            if buckets[b].cache {
+                *versions.entry((b, r.str(1)?)).or_default() += r.i64(2)?;
+            }
+        }
+        // What was kept, by bucket and value.
+        let mut conds = vec![
+            Cond::Eq("kinds", Val::from(kinds.as_str())),
+            Cond::Eq("dim", Val::from(key.dim)),
+            Cond::Ge("first_day", Val::Int(lo)),
+            Cond::Lt("first_day", Val::Int(hi)),
+        ];
+        if let Some(v) = &key.value {
+            conds.push(Cond::Eq("value", Val::from(v.as_str())));
+        }
+        let mut args = vec![];
+        let w = where_sql(&conds, &mut args);
+        let sql = format!(
+            "SELECT first_day, end_day, value, vsum, n_calendar, sum_calendar, median_calendar, \
+             p90_calendar, n_business, sum_business, median_business, p90_business \
+             FROM kpi_stat_cache WHERE {w}"
+        );
+        let mut kept: BTreeMap<(usize, String), (i64, KpiStat, KpiStat)> = BTreeMap::new();
+        for r in self.all(&sql, &args).await? {
+            let b = at(r.i64(0)?);
+            if buckets[b].first != r.i64(0)? || buckets[b].end != r.i64(1)? {
+                continue;
+            }
+            let stat = |i: usize| -> Result<KpiStat> {
+                Ok(KpiStat {
+                    bucket: None,
+                    dim: None,
+                    n: r.i64(i)?,
+                    sum: r.i64(i + 1)?,
+                    median: r.opt_i64(i + 2)?,
+                    p90: r.opt_i64(i + 3)?,
+                })
+            };
+            kept.insert((b, r.str(2)?), (r.i64(3)?, stat(4)?, stat(8)?));
+        }
+        // A bucket is read from what was kept when every value it has now was kept beside
+        // the same versions.
+        let mut valid = vec![false; buckets.len()];
+        for &b in &cacheable {
+            valid[b] = versions
+                .range((b, String::new())..(b + 1, String::new()))
+                .all(|(k, v)| kept.get(k).is_some_and(|x| x.0 == *v));
+        }
+        let stat_key = |b: usize, value: &str| -> (Option<i64>, Option<String>) {
+            let bucket = q.bucket.as_ref().map(|_| buckets[b].first);
+            let dim = q.by().is_some().then(|| value.to_string());
+            (bucket, dim.filter(|d| !d.is_empty()))
+        };
+        let mut out = vec![];
+        for ((b, value), (_, cal, bus)) in &kept {
+            if valid[*b] && versions.contains_key(&(*b, value.clone())) && cal.n + bus.n > 0 {
+                let (bucket, dim) = stat_key(*b, value);
+                let with = |s: &KpiStat| KpiStat {
+                    bucket,
+                    dim: dim.clone(),
+                    ..s.clone()
+                };
+                out.push((with(cal), with(bus)));
+            }
+        }
+        // The rest from the facts: each run of buckets to compute is one query.
+        let todo: Vec<usize> = (0..buckets.len()).filter(|&b| !valid[b]).collect();
+        let mut runs: Vec<(usize, usize)> = vec![];
+        for &b in &todo {
+            match runs.last_mut() {
+                Some(r) if r.1 + 1 == b => r.1 = b,
+                _ => runs.push((b, b)),
+            }
+        }
+        if runs.len() > 3 {
+            runs = vec![(todo[0], todo[todo.len() - 1])];
+        }
+        let mut fills = vec![];
+        let mut computed: BTreeMap<(usize, String), (KpiStat, KpiStat)> = BTreeMap::new();
+        for (a, z) in runs {
+            let mut part = q.clone();
+            part.from_day = Some(buckets[a].first);
+            part.to_day = Some(buckets[z].end);
+            for (cal, bus) in self.kpi_stats(&part).await? {
+                let b = at(cal.bucket.unwrap_or(buckets[a].first).max(buckets[a].first));
+                if valid[b] {
+                    continue;
+                }
+                let value = match q.by() {
+                    Some(_) => cal.dim.clone().unwrap_or_default(),
+                    None => key.value.clone().unwrap_or_default(),
+                };
+                computed.insert((b, value), (cal.clone(), bus.clone()));
+                out.push((cal, bus));
+            }
+        }
+        for ((b, value), vsum) in versions {
+            if valid[b] {
+                continue;
+            }
+            let (calendar, business) = computed
+                .remove(&(b, value.clone()))
+                .unwrap_or_else(|| (KpiStat::empty(), KpiStat::empty()));
+            fills.push(StatFill {
+                kinds: kinds.clone(),
+                dim: key.dim,
+                first: buckets[b].first,
+                end: buckets[b].end,
+                value,
+                vsum,
+                calendar,
+                business,
+            });
+        }
+        Ok((out, fills))
+    }
+
+    /// Keep closed buckets' figures ([`Conn::kpi_stats_cached`]), replacing what was kept.
+    pub async fn save_kpi_stats(&mut self, fills: &[StatFill]) -> Result<()> {
+        let mut fills: Vec<&StatFill> = fills.iter().collect();
+        // One order for every writer, so two PostgreSQL writers never wait on each other
+        // in a cycle.
+        fills.sort_by(|a, b| {
+            (&a.kinds, a.dim, a.first, a.end, &a.value)
+                .cmp(&(&b.kinds, b.dim, b.first, b.end, &b.value))
+        });
+        fills.dedup_by(|a, b| {
+            (&a.kinds, a.dim, a.first, a.end, &a.value)
+                == (&b.kinds, b.dim, b.first, b.end, &b.value)
+        });
+        for chunk in fills.chunks(50) {
+            let mut args = vec![];
+            let mut rows = vec![];
+            for f in chunk {
+                let stat = |s: &KpiStat| {
+                    [
+                        Val::Int(s.n),
+                        Val::Int(s.sum),
+                        Val::from(s.median),
+                        Val::from(s.p90),
+                    ]
+                };
+                let mut vals = vec![
+                    Val::from(f.kinds.as_str()),
+                    Val::from(f.dim),
+                    Val::Int(f.first),
+                    Val::Int(f.end),
+                    Val::from(f.value.as_str()),
+                    Val::Int(f.vsum),
+                ];
+                vals.extend(stat(&f.calendar));
+                vals.extend(stat(&f.business));
+                rows.push(values_row(&mut args, vals));
+            }
+            let sql = format!(
+                "INSERT INTO kpi_stat_cache (kinds, dim, first_day, end_day, value, vsum, \
+                 n_calendar, sum_calendar, median_calendar, p90_calendar, \
+                 n_business, sum_business, median_business, p90_business) VALUES {} \
+                 ON CONFLICT (kinds, dim, first_day, end_day, value) DO UPDATE SET vsum = excluded.vsum, \
+                 n_calendar = excluded.n_calendar, sum_calendar = excluded.sum_calendar, \
+                 median_calendar = excluded.median_calendar, p90_calendar = excluded.p90_calendar, \
+                 n_business = excluded.n_business, sum_business = excluded.sum_business, \
+                 median_business = excluded.median_business, p90_business = excluded.p90_business",
+                rows.join(", ")
+            );
+            self.exec(&sql, &args).await?;
+        }
+        Ok(())
     }
 
     /// Tickets unsolved now (not deleted), counted by the query's dimension through their

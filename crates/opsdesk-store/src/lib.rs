@@ -32,7 +32,7 @@ use sqlx::sqlite::{
 pub use db::{Conn, Row, Val};
 pub use docs::{Cond, Doc, Order, Page, Paged};
 pub use jobs::Lease;
-pub use kpi::{KpiCount, KpiQuery, KpiStat};
+pub use kpi::{KpiCount, KpiQuery, KpiStat, StatBucket, StatFill};
 pub use migrate::{MIGRATIONS_POSTGRES, MIGRATIONS_SQLITE};
 pub use outbox::OutboxStats;
 pub use records::{OrgField, StoredToken, UserAuth, UserField};

@@ -59,6 +59,10 @@ pub const MIGRATIONS_SQLITE: &[(&str, &str)] = &[
         "0014_web",
         include_str!("../migrations/sqlite/0014_web.sql"),
     ),
+    (
+        "0015_kpi_cache",
+        include_str!("../migrations/sqlite/0015_kpi_cache.sql"),
+    ),
 ];
 pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
@@ -116,6 +120,10 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
         "0014_web",
         include_str!("../migrations/postgres/0014_web.sql"),
+    ),
+    (
+        "0015_kpi_cache",
+        include_str!("../migrations/postgres/0015_kpi_cache.sql"),
     ),
 ];
 

@@ -703,3 +703,135 @@ async fn cursor_exports_wait_for_slow_writers() {
         .unwrap();
     assert_eq!(n, 1);
 }
+
+/// Closed buckets' duration figures are kept and read again while they are valid. Every
+/// change to the facts behind them (a new fact, a move to another group, a deletion) makes
+/// the next report compute exactly the touched buckets again, and the figures always equal
+/// the ones computed from the facts.
+#[tokio::test]
+async fn kept_duration_figures_follow_every_change() {
+    use opsdesk_core::kpi::{Dims, Fact};
+    use opsdesk_store::{KpiQuery, KpiStat, StatBucket};
+    use std::collections::BTreeSet;
+
+    fn dims(group: i64) -> Dims {
+        Dims {
+            assignee_id: Some(7),
+            group_id: Some(group),
+            organization_id: None,
+            form_id: None,
+            priority: Some("normal".into()),
+            channel: "email".into(),
+            plan: None,
+            region: None,
+        }
+    }
+    fn reply(ticket: i64, day: i64, minutes: i64) -> (Fact, i64) {
+        let f = Fact {
+            ticket_id: ticket,
+            time: day * 86_400 + 3600,
+            kind: "first_reply",
+            agent_id: Some(7),
+            metric: None,
+            calendar: Some(minutes),
+            business: Some(minutes / 2),
+            flags: 0,
+        };
+        (f, day)
+    }
+    fn sorted(mut v: Vec<(KpiStat, KpiStat)>) -> Vec<(KpiStat, KpiStat)> {
+        v.sort_by_key(|(c, _)| (c.bucket, c.dim.clone()));
+        v
+    }
+    // Days 100 to 103, one bucket each; 103 is today (open).
+    let buckets: Vec<StatBucket> = (100..104)
+        .map(|d| StatBucket {
+            first: d,
+            end: d + 1,
+            cache: d < 103,
+        })
+        .collect();
+    let query = |by: Option<&'static str>, conds: Vec<Cond>| KpiQuery {
+        kinds: vec!["first_reply"],
+        from_day: Some(100),
+        to_day: Some(104),
+        conds,
+        by,
+        bucket: Some("day".into()),
+    };
+    let total = query(None, vec![]);
+    let by_group = query(Some("group_id"), vec![]);
+    let group_one = query(None, vec![Cond::Eq("group_id", Val::Int(1))]);
+    for (name, s) in testing::all().await.unwrap() {
+        // Compares the kept path with the facts, keeps what it computed, and returns the
+        // buckets (first days) it computed.
+        let run = |q: &KpiQuery| {
+            let (s, q, buckets) = (s.clone(), q.clone(), buckets.clone());
+            async move {
+                let mut c = s.read().await.unwrap();
+                let live = sorted(c.kpi_stats(&q).await.unwrap());
+                let (got, fills) = c.kpi_stats_cached(&q, &buckets).await.unwrap();
+                assert_eq!(sorted(got), live, "{name}: {q:?}");
+                drop(c);
+                let mut tx = s.write().await.unwrap();
+                tx.save_kpi_stats(&fills).await.unwrap();
+                tx.commit().await.unwrap();
+                fills.iter().map(|f| f.first).collect::<BTreeSet<i64>>()
+            }
+        };
+        let days = |d: &[i64]| d.iter().copied().collect::<BTreeSet<i64>>();
+        let mut tx = s.write().await.unwrap();
+        for t in 1..=6 {
+            let day = 100 + t % 4;
+            tx.insert_kpi_facts(&[reply(t, day, 10 * t)], &dims(1 + t % 2))
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+
+        assert_eq!(run(&total).await, days(&[100, 101, 102]), "{name}");
+        assert_eq!(run(&total).await, days(&[]), "{name}: all kept");
+        assert_eq!(run(&by_group).await, days(&[100, 101, 102]), "{name}");
+        assert_eq!(run(&by_group).await, days(&[]), "{name}");
+        // Group 1 (even tickets: days 100 and 102) was kept by the report by group.
+        assert_eq!(run(&group_one).await, days(&[]), "{name}");
+
+        // A late fact on day 101 (group 2): only that day is computed again, and not at
+        // all for group 1.
+        let mut tx = s.write().await.unwrap();
+        tx.insert_kpi_facts(&[reply(9, 101, 95)], &dims(2))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(run(&total).await, days(&[101]), "{name}");
+        assert_eq!(run(&by_group).await, days(&[101]), "{name}");
+        assert_eq!(run(&group_one).await, days(&[]), "{name}");
+
+        // Ticket 2 (day 102) moves from group 1 to group 2: the total is untouched.
+        let mut tx = s.write().await.unwrap();
+        tx.set_kpi_dims(2, &dims(2), &["group_id"]).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(run(&total).await, days(&[]), "{name}");
+        assert_eq!(run(&group_one).await, days(&[102]), "{name}");
+        assert_eq!(run(&by_group).await, days(&[102]), "{name}");
+        assert_eq!(run(&group_one).await, days(&[]), "{name}");
+
+        // Ticket 4 (day 100) is deleted.
+        let mut tx = s.write().await.unwrap();
+        tx.delete_kpi_facts(4).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(run(&total).await, days(&[100]), "{name}");
+        assert_eq!(run(&by_group).await, days(&[100]), "{name}");
+        assert_eq!(run(&total).await, days(&[]), "{name}");
+
+        // A rebuild starts from nothing: nothing kept survives it.
+        let mut tx = s.write().await.unwrap();
+        tx.clear_kpi().await.unwrap();
+        tx.insert_kpi_facts(&[reply(1, 101, 5)], &dims(1))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(run(&total).await, days(&[101]), "{name}");
+        s.close().await;
+    }
+}
