@@ -436,9 +436,15 @@ impl App {
                 opsdesk_core::ticket::apply_event(&mut after, e);
             }
             after.updated_at = a.created_at;
-            let is_staff = match staff.get(&a.author_id) {
-                Some(s) => *s,
-                None => {
+            // The author's role when they wrote, kept in the audit; audits from before it
+            // was kept fall back to the author's role now.
+            let then = a.metadata[crate::tickets::AUTHOR_ROLE]
+                .as_str()
+                .and_then(Role::parse);
+            let is_staff = match (then, staff.get(&a.author_id)) {
+                (Some(role), _) => role.is_staff(),
+                (None, Some(s)) => *s,
+                (None, None) => {
                     let s = match tx.get_shared::<User>(a.author_id).await? {
                         Some(u) => u.role.is_staff(),
                         None => false,

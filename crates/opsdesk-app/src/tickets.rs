@@ -145,6 +145,10 @@ fn comment_event(c: &Comment) -> Value {
     })
 }
 
+/// The audit metadata key holding the author's role when they wrote it, so a KPI rebuild
+/// judges their replies as the live write did (docs/kpi.md).
+pub const AUTHOR_ROLE: &str = "author_role";
+
 fn metadata(origin: &Origin, custom: Option<&Value>) -> Value {
     let mut system = json!({"client": origin.client, "ip_address": origin.ip_address});
     if let (Some(Value::Object(extra)), Value::Object(s)) = (&origin.system, &mut system) {
@@ -1038,6 +1042,7 @@ impl App {
         if !outcome.trace.is_null() {
             meta["trigger_trace"] = outcome.trace;
         }
+        meta[AUTHOR_ROLE] = json!(actor.user.role.as_str());
         let mut audit = Audit {
             id: 0,
             ticket_id: 0,
@@ -1201,6 +1206,7 @@ impl App {
         if !trace.is_null() {
             meta["trigger_trace"] = trace;
         }
+        meta[AUTHOR_ROLE] = json!(actor.user.role.as_str());
         let mut audit = Audit {
             id: 0,
             ticket_id: t.id,

@@ -5519,11 +5519,30 @@ async fn kpis_match_a_brute_force_count_over_the_audits() {
         assert_ne!(moved_frt, kept_frt, "{n}: the moves change the figures");
         let moved_res = report("full_resolution_time", "").await;
 
-        // Rebuilding from the audits gives the same reports.
+        // Rebuilding from the audits gives the same reports, even after an engineer with
+        // replies became an end-user: the audits keep the role each author had.
         let before = report("engineer_activity", "").await;
         let before_frt = report("first_reply_time", "&by=group").await;
         assert_eq!(before_frt, moved_frt, "{n}");
+        let demoted = agents[1].0;
+        assert!(
+            before.iter().any(|r| r["engineer_id"] == json!(demoted)
+                && r["public_replies"].as_i64().unwrap_or(0) > 0),
+            "{n}: {before:?}"
+        );
+        let set_role = |role: opsdesk_core::model::Role| {
+            let app = t.app.clone();
+            async move {
+                let mut tx = app.store.write().await.unwrap();
+                let mut u: opsdesk_core::model::User = tx.get(demoted).await.unwrap().unwrap();
+                u.role = role;
+                tx.update(&u).await.unwrap();
+                tx.commit().await.unwrap();
+            }
+        };
+        set_role(opsdesk_core::model::Role::EndUser).await;
         t.app.rebuild_kpis(None, |_| {}).await.unwrap();
+        set_role(opsdesk_core::model::Role::Agent).await;
         assert_eq!(report("engineer_activity", "").await, before, "{n}");
         assert_eq!(
             report("first_reply_time", "&by=group").await,
