@@ -84,43 +84,43 @@ pub fn spawn(app: App, stop: watch::Receiver<bool>) -> Vec<tokio::task::JoinHand
             }
         })
     };
-    let kpis = {
-        let app = app.clone();
-        let mut stop = stop.clone();
-        tokio::spawn(async move {
-            loop {
-                if *stop.borrow() {
-                    break;
-                }
-                if let Err(e) = app.keep_kpi_durations().await {
-                    tracing::warn!(error = %e, "keeping KPI durations");
-                }
-                tokio::select! {
-                    _ = stop.changed() => {}
-                    _ = tokio::time::sleep(KPI_TICK) => {}
-                }
-            }
-        })
-    };
-    let automations = {
-        let mut stop = stop;
-        tokio::spawn(async move {
-            loop {
-                if *stop.borrow() {
-                    break;
-                }
-                if let Err(e) = app.run_automations_if_due().await {
-                    tracing::warn!(error = %e, "automation run");
-                }
-                app.heartbeats
-                    .automations
-                    .store(app.now().as_second(), Ordering::Relaxed);
-                tokio::select! {
-                    _ = stop.changed() => {}
-                    _ = tokio::time::sleep(AUTOMATION_TICK) => {}
-                }
-            }
-        })
-    };
+    let kpis = every(app.clone(), stop.clone(), KPI_TICK, |app| async move {
+        if let Err(e) = app.keep_kpi_durations().await {
+            tracing::warn!(error = %e, "keeping KPI durations");
+        }
+    });
+    let automations = every(app, stop, AUTOMATION_TICK, |app| async move {
+        if let Err(e) = app.run_automations_if_due().await {
+            tracing::warn!(error = %e, "automation run");
+        }
+        app.heartbeats
+            .automations
+            .store(app.now().as_second(), Ordering::Relaxed);
+    });
     vec![outbox, automations, kpis]
+}
+
+/// A worker that runs `round` every `tick` until `stop` turns true.
+fn every<F, Fut>(
+    app: App,
+    mut stop: watch::Receiver<bool>,
+    tick: Duration,
+    round: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: Fn(App) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            if *stop.borrow() {
+                break;
+            }
+            round(app.clone()).await;
+            tokio::select! {
+                _ = stop.changed() => {}
+                _ = tokio::time::sleep(tick) => {}
+            }
+        }
+    })
 }

@@ -684,18 +684,23 @@ impl Conn {
                 .partition_point(|b| b.first <= day)
                 .saturating_sub(1)
         };
+        // The dimension (and value) over the cacheable buckets' days, as `day` names them.
+        let scoped = |mut conds: Vec<Cond>, day: &'static str| {
+            conds.push(Cond::Eq("dim", Val::from(key.dim)));
+            conds.push(Cond::Ge(day, Val::Int(lo)));
+            conds.push(Cond::Lt(day, Val::Int(hi)));
+            if let Some(v) = &key.value {
+                conds.push(Cond::Eq("value", Val::from(v.as_str())));
+            }
+            conds
+        };
         // The versions of the cacheable buckets' daily rows, by bucket and value.
-        let mut conds = vec![
-            Cond::In("kind", q.kinds.iter().map(|k| Val::from(*k)).collect()),
-            Cond::Eq("dim", Val::from(key.dim)),
-            Cond::Ge("day", Val::Int(lo)),
-            Cond::Lt("day", Val::Int(hi)),
-        ];
-        if let Some(v) = &key.value {
-            conds.push(Cond::Eq("value", Val::from(v.as_str())));
-        }
+        let conds = vec![Cond::In(
+            "kind",
+            q.kinds.iter().map(|k| Val::from(*k)).collect(),
+        )];
         let mut args = vec![];
-        let w = where_sql(&conds, &mut args);
+        let w = where_sql(&scoped(conds, "day"), &mut args);
         let sql = format!(
             "SELECT day, value, CAST(SUM(v) AS BIGINT) FROM kpi_daily WHERE {w} GROUP BY day, value"
         );
@@ -707,17 +712,9 @@ impl Conn {
             }
         }
         // What was kept, by bucket and value.
-        let mut conds = vec![
-            Cond::Eq("kinds", Val::from(kinds.as_str())),
-            Cond::Eq("dim", Val::from(key.dim)),
-            Cond::Ge("first_day", Val::Int(lo)),
-            Cond::Lt("first_day", Val::Int(hi)),
-        ];
-        if let Some(v) = &key.value {
-            conds.push(Cond::Eq("value", Val::from(v.as_str())));
-        }
+        let conds = vec![Cond::Eq("kinds", Val::from(kinds.as_str()))];
         let mut args = vec![];
-        let w = where_sql(&conds, &mut args);
+        let w = where_sql(&scoped(conds, "first_day"), &mut args);
         let sql = format!(
             "SELECT first_day, end_day, value, vsum, n_calendar, sum_calendar, median_calendar, \
              p90_calendar, n_business, sum_business, median_business, p90_business \
