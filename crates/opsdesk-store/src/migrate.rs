@@ -63,6 +63,10 @@ pub const MIGRATIONS_SQLITE: &[(&str, &str)] = &[
         "0015_kpi_cache",
         include_str!("../migrations/sqlite/0015_kpi_cache.sql"),
     ),
+    (
+        "0016_search_cover",
+        include_str!("../migrations/sqlite/0016_search_cover.sql"),
+    ),
 ];
 pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
@@ -124,6 +128,10 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
         "0015_kpi_cache",
         include_str!("../migrations/postgres/0015_kpi_cache.sql"),
+    ),
+    (
+        "0016_search_cover",
+        include_str!("../migrations/postgres/0016_search_cover.sql"),
     ),
 ];
 
