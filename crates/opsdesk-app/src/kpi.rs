@@ -10,7 +10,7 @@ use opsdesk_core::kpi::{self, bucket_end, bucket_start, label, Dims, Fact, Perio
 use opsdesk_core::model::{Group, Id, Organization, Role, User};
 use opsdesk_core::ticket::{Audit, Ticket};
 use opsdesk_core::ticket_metrics::{TicketMetrics, WriteFacts};
-use opsdesk_store::{Cond, Conn, KpiQuery, KpiStat, Page, StatBucket, Val};
+use opsdesk_store::{Cond, Conn, KpiQuery, KpiStat, Page, StatBucket, StatFill, Val};
 use serde_json::{json, Value};
 
 use crate::{Actor, App, AppError, Result};
@@ -155,6 +155,9 @@ struct Request {
     tz: jiff::tz::TimeZone,
     /// Today, in the KPI time zone: buckets that ended before it are closed.
     today: i64,
+    /// Closed buckets' figures computed while answering, kept once the read connection is
+    /// given back ([`App::keep_stats`]).
+    fills: std::sync::Mutex<Vec<StatFill>>,
 }
 
 impl Request {
@@ -657,6 +660,7 @@ impl App {
             conds,
             tz,
             today,
+            fills: Default::default(),
         })
     }
 
@@ -705,6 +709,8 @@ impl App {
                 }
             }
         }
+        drop(c);
+        self.keep_stats(&r).await;
         Ok(true)
     }
 
@@ -762,6 +768,8 @@ impl App {
             self.name_dimension(&mut c, dim, &mut columns, &mut rows)
                 .await?;
         }
+        drop(c);
+        self.keep_stats(&r).await;
         Ok(KpiReport {
             metric: name.to_string(),
             period: r.period_name(),
@@ -1034,16 +1042,8 @@ impl App {
     async fn samples(&self, c: &mut Conn, r: &Request, kind: &'static str) -> Result<Samples> {
         let q = r.query(&[kind], true);
         let (stats, fills) = c.kpi_stats_cached(&q, &r.stat_buckets()).await?;
-        if !fills.is_empty() {
-            // Kept for the next report; a failure to keep them costs only time.
-            let keep = async {
-                let mut tx = self.store.write().await?;
-                tx.save_kpi_stats(&fills).await?;
-                tx.commit().await
-            };
-            if let Err(e) = keep.await {
-                tracing::warn!(error = %e, "keeping KPI duration figures");
-            }
+        if let Ok(mut f) = r.fills.lock() {
+            f.extend(fills);
         }
         Ok(stats
             .into_iter()
@@ -1052,6 +1052,28 @@ impl App {
                 (key, (cal, bus))
             })
             .collect())
+    }
+
+    /// Keep the closed buckets' figures a request computed. Called after its read
+    /// connection is given back, so a burst of reports cannot hold every pooled connection
+    /// while each waits for one to write. A failure to keep them costs only time.
+    async fn keep_stats(&self, r: &Request) {
+        let fills = r
+            .fills
+            .lock()
+            .map(|mut f| std::mem::take(&mut *f))
+            .unwrap_or_default();
+        if fills.is_empty() {
+            return;
+        }
+        let keep = async {
+            let mut tx = self.store.write().await?;
+            tx.save_kpi_stats(&fills).await?;
+            tx.commit().await
+        };
+        if let Err(e) = keep.await {
+            tracing::warn!(error = %e, "keeping KPI duration figures");
+        }
     }
 
     async fn duration_report(

@@ -5523,7 +5523,6 @@ async fn kpis_match_a_brute_force_count_over_the_audits() {
         // replies became an end-user: the audits keep the role each author had.
         let before = report("engineer_activity", "").await;
         let before_frt = report("first_reply_time", "&by=group").await;
-        assert_eq!(before_frt, moved_frt, "{n}");
         let demoted = agents[1].0;
         assert!(
             before.iter().any(|r| r["engineer_id"] == json!(demoted)

@@ -68,6 +68,20 @@ fn dim_value(f: &Fact, dims: &Dims, dim: &str) -> String {
     }
 }
 
+/// A ticket attribute as its fact column holds it.
+fn fact_column(dims: &Dims, col: &str) -> Val {
+    match col {
+        "assignee_id" => Val::from(dims.assignee_id),
+        "group_id" => Val::from(dims.group_id),
+        "organization_id" => Val::from(dims.organization_id),
+        "form_id" => Val::from(dims.form_id),
+        "priority" => Val::from(dims.priority.clone()),
+        "channel" => Val::from(dims.channel.as_str()),
+        "plan" => Val::from(dims.plan.clone()),
+        _ => Val::from(dims.region.clone()),
+    }
+}
+
 /// `kpi_daily` keys are split this many ways (by ticket id).
 const SHARDS: i64 = 16;
 
@@ -135,6 +149,8 @@ pub struct StatFill {
     pub end: i64,
     pub value: String,
     pub vsum: i64,
+    /// The cache generation when the versions were read (raised by every rebuild).
+    pub generation: i64,
     pub calendar: KpiStat,
     pub business: KpiStat,
 }
@@ -365,22 +381,26 @@ impl Conn {
             .filter(|d| moved.contains(d))
             .collect();
         let moved = &moved[..];
+        if moved.is_empty() {
+            return Ok(());
+        }
         self.roll("ticket_id = $1", Val::Int(ticket_id), moved, -1)
             .await?;
+        // Only the moved columns change, so the daily counts always match the facts.
+        let mut args = vec![Val::Int(ticket_id)];
+        let set: Vec<String> = moved
+            .iter()
+            .map(|col| {
+                args.push(fact_column(dims, col));
+                format!("{col} = ${}", args.len())
+            })
+            .collect();
         self.exec(
-            "UPDATE kpi_facts SET assignee_id = $2, group_id = $3, organization_id = $4, form_id = $5, \
-             priority = $6, channel = $7, plan = $8, region = $9 WHERE ticket_id = $1",
-            &[
-                Val::Int(ticket_id),
-                Val::from(dims.assignee_id),
-                Val::from(dims.group_id),
-                Val::from(dims.organization_id),
-                Val::from(dims.form_id),
-                Val::from(dims.priority.clone()),
-                Val::from(dims.channel.as_str()),
-                Val::from(dims.plan.clone()),
-                Val::from(dims.region.clone()),
-            ],
+            &format!(
+                "UPDATE kpi_facts SET {} WHERE ticket_id = $1",
+                set.join(", ")
+            ),
+            &args,
         )
         .await?;
         self.roll("ticket_id = $1", Val::Int(ticket_id), moved, 1)
@@ -421,8 +441,15 @@ impl Conn {
             .await
     }
 
-    /// Forget every fact and daily count (a full rebuild starts here).
+    /// Forget every fact, daily count and kept figure (a full rebuild starts here). The
+    /// daily rows' versions start again, so the cache generation is raised first: figures
+    /// computed before it are not kept after it ([`Conn::save_kpi_stats`]).
     pub async fn clear_kpi(&mut self) -> Result<()> {
+        self.exec(
+            "UPDATE kpi_cache_generation SET generation = generation + 1 WHERE id = 1",
+            &[],
+        )
+        .await?;
         self.exec("DELETE FROM kpi_facts", &[]).await?;
         self.exec("DELETE FROM kpi_daily", &[]).await?;
         self.exec("DELETE FROM kpi_stat_cache", &[]).await?;
@@ -679,6 +706,8 @@ impl Conn {
         };
         let (lo, hi) = (buckets[lo].first, buckets[hi].end);
         let kinds = q.kinds.join(",");
+        // Read before the versions: a rebuild after this point makes these figures not kept.
+        let generation = self.kpi_cache_generation(false).await?;
         let at = |day: i64| {
             buckets
                 .partition_point(|b| b.first <= day)
@@ -808,6 +837,7 @@ impl Conn {
                 end: buckets[b].end,
                 value,
                 vsum,
+                generation,
                 calendar,
                 business,
             });
@@ -815,9 +845,29 @@ impl Conn {
         Ok((out, fills))
     }
 
+    /// The cache generation; `shared` (PostgreSQL) waits for a rebuild's clear in progress
+    /// and keeps it from starting until this transaction ends.
+    async fn kpi_cache_generation(&mut self, shared: bool) -> Result<i64> {
+        let lock = if shared && self.is_postgres() {
+            " FOR SHARE"
+        } else {
+            ""
+        };
+        self.int(
+            &format!("SELECT generation FROM kpi_cache_generation WHERE id = 1{lock}"),
+            &[],
+        )
+        .await
+    }
+
     /// Keep closed buckets' figures ([`Conn::kpi_stats_cached`]), replacing what was kept.
+    /// Figures computed before a rebuild cleared everything are dropped.
     pub async fn save_kpi_stats(&mut self, fills: &[StatFill]) -> Result<()> {
-        let mut fills: Vec<&StatFill> = fills.iter().collect();
+        let generation = self.kpi_cache_generation(true).await?;
+        let mut fills: Vec<&StatFill> = fills
+            .iter()
+            .filter(|f| f.generation == generation)
+            .collect();
         // One order for every writer, so two PostgreSQL writers never wait on each other
         // in a cycle.
         fills.sort_by(|a, b| {

@@ -824,13 +824,35 @@ async fn kept_duration_figures_follow_every_change() {
         assert_eq!(run(&by_group).await, days(&[100]), "{name}");
         assert_eq!(run(&total).await, days(&[]), "{name}");
 
-        // A rebuild starts from nothing: nothing kept survives it.
+        // A rebuild starts from nothing: nothing kept survives it, and figures computed
+        // before it but saved after it are not kept (the daily versions start again, so
+        // their sums could match).
+        let mut tx = s.write().await.unwrap();
+        tx.insert_kpi_facts(&[reply(11, 101, 7)], &dims(1))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let mut c = s.read().await.unwrap();
+        let (_, before_rebuild) = c.kpi_stats_cached(&total, &buckets).await.unwrap();
+        drop(c);
+        assert_eq!(before_rebuild.len(), 1, "{name}: day 101 computed");
         let mut tx = s.write().await.unwrap();
         tx.clear_kpi().await.unwrap();
         tx.insert_kpi_facts(&[reply(1, 101, 5)], &dims(1))
             .await
             .unwrap();
         tx.commit().await.unwrap();
+        let mut tx = s.write().await.unwrap();
+        tx.save_kpi_stats(&before_rebuild).await.unwrap();
+        let kept = tx
+            .int("SELECT COUNT(*) FROM kpi_stat_cache", &[])
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(
+            kept, 0,
+            "{name}: figures from before the rebuild are dropped"
+        );
         assert_eq!(run(&total).await, days(&[101]), "{name}");
         s.close().await;
     }

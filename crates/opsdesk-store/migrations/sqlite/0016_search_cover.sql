@@ -1,4 +1,4 @@
--- Structured searches (docs/search.md, "Speed"): `status<solved assignee:5 tags:x`, `status:open
+-- Structured searches (docs/search.md, "The index"): `status<solved assignee:5 tags:x`, `status:open
 -- tags:x`, `group:3 status<solved` read only live tickets and
 -- order them by updated_at. These indexes hold every column those queries read, for live
 -- tickets only, so the candidates are counted and sorted without reading a ticket row (whose
