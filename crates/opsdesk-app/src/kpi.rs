@@ -43,6 +43,11 @@ const DURATIONS: &[(&str, &str)] = &[
     ("full_resolution_time", kpi::RESOLUTION),
     ("requester_wait_time", kpi::REQUESTER_WAIT),
 ];
+/// Whether a report may be grouped by engineer (who acted): the replies are someone's, the
+/// other durations are the ticket's (by assignee instead).
+fn by_engineer(name: &str) -> bool {
+    matches!(name, "first_reply_time" | "next_reply_time")
+}
 /// The longest range a report covers.
 const MAX_DAYS: i64 = 3700;
 
@@ -702,7 +707,7 @@ impl App {
             for by in [None, DIMENSIONS.first().copied()] {
                 r.by = by;
                 for (name, kind) in DURATIONS {
-                    if by.is_some() && !name.ends_with("reply_time") {
+                    if by.is_some() && !by_engineer(name) {
                         continue;
                     }
                     self.samples(&mut c, &r, kind).await?;
@@ -734,9 +739,7 @@ impl App {
                 Some(("engineer", _)) => {}
                 Some(_) => return Err(bad(format!("{name} is by engineer"))),
             }
-        } else if r.by.is_some_and(|b| b.0 == "engineer")
-            && !matches!(name, "first_reply_time" | "next_reply_time")
-        {
+        } else if r.by.is_some_and(|b| b.0 == "engineer") && !by_engineer(name) {
             return Err(bad(format!(
                 "{name} cannot be grouped by engineer (the one who acted); use by=assignee"
             )));

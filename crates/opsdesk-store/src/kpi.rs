@@ -51,19 +51,16 @@ fn values_row(args: &mut Vec<Val>, vals: impl IntoIterator<Item = Val>) -> Strin
     format!("({})", ps.join(", "))
 }
 
-/// The value of a fact's dimension as `kpi_daily` keeps it.
+/// The value of a fact's dimension as `kpi_daily` keeps it (NULL as '').
 fn dim_value(f: &Fact, dims: &Dims, dim: &str) -> String {
-    let id = |v: Option<Id>| v.map_or(String::new(), |x| x.to_string());
-    match dim {
-        "assignee_id" => id(dims.assignee_id),
-        "group_id" => id(dims.group_id),
-        "organization_id" => id(dims.organization_id),
-        "form_id" => id(dims.form_id),
-        "priority" => dims.priority.clone().unwrap_or_default(),
-        "channel" => dims.channel.clone(),
-        "plan" => dims.plan.clone().unwrap_or_default(),
-        "region" => dims.region.clone().unwrap_or_default(),
-        "agent_id" => id(f.agent_id),
+    let v = match dim {
+        "" => return String::new(),
+        "agent_id" => Val::from(f.agent_id),
+        col => fact_column(dims, col),
+    };
+    match v {
+        Val::Int(i) => i.to_string(),
+        Val::Text(t) => t,
         _ => String::new(),
     }
 }
@@ -154,6 +151,19 @@ pub struct StatFill {
     pub calendar: KpiStat,
     pub business: KpiStat,
 }
+
+/// A kept bucket's figures in `kpi_stat_cache`, in [`KpiStat`] order (count, sum, median,
+/// p90), calendar then business.
+const STAT_COLUMNS: [&str; 8] = [
+    "n_calendar",
+    "sum_calendar",
+    "median_calendar",
+    "p90_calendar",
+    "n_business",
+    "sum_business",
+    "median_business",
+    "p90_business",
+];
 
 /// A report group: its bucket and dimension value.
 type GroupKey = (Option<i64>, Option<String>);
@@ -271,20 +281,13 @@ impl Conn {
                     Val::from(f.calendar),
                     Val::from(f.business),
                     Val::Int(f.flags),
-                    Val::from(dims.assignee_id),
-                    Val::from(dims.group_id),
-                    Val::from(dims.organization_id),
-                    Val::from(dims.form_id),
-                    Val::from(dims.priority.clone()),
-                    Val::from(dims.channel.as_str()),
-                    Val::from(dims.plan.clone()),
-                    Val::from(dims.region.clone()),
                 ];
-                rows.push(values_row(&mut args, vals));
+                let attrs = TICKET_DIMS.iter().map(|col| fact_column(dims, col));
+                rows.push(values_row(&mut args, vals.into_iter().chain(attrs)));
             }
             let sql = format!(
-                "INSERT INTO kpi_facts (ticket_id, time, day, kind, agent_id, metric, calendar, business, flags, \
-                 assignee_id, group_id, organization_id, form_id, priority, channel, plan, region) VALUES {}",
+                "INSERT INTO kpi_facts (ticket_id, time, day, kind, agent_id, metric, calendar, business, flags, {}) VALUES {}",
+                TICKET_DIMS.join(", "),
                 rows.join(", ")
             );
             self.exec(&sql, &args).await?;
@@ -745,9 +748,8 @@ impl Conn {
         let mut args = vec![];
         let w = where_sql(&scoped(conds, "first_day"), &mut args);
         let sql = format!(
-            "SELECT first_day, end_day, value, vsum, n_calendar, sum_calendar, median_calendar, \
-             p90_calendar, n_business, sum_business, median_business, p90_business \
-             FROM kpi_stat_cache WHERE {w}"
+            "SELECT first_day, end_day, value, vsum, {} FROM kpi_stat_cache WHERE {w}",
+            STAT_COLUMNS.join(", ")
         );
         let mut kept: BTreeMap<(usize, String), (i64, KpiStat, KpiStat)> = BTreeMap::new();
         for r in self.all(&sql, &args).await? {
@@ -870,14 +872,9 @@ impl Conn {
             .collect();
         // One order for every writer, so two PostgreSQL writers never wait on each other
         // in a cycle.
-        fills.sort_by(|a, b| {
-            (&a.kinds, a.dim, a.first, a.end, &a.value)
-                .cmp(&(&b.kinds, b.dim, b.first, b.end, &b.value))
-        });
-        fills.dedup_by(|a, b| {
-            (&a.kinds, a.dim, a.first, a.end, &a.value)
-                == (&b.kinds, b.dim, b.first, b.end, &b.value)
-        });
+        let key = |f: &StatFill| (f.kinds.clone(), f.dim, f.first, f.end, f.value.clone());
+        fills.sort_by_key(|f| key(f));
+        fills.dedup_by_key(|f| key(f));
         for chunk in fills.chunks(50) {
             let mut args = vec![];
             let mut rows = vec![];
@@ -902,16 +899,16 @@ impl Conn {
                 vals.extend(stat(&f.business));
                 rows.push(values_row(&mut args, vals));
             }
+            let replaced: Vec<String> = std::iter::once("vsum")
+                .chain(STAT_COLUMNS)
+                .map(|c| format!("{c} = excluded.{c}"))
+                .collect();
             let sql = format!(
-                "INSERT INTO kpi_stat_cache (kinds, dim, first_day, end_day, value, vsum, \
-                 n_calendar, sum_calendar, median_calendar, p90_calendar, \
-                 n_business, sum_business, median_business, p90_business) VALUES {} \
-                 ON CONFLICT (kinds, dim, first_day, end_day, value) DO UPDATE SET vsum = excluded.vsum, \
-                 n_calendar = excluded.n_calendar, sum_calendar = excluded.sum_calendar, \
-                 median_calendar = excluded.median_calendar, p90_calendar = excluded.p90_calendar, \
-                 n_business = excluded.n_business, sum_business = excluded.sum_business, \
-                 median_business = excluded.median_business, p90_business = excluded.p90_business",
-                rows.join(", ")
+                "INSERT INTO kpi_stat_cache (kinds, dim, first_day, end_day, value, vsum, {}) VALUES {} \
+                 ON CONFLICT (kinds, dim, first_day, end_day, value) DO UPDATE SET {}",
+                STAT_COLUMNS.join(", "),
+                rows.join(", "),
+                replaced.join(", ")
             );
             self.exec(&sql, &args).await?;
         }
