@@ -67,6 +67,10 @@ pub const MIGRATIONS_SQLITE: &[(&str, &str)] = &[
         "0016_search_cover",
         include_str!("../migrations/sqlite/0016_search_cover.sql"),
     ),
+    (
+        "0017_search_deleted",
+        include_str!("../migrations/sqlite/0017_search_deleted.sql"),
+    ),
 ];
 pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
@@ -132,6 +136,10 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
         "0016_search_cover",
         include_str!("../migrations/postgres/0016_search_cover.sql"),
+    ),
+    (
+        "0017_search_deleted",
+        include_str!("../migrations/postgres/0017_search_deleted.sql"),
     ),
 ];
 

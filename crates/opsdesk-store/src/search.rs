@@ -16,6 +16,9 @@ use crate::db::{Conn, Row, Val};
 use crate::docs::{decode, Doc};
 use crate::Result;
 
+mod text;
+pub use text::force_text_walk;
+
 /// What an end-user may find: their own tickets and their shared organisations' (public
 /// tickets, public comments), themselves, their organisations.
 #[derive(Debug, Clone)]
@@ -214,15 +217,18 @@ impl Sql<'_> {
         }
     }
 
-    fn text(
+    /// The SELECTs whose union is the ids (column `x`) of the records a text filter matches:
+    /// the record's own fields; for tickets also its comments (public ones only for end-users,
+    /// the first only for description:) and, for a bare number, the ticket with that id.
+    pub(crate) fn text_sources(
         &mut self,
         kind: Kind,
         field: TextField,
         words: &[String],
         prefix: bool,
         vis: Option<&Visibility>,
-    ) -> String {
-        let (tab, a) = table(kind);
+    ) -> Vec<String> {
+        let (tab, _) = table(kind);
         let col = match (kind, field) {
             (_, TextField::Any) => None,
             (Kind::Ticket, TextField::Subject) => Some(0),
@@ -231,19 +237,17 @@ impl Sql<'_> {
             (_, TextField::Details) => Some(3),
             _ => None,
         };
-        let q = text_query(self.pg, words, prefix, col);
-        let q = self.p(Val::Text(q));
-        // The ids of the records whose own fields match.
-        let records = if self.pg {
-            format!("SELECT id FROM {tab} WHERE search_vec @@ {q}::tsquery")
-        } else {
-            format!("SELECT rowid FROM {tab}_fts WHERE {tab}_fts MATCH {q}")
+        let records = |s: &mut Self| {
+            let q = s.p(Val::Text(text_query(s.pg, words, prefix, col)));
+            if s.pg {
+                format!("SELECT id AS x FROM {tab} WHERE search_vec @@ {q}::tsquery")
+            } else {
+                format!("SELECT rowid AS x FROM {tab}_fts WHERE {tab}_fts MATCH {q}")
+            }
         };
         if kind != Kind::Ticket {
-            return format!("{a}.id IN ({records})");
+            return vec![records(self)];
         }
-        // The ids of the tickets with a matching comment (public ones only for end-users;
-        // the first comment only for description:).
         let comments = |s: &mut Self, first_only: bool| {
             let cq = s.p(Val::Text(text_query(s.pg, words, prefix, None)));
             if s.pg {
@@ -257,7 +261,7 @@ impl Sql<'_> {
                 } else {
                     ""
                 };
-                format!("SELECT c.ticket_id FROM ticket_comments c WHERE c.search_vec @@ {cq}::tsquery{public}{first}")
+                format!("SELECT c.ticket_id AS x FROM ticket_comments c WHERE c.search_vec @@ {cq}::tsquery{public}{first}")
             } else {
                 // The FTS rowid carries the ticket, the comment's place and its visibility
                 // (comment_rowid), so no row is read to answer.
@@ -271,24 +275,38 @@ impl Sql<'_> {
                 } else {
                     ""
                 };
-                format!("SELECT rowid >> 21 FROM ticket_comments_fts WHERE ticket_comments_fts MATCH {cq}{public}{first}")
+                format!("SELECT rowid >> 21 AS x FROM ticket_comments_fts WHERE ticket_comments_fts MATCH {cq}{public}{first}")
             }
         };
         match field {
             TextField::Any => {
-                let mut sets = vec![records, comments(self, false)];
+                let mut sets = vec![records(self), comments(self, false)];
                 // A bare number also finds the ticket with that id.
                 if let [w] = words {
                     if let Ok(id) = w.parse::<i64>() {
-                        sets.push(format!("SELECT {}", self.p(Val::Int(id))));
+                        let id = self.p(Val::Int(id));
+                        sets.push(format!("SELECT id AS x FROM tickets WHERE id = {id}"));
                     }
                 }
-                format!("t.id IN ({})", sets.join(" UNION "))
+                sets
             }
-            TextField::Comment => format!("t.id IN ({})", comments(self, false)),
-            TextField::Description => format!("t.id IN ({})", comments(self, true)),
-            _ => format!("t.id IN ({records})"),
+            TextField::Comment => vec![comments(self, false)],
+            TextField::Description => vec![comments(self, true)],
+            _ => vec![records(self)],
         }
+    }
+
+    fn text(
+        &mut self,
+        kind: Kind,
+        field: TextField,
+        words: &[String],
+        prefix: bool,
+        vis: Option<&Visibility>,
+    ) -> String {
+        let (_, a) = table(kind);
+        let sets = self.text_sources(kind, field, words, prefix, vis);
+        format!("{a}.id IN ({})", sets.join(" UNION "))
     }
 
     fn filter(&mut self, kind: Kind, f: &Filter, vis: Option<&Visibility>) -> String {
@@ -811,6 +829,13 @@ impl Conn {
         offset: i64,
         count: bool,
     ) -> Result<(Vec<Hit>, Option<i64>)> {
+        if let Some(ids) = self.text_matches(plan, vis).await? {
+            let (limit, offset) = (limit.clamp(1, 1000) as usize, offset.max(0) as usize);
+            let hits = self
+                .text_page(&ids, plan.sort, plan.descending, offset, limit)
+                .await?;
+            return Ok((hits, Some(ids.len() as i64)));
+        }
         let total = if count { ", COUNT(*) OVER ()" } else { "" };
         let mut args = vec![];
         let mut s = Sql {
@@ -860,6 +885,9 @@ impl Conn {
 
     /// How many records a plan matches.
     pub async fn search_count(&mut self, plan: &Plan, vis: Option<&Visibility>) -> Result<i64> {
+        if let Some(ids) = self.text_matches(plan, vis).await? {
+            return Ok(ids.len() as i64);
+        }
         let mut total = 0;
         for &kind in &plan.kinds {
             let mut args = vec![];

@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{DbConfig, Result, Store};
 
+pub use crate::search::force_text_walk;
+
 static N: AtomicU64 = AtomicU64::new(0);
 
 fn unique(tag: &str) -> String {

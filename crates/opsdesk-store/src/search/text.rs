@@ -1,0 +1,377 @@
+//! Ticket searches led by free text (docs/search.md, "Free text"): the full-text index gives
+//! the ids of the matching tickets, which are intersected, subtracted and counted here rather
+//! than by the database, so no ticket row is read to count them, and a page is found by
+//! walking the sort index until it holds enough of them.
+//!
+//! SQLite's FTS rowids carry the ticket id (search::comment_rowid) and PostgreSQL's comment
+//! matches carry `ticket_id`; each text term becomes one statement whose result is a single
+//! comma-separated list (one row, so the driver's per-row cost is paid once), deduplicated in
+//! Rust. The rest of the query (status, tags, people, visibility…) is the same SQL the other
+//! searches use, checked per candidate when there are few, or listed and intersected.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use opsdesk_core::model::Id;
+use opsdesk_core::search::{Clause, Filter, Kind, Plan, SortKey, TextField};
+
+use super::{sort_expr, Hit, Sql, Visibility};
+use crate::db::{Conn, Val};
+use crate::{Result, StoreError};
+
+/// At or below this many matches a page reads each match's sort value; above it, it walks
+/// the sort index.
+const LOOKUP_MAX: usize = 2_000;
+/// At or below this many text matches the rest of the query is checked per ticket; above it,
+/// the rest's matches are listed and intersected.
+const PROBE_MAX: usize = 5_000;
+/// The most matches of the rest of a query that are listed; past it the text matches are
+/// checked per ticket, a chunk at a time.
+const REST_MAX: usize = 300_000;
+/// Ids per `IN (…)` list.
+const CHUNK: usize = 5_000;
+
+/// Set by tests to take the index walk and the listed intersection whatever the sizes.
+static FORCE_WALK: AtomicBool = AtomicBool::new(false);
+
+/// Make every free-text search take the index walk and the listed intersection, however few
+/// its matches (tests: the results must be the same either way).
+pub fn force_text_walk(on: bool) {
+    FORCE_WALK.store(on, Ordering::Relaxed);
+}
+
+fn lookup_max() -> usize {
+    if FORCE_WALK.load(Ordering::Relaxed) {
+        0
+    } else {
+        LOOKUP_MAX
+    }
+}
+
+fn probe_max() -> usize {
+    if FORCE_WALK.load(Ordering::Relaxed) {
+        0
+    } else {
+        PROBE_MAX
+    }
+}
+
+/// A clause answered from the full-text index: every alternative is ticket text.
+fn is_text(c: &Clause) -> bool {
+    !c.any.is_empty()
+        && c.any.iter().all(|f| {
+            matches!(
+                f,
+                Filter::Text {
+                    field: TextField::Any
+                        | TextField::Subject
+                        | TextField::Description
+                        | TextField::Comment,
+                    ..
+                }
+            )
+        })
+}
+
+/// Sorted, deduplicated ids in both `a` and `b`.
+fn intersect(a: &[Id], b: &[Id]) -> Vec<Id> {
+    let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
+    small
+        .iter()
+        .copied()
+        .filter(|x| large.binary_search(x).is_ok())
+        .collect()
+}
+
+/// Sorted ids in `a` and not in `b`.
+fn subtract(a: &[Id], b: &[Id]) -> Vec<Id> {
+    a.iter()
+        .copied()
+        .filter(|x| b.binary_search(x).is_err())
+        .collect()
+}
+
+fn id_list_sql(ids: &[Id]) -> String {
+    ids.iter()
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Conn {
+    /// The integers of a statement whose rows are one column `x` (an integer, or text of
+    /// comma-separated integers), read as one aggregated row, in no particular order.
+    async fn ints(&mut self, sql: &str, args: &[Val]) -> Result<Vec<i64>> {
+        let agg = if self.is_postgres() {
+            format!("SELECT string_agg(x::text, ',') FROM ({sql}) s")
+        } else {
+            format!("SELECT group_concat(x) FROM ({sql})")
+        };
+        let row = self.one(&agg, args).await?;
+        let Some(text) = row.opt_str(0)? else {
+            return Ok(vec![]);
+        };
+        text.split(',')
+            .map(|x| {
+                x.parse::<i64>()
+                    .map_err(|_| StoreError::Corrupt(format!("not an id: {x:?}")))
+            })
+            .collect()
+    }
+
+    /// As [`Conn::ints`], sorted and deduplicated.
+    async fn id_set(&mut self, sql: &str, args: &[Val]) -> Result<Vec<Id>> {
+        let mut ids = self.ints(sql, args).await?;
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    /// The tickets a text clause matches (any of its alternatives).
+    async fn clause_ids(&mut self, c: &Clause, vis: Option<&Visibility>) -> Result<Vec<Id>> {
+        let mut args = vec![];
+        let mut s = Sql {
+            pg: self.is_postgres(),
+            args: &mut args,
+            anchored: false,
+        };
+        let mut sources = vec![];
+        for f in &c.any {
+            if let Filter::Text {
+                field,
+                words,
+                prefix,
+            } = f
+            {
+                sources.extend(s.text_sources(Kind::Ticket, *field, words, *prefix, vis));
+            }
+        }
+        self.id_set(&sources.join(" UNION ALL "), &args).await
+    }
+
+    /// The ids (sorted) of the tickets a plan matches when free text leads it: a plan for
+    /// tickets only with at least one text clause that is not negated. `None` for any other
+    /// plan, which the SQL of search::Sql answers whole.
+    pub(crate) async fn text_matches(
+        &mut self,
+        plan: &Plan,
+        vis: Option<&Visibility>,
+    ) -> Result<Option<Vec<Id>>> {
+        if plan.kinds != [Kind::Ticket] {
+            return Ok(None);
+        }
+        let (text, rest): (Vec<&Clause>, Vec<&Clause>) =
+            plan.clauses.iter().partition(|c| is_text(c));
+        if text.iter().all(|c| c.negated) {
+            return Ok(None);
+        }
+        let mut ids: Option<Vec<Id>> = None;
+        for c in text.iter().filter(|c| !c.negated) {
+            let found = self.clause_ids(c, vis).await?;
+            let next = match ids {
+                None => found,
+                Some(a) => intersect(&a, &found),
+            };
+            if next.is_empty() {
+                return Ok(Some(next));
+            }
+            ids = Some(next);
+        }
+        let mut ids = ids.unwrap_or_default();
+        for c in text.iter().filter(|c| c.negated) {
+            let found = self.clause_ids(c, vis).await?;
+            ids = subtract(&ids, &found);
+        }
+        if rest.is_empty() && vis.is_none() {
+            // Only the soft-deleted tickets to take out: few, and listed by their own index.
+            let deleted = self
+                .id_set(
+                    "SELECT id AS x FROM tickets WHERE deleted_at IS NOT NULL",
+                    &[],
+                )
+                .await?;
+            return Ok(Some(subtract(&ids, &deleted)));
+        }
+        let rest_plan = Plan {
+            kinds: vec![Kind::Ticket],
+            clauses: rest.into_iter().cloned().collect(),
+            sort: plan.sort,
+            descending: plan.descending,
+        };
+        let mut args = vec![];
+        let mut s = Sql {
+            pg: self.is_postgres(),
+            args: &mut args,
+            anchored: false,
+        };
+        let w = s.where_for(Kind::Ticket, &rest_plan, vis);
+        if ids.len() > probe_max() {
+            let listed = self
+                .id_set(
+                    &format!(
+                        "SELECT t.id AS x FROM tickets t WHERE {w} LIMIT {}",
+                        REST_MAX + 1
+                    ),
+                    &args,
+                )
+                .await?;
+            if listed.len() <= REST_MAX {
+                return Ok(Some(intersect(&ids, &listed)));
+            }
+        }
+        // Few text matches (or a rest too broad to list): check each against the rest.
+        let mut out = vec![];
+        for chunk in ids.chunks(CHUNK) {
+            out.extend(
+                self.ints(
+                    &format!(
+                        "SELECT t.id AS x FROM tickets t WHERE t.id IN ({}) AND {w}",
+                        id_list_sql(chunk)
+                    ),
+                    &args,
+                )
+                .await?,
+            );
+        }
+        out.sort_unstable();
+        Ok(Some(out))
+    }
+
+    /// Hits `offset..offset + limit` of `ids` (sorted ids of live tickets) in the plan's order
+    /// (the sort value, then the id, both in the plan's direction).
+    pub(crate) async fn text_page(
+        &mut self,
+        ids: &[Id],
+        sort: SortKey,
+        descending: bool,
+        offset: usize,
+        limit: usize,
+    ) -> Result<Vec<Hit>> {
+        let need = offset + limit;
+        let col = match sort {
+            SortKey::Updated => Some("updated_at"),
+            SortKey::Created => Some("created_at"),
+            _ => None,
+        };
+        let mut found = match col {
+            Some(col) if ids.len() > lookup_max() => self.walk(ids, col, descending, need).await?,
+            _ => self.lookup(ids, sort, descending).await?,
+        };
+        found.truncate(need);
+        Ok(found
+            .into_iter()
+            .skip(offset)
+            .map(|(sort, id)| Hit {
+                kind: Kind::Ticket,
+                id,
+                sort,
+            })
+            .collect())
+    }
+
+    /// `(sort value, id)` of every ticket in `ids`, in order.
+    async fn lookup(
+        &mut self,
+        ids: &[Id],
+        sort: SortKey,
+        descending: bool,
+    ) -> Result<Vec<(i64, Id)>> {
+        let e = sort_expr(Kind::Ticket, sort);
+        let pair = if self.is_postgres() {
+            format!("t.id::text || ',' || ({e})::text")
+        } else {
+            format!("t.id || ',' || ({e})")
+        };
+        let mut out = vec![];
+        for chunk in ids.chunks(CHUNK) {
+            let flat = self
+                .ints(
+                    &format!(
+                        "SELECT {pair} AS x FROM tickets t WHERE t.id IN ({})",
+                        id_list_sql(chunk)
+                    ),
+                    &[],
+                )
+                .await?;
+            out.extend(flat.chunks_exact(2).map(|p| (p[1], p[0])));
+        }
+        out.sort_unstable();
+        if descending {
+            out.reverse();
+        }
+        Ok(out)
+    }
+
+    /// The first `need` tickets of `ids` in `col` order, found by walking the `(col, id)`
+    /// index a chunk at a time; each chunk is sized from how dense the matches are.
+    async fn walk(
+        &mut self,
+        ids: &[Id],
+        col: &str,
+        descending: bool,
+        need: usize,
+    ) -> Result<Vec<(i64, Id)>> {
+        let (op, dir) = if descending {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        let pair = if self.is_postgres() {
+            format!("id::text || ',' || {col}::text")
+        } else {
+            format!("id || ',' || {col}")
+        };
+        let max_id = self
+            .int("SELECT COALESCE(MAX(id), 0) FROM tickets", &[])
+            .await?
+            .max(1);
+        let density = (ids.len() as f64 / max_id as f64).clamp(1e-6, 1.0);
+        let mut out = vec![];
+        let mut last: Option<(i64, Id)> = None;
+        loop {
+            let want = (need - out.len()) as f64;
+            let n = ((want / density) * 1.5 + 64.0).clamp(256.0, 100_000.0) as usize;
+            let bound = match last {
+                Some((s, id)) => format!("WHERE ({col}, id) {op} ({s}, {id}) "),
+                None => String::new(),
+            };
+            let flat = self
+                .ints(
+                    &format!(
+                        "SELECT {pair} AS x FROM (SELECT id, {col} FROM tickets {bound}ORDER BY {col} {dir}, id {dir} LIMIT {n}) w"
+                    ),
+                    &[],
+                )
+                .await?;
+            let mut chunk: Vec<(i64, Id)> = flat.chunks_exact(2).map(|p| (p[1], p[0])).collect();
+            chunk.sort_unstable();
+            if descending {
+                chunk.reverse();
+            }
+            for &(s, id) in &chunk {
+                if ids.binary_search(&id).is_ok() {
+                    out.push((s, id));
+                    if out.len() == need {
+                        return Ok(out);
+                    }
+                }
+            }
+            if chunk.len() < n {
+                return Ok(out);
+            }
+            last = chunk.last().copied();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sets() {
+        assert_eq!(intersect(&[1, 3, 5, 7], &[3, 4, 5]), vec![3, 5]);
+        assert_eq!(intersect(&[], &[3, 4, 5]), Vec::<i64>::new());
+        assert_eq!(subtract(&[1, 3, 5, 7], &[3, 4, 5]), vec![1, 7]);
+        assert_eq!(subtract(&[1, 3], &[]), vec![1, 3]);
+    }
+}
