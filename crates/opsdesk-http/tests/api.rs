@@ -3944,6 +3944,27 @@ async fn search_matches_a_brute_force_filter() {
                 }),
             ),
             (
+                "status<solved tags:red".into(),
+                Box::new(|s: &Seen| {
+                    rank(&STATUSES, &s.status) < 4 && s.tags.iter().any(|x| x == "red")
+                }),
+            ),
+            (
+                "tags:blue* status:pending".into(),
+                Box::new(|s: &Seen| {
+                    s.status == "pending" && s.tags.iter().any(|x| x.starts_with("blue"))
+                }),
+            ),
+            (
+                "alpha status>=solved tags:green -tags:red".into(),
+                Box::new(|s: &Seen| {
+                    s.has_prefix("alpha")
+                        && rank(&STATUSES, &s.status) >= 4
+                        && s.tags.iter().any(|x| x == "green")
+                        && !s.tags.iter().any(|x| x == "red")
+                }),
+            ),
+            (
                 "alpha -beta".into(),
                 Box::new(|s: &Seen| s.has_prefix("alpha") && !s.has_prefix("beta")),
             ),

@@ -71,6 +71,10 @@ pub const MIGRATIONS_SQLITE: &[(&str, &str)] = &[
         "0017_search_deleted",
         include_str!("../migrations/sqlite/0017_search_deleted.sql"),
     ),
+    (
+        "0018_tag_status",
+        include_str!("../migrations/sqlite/0018_tag_status.sql"),
+    ),
 ];
 pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
@@ -140,6 +144,10 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
         "0017_search_deleted",
         include_str!("../migrations/postgres/0017_search_deleted.sql"),
+    ),
+    (
+        "0018_tag_status",
+        include_str!("../migrations/postgres/0018_tag_status.sql"),
     ),
 ];
 

@@ -16,8 +16,8 @@ use crate::db::{Conn, Row, Val};
 use crate::docs::{decode, Doc};
 use crate::Result;
 
-mod text;
-pub use text::force_text_walk;
+mod sets;
+pub use sets::force_text_walk;
 
 /// What an end-user may find: their own tickets and their shared organisations' (public
 /// tickets, public comments), themselves, their organisations.
@@ -209,6 +209,17 @@ impl Sql<'_> {
         }
     }
 
+    /// A tag as a condition on `{v}` (a trailing `*` matches any tag it begins).
+    fn tag_cond(&mut self, tag: &str) -> String {
+        match tag.strip_suffix('*') {
+            Some(pre) => format!(
+                "{{v}} LIKE {} ESCAPE '\\'",
+                self.p(Val::Text(format!("{}%", like_escape(pre))))
+            ),
+            None => format!("{{v}} = {}", self.p(Val::Text(tag.to_string()))),
+        }
+    }
+
     fn comment_public(&self, vis: Option<&Visibility>) -> &'static str {
         if vis.is_some() {
             " AND c.public = 1"
@@ -382,13 +393,7 @@ impl Sql<'_> {
             },
             Filter::Group(w) => self.id_in("t.group_id", w),
             Filter::Tag(tag) => {
-                let cond = tag.as_ref().map(|t| match t.strip_suffix('*') {
-                        Some(pre) => format!(
-                            "{{v}} LIKE {} ESCAPE '\\'",
-                            self.p(Val::Text(format!("{}%", like_escape(pre))))
-                        ),
-                        None => format!("{{v}} = {}", self.p(Val::Text(t.clone()))),
-                    });
+                let cond = tag.as_ref().map(|t| self.tag_cond(t));
                 match (kind, cond) {
                     (Kind::Ticket, None) => {
                         "NOT EXISTS (SELECT 1 FROM ticket_tags g WHERE g.ticket_id = t.id)".into()
@@ -548,22 +553,7 @@ impl Sql<'_> {
 
     /// The WHERE clause for one kind of record.
     fn where_for(&mut self, kind: Kind, plan: &Plan, vis: Option<&Visibility>) -> String {
-        self.anchored = kind == Kind::Ticket
-            && plan.clauses.iter().any(|c| {
-                !c.negated
-                    && c.any.iter().all(|f| {
-                        matches!(
-                            f,
-                            Filter::Person(
-                                PersonField::Requester
-                                    | PersonField::Assignee
-                                    | PersonField::Submitter,
-                                Who::Ids(_)
-                            ) | Filter::Group(Who::Ids(_))
-                                | Filter::Organization(Who::Ids(_))
-                        )
-                    })
-            });
+        self.anchored = kind == Kind::Ticket && anchored(plan);
         let mut parts = vec![];
         match kind {
             Kind::Ticket => parts.push("t.deleted_at IS NULL".to_string()),
@@ -619,6 +609,24 @@ impl Sql<'_> {
             parts.join(" AND ")
         }
     }
+}
+
+/// Whether a ticket plan is narrowed by a person, group or organisation: few candidate rows,
+/// so a tag is checked per row rather than by listing every ticket with the tag.
+fn anchored(plan: &Plan) -> bool {
+    plan.clauses.iter().any(|c| {
+        !c.negated
+            && c.any.iter().all(|f| {
+                matches!(
+                    f,
+                    Filter::Person(
+                        PersonField::Requester | PersonField::Assignee | PersonField::Submitter,
+                        Who::Ids(_)
+                    ) | Filter::Group(Who::Ids(_))
+                        | Filter::Organization(Who::Ids(_))
+                )
+            })
+    })
 }
 
 fn decode_hit(r: &Row) -> Result<Hit> {
@@ -829,7 +837,7 @@ impl Conn {
         offset: i64,
         count: bool,
     ) -> Result<(Vec<Hit>, Option<i64>)> {
-        if let Some(ids) = self.text_matches(plan, vis).await? {
+        if let Some(ids) = self.set_matches(plan, vis).await? {
             let (limit, offset) = (limit.clamp(1, 1000) as usize, offset.max(0) as usize);
             let hits = self
                 .text_page(&ids, plan.sort, plan.descending, offset, limit)
@@ -885,7 +893,7 @@ impl Conn {
 
     /// How many records a plan matches.
     pub async fn search_count(&mut self, plan: &Plan, vis: Option<&Visibility>) -> Result<i64> {
-        if let Some(ids) = self.text_matches(plan, vis).await? {
+        if let Some(ids) = self.set_matches(plan, vis).await? {
             return Ok(ids.len() as i64);
         }
         let mut total = 0;

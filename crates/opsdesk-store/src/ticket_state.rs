@@ -44,7 +44,8 @@ impl Conn {
     }
 
     /// Keep the tag index in step with a ticket's tags (call with the tags before and after):
-    /// one statement for the removed tags, one for the added.
+    /// one statement for the removed tags, one for the added. Each row also carries the
+    /// ticket's status while it is live, which triggers on `tickets` keep current.
     pub async fn set_ticket_tags(
         &mut self,
         ticket_id: Id,
@@ -74,11 +75,14 @@ impl Conn {
                 .iter()
                 .map(|t| {
                     args.push(Val::from(t.as_str()));
-                    format!("(${}, $1)", args.len())
+                    format!("(${}, $1, (SELECT status FROM live))", args.len())
                 })
                 .collect();
+            // Each row carries the ticket's status while it is live (migration 0018; the
+            // tickets table's triggers keep it in step).
             let sql = format!(
-                "INSERT INTO ticket_tags (tag, ticket_id) VALUES {} ON CONFLICT DO NOTHING",
+                "WITH live AS (SELECT status FROM tickets WHERE id = $1 AND deleted_at IS NULL) \
+                 INSERT INTO ticket_tags (tag, ticket_id, status) VALUES {} ON CONFLICT DO NOTHING",
                 rows.join(", ")
             );
             self.exec(&sql, &args).await?;

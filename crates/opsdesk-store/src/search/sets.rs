@@ -1,20 +1,23 @@
-//! Ticket searches led by free text (docs/search.md, "Free text"): the full-text index gives
-//! the ids of the matching tickets, which are intersected, subtracted and counted here rather
-//! than by the database, so no ticket row is read to count them, and a page is found by
-//! walking the sort index until it holds enough of them.
+//! Ticket searches led by free text or a tag (docs/search.md, "Free text and tags"): the
+//! full-text index and the tag index give the ids of the matching tickets, which are
+//! intersected, subtracted and counted here rather than by the database, so no ticket row is
+//! read to count them, and a page is found by walking the sort index until it holds enough.
 //!
 //! SQLite's FTS rowids carry the ticket id (search::comment_rowid) and PostgreSQL's comment
-//! matches carry `ticket_id`; each text term becomes one statement whose result is a single
-//! comma-separated list (one row, so the driver's per-row cost is paid once), deduplicated in
-//! Rust. The rest of the query (status, tags, people, visibility…) is the same SQL the other
-//! searches use, checked per candidate when there are few, or listed and intersected.
+//! matches carry `ticket_id`; `ticket_tags` carries each live ticket's status (migration
+//! 0018), so `status:open tags:x` is one index range. Each term becomes one statement whose
+//! result is a single comma-separated list (one row, so the driver's per-row cost is paid
+//! once), deduplicated in Rust. The rest of the query (people, dates, visibility…) is the same
+//! SQL the other searches use, checked per candidate when there are few, or listed and
+//! intersected.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use opsdesk_core::model::Id;
 use opsdesk_core::search::{Clause, Filter, Kind, Plan, SortKey, TextField};
+use opsdesk_core::ticket::Status;
 
-use super::{sort_expr, Hit, Sql, Visibility};
+use super::{anchored, sort_expr, Hit, Sql, Visibility};
 use crate::db::{Conn, Val};
 use crate::{Result, StoreError};
 
@@ -57,7 +60,8 @@ fn probe_max() -> usize {
 
 /// A clause answered from the full-text index: every alternative is ticket text.
 fn is_text(c: &Clause) -> bool {
-    !c.any.is_empty()
+    !c.negated
+        && !c.any.is_empty()
         && c.any.iter().all(|f| {
             matches!(
                 f,
@@ -70,6 +74,28 @@ fn is_text(c: &Clause) -> bool {
                 }
             )
         })
+}
+
+/// Negated ticket text: subtracted from the set.
+fn is_negated_text(c: &Clause) -> bool {
+    c.negated
+        && is_text(&Clause {
+            negated: false,
+            any: c.any.clone(),
+        })
+}
+
+/// A clause answered from the tag index: every alternative is a tag.
+fn is_tag(c: &Clause) -> bool {
+    !c.negated && !c.any.is_empty() && c.any.iter().all(|f| matches!(f, Filter::Tag(Some(_))))
+}
+
+/// The statuses of a plain `status:`/`status<…` clause, which the tag index can answer.
+fn statuses(c: &Clause) -> Option<&[Status]> {
+    match &c.any[..] {
+        [Filter::Status(ss)] if !c.negated => Some(ss),
+        _ => None,
+    }
 }
 
 /// Sorted, deduplicated ids in both `a` and `b`.
@@ -126,8 +152,14 @@ impl Conn {
         Ok(ids)
     }
 
-    /// The tickets a text clause matches (any of its alternatives).
-    async fn clause_ids(&mut self, c: &Clause, vis: Option<&Visibility>) -> Result<Vec<Id>> {
+    /// The tickets a text or tag clause matches (any of its alternatives); tags only among
+    /// tickets with one of `status` when given.
+    async fn clause_ids(
+        &mut self,
+        c: &Clause,
+        status: Option<&[Status]>,
+        vis: Option<&Visibility>,
+    ) -> Result<Vec<Id>> {
         let mut args = vec![];
         let mut s = Sql {
             pg: self.is_postgres(),
@@ -136,22 +168,37 @@ impl Conn {
         };
         let mut sources = vec![];
         for f in &c.any {
-            if let Filter::Text {
-                field,
-                words,
-                prefix,
-            } = f
-            {
-                sources.extend(s.text_sources(Kind::Ticket, *field, words, *prefix, vis));
+            match f {
+                Filter::Text {
+                    field,
+                    words,
+                    prefix,
+                } => sources.extend(s.text_sources(Kind::Ticket, *field, words, *prefix, vis)),
+                Filter::Tag(Some(tag)) => {
+                    // Live tickets only (a deleted ticket's rows have no status).
+                    let status = match status {
+                        Some(ss) => format!(
+                            "status IN ({})",
+                            s.ps(ss.iter().map(|x| Val::from(x.as_str())))
+                        ),
+                        None => "status IS NOT NULL".into(),
+                    };
+                    let tag = s.tag_cond(tag).replace("{v}", "tag");
+                    sources.push(format!(
+                        "SELECT ticket_id AS x FROM ticket_tags WHERE {tag} AND {status}"
+                    ));
+                }
+                _ => {}
             }
         }
         self.id_set(&sources.join(" UNION ALL "), &args).await
     }
 
-    /// The ids (sorted) of the tickets a plan matches when free text leads it: a plan for
-    /// tickets only with at least one text clause that is not negated. `None` for any other
-    /// plan, which the SQL of search::Sql answers whole.
-    pub(crate) async fn text_matches(
+    /// The ids (sorted) of the tickets a plan matches when free text or a tag leads it: a
+    /// plan for tickets only with a text clause that is not negated, or a tag clause and no
+    /// person, group or organisation to narrow it (those check a tag per row). `None` for any
+    /// other plan, which the SQL of search::Sql answers whole.
+    pub(crate) async fn set_matches(
         &mut self,
         plan: &Plan,
         vis: Option<&Visibility>,
@@ -159,14 +206,33 @@ impl Conn {
         if plan.kinds != [Kind::Ticket] {
             return Ok(None);
         }
-        let (text, rest): (Vec<&Clause>, Vec<&Clause>) =
-            plan.clauses.iter().partition(|c| is_text(c));
-        if text.iter().all(|c| c.negated) {
+        let with_tags = !anchored(plan) && plan.clauses.iter().any(is_tag);
+        if !with_tags && !plan.clauses.iter().any(is_text) {
             return Ok(None);
         }
+        // A status clause goes into the tag index's range when there is a tag to read.
+        let status_at = if with_tags {
+            plan.clauses.iter().position(|c| statuses(c).is_some())
+        } else {
+            None
+        };
+        let status = status_at.and_then(|i| statuses(&plan.clauses[i]));
         let mut ids: Option<Vec<Id>> = None;
-        for c in text.iter().filter(|c| !c.negated) {
-            let found = self.clause_ids(c, vis).await?;
+        let mut rest = vec![];
+        let mut negated = vec![];
+        for (i, c) in plan.clauses.iter().enumerate() {
+            if Some(i) == status_at {
+                continue;
+            }
+            if is_negated_text(c) {
+                negated.push(c);
+                continue;
+            }
+            if !(is_text(c) || with_tags && is_tag(c)) {
+                rest.push(c);
+                continue;
+            }
+            let found = self.clause_ids(c, status, vis).await?;
             let next = match ids {
                 None => found,
                 Some(a) => intersect(&a, &found),
@@ -177,8 +243,8 @@ impl Conn {
             ids = Some(next);
         }
         let mut ids = ids.unwrap_or_default();
-        for c in text.iter().filter(|c| c.negated) {
-            let found = self.clause_ids(c, vis).await?;
+        for c in negated {
+            let found = self.clause_ids(c, None, vis).await?;
             ids = subtract(&ids, &found);
         }
         if rest.is_empty() && vis.is_none() {
