@@ -3965,6 +3965,13 @@ async fn search_matches_a_brute_force_filter() {
                 }),
             ),
             (
+                "status:open status:pending tags:red".into(),
+                Box::new(|s: &Seen| {
+                    (s.status == "open" || s.status == "pending")
+                        && s.tags.iter().any(|x| x == "red")
+                }),
+            ),
+            (
                 "alpha -beta".into(),
                 Box::new(|s: &Seen| s.has_prefix("alpha") && !s.has_prefix("beta")),
             ),
@@ -3994,7 +4001,7 @@ async fn search_matches_a_brute_force_filter() {
                 }),
             ),
         ];
-        // Free text is answered from the full-text index's ids (opsdesk-store search::text):
+        // Free text and tags are answered as id sets (opsdesk-store search/sets.rs):
         // once as sizes choose, once forced through the index walk and the listed
         // intersection that large result sets take.
         for walk in [false, true] {
@@ -4032,6 +4039,35 @@ async fn search_matches_a_brute_force_filter() {
                     ))
                     .await;
                 assert_eq!(c, want.len() as i64, "{n}: count {q}");
+                // A later page, and the opposite order by creation.
+                let url = format!(
+                    "/api/v2/search.json?query={}&per_page=4&page=2",
+                    urlencode(&format!("type:ticket {q}"))
+                );
+                let (_, v) = t.call(&t.admin, Method::GET, &url, None).await;
+                let got: Vec<i64> = v["results"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["id"].as_i64().unwrap())
+                    .collect();
+                let page2: Vec<i64> = want.iter().skip(4).take(4).copied().collect();
+                assert_eq!(got, page2, "{n}: page 2 of {q}");
+                let mut by_created: Vec<&Seen> = seen.iter().filter(|s| pred(s)).collect();
+                by_created.sort_by_key(|s| (s.created, s.id));
+                let url = format!(
+                    "/api/v2/search.json?query={}&per_page=100",
+                    urlencode(&format!("type:ticket {q} order_by:created sort:asc"))
+                );
+                let (_, v) = t.call(&t.admin, Method::GET, &url, None).await;
+                let got: Vec<i64> = v["results"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["id"].as_i64().unwrap())
+                    .collect();
+                let want: Vec<i64> = by_created.iter().map(|s| s.id).collect();
+                assert_eq!(got, want, "{n}: {q} by created, ascending");
             }
         }
         testing::force_text_walk(false);

@@ -75,14 +75,12 @@ impl Conn {
                 .iter()
                 .map(|t| {
                     args.push(Val::from(t.as_str()));
-                    format!("(${}, $1, (SELECT status FROM live))", args.len())
+                    format!("(${}, $1)", args.len())
                 })
                 .collect();
-            // Each row carries the ticket's status while it is live (migration 0018; the
-            // tickets table's triggers keep it in step).
+            // The database fills in the ticket's status (migration 0018's triggers).
             let sql = format!(
-                "WITH live AS (SELECT status FROM tickets WHERE id = $1 AND deleted_at IS NULL) \
-                 INSERT INTO ticket_tags (tag, ticket_id, status) VALUES {} ON CONFLICT DO NOTHING",
+                "INSERT INTO ticket_tags (tag, ticket_id) VALUES {} ON CONFLICT DO NOTHING",
                 rows.join(", ")
             );
             self.exec(&sql, &args).await?;
