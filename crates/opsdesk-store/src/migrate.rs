@@ -75,6 +75,10 @@ pub const MIGRATIONS_SQLITE: &[(&str, &str)] = &[
         "0018_tag_status",
         include_str!("../migrations/sqlite/0018_tag_status.sql"),
     ),
+    (
+        "0019_search_sort",
+        include_str!("../migrations/sqlite/0019_search_sort.sql"),
+    ),
 ];
 pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
@@ -148,6 +152,10 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
         "0018_tag_status",
         include_str!("../migrations/postgres/0018_tag_status.sql"),
+    ),
+    (
+        "0019_search_sort",
+        include_str!("../migrations/postgres/0019_search_sort.sql"),
     ),
 ];
 

@@ -21,8 +21,9 @@ use super::{anchored, sort_expr, Hit, Sql, Visibility};
 use crate::db::{Conn, Val};
 use crate::{Result, StoreError};
 
-/// At or below this many matches a page reads each match's sort value; above it, it walks
-/// the sort index.
+/// At or below this many matches a page reads each match's sort value from `tickets_sort`;
+/// above it, it walks the sort index when that reads fewer entries (matches² > 2 × page end ×
+/// tickets).
 const LOOKUP_MAX: usize = 2_000;
 /// At or below this many text matches the rest of the query is checked per ticket; above it,
 /// the rest's matches are listed and intersected.
@@ -327,7 +328,19 @@ impl Conn {
             _ => None,
         };
         let walked = match col {
-            Some(col) if ids.len() > lookup_max() => self.walk(ids, col, descending, need).await?,
+            Some(col) if ids.len() > lookup_max() => {
+                let max_id = self
+                    .int("SELECT COALESCE(MAX(id), 0) FROM tickets", &[])
+                    .await?
+                    .max(1) as f64;
+                // A lookup reads one index entry per match; a walk about need / density.
+                let n = ids.len() as f64;
+                if FORCE_WALK.load(Ordering::Relaxed) || n * n > 2.0 * need as f64 * max_id {
+                    self.walk(ids, col, descending, need, n / max_id).await?
+                } else {
+                    None
+                }
+            }
             _ => None,
         };
         let mut found = match walked {
@@ -359,12 +372,20 @@ impl Conn {
         } else {
             format!("t.id || ',' || ({e})")
         };
+        // The times are in the compact `tickets_sort` index (migration 0019), so no ticket row
+        // is read; SQLite is told to use it (it would read the rows by rowid).
+        let from = match sort {
+            SortKey::Updated | SortKey::Created if !self.is_postgres() => {
+                "tickets t INDEXED BY tickets_sort"
+            }
+            _ => "tickets t",
+        };
         let mut out = vec![];
         for chunk in ids.chunks(CHUNK) {
             let flat = self
                 .ints(
                     &format!(
-                        "SELECT {pair} AS x FROM tickets t WHERE t.id IN ({})",
+                        "SELECT {pair} AS x FROM {from} WHERE t.id IN ({})",
                         id_list_sql(chunk)
                     ),
                     &[],
@@ -389,6 +410,7 @@ impl Conn {
         col: &str,
         descending: bool,
         need: usize,
+        density: f64,
     ) -> Result<Option<Vec<(i64, Id)>>> {
         let (op, dir) = if descending {
             ("<", "DESC")
@@ -400,11 +422,7 @@ impl Conn {
         } else {
             format!("id || ',' || {col}")
         };
-        let max_id = self
-            .int("SELECT COALESCE(MAX(id), 0) FROM tickets", &[])
-            .await?
-            .max(1);
-        let density = (ids.len() as f64 / max_id as f64).clamp(1e-6, 1.0);
+        let density = density.clamp(1e-6, 1.0);
         // Forced in tests: chunks of three rows, so resuming after a chunk is exercised.
         let forced = FORCE_WALK.load(Ordering::Relaxed);
         let budget = ids.len().saturating_mul(WALK_PER_ID).max(WALK_MIN);
