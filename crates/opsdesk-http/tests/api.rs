@@ -3567,6 +3567,17 @@ fn words(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The ids of a search page's results, in order.
+fn result_ids(v: &Value) -> Vec<i64> {
+    let results = v["results"].as_array();
+    assert!(results.is_some(), "no results: {v}");
+    results
+        .into_iter()
+        .flatten()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect()
+}
+
 /// One ticket as the brute-force filter sees it (read back through the plain API).
 #[derive(Debug, Clone)]
 struct Seen {
@@ -4005,7 +4016,7 @@ async fn search_matches_a_brute_force_filter() {
         // once as sizes choose, once forced through the index walk and the listed
         // intersection that large result sets take.
         for walk in [false, true] {
-            testing::force_text_walk(walk);
+            testing::force_set_walk(walk);
             for (q, pred) in &cases {
                 let mut want: Vec<&Seen> = seen.iter().filter(|s| pred(s)).collect();
                 want.sort_by_key(|s| (std::cmp::Reverse(s.updated), std::cmp::Reverse(s.id)));
@@ -4016,12 +4027,7 @@ async fn search_matches_a_brute_force_filter() {
                 );
                 let (s, v) = t.call(&t.admin, Method::GET, &url, None).await;
                 assert_eq!(s, StatusCode::OK, "{n}: {q}: {v}");
-                let got: Vec<i64> = v["results"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|r| r["id"].as_i64().unwrap())
-                    .collect();
+                let got = result_ids(&v);
                 assert_eq!(got, want, "{n}: {q}");
                 assert_eq!(v["count"].as_i64(), Some(want.len() as i64), "{n}: {q}");
                 assert!(
@@ -4045,12 +4051,7 @@ async fn search_matches_a_brute_force_filter() {
                     urlencode(&format!("type:ticket {q}"))
                 );
                 let (_, v) = t.call(&t.admin, Method::GET, &url, None).await;
-                let got: Vec<i64> = v["results"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|r| r["id"].as_i64().unwrap())
-                    .collect();
+                let got = result_ids(&v);
                 let page2: Vec<i64> = want.iter().skip(4).take(4).copied().collect();
                 assert_eq!(got, page2, "{n}: page 2 of {q}");
                 let mut by_created: Vec<&Seen> = seen.iter().filter(|s| pred(s)).collect();
@@ -4060,17 +4061,12 @@ async fn search_matches_a_brute_force_filter() {
                     urlencode(&format!("type:ticket {q} order_by:created sort:asc"))
                 );
                 let (_, v) = t.call(&t.admin, Method::GET, &url, None).await;
-                let got: Vec<i64> = v["results"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|r| r["id"].as_i64().unwrap())
-                    .collect();
+                let got = result_ids(&v);
                 let want: Vec<i64> = by_created.iter().map(|s| s.id).collect();
                 assert_eq!(got, want, "{n}: {q} by created, ascending");
             }
         }
-        testing::force_text_walk(false);
+        testing::force_set_walk(false);
         assert!(cases.len() >= 30);
 
         // Sorting by parameter and by keyword; paging with Zendesk's 1,000-result cap.

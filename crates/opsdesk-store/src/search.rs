@@ -17,7 +17,7 @@ use crate::docs::{decode, Doc};
 use crate::Result;
 
 mod sets;
-pub use sets::force_text_walk;
+pub use sets::force_set_walk;
 
 /// What an end-user may find: their own tickets and their shared organisations' (public
 /// tickets, public comments), themselves, their organisations.
@@ -231,7 +231,7 @@ impl Sql<'_> {
     /// The SELECTs whose union is the ids (column `x`) of the records a text filter matches:
     /// the record's own fields; for tickets also its comments (public ones only for end-users,
     /// the first only for description:) and, for a bare number, the ticket with that id.
-    pub(crate) fn text_sources(
+    fn text_sources(
         &mut self,
         kind: Kind,
         field: TextField,
@@ -307,19 +307,6 @@ impl Sql<'_> {
         }
     }
 
-    fn text(
-        &mut self,
-        kind: Kind,
-        field: TextField,
-        words: &[String],
-        prefix: bool,
-        vis: Option<&Visibility>,
-    ) -> String {
-        let (_, a) = table(kind);
-        let sets = self.text_sources(kind, field, words, prefix, vis);
-        format!("{a}.id IN ({})", sets.join(" UNION "))
-    }
-
     fn filter(&mut self, kind: Kind, f: &Filter, vis: Option<&Visibility>) -> String {
         let (_, a) = table(kind);
         match f {
@@ -327,7 +314,11 @@ impl Sql<'_> {
                 field,
                 words,
                 prefix,
-            } => self.text(kind, *field, words, *prefix, vis),
+            } => format!(
+                "{a}.id IN ({})",
+                self.text_sources(kind, *field, words, *prefix, vis)
+                    .join(" UNION ")
+            ),
             Filter::Status(ss) => format!(
                 "t.status IN ({})",
                 self.ps(ss.iter().map(|s| Val::from(s.as_str())))
@@ -654,6 +645,15 @@ pub(crate) fn comment_rowid(ticket_id: Id, seq: i64, public: bool) -> Option<i64
 }
 
 impl Conn {
+    /// SQL text for this connection's backend, its bind values collected in `args`.
+    fn sql<'a>(&self, args: &'a mut Vec<Val>) -> Sql<'a> {
+        Sql {
+            pg: self.is_postgres(),
+            args,
+            anchored: false,
+        }
+    }
+
     /// The `change_seq` a write gives a row (see the 0010 migration).
     pub(crate) fn change_seq_expr(&self, table: &str) -> String {
         if self.is_postgres() {
@@ -840,17 +840,13 @@ impl Conn {
         if let Some(ids) = self.set_matches(plan, vis).await? {
             let (limit, offset) = (limit.clamp(1, 1000) as usize, offset.max(0) as usize);
             let hits = self
-                .text_page(&ids, plan.sort, plan.descending, offset, limit)
+                .set_page(&ids, plan.sort, plan.descending, offset, limit)
                 .await?;
             return Ok((hits, Some(ids.len() as i64)));
         }
         let total = if count { ", COUNT(*) OVER ()" } else { "" };
         let mut args = vec![];
-        let mut s = Sql {
-            pg: self.is_postgres(),
-            args: &mut args,
-            anchored: false,
-        };
+        let mut s = self.sql(&mut args);
         let dir = if plan.descending { "DESC" } else { "ASC" };
         let sql = if let [kind] = plan.kinds[..] {
             let (tab, a) = table(kind);
@@ -899,11 +895,7 @@ impl Conn {
         let mut total = 0;
         for &kind in &plan.kinds {
             let mut args = vec![];
-            let mut s = Sql {
-                pg: self.is_postgres(),
-                args: &mut args,
-                anchored: false,
-            };
+            let mut s = self.sql(&mut args);
             let (tab, a) = table(kind);
             let w = s.where_for(kind, plan, vis);
             total += self
@@ -923,11 +915,7 @@ impl Conn {
         limit: i64,
     ) -> Result<Vec<Hit>> {
         let mut args = vec![];
-        let mut s = Sql {
-            pg: self.is_postgres(),
-            args: &mut args,
-            anchored: false,
-        };
+        let mut s = self.sql(&mut args);
         let (tab, a) = table(kind);
         let mut w = s.where_for(kind, plan, vis);
         if let Some((c, id)) = after {

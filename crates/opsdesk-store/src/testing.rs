@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::{DbConfig, Result, Store};
 
-pub use crate::search::force_text_walk;
+pub use crate::search::force_set_walk;
 
 static N: AtomicU64 = AtomicU64::new(0);
 

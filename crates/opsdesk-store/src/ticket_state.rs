@@ -45,7 +45,8 @@ impl Conn {
 
     /// Keep the tag index in step with a ticket's tags (call with the tags before and after):
     /// one statement for the removed tags, one for the added. Each row also carries the
-    /// ticket's status while it is live, which triggers on `tickets` keep current.
+    /// ticket's status while it is live, filled in and kept current by the database's
+    /// triggers (migration 0018).
     pub async fn set_ticket_tags(
         &mut self,
         ticket_id: Id,

@@ -17,7 +17,7 @@ use opsdesk_core::model::Id;
 use opsdesk_core::search::{Clause, Filter, Kind, Plan, SortKey, TextField};
 use opsdesk_core::ticket::Status;
 
-use super::{anchored, sort_expr, Hit, Sql, Visibility};
+use super::{anchored, sort_expr, Hit, Visibility};
 use crate::db::{Conn, Val};
 use crate::{Result, StoreError};
 
@@ -38,35 +38,23 @@ const WALK_MIN: usize = 100_000;
 /// Ids per `IN (…)` list.
 const CHUNK: usize = 5_000;
 
-/// Set by tests to take the index walk and the listed intersection whatever the sizes.
+/// Set by tests to take the index walk (in 3-row chunks) and the listed intersection whatever
+/// the sizes.
 static FORCE_WALK: AtomicBool = AtomicBool::new(false);
 
-/// Make every free-text search take the index walk and the listed intersection, however few
-/// its matches (tests: the results must be the same either way).
-pub fn force_text_walk(on: bool) {
+/// Make every id-set search take the index walk and the listed intersection, however few its
+/// matches (tests: the results must be the same either way).
+pub fn force_set_walk(on: bool) {
     FORCE_WALK.store(on, Ordering::Relaxed);
 }
 
-fn lookup_max() -> usize {
-    if FORCE_WALK.load(Ordering::Relaxed) {
-        0
-    } else {
-        LOOKUP_MAX
-    }
+fn forced() -> bool {
+    FORCE_WALK.load(Ordering::Relaxed)
 }
 
-fn probe_max() -> usize {
-    if FORCE_WALK.load(Ordering::Relaxed) {
-        0
-    } else {
-        PROBE_MAX
-    }
-}
-
-/// A clause answered from the full-text index: every alternative is ticket text.
-fn is_text(c: &Clause) -> bool {
-    !c.negated
-        && !c.any.is_empty()
+/// Every alternative of the clause is ticket text (answered from the full-text index).
+fn all_text(c: &Clause) -> bool {
+    !c.any.is_empty()
         && c.any.iter().all(|f| {
             matches!(
                 f,
@@ -81,13 +69,9 @@ fn is_text(c: &Clause) -> bool {
         })
 }
 
-/// Negated ticket text: subtracted from the set.
-fn is_negated_text(c: &Clause) -> bool {
-    c.negated
-        && is_text(&Clause {
-            negated: false,
-            any: c.any.clone(),
-        })
+/// Ticket text that is not negated: a set to intersect.
+fn is_text(c: &Clause) -> bool {
+    !c.negated && all_text(c)
 }
 
 /// A clause answered from the tag index: every alternative is a tag.
@@ -149,6 +133,27 @@ impl Conn {
             .collect()
     }
 
+    /// `(value, id)` pairs of a statement whose rows are one column `x` made by
+    /// [`Conn::pair`], sorted by value then id, in the given direction.
+    async fn pairs(&mut self, sql: &str, descending: bool) -> Result<Vec<(i64, Id)>> {
+        let flat = self.ints(sql, &[]).await?;
+        let mut pairs: Vec<(i64, Id)> = flat.chunks_exact(2).map(|p| (p[1], p[0])).collect();
+        pairs.sort_unstable();
+        if descending {
+            pairs.reverse();
+        }
+        Ok(pairs)
+    }
+
+    /// An id and an integer value as one text column for [`Conn::pairs`].
+    fn pair(&self, id: &str, value: &str) -> String {
+        if self.is_postgres() {
+            format!("{id}::text || ',' || ({value})::text")
+        } else {
+            format!("{id} || ',' || ({value})")
+        }
+    }
+
     /// As [`Conn::ints`], sorted and deduplicated.
     async fn id_set(&mut self, sql: &str, args: &[Val]) -> Result<Vec<Id>> {
         let mut ids = self.ints(sql, args).await?;
@@ -166,11 +171,7 @@ impl Conn {
         vis: Option<&Visibility>,
     ) -> Result<Vec<Id>> {
         let mut args = vec![];
-        let mut s = Sql {
-            pg: self.is_postgres(),
-            args: &mut args,
-            anchored: false,
-        };
+        let mut s = self.sql(&mut args);
         let mut sources = vec![];
         for f in &c.any {
             match f {
@@ -229,7 +230,7 @@ impl Conn {
             if Some(i) == status_at {
                 continue;
             }
-            if is_negated_text(c) {
+            if c.negated && all_text(c) {
                 negated.push(c);
                 continue;
             }
@@ -273,13 +274,8 @@ impl Conn {
             descending: plan.descending,
         };
         let mut args = vec![];
-        let mut s = Sql {
-            pg: self.is_postgres(),
-            args: &mut args,
-            anchored: false,
-        };
-        let w = s.where_for(Kind::Ticket, &rest_plan, vis);
-        if ids.len() > probe_max() {
+        let w = self.sql(&mut args).where_for(Kind::Ticket, &rest_plan, vis);
+        if forced() || ids.len() > PROBE_MAX {
             let listed = self
                 .id_set(
                     &format!(
@@ -313,7 +309,7 @@ impl Conn {
 
     /// Hits `offset..offset + limit` of `ids` (sorted ids of live tickets) in the plan's order
     /// (the sort value, then the id, both in the plan's direction).
-    pub(crate) async fn text_page(
+    pub(crate) async fn set_page(
         &mut self,
         ids: &[Id],
         sort: SortKey,
@@ -328,14 +324,14 @@ impl Conn {
             _ => None,
         };
         let walked = match col {
-            Some(col) if ids.len() > lookup_max() => {
+            Some(col) if forced() || ids.len() > LOOKUP_MAX => {
                 let max_id = self
                     .int("SELECT COALESCE(MAX(id), 0) FROM tickets", &[])
                     .await?
                     .max(1) as f64;
                 // A lookup reads one index entry per match; a walk about need / density.
                 let n = ids.len() as f64;
-                if FORCE_WALK.load(Ordering::Relaxed) || n * n > 2.0 * need as f64 * max_id {
+                if forced() || n * n > 2.0 * need as f64 * max_id {
                     self.walk(ids, col, descending, need, n / max_id).await?
                 } else {
                     None
@@ -366,12 +362,7 @@ impl Conn {
         sort: SortKey,
         descending: bool,
     ) -> Result<Vec<(i64, Id)>> {
-        let e = sort_expr(Kind::Ticket, sort);
-        let pair = if self.is_postgres() {
-            format!("t.id::text || ',' || ({e})::text")
-        } else {
-            format!("t.id || ',' || ({e})")
-        };
+        let pair = self.pair("t.id", &sort_expr(Kind::Ticket, sort));
         // The times are in the compact `tickets_sort` index (migration 0019), so no ticket row
         // is read; SQLite is told to use it (it would read the rows by rowid).
         let from = match sort {
@@ -382,20 +373,17 @@ impl Conn {
         };
         let mut out = vec![];
         for chunk in ids.chunks(CHUNK) {
-            let flat = self
-                .ints(
-                    &format!(
-                        "SELECT {pair} AS x FROM {from} WHERE t.id IN ({})",
-                        id_list_sql(chunk)
-                    ),
-                    &[],
-                )
-                .await?;
-            out.extend(flat.chunks_exact(2).map(|p| (p[1], p[0])));
+            let sql = format!(
+                "SELECT {pair} AS x FROM {from} WHERE t.id IN ({})",
+                id_list_sql(chunk)
+            );
+            out.extend(self.pairs(&sql, descending).await?);
         }
-        out.sort_unstable();
-        if descending {
-            out.reverse();
+        if ids.len() > CHUNK {
+            out.sort_unstable();
+            if descending {
+                out.reverse();
+            }
         }
         Ok(out)
     }
@@ -417,14 +405,8 @@ impl Conn {
         } else {
             (">", "ASC")
         };
-        let pair = if self.is_postgres() {
-            format!("id::text || ',' || {col}::text")
-        } else {
-            format!("id || ',' || {col}")
-        };
+        let pair = self.pair("id", col);
         let density = density.clamp(1e-6, 1.0);
-        // Forced in tests: chunks of three rows, so resuming after a chunk is exercised.
-        let forced = FORCE_WALK.load(Ordering::Relaxed);
         let budget = ids.len().saturating_mul(WALK_PER_ID).max(WALK_MIN);
         let mut scanned = 0;
         let mut out = vec![];
@@ -434,7 +416,8 @@ impl Conn {
                 return Ok(None);
             }
             let want = (need - out.len()) as f64;
-            let n = if forced {
+            // Forced in tests: chunks of three rows, so resuming after a chunk is exercised.
+            let n = if forced() {
                 3
             } else {
                 ((want / density) * 1.5 + 64.0).clamp(256.0, 100_000.0) as usize
@@ -443,20 +426,11 @@ impl Conn {
                 Some((s, id)) => format!("WHERE ({col}, id) {op} ({s}, {id}) "),
                 None => String::new(),
             };
-            let flat = self
-                .ints(
-                    &format!(
-                        "SELECT {pair} AS x FROM (SELECT id, {col} FROM tickets {bound}ORDER BY {col} {dir}, id {dir} LIMIT {n}) w"
-                    ),
-                    &[],
-                )
-                .await?;
-            scanned += flat.len() / 2;
-            let mut chunk: Vec<(i64, Id)> = flat.chunks_exact(2).map(|p| (p[1], p[0])).collect();
-            chunk.sort_unstable();
-            if descending {
-                chunk.reverse();
-            }
+            let sql = format!(
+                "SELECT {pair} AS x FROM (SELECT id, {col} FROM tickets {bound}ORDER BY {col} {dir}, id {dir} LIMIT {n}) w"
+            );
+            let chunk = self.pairs(&sql, descending).await?;
+            scanned += chunk.len();
             for &(s, id) in &chunk {
                 if ids.binary_search(&id).is_ok() {
                     out.push((s, id));
