@@ -3620,6 +3620,126 @@ fn rank(all: &[&str], v: &str) -> usize {
     all.iter().position(|x| *x == v).unwrap_or(0)
 }
 
+/// Free text per ticket: a phrase never spans two comments; a comment too long for its
+/// ticket's row (PostgreSQL's ticket_words) is still found, by every keyword; a full reindex
+/// finds the same.
+#[tokio::test]
+async fn search_keeps_comments_apart_and_finds_long_ones() {
+    for t in apps().await {
+        let n = t.name;
+        let cora = t.user_id("cora@example.com").await;
+        let create = |body: String, requester: i64| {
+            let t = &t;
+            async move {
+                let (s, v) = t
+                    .call(
+                        &t.admin,
+                        Method::POST,
+                        "/api/v2/tickets.json",
+                        Some(json!({"ticket": {"subject": "Per ticket", "comment": {"body": body}, "requester_id": requester}})),
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::CREATED, "{v}");
+                v["ticket"]["id"].as_i64().unwrap()
+            }
+        };
+        let reply = |id: i64, body: String, public: bool| {
+            let t = &t;
+            async move {
+                let (s, v) = t
+                    .call(
+                        &t.admin,
+                        Method::PUT,
+                        &format!("/api/v2/tickets/{id}.json"),
+                        Some(json!({"ticket": {"comment": {"body": body, "public": public}}})),
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::OK, "{v}");
+            }
+        };
+        let admin = t.user_id("admin@example.com").await;
+        let split = create("opener lastword".into(), admin).await;
+        reply(split, "firstword closer".into(), true).await;
+        // 16,100 different words: past one ticket row's 16,000 positions on PostgreSQL, and
+        // within the 16,383 positions (256 per word) a tsvector keeps, so a phrase in it is
+        // still found.
+        // Words of one to three letters, so the comment fits the test server's 64 kB body.
+        let letters = |mut i: usize| {
+            let mut w = String::new();
+            loop {
+                w.insert(0, (b'a' + (i % 26) as u8) as char);
+                if i < 26 {
+                    return w;
+                }
+                i = i / 26 - 1;
+            }
+        };
+        let filler: Vec<String> = (0..16_100).map(letters).collect();
+        let phrase = format!("\"{} needleone\"", filler[16_099]);
+        let long = |end: &str| format!("{} {end} tail", filler.join(" "));
+        let grown = create("short opener".into(), cora).await;
+        reply(grown, long("needleone"), true).await;
+        reply(grown, "needletwo after".into(), false).await;
+        let big = create(long("needlethree"), admin).await;
+        reply(big, "needlefour later".into(), true).await;
+        let mut rounds = 0;
+        loop {
+            for (q, want) in [
+                ("\"lastword firstword\"", vec![]),
+                ("lastword firstword", vec![split]),
+                ("\"opener lastword\"", vec![split]),
+                ("needleone", vec![grown]),
+                (phrase.as_str(), vec![grown]),
+                ("comment:needleone", vec![grown]),
+                ("description:needleone", vec![]),
+                ("needletwo", vec![grown]),
+                ("needleone needletwo", vec![grown]),
+                ("\"needleone needletwo\"", vec![]),
+                ("description:opener", vec![grown, split]),
+                ("needlethree", vec![big]),
+                ("description:needlethree", vec![big]),
+                ("needlefour", vec![big]),
+                ("description:needlefour", vec![]),
+                ("needle*", vec![big, grown]),
+            ] {
+                let path = format!(
+                    "/api/v2/search.json?query=type:ticket%20{}&order_by=created_at&sort=desc",
+                    q.replace(' ', "%20").replace('"', "%22")
+                );
+                let (s, v) = t.call(&t.admin, Method::GET, &path, None).await;
+                assert_eq!(s, StatusCode::OK, "{n} {q}: {v}");
+                assert_eq!(result_ids(&v), want, "{n} round {rounds}: {q}");
+                assert_eq!(v["count"].as_i64(), Some(want.len() as i64), "{n}: {q}");
+            }
+            // The end-user who asked finds her ticket by its public comments, long or not,
+            // never by the internal note.
+            for (q, want) in [
+                ("needletwo", 0),
+                ("needleone", 1),
+                ("opener", 1),
+                ("description:opener", 1),
+            ] {
+                let (_, v) = t
+                    .call(
+                        &t.customer,
+                        Method::GET,
+                        &format!("/api/v2/search/count.json?query={q}"),
+                        None,
+                    )
+                    .await;
+                assert_eq!(v["count"], want, "{n}: end-user {q}: {v}");
+            }
+            rounds += 1;
+            if rounds == 2 {
+                break;
+            }
+            let mut tx = t.app.store.write().await.unwrap();
+            tx.reindex_search().await.unwrap();
+            tx.commit().await.unwrap();
+        }
+    }
+}
+
 #[tokio::test]
 async fn search_matches_a_brute_force_filter() {
     const VOCAB: [&str; 10] = [

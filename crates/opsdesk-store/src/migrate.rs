@@ -79,6 +79,10 @@ pub const MIGRATIONS_SQLITE: &[(&str, &str)] = &[
         "0019_search_sort",
         include_str!("../migrations/sqlite/0019_search_sort.sql"),
     ),
+    (
+        "0020_ticket_words",
+        include_str!("../migrations/sqlite/0020_ticket_words.sql"),
+    ),
 ];
 pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
@@ -157,6 +161,10 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
         "0019_search_sort",
         include_str!("../migrations/postgres/0019_search_sort.sql"),
     ),
+    (
+        "0020_ticket_words",
+        include_str!("../migrations/postgres/0020_ticket_words.sql"),
+    ),
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -206,9 +214,11 @@ pub async fn run(store: &Store) -> Result<Vec<String>> {
             &[Val::from(*name), Val::Int(now_secs())],
         )
         .await?;
-        if *name == "0010_search" {
-            // The index holds opsdesk's own tokens, which only Rust computes.
-            tx.reindex_search().await?;
+        // The index holds opsdesk's own tokens, which only Rust computes.
+        match *name {
+            "0010_search" => tx.reindex_search_at_0010().await?,
+            "0020_ticket_words" => tx.reindex_comments().await?,
+            _ => {}
         }
         done.push(name.to_string());
     }

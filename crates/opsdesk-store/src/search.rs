@@ -3,8 +3,9 @@
 //!
 //! Full text uses each database's own index. SQLite: contentless FTS5 tables
 //! (`{table}_fts`, rowid = record id). PostgreSQL: a `search_vec` tsvector column with a GIN
-//! index, fields weighted A..D. Both hold the tokens opsdesk_core::search produced, so a
-//! query matches the same records on either backend.
+//! index, fields weighted A..D, and a ticket's comments in its one `ticket_words` row. Both
+//! hold the tokens opsdesk_core::search produced, so a query matches the same records on
+//! either backend.
 
 use opsdesk_core::model::{Id, Organization, User};
 use opsdesk_core::search::{
@@ -50,6 +51,15 @@ pub struct Change<D> {
 }
 
 const WEIGHTS: [&str; 4] = ["A", "B", "C", "D"];
+
+/// PostgreSQL's `ticket_words`: most word positions in one ticket's vector (positions stop at
+/// 16,383; what the two tokenizers count may differ a little) and an upper bound of its bytes
+/// (a tsvector holds at most 1 MB).
+const WORDS_MAX: i64 = 16_000;
+const WORDS_BYTES_MAX: i64 = 900_000;
+/// Between two comments in `ticket_words`: a lexeme at its own position that no query names
+/// (queries hold letters and digits only), so a phrase cannot match across comments.
+const COMMENT_GAP: &str = "'''|'':1'::tsvector";
 
 fn table(kind: Kind) -> (&'static str, &'static str) {
     match kind {
@@ -126,22 +136,7 @@ impl Sql<'_> {
 /// backend's syntax, restricted to field `col` when given.
 fn text_query(pg: bool, words: &[String], prefix: bool, col: Option<usize>) -> String {
     if pg {
-        let w = col.map(|c| WEIGHTS[c]).unwrap_or("");
-        let n = words.len();
-        words
-            .iter()
-            .enumerate()
-            .map(|(i, x)| {
-                let star = if prefix && i + 1 == n { "*" } else { "" };
-                let sep = if star.is_empty() && w.is_empty() {
-                    ""
-                } else {
-                    ":"
-                };
-                format!("'{x}'{sep}{star}{w}")
-            })
-            .collect::<Vec<_>>()
-            .join(" <-> ")
+        ts_query(words, prefix, col.map(|c| WEIGHTS[c]).unwrap_or(""))
     } else {
         let star = if prefix { " *" } else { "" };
         let phrase = format!("\"{}\"{star}", words.join(" "));
@@ -150,6 +145,26 @@ fn text_query(pg: bool, words: &[String], prefix: bool, col: Option<usize>) -> S
             None => phrase,
         }
     }
+}
+
+/// A PostgreSQL tsquery for the phrase `words`, each word restricted to the weights `w` (none:
+/// any), the last a prefix when `prefix`.
+fn ts_query(words: &[String], prefix: bool, w: &str) -> String {
+    let n = words.len();
+    words
+        .iter()
+        .enumerate()
+        .map(|(i, x)| {
+            let star = if prefix && i + 1 == n { "*" } else { "" };
+            let sep = if star.is_empty() && w.is_empty() {
+                ""
+            } else {
+                ":"
+            };
+            format!("'{x}'{sep}{star}{w}")
+        })
+        .collect::<Vec<_>>()
+        .join(" <-> ")
 }
 
 fn kind_code(k: Kind) -> i64 {
@@ -260,8 +275,18 @@ impl Sql<'_> {
             return vec![records(self)];
         }
         let comments = |s: &mut Self, first_only: bool| {
-            let cq = s.p(Val::Text(text_query(s.pg, words, prefix, None)));
             if s.pg {
+                // ticket_words (migration 0020): A public description, B later public comment,
+                // C internal description, D later internal comment; and the comments too long
+                // for it, each on its own row.
+                let w = match (first_only, vis.is_some()) {
+                    (false, false) => "",
+                    (false, true) => "AB",
+                    (true, false) => "AC",
+                    (true, true) => "A",
+                };
+                let q = s.p(Val::Text(ts_query(words, prefix, w)));
+                let oq = s.p(Val::Text(ts_query(words, prefix, "")));
                 let public = if vis.is_some() {
                     " AND c.public = 1"
                 } else {
@@ -272,10 +297,14 @@ impl Sql<'_> {
                 } else {
                     ""
                 };
-                format!("SELECT c.ticket_id AS x FROM ticket_comments c WHERE c.search_vec @@ {cq}::tsquery{public}{first}")
+                vec![
+                    format!("SELECT ticket_id AS x FROM ticket_words WHERE vec @@ {q}::tsquery"),
+                    format!("SELECT c.ticket_id AS x FROM ticket_comments c WHERE c.overflow_vec @@ {oq}::tsquery{public}{first}"),
+                ]
             } else {
                 // The FTS rowid carries the ticket, the comment's place and its visibility
                 // (comment_rowid), so no row is read to answer.
+                let cq = s.p(Val::Text(text_query(false, words, prefix, None)));
                 let public = if vis.is_some() {
                     " AND (rowid & 1) = 1"
                 } else {
@@ -286,12 +315,13 @@ impl Sql<'_> {
                 } else {
                     ""
                 };
-                format!("SELECT rowid >> 21 AS x FROM ticket_comments_fts WHERE ticket_comments_fts MATCH {cq}{public}{first}")
+                vec![format!("SELECT rowid >> 21 AS x FROM ticket_comments_fts WHERE ticket_comments_fts MATCH {cq}{public}{first}")]
             }
         };
         match field {
             TextField::Any => {
-                let mut sets = vec![records(self), comments(self, false)];
+                let mut sets = vec![records(self)];
+                sets.extend(comments(self, false));
                 // A bare number also finds the ticket with that id.
                 if let [w] = words {
                     if let Ok(id) = w.parse::<i64>() {
@@ -301,8 +331,8 @@ impl Sql<'_> {
                 }
                 sets
             }
-            TextField::Comment => vec![comments(self, false)],
-            TextField::Description => vec![comments(self, true)],
+            TextField::Comment => comments(self, false),
+            TextField::Description => comments(self, true),
             _ => vec![records(self)],
         }
     }
@@ -719,46 +749,168 @@ impl Conn {
         Ok(())
     }
 
-    /// Rebuild every full-text entry from the records (run once by the 0010 migration; also
-    /// `opsdesk reindex`).
+    /// Rebuild every full-text entry from the records and comments.
     pub async fn reindex_search(&mut self) -> Result<()> {
+        self.reindex_records().await?;
+        self.reindex_comments().await
+    }
+
+    /// The 0010 migration's fill: the records, and SQLite's comments (PostgreSQL's comment
+    /// index is the 0020 migration's, which fills it).
+    pub(crate) async fn reindex_search_at_0010(&mut self) -> Result<()> {
+        self.reindex_records().await?;
+        if !self.is_postgres() {
+            self.reindex_comments().await?;
+        }
+        Ok(())
+    }
+
+    async fn reindex_records(&mut self) -> Result<()> {
         self.reindex::<Ticket>().await?;
         self.reindex::<User>().await?;
-        self.reindex::<Organization>().await?;
+        self.reindex::<Organization>().await
+    }
+
+    /// Rebuild the comments' full-text entries, a few hundred tickets at a time: SQLite one
+    /// FTS row per comment, PostgreSQL one `ticket_words` row per ticket.
+    pub(crate) async fn reindex_comments(&mut self) -> Result<()> {
+        if self.is_postgres() {
+            self.exec("DELETE FROM ticket_words", &[]).await?;
+            self.exec(
+                "UPDATE ticket_comments SET overflow_vec = NULL WHERE overflow_vec IS NOT NULL",
+                &[],
+            )
+            .await?;
+        }
         let mut after = 0;
         loop {
-            let rows = self
-                .all(
-                    "SELECT id, data FROM ticket_comments WHERE id > $1 ORDER BY id LIMIT 500",
+            let last = self
+                .opt(
+                    "SELECT MAX(id) FROM (SELECT id FROM tickets WHERE id > $1 ORDER BY id LIMIT 200) s",
                     &[Val::Int(after)],
                 )
                 .await?;
-            let Some(last) = rows.last() else { break };
-            after = last.i64(0)?;
-            for r in &rows {
-                let id = r.i64(0)?;
-                let c: Comment = r.json(1)?;
-                let text = index_text([c.body.as_str()]);
+            let Some(last) = last.map(|r| r.opt_i64(0)).transpose()?.flatten() else {
+                break;
+            };
+            let rows = self
+                .all(
+                    "SELECT data FROM ticket_comments WHERE ticket_id > $1 AND ticket_id <= $2 \
+                     ORDER BY ticket_id, id",
+                    &[Val::Int(after), Val::Int(last)],
+                )
+                .await?;
+            after = last;
+            let comments: Vec<Comment> = rows.iter().map(|r| r.json(0)).collect::<Result<_>>()?;
+            for ticket in comments.chunk_by(|a, b| a.ticket_id == b.ticket_id) {
                 if self.is_postgres() {
-                    self.exec(
-                        "UPDATE ticket_comments SET search_vec = to_tsvector('simple', $1) WHERE id = $2",
-                        &[Val::Text(text), Val::Int(id)],
-                    )
-                    .await?;
-                } else {
-                    let seq = self
-                        .int(
-                            "SELECT COUNT(*) FROM ticket_comments WHERE ticket_id = $1 AND id < $2",
-                            &[Val::Int(c.ticket_id), Val::Int(id)],
-                        )
-                        .await?;
-                    if let Some(rowid) = comment_rowid(c.ticket_id, seq, c.public) {
+                    self.index_comments(ticket, Some(true)).await?;
+                    continue;
+                }
+                for (seq, c) in ticket.iter().enumerate() {
+                    let text = index_text([c.body.as_str()]);
+                    if let Some(rowid) = comment_rowid(c.ticket_id, seq as i64, c.public) {
                         self.index_text("ticket_comments", rowid, &[text], true)
                             .await?;
                     }
                 }
             }
         }
+        Ok(())
+    }
+
+    /// PostgreSQL: add `comments` (one ticket's, in order) to the ticket's `ticket_words` row
+    /// (migration 0020). `starts`: whether the first of them is the ticket's first comment,
+    /// when the caller knows. A comment that would take the row past its limits is indexed on
+    /// its own row (`ticket_comments.overflow_vec`) instead.
+    pub(crate) async fn index_comments(
+        &mut self,
+        comments: &[Comment],
+        starts: Option<bool>,
+    ) -> Result<()> {
+        let Some(ticket_id) = comments.first().map(|c| c.ticket_id) else {
+            return Ok(());
+        };
+        if !self.is_postgres() {
+            return Ok(());
+        }
+        let row = self
+            .opt(
+                "SELECT words, bytes FROM ticket_words WHERE ticket_id = $1",
+                &[Val::Int(ticket_id)],
+            )
+            .await?;
+        let (mut words, mut bytes) = match &row {
+            Some(r) => (r.i64(0)?, r.i64(1)?),
+            None => (0, 0),
+        };
+        let mut filled = row.is_some();
+        // A row means an earlier comment; without one, every earlier comment overflowed, or
+        // there is none.
+        let mut first = match starts {
+            Some(b) => b,
+            None if filled => false,
+            None => {
+                self.int(
+                    "SELECT COUNT(*) FROM ticket_comments WHERE ticket_id = $1 AND id < $2",
+                    &[Val::Int(ticket_id), Val::Int(comments[0].id)],
+                )
+                .await?
+                    == 0
+            }
+        };
+        let (mut added_words, mut added_bytes) = (0, 0);
+        let mut args = vec![Val::Int(ticket_id)];
+        let mut parts = vec![];
+        for c in comments {
+            let text = index_text([c.body.as_str()]);
+            let n = text.split(' ').filter(|w| !w.is_empty()).count() as i64;
+            // An upper bound of its tsvector: each lexeme's bytes, entry and position.
+            let size = text.len() as i64 + 8 * n + 8;
+            let gap = filled as i64;
+            let weight = match (first, c.public) {
+                (true, true) => "A",
+                (false, true) => "B",
+                (true, false) => "C",
+                (false, false) => "D",
+            };
+            first = false;
+            if words + gap + n <= WORDS_MAX && bytes + size <= WORDS_BYTES_MAX {
+                words += gap + n;
+                bytes += size;
+                added_words += gap + n;
+                added_bytes += size;
+                filled = true;
+                args.push(Val::Text(text));
+                parts.push(format!(
+                    "setweight(to_tsvector('simple', ${}), '{weight}')",
+                    args.len()
+                ));
+            } else {
+                self.exec(
+                    "UPDATE ticket_comments SET overflow_vec = to_tsvector('simple', $1) WHERE id = $2",
+                    &[Val::Text(text), Val::Int(c.id)],
+                )
+                .await?;
+            }
+        }
+        if parts.is_empty() {
+            return Ok(());
+        }
+        args.push(Val::Int(added_words));
+        args.push(Val::Int(added_bytes));
+        let (w, b) = (args.len() - 1, args.len());
+        self.exec(
+            &format!(
+                "INSERT INTO ticket_words (ticket_id, words, bytes, vec) VALUES ($1, ${w}, ${b}, {}) \
+                 ON CONFLICT (ticket_id) DO UPDATE SET words = ticket_words.words + EXCLUDED.words, \
+                 bytes = ticket_words.bytes + EXCLUDED.bytes, \
+                 vec = ticket_words.vec || {COMMENT_GAP} || EXCLUDED.vec",
+                parts.join(&format!(" || {COMMENT_GAP} || "))
+            ),
+            &args,
+        )
+        .await?;
         Ok(())
     }
 

@@ -50,7 +50,7 @@ impl Doc for Ticket {
     const SEARCHED: bool = true;
     const SOFT_DELETED: bool = true;
     /// The subject; then tags, text custom-field values and the external id. Comments are
-    /// indexed on their own (ticket_comments_fts / ticket_comments.search_vec).
+    /// indexed on their own (ticket_comments_fts / ticket_words).
     fn search_text(&self) -> Vec<String> {
         let values: Vec<String> = self
             .custom_fields
@@ -184,14 +184,14 @@ impl Conn {
                 "comments without Comment events".into(),
             ));
         }
-        Ok(())
+        self.index_comments(comments, new_ticket.then_some(true))
+            .await
     }
 
     /// One comment row and its full-text entry. `place`: the comment's place among its ticket's
     /// comments when the caller knows it (SQLite counts it otherwise).
     async fn insert_comment(&mut self, c: &Comment, place: Option<i64>) -> Result<()> {
-        let text = index_text([c.body.as_str()]);
-        let mut args = vec![
+        let args = vec![
             Val::Int(c.id),
             Val::Int(c.ticket_id),
             Val::Int(c.audit_id),
@@ -200,21 +200,16 @@ impl Conn {
             Val::Int(c.created_at.as_second()),
             Val::Text(json(c)?),
         ];
-        if self.is_postgres() {
-            args.push(Val::Text(text));
-            self.exec(
-                "INSERT INTO ticket_comments (id, ticket_id, audit_id, author_id, public, created_at, data, search_vec) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, to_tsvector('simple', $8))",
-                &args,
-            )
-            .await?;
-        } else {
-            self.exec(
-                "INSERT INTO ticket_comments (id, ticket_id, audit_id, author_id, public, created_at, data) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                &args,
-            )
-            .await?;
+        self.exec(
+            "INSERT INTO ticket_comments (id, ticket_id, audit_id, author_id, public, created_at, data) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            &args,
+        )
+        .await?;
+        // PostgreSQL indexes an audit's comments together, in its ticket's row
+        // (search::index_comments).
+        if !self.is_postgres() {
+            let text = index_text([c.body.as_str()]);
             let seq = match place {
                 Some(p) => p,
                 None => {
@@ -328,7 +323,13 @@ impl Conn {
             .await?;
         if n > 0 {
             self.unindex_text("tickets", id).await?;
-            if !self.is_postgres() {
+            if self.is_postgres() {
+                self.exec(
+                    "DELETE FROM ticket_words WHERE ticket_id = $1",
+                    &[Val::Int(id)],
+                )
+                .await?;
+            } else {
                 // Deferred like every full-text write, so it runs after the entries earlier
                 // use cases of the group deferred (crate::group).
                 self.exec_deferred(
