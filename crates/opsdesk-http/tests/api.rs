@@ -3680,8 +3680,24 @@ async fn search_keeps_comments_apart_and_finds_long_ones() {
         let grown = create("short opener".into(), cora).await;
         reply(grown, long("needleone"), true).await;
         reply(grown, "needletwo after".into(), false).await;
+        reply(grown, "needlefive again".into(), true).await;
         let big = create(long("needlethree"), admin).await;
         reply(big, "needlefour later".into(), true).await;
+        // A word PostgreSQL would stop placing after 256 positions: the note that would take
+        // it there stays on its own row, so the later phrase still has its positions.
+        let reps = create(format!("{}end", "rep ".repeat(200)), admin).await;
+        reply(reps, format!("{}end", "rep ".repeat(100)), false).await;
+        reply(reps, "rep needlesix".into(), true).await;
+        // An internal description (PostgreSQL weight C).
+        let (_, v) = t
+            .call(
+                &t.admin,
+                Method::POST,
+                "/api/v2/tickets.json",
+                Some(json!({"ticket": {"subject": "Inside", "comment": {"body": "needleseven", "public": false}, "requester_id": cora}})),
+            )
+            .await;
+        let inside = v["ticket"]["id"].as_i64().unwrap();
         let mut rounds = 0;
         loop {
             for (q, want) in [
@@ -3700,7 +3716,12 @@ async fn search_keeps_comments_apart_and_finds_long_ones() {
                 ("description:needlethree", vec![big]),
                 ("needlefour", vec![big]),
                 ("description:needlefour", vec![]),
-                ("needle*", vec![big, grown]),
+                ("needle*", vec![inside, reps, big, grown]),
+                ("\"rep needlesix\"", vec![reps]),
+                ("\"end rep\"", vec![]),
+                ("description:needleseven", vec![inside]),
+                ("comment:needleseven", vec![inside]),
+                ("needlefive", vec![grown]),
             ] {
                 let path = format!(
                     "/api/v2/search.json?query=type:ticket%20{}&order_by=created_at&sort=desc",
@@ -3718,6 +3739,10 @@ async fn search_keeps_comments_apart_and_finds_long_ones() {
                 ("needleone", 1),
                 ("opener", 1),
                 ("description:opener", 1),
+                ("needlefive", 1),
+                ("comment:needlef*", 1),
+                ("needleseven", 0),
+                ("description:needleseven", 0),
             ] {
                 let (_, v) = t
                     .call(

@@ -83,6 +83,10 @@ pub const MIGRATIONS_SQLITE: &[(&str, &str)] = &[
         "0020_ticket_words",
         include_str!("../migrations/sqlite/0020_ticket_words.sql"),
     ),
+    (
+        "0021_tag_status_lookup",
+        include_str!("../migrations/sqlite/0021_tag_status_lookup.sql"),
+    ),
 ];
 pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
@@ -165,6 +169,10 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
         "0020_ticket_words",
         include_str!("../migrations/postgres/0020_ticket_words.sql"),
     ),
+    (
+        "0021_tag_status_lookup",
+        include_str!("../migrations/postgres/0021_tag_status_lookup.sql"),
+    ),
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -217,7 +225,15 @@ pub async fn run(store: &Store) -> Result<Vec<String>> {
         // The index holds opsdesk's own tokens, which only Rust computes.
         match *name {
             "0010_search" => tx.reindex_search_at_0010().await?,
-            "0020_ticket_words" => tx.reindex_comments().await?,
+            "0020_ticket_words" if tx.is_postgres() => {
+                tx.reindex_comments().await?;
+                tx.exec(
+                    "CREATE INDEX ticket_comments_search ON ticket_comments USING GIN (search_vec) \
+                     WHERE search_vec IS NOT NULL",
+                    &[],
+                )
+                .await?;
+            }
             _ => {}
         }
         done.push(name.to_string());

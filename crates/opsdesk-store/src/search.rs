@@ -7,6 +7,8 @@
 //! hold the tokens opsdesk_core::search produced, so a query matches the same records on
 //! either backend.
 
+use std::collections::HashMap;
+
 use opsdesk_core::model::{Id, Organization, User};
 use opsdesk_core::search::{
     index_text, Filter, Kind, PersonField, Plan, SortKey, TextField, TimeField, Who,
@@ -57,9 +59,15 @@ const WEIGHTS: [&str; 4] = ["A", "B", "C", "D"];
 /// (a tsvector holds at most 1 MB).
 const WORDS_MAX: i64 = 16_000;
 const WORDS_BYTES_MAX: i64 = 900_000;
+/// Most positions PostgreSQL keeps for one lexeme of a tsvector.
+const LEXEME_POSITIONS: i64 = 256;
+
 /// Between two comments in `ticket_words`: a lexeme at its own position that no query names
-/// (queries hold letters and digits only), so a phrase cannot match across comments.
-const COMMENT_GAP: &str = "'''|'':1'::tsvector";
+/// (queries hold letters and digits only), so a phrase cannot match across comments. It
+/// changes every 64 words (`|0`, `|1`, …) so no separator reaches 256 positions.
+fn comment_gap(words_before: i64) -> String {
+    format!("'''|{}'':1'::tsvector", words_before / 64)
+}
 
 fn table(kind: Kind) -> (&'static str, &'static str) {
     match kind {
@@ -299,7 +307,7 @@ impl Sql<'_> {
                 };
                 vec![
                     format!("SELECT ticket_id AS x FROM ticket_words WHERE vec @@ {q}::tsquery"),
-                    format!("SELECT c.ticket_id AS x FROM ticket_comments c WHERE c.overflow_vec @@ {oq}::tsquery{public}{first}"),
+                    format!("SELECT c.ticket_id AS x FROM ticket_comments c WHERE c.search_vec @@ {oq}::tsquery{public}{first}"),
                 ]
             } else {
                 // The FTS rowid carries the ticket, the comment's place and its visibility
@@ -776,11 +784,6 @@ impl Conn {
     pub(crate) async fn reindex_comments(&mut self) -> Result<()> {
         if self.is_postgres() {
             self.exec("DELETE FROM ticket_words", &[]).await?;
-            self.exec(
-                "UPDATE ticket_comments SET overflow_vec = NULL WHERE overflow_vec IS NOT NULL",
-                &[],
-            )
-            .await?;
         }
         let mut after = 0;
         loop {
@@ -800,6 +803,15 @@ impl Conn {
                     &[Val::Int(after), Val::Int(last)],
                 )
                 .await?;
+            if self.is_postgres() {
+                // Every comment goes back into its ticket's row unless it overflows again.
+                self.exec(
+                    "UPDATE ticket_comments SET search_vec = NULL \
+                     WHERE ticket_id > $1 AND ticket_id <= $2 AND search_vec IS NOT NULL",
+                    &[Val::Int(after), Val::Int(last)],
+                )
+                .await?;
+            }
             after = last;
             let comments: Vec<Comment> = rows.iter().map(|r| r.json(0)).collect::<Result<_>>()?;
             for ticket in comments.chunk_by(|a, b| a.ticket_id == b.ticket_id) {
@@ -820,10 +832,30 @@ impl Conn {
     }
 
     /// PostgreSQL: add `comments` (one ticket's, in order) to the ticket's `ticket_words` row
-    /// (migration 0020). `starts`: whether the first of them is the ticket's first comment,
-    /// when the caller knows. A comment that would take the row past its limits is indexed on
-    /// its own row (`ticket_comments.overflow_vec`) instead.
+    /// (migration 0020), a hundred at a time. `starts`: whether the first of them is the
+    /// ticket's first comment, when the caller knows. A comment that would take the row past
+    /// its limits is indexed on its own row (`ticket_comments.search_vec`) instead.
+    ///
+    /// The caller holds the ticket's row lock (`save_ticket` updates the ticket first; a new
+    /// ticket is this transaction's own), so no other writer reads the row's counts between this
+    /// read and this write.
     pub(crate) async fn index_comments(
+        &mut self,
+        comments: &[Comment],
+        starts: Option<bool>,
+    ) -> Result<()> {
+        if !self.is_postgres() {
+            return Ok(());
+        }
+        let mut starts = starts;
+        for chunk in comments.chunks(100) {
+            self.index_comment_chunk(chunk, starts).await?;
+            starts = Some(false);
+        }
+        Ok(())
+    }
+
+    async fn index_comment_chunk(
         &mut self,
         comments: &[Comment],
         starts: Option<bool>,
@@ -831,19 +863,48 @@ impl Conn {
         let Some(ticket_id) = comments.first().map(|c| c.ticket_id) else {
             return Ok(());
         };
-        if !self.is_postgres() {
-            return Ok(());
+        let texts: Vec<String> = comments
+            .iter()
+            .map(|c| index_text([c.body.as_str()]))
+            .collect();
+        let counts: Vec<HashMap<&str, i64>> = texts
+            .iter()
+            .map(|t| {
+                let mut m = HashMap::new();
+                for w in t.split(' ').filter(|w| !w.is_empty()) {
+                    *m.entry(w).or_insert(0) += 1;
+                }
+                m
+            })
+            .collect();
+        // A lexeme keeps at most 256 positions; only those already near it can overflow.
+        let mut chunk_total: HashMap<&str, i64> = HashMap::new();
+        for m in &counts {
+            for (w, n) in m {
+                *chunk_total.entry(w).or_insert(0) += n;
+            }
         }
+        let near = LEXEME_POSITIONS - chunk_total.values().max().copied().unwrap_or(0);
         let row = self
             .opt(
-                "SELECT words, bytes FROM ticket_words WHERE ticket_id = $1",
-                &[Val::Int(ticket_id)],
+                "SELECT words, bytes, (SELECT string_agg(u.lexeme || ' ' || cardinality(u.positions), ' ') \
+                 FROM unnest(vec) u WHERE cardinality(u.positions) > $2) \
+                 FROM ticket_words WHERE ticket_id = $1",
+                &[Val::Int(ticket_id), Val::Int(near)],
             )
             .await?;
         let (mut words, mut bytes) = match &row {
             Some(r) => (r.i64(0)?, r.i64(1)?),
             None => (0, 0),
         };
+        // Positions held per lexeme: exact for those above `near`, at most `near` for the rest.
+        let mut held: HashMap<String, i64> = HashMap::new();
+        if let Some(list) = row.as_ref().map(|r| r.opt_str(2)).transpose()?.flatten() {
+            let mut it = list.split(' ');
+            while let (Some(w), Some(n)) = (it.next(), it.next()) {
+                held.insert(w.to_string(), n.parse().unwrap_or(LEXEME_POSITIONS));
+            }
+        }
         let mut filled = row.is_some();
         // A row means an earlier comment; without one, every earlier comment overflowed, or
         // there is none.
@@ -861,10 +922,10 @@ impl Conn {
         };
         let (mut added_words, mut added_bytes) = (0, 0);
         let mut args = vec![Val::Int(ticket_id)];
-        let mut parts = vec![];
-        for c in comments {
-            let text = index_text([c.body.as_str()]);
-            let n = text.split(' ').filter(|w| !w.is_empty()).count() as i64;
+        let mut new = String::new();
+        let mut lead_gap = None;
+        for ((c, text), own) in comments.iter().zip(&texts).zip(&counts) {
+            let n: i64 = own.values().sum();
             // An upper bound of its tsvector: each lexeme's bytes, entry and position.
             let size = text.len() as i64 + 8 * n + 8;
             let gap = filled as i64;
@@ -875,38 +936,62 @@ impl Conn {
                 (false, false) => "D",
             };
             first = false;
-            if words + gap + n <= WORDS_MAX && bytes + size <= WORDS_BYTES_MAX {
+            // A word the ticket already holds keeps every position of this comment (a word
+            // this comment alone repeats past the limit is cut the same way on its own row).
+            let positions_fit = own.iter().all(|(w, k)| {
+                let h = held.get(*w).copied().unwrap_or(0);
+                h == 0 || h + k <= LEXEME_POSITIONS
+            });
+            if words + gap + n <= WORDS_MAX && bytes + size <= WORDS_BYTES_MAX && positions_fit {
+                // Each separator lexeme takes at most 64 positions (one per gap, and each gap
+                // adds a position), so none reaches the 256 limit.
+                let sep = comment_gap(words);
+                if !filled {
+                } else if new.is_empty() {
+                    lead_gap = Some(sep);
+                } else {
+                    new.push_str(&format!(" || {sep} || "));
+                }
+                for (w, k) in own {
+                    // Only counts that can reach the limit matter; others may stay unknown.
+                    if let Some(h) = held.get_mut(*w) {
+                        *h += k;
+                    } else if held.len() < 100_000 {
+                        held.insert(w.to_string(), *k);
+                    }
+                }
                 words += gap + n;
                 bytes += size;
                 added_words += gap + n;
                 added_bytes += size;
                 filled = true;
-                args.push(Val::Text(text));
-                parts.push(format!(
+                args.push(Val::Text(text.clone()));
+                new.push_str(&format!(
                     "setweight(to_tsvector('simple', ${}), '{weight}')",
                     args.len()
                 ));
             } else {
                 self.exec(
-                    "UPDATE ticket_comments SET overflow_vec = to_tsvector('simple', $1) WHERE id = $2",
-                    &[Val::Text(text), Val::Int(c.id)],
+                    "UPDATE ticket_comments SET search_vec = to_tsvector('simple', $1) WHERE id = $2",
+                    &[Val::Text(text.clone()), Val::Int(c.id)],
                 )
                 .await?;
             }
         }
-        if parts.is_empty() {
+        if new.is_empty() {
             return Ok(());
         }
         args.push(Val::Int(added_words));
         args.push(Val::Int(added_bytes));
         let (w, b) = (args.len() - 1, args.len());
+        // With no row read, a row another writer inserted meanwhile still gets a separator.
+        let lead = lead_gap.unwrap_or_else(|| comment_gap(0));
         self.exec(
             &format!(
-                "INSERT INTO ticket_words (ticket_id, words, bytes, vec) VALUES ($1, ${w}, ${b}, {}) \
+                "INSERT INTO ticket_words (ticket_id, words, bytes, vec) VALUES ($1, ${w}, ${b}, {new}) \
                  ON CONFLICT (ticket_id) DO UPDATE SET words = ticket_words.words + EXCLUDED.words, \
                  bytes = ticket_words.bytes + EXCLUDED.bytes, \
-                 vec = ticket_words.vec || {COMMENT_GAP} || EXCLUDED.vec",
-                parts.join(&format!(" || {COMMENT_GAP} || "))
+                 vec = ticket_words.vec || {lead} || EXCLUDED.vec"
             ),
             &args,
         )

@@ -1213,9 +1213,11 @@ async fn search_bench(a: SearchArgs) -> Result<()> {
             todo as f64 / secs
         );
         if a.postgres.is_some() {
-            let mut c = store.write().await?;
-            c.exec("ANALYZE", &[]).await?;
-            c.commit().await?;
+            // What autovacuum would do on a server that has it on: statistics for the planner
+            // and a current visibility map for index-only scans.
+            let t0 = Instant::now();
+            store.read().await?.script("VACUUM ANALYZE").await?;
+            println!("VACUUM ANALYZE in {:.1} s", t0.elapsed().as_secs_f64());
         }
     } else {
         println!("reusing {existing} tickets");

@@ -2,12 +2,15 @@
 -- word's matches are one entry per ticket and reading them touches a narrow table rather than
 -- one comment row (with its JSON document) per match. Weights say where a word was: A the
 -- public description (first comment), B a later public comment, C an internal description, D
--- a later internal comment; comments are separated by the lexeme '|', which no query can
+-- a later internal comment; comments are separated by lexemes '|0', '|1'…, which no query can
 -- name, so a phrase never spans two comments. `words` and `bytes` bound the vector (positions
--- stop at 16,383 and a tsvector at 1 MB): a comment that would pass either limit is indexed
--- on its own row instead, in ticket_comments.overflow_vec. The vector is kept out of line
--- (toast_tuple_target) so the heap pages a GIN match reads hold hundreds of tickets.
--- Rows are written from Rust (search::index_comments); the migration's hook fills them.
+-- stop at 16,383 and a tsvector holds 1 MB); a comment that would pass either, or give a
+-- word more than the 256 positions a lexeme keeps, stays on its own row in
+-- ticket_comments.search_vec, as do comments written by an older binary during a rolling
+-- upgrade. The vector is kept out of line (toast_tuple_target) so the heap pages a GIN match
+-- reads hold hundreds of tickets.
+-- Rows are written from Rust (search::index_comments); the migration's hook fills them, sets
+-- search_vec to NULL for every comment it moved, and then indexes what is left.
 CREATE TABLE ticket_words (
     ticket_id BIGINT PRIMARY KEY,
     words BIGINT NOT NULL,
@@ -15,6 +18,4 @@ CREATE TABLE ticket_words (
     vec tsvector NOT NULL
 ) WITH (toast_tuple_target = 128);
 CREATE INDEX ticket_words_search ON ticket_words USING GIN (vec);
-ALTER TABLE ticket_comments DROP COLUMN search_vec;
-ALTER TABLE ticket_comments ADD COLUMN overflow_vec tsvector;
-CREATE INDEX ticket_comments_overflow ON ticket_comments USING GIN (overflow_vec) WHERE overflow_vec IS NOT NULL;
+DROP INDEX ticket_comments_search;
