@@ -4085,6 +4085,22 @@ async fn search_matches_a_brute_force_filter() {
                 }),
             ),
             (
+                "status<solved tags:green assignee:agent@example.com".into(),
+                Box::new(move |s: &Seen| {
+                    s.assignee == Some(agent)
+                        && rank(&STATUSES, &s.status) < 4
+                        && s.tags.iter().any(|x| x == "green")
+                }),
+            ),
+            (
+                "organization:\"Acme Rockets\" status:open tags:blue*".into(),
+                Box::new(move |s: &Seen| {
+                    s.organization == Some(acme)
+                        && s.status == "open"
+                        && s.tags.iter().any(|x| x.starts_with("blue"))
+                }),
+            ),
+            (
                 "group:\"Tier Two\" -tags:green".into(),
                 Box::new(move |s: &Seen| {
                     s.group == Some(tier2) && !s.tags.iter().any(|x| x == "green")

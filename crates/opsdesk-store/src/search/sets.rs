@@ -35,6 +35,10 @@ const REST_MAX: usize = 300_000;
 /// entries per match, at least WALK_MIN: an index entry costs a fraction of a row read.
 const WALK_PER_ID: usize = 20;
 const WALK_MIN: usize = 100_000;
+/// A tag in a query narrowed by a person, group or organisation is listed from the tag index
+/// when it has at most this many live tickets (of the query's status); a more common one is
+/// checked per row of the narrower set.
+const TAG_LIST_MAX: usize = 20_000;
 /// Ids per `IN (…)` list.
 const CHUNK: usize = 5_000;
 
@@ -163,12 +167,15 @@ impl Conn {
     }
 
     /// The tickets a text or tag clause matches (any of its alternatives); tags only among
-    /// tickets with one of `status` when given.
+    /// tickets with one of `status` when given. With `most`, the list stops after one more
+    /// row than that (duplicates included), so a caller can tell a larger set without reading
+    /// all of it.
     async fn clause_ids(
         &mut self,
         c: &Clause,
         status: Option<&[Status]>,
         vis: Option<&Visibility>,
+        most: Option<usize>,
     ) -> Result<Vec<Id>> {
         let mut args = vec![];
         let mut s = self.sql(&mut args);
@@ -197,13 +204,21 @@ impl Conn {
                 _ => {}
             }
         }
-        self.id_set(&sources.join(" UNION ALL "), &args).await
+        let union = sources.join(" UNION ALL ");
+        match most {
+            Some(n) => {
+                let sql = format!("SELECT x FROM ({union}) u LIMIT {}", n + 1);
+                self.id_set(&sql, &args).await
+            }
+            None => self.id_set(&union, &args).await,
+        }
     }
 
     /// The ids (sorted) of the tickets a plan matches when free text or a tag leads it: a
-    /// plan for tickets only with a text clause that is not negated, or a tag clause and no
-    /// person, group or organisation to narrow it (those check a tag per row). `None` for any
-    /// other plan, which the SQL of search::Sql answers whole.
+    /// plan for tickets only with a text clause that is not negated, or a tag clause with no
+    /// person, group or organisation to narrow it, or with one and a tag on at most
+    /// TAG_LIST_MAX live tickets (a commoner tag is checked per row). `None` for any other
+    /// plan, which the SQL of search::Sql answers whole.
     pub(crate) async fn set_matches(
         &mut self,
         plan: &Plan,
@@ -212,16 +227,32 @@ impl Conn {
         if plan.kinds != [Kind::Ticket] {
             return Ok(None);
         }
-        let with_tags = !anchored(plan) && plan.clauses.iter().any(is_tag);
+        // A status clause goes into the tag index's range when there is a tag to read.
+        let status_at = plan.clauses.iter().position(|c| statuses(c).is_some());
+        let tag_at = plan.clauses.iter().position(is_tag);
+        // With a person, group or organisation to narrow the query, a tag is read from its
+        // index only when it is rare enough to list (a common one is checked per row of the
+        // narrower set by the single statement).
+        let mut first_tag = None;
+        let with_tags = match tag_at {
+            None => false,
+            Some(_) if !anchored(plan) => true,
+            Some(i) => {
+                let status = status_at.and_then(|j| statuses(&plan.clauses[j]));
+                let found = self
+                    .clause_ids(&plan.clauses[i], status, vis, Some(TAG_LIST_MAX))
+                    .await?;
+                let rare = found.len() <= TAG_LIST_MAX;
+                if rare {
+                    first_tag = Some((i, found));
+                }
+                rare
+            }
+        };
         if !with_tags && !plan.clauses.iter().any(is_text) {
             return Ok(None);
         }
-        // A status clause goes into the tag index's range when there is a tag to read.
-        let status_at = if with_tags {
-            plan.clauses.iter().position(|c| statuses(c).is_some())
-        } else {
-            None
-        };
+        let status_at = if with_tags { status_at } else { None };
         let status = status_at.and_then(|i| statuses(&plan.clauses[i]));
         let mut ids: Option<Vec<Id>> = None;
         let mut rest = vec![];
@@ -238,7 +269,13 @@ impl Conn {
                 rest.push(c);
                 continue;
             }
-            let found = self.clause_ids(c, status, vis).await?;
+            let found = match first_tag.take() {
+                Some((at, found)) if at == i => found,
+                other => {
+                    first_tag = other;
+                    self.clause_ids(c, status, vis, None).await?
+                }
+            };
             let next = match ids {
                 None => found,
                 Some(a) => intersect(&a, &found),
@@ -250,7 +287,7 @@ impl Conn {
         }
         let mut ids = ids.unwrap_or_default();
         for c in negated {
-            let found = self.clause_ids(c, None, vis).await?;
+            let found = self.clause_ids(c, None, vis, None).await?;
             ids = subtract(&ids, &found);
         }
         if rest.is_empty() && vis.is_none() {
