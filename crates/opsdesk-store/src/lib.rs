@@ -162,7 +162,6 @@ impl Store {
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true)
             .pragma("cache_size", "-65536")
-            .pragma("temp_store", "memory")
             // Pages read through a memory map: a reader's page cache is emptied whenever
             // another connection has written since its last read, so under writes every read
             // re-read its pages with read(2) (docs/benchmarks.md, "Reads under writes").
@@ -172,12 +171,18 @@ impl Store {
             .pragma("wal_autocheckpoint", "1000");
         // A local file cannot go stale: no ping before each use (it would cost a round trip).
         // The one writer connection, shared by use cases through group commit.
+        // The writer keeps SQLite's default temp_store: with `memory`, the statement journal
+        // of every statement that fires a trigger (migration 0018) stays in memory, and
+        // releasing it walks the whole journal of the enclosing use case's SAVEPOINT
+        // (crate::group), so a use case writing a thousand tickets slowed quadratically
+        // (docs/benchmarks.md, "Search"). By default that journal moves to a temporary file
+        // past 64 KiB. Readers keep their temporary tables (`IN (…)` lists, sorts) in memory.
         let write = group::GroupWriter::new(sqlx::ConnectOptions::connect(&base).await?);
         let read = SqlitePoolOptions::new()
             .max_connections(4)
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(base.read_only(true))
+            .connect_with(base.pragma("temp_store", "memory").read_only(true))
             .await?;
         Ok(Store {
             pools: Arc::new(Pools::Sqlite { write, read }),
