@@ -7,8 +7,8 @@
 -- stop at 16,383 and a tsvector holds 1 MB); a comment that would pass either, or give a
 -- word more than the 256 positions a lexeme keeps, stays on its own row in
 -- ticket_comments.search_vec, as do comments written by an older binary during a rolling
--- upgrade. The vector is kept out of line (toast_tuple_target) so the heap pages a GIN match
--- reads hold hundreds of tickets.
+-- upgrade. toast_tuple_target asks for the vector out of line (PostgreSQL applies it only to
+-- tuples over 2 kB, so most stay in the row).
 -- Rows are written from Rust (search::index_comments); the migration's hook fills them, sets
 -- search_vec to NULL for every comment it moved, and then indexes what is left.
 CREATE TABLE ticket_words (
