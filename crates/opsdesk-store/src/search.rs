@@ -784,6 +784,13 @@ impl Conn {
     pub(crate) async fn reindex_comments(&mut self) -> Result<()> {
         if self.is_postgres() {
             self.exec("DELETE FROM ticket_words", &[]).await?;
+        } else {
+            self.exec_deferred(
+                "INSERT INTO ticket_comments_fts (ticket_comments_fts) VALUES ('delete-all')"
+                    .into(),
+                vec![],
+            )
+            .await?;
         }
         let mut after = 0;
         loop {
@@ -815,36 +822,43 @@ impl Conn {
             after = last;
             let comments: Vec<Comment> = rows.iter().map(|r| r.json(0)).collect::<Result<_>>()?;
             for ticket in comments.chunk_by(|a, b| a.ticket_id == b.ticket_id) {
-                if self.is_postgres() {
-                    self.index_comments(ticket, Some(true)).await?;
-                    continue;
-                }
-                for (seq, c) in ticket.iter().enumerate() {
-                    let text = index_text([c.body.as_str()]);
-                    if let Some(rowid) = comment_rowid(c.ticket_id, seq as i64, c.public) {
-                        self.index_text("ticket_comments", rowid, &[text], true)
-                            .await?;
-                    }
-                }
+                self.index_comments(ticket, Some(true)).await?;
             }
         }
         Ok(())
     }
 
-    /// PostgreSQL: add `comments` (one ticket's, in order) to the ticket's `ticket_words` row
-    /// (migration 0020), a hundred at a time. `starts`: whether the first of them is the
-    /// ticket's first comment, when the caller knows. A comment that would take the row past
-    /// its limits is indexed on its own row (`ticket_comments.search_vec`) instead.
+    /// Index `comments` (one ticket's, in order, already inserted). `starts`: whether the
+    /// first of them is the ticket's first comment, when the caller knows.
     ///
-    /// The caller holds the ticket's row lock (`save_ticket` updates the ticket first; a new
-    /// ticket is this transaction's own), so no other writer reads the row's counts between this
-    /// read and this write.
+    /// SQLite: one FTS row per comment, its rowid carrying the ticket, the comment's place and
+    /// its visibility (comment_rowid). PostgreSQL: the ticket's `ticket_words` row (migration
+    /// 0020), a hundred comments at a time; a comment that would take the row past its limits
+    /// is indexed on its own row (`ticket_comments.search_vec`) instead. The caller holds the
+    /// ticket's row lock (`save_ticket` updates the ticket first; a new ticket is this
+    /// transaction's own), so no other writer reads the row's counts between this read and
+    /// this write.
     pub(crate) async fn index_comments(
         &mut self,
         comments: &[Comment],
         starts: Option<bool>,
     ) -> Result<()> {
+        let Some(head) = comments.first() else {
+            return Ok(());
+        };
         if !self.is_postgres() {
+            let mut place = match starts {
+                Some(true) => 0,
+                _ => self.earlier_comments(head).await?,
+            };
+            for c in comments {
+                if let Some(rowid) = comment_rowid(c.ticket_id, place, c.public) {
+                    let text = index_text([c.body.as_str()]);
+                    self.index_text("ticket_comments", rowid, &[text], false)
+                        .await?;
+                }
+                place += 1;
+            }
             return Ok(());
         }
         let mut starts = starts;
@@ -853,6 +867,15 @@ impl Conn {
             starts = Some(false);
         }
         Ok(())
+    }
+
+    /// How many comments its ticket had before `c`.
+    async fn earlier_comments(&mut self, c: &Comment) -> Result<i64> {
+        self.int(
+            "SELECT COUNT(*) FROM ticket_comments WHERE ticket_id = $1 AND id < $2",
+            &[Val::Int(c.ticket_id), Val::Int(c.id)],
+        )
+        .await
     }
 
     async fn index_comment_chunk(
@@ -911,14 +934,7 @@ impl Conn {
         let mut first = match starts {
             Some(b) => b,
             None if filled => false,
-            None => {
-                self.int(
-                    "SELECT COUNT(*) FROM ticket_comments WHERE ticket_id = $1 AND id < $2",
-                    &[Val::Int(ticket_id), Val::Int(comments[0].id)],
-                )
-                .await?
-                    == 0
-            }
+            None => self.earlier_comments(&comments[0]).await? == 0,
         };
         let (mut added_words, mut added_bytes) = (0, 0);
         let mut args = vec![Val::Int(ticket_id)];
@@ -945,20 +961,16 @@ impl Conn {
             if words + gap + n <= WORDS_MAX && bytes + size <= WORDS_BYTES_MAX && positions_fit {
                 // Each separator lexeme takes at most 64 positions (one per gap, and each gap
                 // adds a position), so none reaches the 256 limit.
-                let sep = comment_gap(words);
-                if !filled {
-                } else if new.is_empty() {
-                    lead_gap = Some(sep);
-                } else {
-                    new.push_str(&format!(" || {sep} || "));
+                if filled {
+                    let sep = comment_gap(words);
+                    if new.is_empty() {
+                        lead_gap = Some(sep);
+                    } else {
+                        new.push_str(&format!(" || {sep} || "));
+                    }
                 }
                 for (w, k) in own {
-                    // Only counts that can reach the limit matter; others may stay unknown.
-                    if let Some(h) = held.get_mut(*w) {
-                        *h += k;
-                    } else if held.len() < 100_000 {
-                        held.insert(w.to_string(), *k);
-                    }
+                    *held.entry(w.to_string()).or_insert(0) += k;
                 }
                 words += gap + n;
                 bytes += size;

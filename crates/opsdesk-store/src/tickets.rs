@@ -172,9 +172,8 @@ impl Conn {
                         c.id = eid;
                         c.audit_id = audit.id;
                         c.ticket_id = audit.ticket_id;
-                        let place = new_ticket.then_some(ci as i64);
                         ci += 1;
-                        self.insert_comment(c, place).await?;
+                        self.insert_comment(c).await?;
                     }
                 }
             }
@@ -188,9 +187,8 @@ impl Conn {
             .await
     }
 
-    /// One comment row and its full-text entry. `place`: the comment's place among its ticket's
-    /// comments when the caller knows it (SQLite counts it otherwise).
-    async fn insert_comment(&mut self, c: &Comment, place: Option<i64>) -> Result<()> {
+    /// One comment row (its full-text entry is written with its audit's, index_comments).
+    async fn insert_comment(&mut self, c: &Comment) -> Result<()> {
         let args = vec![
             Val::Int(c.id),
             Val::Int(c.ticket_id),
@@ -206,25 +204,6 @@ impl Conn {
             &args,
         )
         .await?;
-        // PostgreSQL indexes an audit's comments together, in its ticket's row
-        // (search::index_comments).
-        if !self.is_postgres() {
-            let text = index_text([c.body.as_str()]);
-            let seq = match place {
-                Some(p) => p,
-                None => {
-                    self.int(
-                        "SELECT COUNT(*) FROM ticket_comments WHERE ticket_id = $1 AND id < $2",
-                        &[Val::Int(c.ticket_id), Val::Int(c.id)],
-                    )
-                    .await?
-                }
-            };
-            if let Some(rowid) = crate::search::comment_rowid(c.ticket_id, seq, c.public) {
-                self.index_text("ticket_comments", rowid, &[text], false)
-                    .await?;
-            }
-        }
         Ok(())
     }
 

@@ -277,12 +277,9 @@ impl Conn {
                 rest.push(c);
                 continue;
             }
-            let found = match first_tag.take() {
-                Some((at, found)) if at == i => found,
-                other => {
-                    first_tag = other;
-                    self.clause_ids(c, status, vis, None).await?
-                }
+            let found = match &mut first_tag {
+                Some((at, found)) if *at == i => std::mem::take(found),
+                _ => self.clause_ids(c, status, vis, None).await?,
             };
             let next = match ids {
                 None => found,
