@@ -4158,6 +4158,37 @@ async fn search_matches_a_brute_force_filter() {
                         && rank(&STATUSES, &s.status) < 4
                 }),
             ),
+            // Several text clauses at once (on PostgreSQL one statement over ticket_words,
+            // a ticket's own fields and its comments together).
+            (
+                "alpha subject:beta".into(),
+                Box::new(|s: &Seen| s.has_prefix("alpha") && s.subject.iter().any(|w| w == "beta")),
+            ),
+            (
+                "\"gamma delta\" epsilon".into(),
+                Box::new(|s: &Seen| s.has_phrase(&["gamma", "delta"]) && s.has_prefix("epsilon")),
+            ),
+            (
+                "beta comment:kappa description:theta".into(),
+                Box::new(|s: &Seen| {
+                    s.has_prefix("beta")
+                        && s.comments.iter().any(|c| c.0.iter().any(|w| w == "kappa"))
+                        && s.comments[0].0.iter().any(|w| w == "theta")
+                }),
+            ),
+            (
+                "red gamma".into(),
+                Box::new(|s: &Seen| s.has_prefix("red") && s.has_prefix("gamma")),
+            ),
+            (
+                format!("{} alp", ids[5]),
+                Box::new({
+                    let id5 = ids[5];
+                    move |s: &Seen| {
+                        (s.id == id5 || s.has_prefix(&id5.to_string())) && s.has_prefix("alp")
+                    }
+                }),
+            ),
             (
                 format!("{gone}"),
                 Box::new({

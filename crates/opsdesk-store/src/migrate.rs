@@ -87,6 +87,10 @@ pub const MIGRATIONS_SQLITE: &[(&str, &str)] = &[
         "0021_tag_status_lookup",
         include_str!("../migrations/sqlite/0021_tag_status_lookup.sql"),
     ),
+    (
+        "0022_ticket_words_out_of_line",
+        include_str!("../migrations/sqlite/0022_ticket_words_out_of_line.sql"),
+    ),
 ];
 pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
     (
@@ -173,6 +177,10 @@ pub const MIGRATIONS_POSTGRES: &[(&str, &str)] = &[
         "0021_tag_status_lookup",
         include_str!("../migrations/postgres/0021_tag_status_lookup.sql"),
     ),
+    (
+        "0022_ticket_words_out_of_line",
+        include_str!("../migrations/postgres/0022_ticket_words_out_of_line.sql"),
+    ),
 ];
 
 const LEDGER: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -222,8 +230,12 @@ pub async fn run(store: &Store) -> Result<Vec<String>> {
             &[Val::from(*name), Val::Int(now_secs())],
         )
         .await?;
-        // The index holds opsdesk's own tokens, which only Rust computes.
-        match *name {
+        done.push(name.to_string());
+    }
+    // The index holds opsdesk's own tokens, which only Rust computes. This binary's code writes
+    // the schema as the last migration leaves it, so the fills run once every migration has.
+    for name in &done {
+        match name.as_str() {
             "0010_search" => tx.reindex_search_at_0010().await?,
             "0020_ticket_words" if tx.is_postgres() => {
                 tx.reindex_comments().await?;
@@ -236,7 +248,6 @@ pub async fn run(store: &Store) -> Result<Vec<String>> {
             }
             _ => {}
         }
-        done.push(name.to_string());
     }
     tx.commit().await?;
     Ok(done)

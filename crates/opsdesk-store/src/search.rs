@@ -62,6 +62,11 @@ const WORDS_BYTES_MAX: i64 = 900_000;
 /// Most positions PostgreSQL keeps for one lexeme of a tsvector.
 const LEXEME_POSITIONS: i64 = 256;
 
+/// `ticket_words.spill` on every write (migration 0022): takes the tuple over the 2 kB at which
+/// PostgreSQL starts moving values out of line, so the vector always goes to the TOAST table
+/// and the row stays about a hundred bytes; it compresses to 35 bytes.
+const SPILL: &str = "repeat(' ', 2100)";
+
 /// Between two comments in `ticket_words`: a lexeme at its own position that no query names
 /// (queries hold letters and digits only), so a phrase cannot match across comments. It
 /// changes every 64 words (`|0`, `|1`, …) so no separator reaches 256 positions.
@@ -175,6 +180,14 @@ fn ts_query(words: &[String], prefix: bool, w: &str) -> String {
         .join(" <-> ")
 }
 
+/// A free-text term of one number also finds the ticket with that id.
+fn bare_id(words: &[String]) -> Option<i64> {
+    match words {
+        [w] => w.parse().ok(),
+        _ => None,
+    }
+}
+
 fn kind_code(k: Kind) -> i64 {
     match k {
         Kind::Ticket => 0,
@@ -263,6 +276,14 @@ impl Sql<'_> {
         vis: Option<&Visibility>,
     ) -> Vec<String> {
         let (tab, _) = table(kind);
+        if kind == Kind::Ticket && self.pg {
+            let cond = self.words_text(field, words, prefix, vis);
+            let mut sets = vec![format!(
+                "SELECT ticket_id AS x FROM ticket_words WHERE {cond}"
+            )];
+            sets.extend(self.overflow_text(field, words, prefix, vis));
+            return sets;
+        }
         let col = match (kind, field) {
             (_, TextField::Any) => None,
             (Kind::Ticket, TextField::Subject) => Some(0),
@@ -282,67 +303,99 @@ impl Sql<'_> {
         if kind != Kind::Ticket {
             return vec![records(self)];
         }
+        // SQLite: the FTS rowid carries the ticket, the comment's place and its visibility
+        // (comment_rowid), so no row is read to answer.
         let comments = |s: &mut Self, first_only: bool| {
-            if s.pg {
-                // ticket_words (migration 0020): A public description, B later public comment,
-                // C internal description, D later internal comment; and the comments too long
-                // for it, each on its own row.
-                let w = match (first_only, vis.is_some()) {
-                    (false, false) => "",
-                    (false, true) => "AB",
-                    (true, false) => "AC",
-                    (true, true) => "A",
-                };
-                let q = s.p(Val::Text(ts_query(words, prefix, w)));
-                let oq = s.p(Val::Text(ts_query(words, prefix, "")));
-                let public = if vis.is_some() {
-                    " AND c.public = 1"
-                } else {
-                    ""
-                };
-                let first = if first_only {
-                    " AND c.id = (SELECT MIN(c2.id) FROM ticket_comments c2 WHERE c2.ticket_id = c.ticket_id)"
-                } else {
-                    ""
-                };
-                vec![
-                    format!("SELECT ticket_id AS x FROM ticket_words WHERE vec @@ {q}::tsquery"),
-                    format!("SELECT c.ticket_id AS x FROM ticket_comments c WHERE c.search_vec @@ {oq}::tsquery{public}{first}"),
-                ]
+            let cq = s.p(Val::Text(text_query(false, words, prefix, None)));
+            let public = if vis.is_some() {
+                " AND (rowid & 1) = 1"
             } else {
-                // The FTS rowid carries the ticket, the comment's place and its visibility
-                // (comment_rowid), so no row is read to answer.
-                let cq = s.p(Val::Text(text_query(false, words, prefix, None)));
-                let public = if vis.is_some() {
-                    " AND (rowid & 1) = 1"
-                } else {
-                    ""
-                };
-                let first = if first_only {
-                    " AND ((rowid >> 1) & 1048575) = 0"
-                } else {
-                    ""
-                };
-                vec![format!("SELECT rowid >> 21 AS x FROM ticket_comments_fts WHERE ticket_comments_fts MATCH {cq}{public}{first}")]
-            }
+                ""
+            };
+            let first = if first_only {
+                " AND ((rowid >> 1) & 1048575) = 0"
+            } else {
+                ""
+            };
+            format!("SELECT rowid >> 21 AS x FROM ticket_comments_fts WHERE ticket_comments_fts MATCH {cq}{public}{first}")
         };
         match field {
             TextField::Any => {
-                let mut sets = vec![records(self)];
-                sets.extend(comments(self, false));
-                // A bare number also finds the ticket with that id.
-                if let [w] = words {
-                    if let Ok(id) = w.parse::<i64>() {
-                        let id = self.p(Val::Int(id));
-                        sets.push(format!("SELECT id AS x FROM tickets WHERE id = {id}"));
-                    }
+                let mut sets = vec![records(self), comments(self, false)];
+                if let Some(id) = bare_id(words) {
+                    let id = self.p(Val::Int(id));
+                    sets.push(format!("SELECT id AS x FROM tickets WHERE id = {id}"));
                 }
                 sets
             }
-            TextField::Comment => comments(self, false),
-            TextField::Description => comments(self, true),
+            TextField::Comment => vec![comments(self, false)],
+            TextField::Description => vec![comments(self, true)],
             _ => vec![records(self)],
         }
+    }
+
+    /// PostgreSQL: a ticket text filter as a condition on its `ticket_words` row (migration
+    /// 0022): `head` the ticket's own fields, weighted as `tickets.search_vec` (A the subject,
+    /// B its tags, custom field values and external id); `vec` its comments (A public
+    /// description, B later public comment, C internal description, D later internal
+    /// comment). A bare number also names the ticket with that id. The comments kept on their
+    /// own rows are Sql::overflow_text's.
+    fn words_text(
+        &mut self,
+        field: TextField,
+        words: &[String],
+        prefix: bool,
+        vis: Option<&Visibility>,
+    ) -> String {
+        let q = |s: &mut Self, w: &str| s.p(Val::Text(ts_query(words, prefix, w)));
+        let comment_weights = match (field, vis.is_some()) {
+            (TextField::Description, false) => "AC",
+            (TextField::Description, true) => "A",
+            (_, false) => "",
+            (_, true) => "AB",
+        };
+        match field {
+            TextField::Any => {
+                let c = q(self, comment_weights);
+                let h = q(self, "");
+                let id = bare_id(words)
+                    .map(|id| format!(" OR ticket_id = {id}"))
+                    .unwrap_or_default();
+                format!("(vec @@ {c}::tsquery OR head @@ {h}::tsquery{id})")
+            }
+            TextField::Comment | TextField::Description => {
+                format!("vec @@ {}::tsquery", q(self, comment_weights))
+            }
+            TextField::Subject => format!("head @@ {}::tsquery", q(self, "A")),
+            // Not a ticket field: matches nothing.
+            _ => "1=0".into(),
+        }
+    }
+
+    /// PostgreSQL: the SELECT of the tickets (column `x`) whose comments kept on their own rows
+    /// (too long for `ticket_words`, or written by an older binary) match a text filter; `None`
+    /// for a filter of the ticket's own fields.
+    fn overflow_text(
+        &mut self,
+        field: TextField,
+        words: &[String],
+        prefix: bool,
+        vis: Option<&Visibility>,
+    ) -> Option<String> {
+        let first = match field {
+            TextField::Any | TextField::Comment => "",
+            TextField::Description => {
+                " AND c.id = (SELECT MIN(c2.id) FROM ticket_comments c2 WHERE c2.ticket_id = c.ticket_id)"
+            }
+            _ => return None,
+        };
+        let public = if vis.is_some() {
+            " AND c.public = 1"
+        } else {
+            ""
+        };
+        let q = self.p(Val::Text(ts_query(words, prefix, "")));
+        Some(format!("SELECT c.ticket_id AS x FROM ticket_comments c WHERE c.search_vec @@ {q}::tsquery{public}{first}"))
     }
 
     fn filter(&mut self, kind: Kind, f: &Filter, vis: Option<&Visibility>) -> String {
@@ -717,7 +770,8 @@ impl Conn {
         out
     }
 
-    /// SQLite: replace the FTS entry of `id` in `{table}_fts` (PostgreSQL keeps it in the row).
+    /// SQLite: replace the FTS entry of `id` in `{table}_fts`. PostgreSQL keeps it in the row
+    /// (Conn::tracked_columns), and a ticket's also in its `ticket_words` row.
     pub(crate) async fn index_text(
         &mut self,
         table: &str,
@@ -725,7 +779,13 @@ impl Conn {
         fields: &[String],
         replace: bool,
     ) -> Result<()> {
-        if self.is_postgres() || fields.is_empty() {
+        if self.is_postgres() {
+            if table == "tickets" {
+                self.index_ticket_head(id, fields).await?;
+            }
+            return Ok(());
+        }
+        if fields.is_empty() {
             return Ok(());
         }
         if replace {
@@ -744,6 +804,26 @@ impl Conn {
             args,
         )
         .await
+    }
+
+    /// PostgreSQL: a ticket's own fields into its `ticket_words` row (`head`, migration 0022),
+    /// so free text over a ticket's fields and comments is one index scan of one narrow table.
+    /// Makes the row when the ticket has none yet (before its first comment); writes nothing
+    /// when the fields did not change.
+    async fn index_ticket_head(&mut self, id: Id, fields: &[String]) -> Result<()> {
+        let mut args = vec![Val::Int(id)];
+        let head = tsvector(fields, &mut args);
+        self.exec(
+            &format!(
+                "INSERT INTO ticket_words (ticket_id, words, bytes, vec, head, spill) \
+                 VALUES ($1, 0, 0, ''::tsvector, {head}, {SPILL}) \
+                 ON CONFLICT (ticket_id) DO UPDATE SET head = EXCLUDED.head, spill = EXCLUDED.spill \
+                 WHERE ticket_words.head IS DISTINCT FROM EXCLUDED.head"
+            ),
+            &args,
+        )
+        .await?;
+        Ok(())
     }
 
     pub(crate) async fn unindex_text(&mut self, table: &str, id: Id) -> Result<()> {
@@ -783,7 +863,12 @@ impl Conn {
     /// FTS row per comment, PostgreSQL one `ticket_words` row per ticket.
     pub(crate) async fn reindex_comments(&mut self) -> Result<()> {
         if self.is_postgres() {
-            self.exec("DELETE FROM ticket_words", &[]).await?;
+            // The rows stay for their `head` (the ticket's own fields).
+            self.exec(
+                "UPDATE ticket_words SET words = 0, bytes = 0, vec = ''::tsvector WHERE words > 0",
+                &[],
+            )
+            .await?;
         } else {
             self.exec_deferred(
                 "INSERT INTO ticket_comments_fts (ticket_comments_fts) VALUES ('delete-all')"
@@ -928,9 +1013,9 @@ impl Conn {
                 held.insert(w.to_string(), n.parse().unwrap_or(LEXEME_POSITIONS));
             }
         }
-        let mut filled = row.is_some();
-        // A row means an earlier comment; without one, every earlier comment overflowed, or
-        // there is none.
+        // Words in the row mean an earlier comment; without them, every earlier comment
+        // overflowed, or there is none (the row may hold only the ticket's own fields).
+        let mut filled = words > 0;
         let mut first = match starts {
             Some(b) => b,
             None if filled => false,
@@ -996,14 +1081,16 @@ impl Conn {
         args.push(Val::Int(added_words));
         args.push(Val::Int(added_bytes));
         let (w, b) = (args.len() - 1, args.len());
-        // With no row read, a row another writer inserted meanwhile still gets a separator.
+        // With no words read, a row another writer filled meanwhile still gets a separator.
         let lead = lead_gap.unwrap_or_else(|| comment_gap(0));
         self.exec(
             &format!(
-                "INSERT INTO ticket_words (ticket_id, words, bytes, vec) VALUES ($1, ${w}, ${b}, {new}) \
+                "INSERT INTO ticket_words (ticket_id, words, bytes, vec, spill) \
+                 VALUES ($1, ${w}, ${b}, {new}, {SPILL}) \
                  ON CONFLICT (ticket_id) DO UPDATE SET words = ticket_words.words + EXCLUDED.words, \
                  bytes = ticket_words.bytes + EXCLUDED.bytes, \
-                 vec = ticket_words.vec || {lead} || EXCLUDED.vec"
+                 vec = CASE WHEN ticket_words.words = 0 THEN EXCLUDED.vec \
+                 ELSE ticket_words.vec || {lead} || EXCLUDED.vec END, spill = EXCLUDED.spill"
             ),
             &args,
         )
@@ -1040,10 +1127,9 @@ impl Conn {
                         &args,
                     )
                     .await?;
-                } else {
-                    self.index_text(D::TABLE, d.id(), &d.search_text(), true)
-                        .await?;
                 }
+                self.index_text(D::TABLE, d.id(), &d.search_text(), true)
+                    .await?;
             }
         }
         Ok(())

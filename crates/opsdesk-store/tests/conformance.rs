@@ -55,13 +55,22 @@ async fn new_ticket(
     requester: i64,
     priority: Option<Priority>,
 ) -> (Ticket, Audit, Comment) {
+    new_ticket_saying(s, requester, priority, "It is on fire").await
+}
+
+async fn new_ticket_saying(
+    s: &Store,
+    requester: i64,
+    priority: Option<Priority>,
+    body: &str,
+) -> (Ticket, Audit, Comment) {
     let mut t = Ticket::blank(0, Via::api(), from_unix(1_700_000_000));
     t.subject = Some("Printer on fire".into());
     t.requester_id = requester;
     t.submitter_id = requester;
     t.priority = priority;
-    t.description = "It is on fire".into();
-    let c = comment(requester, "It is on fire", true);
+    t.description = body.into();
+    let c = comment(requester, body, true);
     let mut events = creation_events(&t);
     events.push(comment_event(&c));
     let mut a = Audit {
@@ -654,6 +663,85 @@ async fn the_index_keeps_the_last_of_many_renames() {
         drop(c);
         s.close().await;
     }
+}
+
+/// PostgreSQL keeps each ticket's word vector out of its `ticket_words` row (migration 0022),
+/// whether this binary wrote it (a new ticket, a reply) or the migration rewrote a row an
+/// older layout held in line; every word is still found.
+#[tokio::test]
+async fn ticket_words_keep_their_vectors_out_of_line() {
+    let Some(s) = testing::postgres().await.unwrap() else {
+        return;
+    };
+    let words: Vec<String> = (0..100).map(|i| format!("word{i}")).collect();
+    let body = format!("{} needle", words.join(" "));
+    let mut first = None;
+    for _ in 0..40 {
+        let (t, _, _) = new_ticket_saying(&s, 5, None, &body).await;
+        first.get_or_insert(t);
+    }
+    let first = first.unwrap();
+    // A reply: the row is updated, its vector grown.
+    let mut tx = s.write().await.unwrap();
+    let t = tx.ticket_for_update(first.id).await.unwrap().unwrap();
+    let reply = comment(9, &format!("{} haystack", words.join(" ")), true);
+    let mut a = Audit {
+        id: 0,
+        ticket_id: t.id,
+        author_id: 9,
+        via: Via::api(),
+        metadata: json!({}),
+        events: vec![comment_event(&reply)],
+        created_at: from_unix(1_700_000_100),
+    };
+    tx.save_ticket(&t, &mut a, &mut [reply]).await.unwrap();
+    tx.commit().await.unwrap();
+    let check = |layout: &'static str| {
+        let s = s.clone();
+        async move {
+            let mut c = s.read().await.unwrap();
+            // Every live vector is in the TOAST table (which stays empty when they are in
+            // their rows: PostgreSQL moves nothing out of a tuple under 2 kB).
+            let out_of_line = c
+                .int(
+                    "SELECT CASE WHEN pg_relation_size(reltoastrelid) >= \
+                     (SELECT SUM(pg_column_size(vec)) FROM ticket_words) THEN 1 ELSE 0 END::bigint \
+                     FROM pg_class WHERE oid = 'ticket_words'::regclass",
+                    &[],
+                )
+                .await
+                .unwrap()
+                == 1;
+            let count = |q: &'static str| {
+                format!("SELECT COUNT(*) FROM ticket_words WHERE vec @@ '{q}'::tsquery")
+            };
+            let needle = c.int(&count("needle"), &[]).await.unwrap();
+            let both = c.int(&count("needle & haystack"), &[]).await.unwrap();
+            let phrase = c.int(&count("word98 <-> word99"), &[]).await.unwrap();
+            (layout, out_of_line, needle, both, phrase)
+        }
+    };
+    assert_eq!(check("written").await, ("written", true, 40, 1, 40));
+    // The layout 0020 made, vectors in the rows: 0022 moves them out again.
+    let mut tx = s.write().await.unwrap();
+    tx.script(
+        "CREATE TABLE ticket_words_0020 AS SELECT ticket_id, words, bytes, vec FROM ticket_words;
+         DROP TABLE ticket_words;
+         ALTER TABLE ticket_words_0020 RENAME TO ticket_words;
+         ALTER TABLE ticket_words ADD PRIMARY KEY (ticket_id);
+         CREATE INDEX ticket_words_search ON ticket_words USING GIN (vec);
+         DELETE FROM schema_migrations WHERE version = '0022_ticket_words_out_of_line';",
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(check("in line").await, ("in line", false, 40, 1, 40));
+    assert_eq!(
+        s.migrate().await.unwrap(),
+        vec!["0022_ticket_words_out_of_line".to_string()]
+    );
+    assert_eq!(check("migrated").await, ("migrated", true, 40, 1, 40));
+    s.close().await;
 }
 
 /// The cursor export never lets a slow writer commit behind a reader: on PostgreSQL a change

@@ -220,6 +220,50 @@ impl Conn {
         }
     }
 
+    /// PostgreSQL: the tickets all of `clauses` (ticket text, each any of its alternatives)
+    /// match, in one statement over `ticket_words` whose GIN scans meet in one bitmap, rather
+    /// than a list of ids per clause to intersect. The tickets matched by comments kept on
+    /// their own rows (few; search::Sql::overflow_text) are listed first and named in their
+    /// clause.
+    async fn words_ids(
+        &mut self,
+        clauses: &[&Clause],
+        vis: Option<&Visibility>,
+    ) -> Result<Vec<Id>> {
+        let mut args = vec![];
+        let mut conds = vec![];
+        for c in clauses {
+            let mut alts = vec![];
+            for f in &c.any {
+                let Filter::Text {
+                    field,
+                    words,
+                    prefix,
+                } = f
+                else {
+                    continue;
+                };
+                let mut own = vec![];
+                let overflow = self
+                    .sql(&mut own)
+                    .overflow_text(*field, words, *prefix, vis);
+                if let Some(sql) = overflow {
+                    let found = self.id_set(&sql, &own).await?;
+                    if !found.is_empty() {
+                        alts.push(format!("ticket_id IN ({})", id_list_sql(&found)));
+                    }
+                }
+                alts.push(self.sql(&mut args).words_text(*field, words, *prefix, vis));
+            }
+            conds.push(format!("({})", alts.join(" OR ")));
+        }
+        let sql = format!(
+            "SELECT ticket_id AS x FROM ticket_words WHERE {}",
+            conds.join(" AND ")
+        );
+        self.id_set(&sql, &args).await
+    }
+
     /// The ids (sorted) of the tickets a plan matches when free text or a tag leads it: a
     /// plan for tickets only with a text clause that is not negated, or a tag clause with no
     /// person, group or organisation to narrow it, or with one and a tag on at most
@@ -262,7 +306,17 @@ impl Conn {
         }
         let status_at = if with_tags { status_at } else { None };
         let status = status_at.and_then(|i| statuses(&plan.clauses[i]));
+        // PostgreSQL: two or more text clauses are one statement (Conn::words_ids).
+        let text: Vec<&Clause> = plan.clauses.iter().filter(|c| is_text(c)).collect();
+        let together = self.is_postgres() && text.len() > 1;
         let mut ids: Option<Vec<Id>> = None;
+        if together {
+            let found = self.words_ids(&text, vis).await?;
+            if found.is_empty() {
+                return Ok(Some(found));
+            }
+            ids = Some(found);
+        }
         let mut rest = vec![];
         let mut negated = vec![];
         for (i, c) in plan.clauses.iter().enumerate() {
@@ -275,6 +329,9 @@ impl Conn {
             }
             if !(is_text(c) || with_tags && is_tag(c)) {
                 rest.push(c);
+                continue;
+            }
+            if together && is_text(c) {
                 continue;
             }
             let found = match &mut first_tag {

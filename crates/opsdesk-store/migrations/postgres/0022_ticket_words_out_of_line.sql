@@ -1,0 +1,44 @@
+-- ticket_words: a row for every ticket, holding its own fields too, with the comments' vector
+-- out of line (docs/search.md, "The index").
+--
+-- `head` is the ticket's own fields as tickets.search_vec has them (A the subject; B tags,
+-- custom field values and external id), so free text over a ticket's fields and comments is
+-- one narrow table: `a b` is one statement whose GIN scans meet in a bitmap, instead of a
+-- list of ids per word, and no wide `tickets` page is read for a subject match. Its GIN index
+-- replaces tickets_search (tickets.search_vec is still written, for nodes on an older binary,
+-- which then find by it without an index).
+--
+-- A word's matches are read from the GIN index and then, one heap tuple per matching ticket,
+-- checked for visibility. With the vector in the row that is a page of about five tickets
+-- (1.5 GB at a million tickets); out of line about fifty share a page. PostgreSQL moves a
+-- value out of line only when the whole tuple is over 2 kB (toast_tuple_target, already 128,
+-- then says how far to go), so every write also sets `spill`: 2,100 spaces, which push the
+-- tuple over that mark and then compress to 35 bytes in the row (STORAGE MAIN, as `head`,
+-- which stays in the row), while `vec` (STORAGE EXTERNAL: uncompressed, so a phrase's
+-- recheck reads it without inflating it) goes to the TOAST table. A query whose comment words
+-- carry no weight or phrase needs no recheck and never reads it.
+--
+-- The table is copied rather than updated in place, so the old wide pages are returned at once
+-- and the indexes are built once. ACCESS EXCLUSIVE on ticket_words while it runs.
+CREATE TABLE ticket_words_next (
+    ticket_id BIGINT NOT NULL,
+    words BIGINT NOT NULL,
+    bytes BIGINT NOT NULL,
+    vec tsvector NOT NULL,
+    head tsvector,
+    spill TEXT
+) WITH (toast_tuple_target = 128);
+ALTER TABLE ticket_words_next
+    ALTER COLUMN vec SET STORAGE EXTERNAL,
+    ALTER COLUMN head SET STORAGE MAIN,
+    ALTER COLUMN spill SET STORAGE MAIN;
+INSERT INTO ticket_words_next (ticket_id, words, bytes, vec, head, spill)
+    SELECT t.id, COALESCE(w.words, 0), COALESCE(w.bytes, 0), COALESCE(w.vec, ''::tsvector),
+           t.search_vec, repeat(' ', 2100)
+    FROM tickets t LEFT JOIN ticket_words w ON w.ticket_id = t.id;
+DROP TABLE ticket_words;
+ALTER TABLE ticket_words_next RENAME TO ticket_words;
+ALTER TABLE ticket_words ADD PRIMARY KEY (ticket_id);
+CREATE INDEX ticket_words_search ON ticket_words USING GIN (vec);
+CREATE INDEX ticket_words_head ON ticket_words USING GIN (head);
+DROP INDEX IF EXISTS tickets_search;
