@@ -282,6 +282,7 @@ impl Sql<'_> {
                 "SELECT ticket_id AS x FROM ticket_words WHERE {cond}"
             )];
             sets.extend(self.overflow_text(field, words, prefix, vis));
+            sets.extend(self.bare_ticket(field, words));
             return sets;
         }
         let col = match (kind, field) {
@@ -322,10 +323,7 @@ impl Sql<'_> {
         match field {
             TextField::Any => {
                 let mut sets = vec![records(self), comments(self, false)];
-                if let Some(id) = bare_id(words) {
-                    let id = self.p(Val::Int(id));
-                    sets.push(format!("SELECT id AS x FROM tickets WHERE id = {id}"));
-                }
+                sets.extend(self.bare_ticket(field, words));
                 sets
             }
             TextField::Comment => vec![comments(self, false)],
@@ -334,12 +332,19 @@ impl Sql<'_> {
         }
     }
 
+    /// Free text of one number also finds the ticket with that id: its SELECT (column `x`).
+    fn bare_ticket(&mut self, field: TextField, words: &[String]) -> Option<String> {
+        let id = bare_id(words).filter(|_| field == TextField::Any)?;
+        let id = self.p(Val::Int(id));
+        Some(format!("SELECT id AS x FROM tickets WHERE id = {id}"))
+    }
+
     /// PostgreSQL: a ticket text filter as a condition on its `ticket_words` row (migration
     /// 0022): `head` the ticket's own fields, weighted as `tickets.search_vec` (A the subject,
     /// B its tags, custom field values and external id); `vec` its comments (A public
     /// description, B later public comment, C internal description, D later internal
-    /// comment). A bare number also names the ticket with that id. The comments kept on their
-    /// own rows are Sql::overflow_text's.
+    /// comment). The comments kept on their own rows are Sql::overflow_text's, a bare number's
+    /// ticket Sql::bare_ticket's.
     fn words_text(
         &mut self,
         field: TextField,
@@ -358,10 +363,7 @@ impl Sql<'_> {
             TextField::Any => {
                 let c = q(self, comment_weights);
                 let h = q(self, "");
-                let id = bare_id(words)
-                    .map(|id| format!(" OR ticket_id = {id}"))
-                    .unwrap_or_default();
-                format!("(vec @@ {c}::tsquery OR head @@ {h}::tsquery{id})")
+                format!("(vec @@ {c}::tsquery OR head @@ {h}::tsquery)")
             }
             TextField::Comment | TextField::Description => {
                 format!("vec @@ {}::tsquery", q(self, comment_weights))
@@ -863,7 +865,13 @@ impl Conn {
     /// FTS row per comment, PostgreSQL one `ticket_words` row per ticket.
     pub(crate) async fn reindex_comments(&mut self) -> Result<()> {
         if self.is_postgres() {
-            // The rows stay for their `head` (the ticket's own fields).
+            // The rows stay for their `head` (the ticket's own fields), but for tickets gone.
+            self.exec(
+                "DELETE FROM ticket_words w \
+                 WHERE NOT EXISTS (SELECT 1 FROM tickets t WHERE t.id = w.ticket_id)",
+                &[],
+            )
+            .await?;
             self.exec(
                 "UPDATE ticket_words SET words = 0, bytes = 0, vec = ''::tsvector WHERE words > 0",
                 &[],

@@ -4,9 +4,9 @@
 -- `head` is the ticket's own fields as tickets.search_vec has them (A the subject; B tags,
 -- custom field values and external id), so free text over a ticket's fields and comments is
 -- one narrow table: `a b` is one statement whose GIN scans meet in a bitmap, instead of a
--- list of ids per word, and no wide `tickets` page is read for a subject match. Its GIN index
--- replaces tickets_search (tickets.search_vec is still written, for nodes on an older binary,
--- which then find by it without an index).
+-- list of ids per word, and no wide `tickets` page is read for a subject match.
+-- tickets.search_vec and its index stay, for nodes on an older binary; this binary no longer
+-- reads them for tickets (a later migration may drop the index).
 --
 -- A word's matches are read from the GIN index and then, one heap tuple per matching ticket,
 -- checked for visibility. With the vector in the row that is a page of about five tickets
@@ -19,7 +19,11 @@
 -- carry no weight or phrase needs no recheck and never reads it.
 --
 -- The table is copied rather than updated in place, so the old wide pages are returned at once
--- and the indexes are built once. ACCESS EXCLUSIVE on ticket_words while it runs.
+-- and the indexes are built once. The locks come first, so no comment or ticket written while
+-- the copy runs is left out of it: ticket_words is neither read nor written until the
+-- migration commits, and tickets can be read but not written.
+LOCK TABLE ticket_words IN ACCESS EXCLUSIVE MODE;
+LOCK TABLE tickets IN SHARE MODE;
 CREATE TABLE ticket_words_next (
     ticket_id BIGINT NOT NULL,
     words BIGINT NOT NULL,
@@ -41,4 +45,3 @@ ALTER TABLE ticket_words_next RENAME TO ticket_words;
 ALTER TABLE ticket_words ADD PRIMARY KEY (ticket_id);
 CREATE INDEX ticket_words_search ON ticket_words USING GIN (vec);
 CREATE INDEX ticket_words_head ON ticket_words USING GIN (head);
-DROP INDEX IF EXISTS tickets_search;

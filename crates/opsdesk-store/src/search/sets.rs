@@ -223,8 +223,8 @@ impl Conn {
     /// PostgreSQL: the tickets all of `clauses` (ticket text, each any of its alternatives)
     /// match, in one statement over `ticket_words` whose GIN scans meet in one bitmap, rather
     /// than a list of ids per clause to intersect. The tickets matched by comments kept on
-    /// their own rows (few; search::Sql::overflow_text) are listed first and named in their
-    /// clause.
+    /// their own rows (few; search::Sql::overflow_text) or named by a bare number are listed
+    /// first and named in their clause.
     async fn words_ids(
         &mut self,
         clauses: &[&Clause],
@@ -244,11 +244,14 @@ impl Conn {
                     continue;
                 };
                 let mut own = vec![];
-                let overflow = self
-                    .sql(&mut own)
-                    .overflow_text(*field, words, *prefix, vis);
-                if let Some(sql) = overflow {
-                    let found = self.id_set(&sql, &own).await?;
+                let mut s = self.sql(&mut own);
+                let listed: Vec<String> = s
+                    .overflow_text(*field, words, *prefix, vis)
+                    .into_iter()
+                    .chain(s.bare_ticket(*field, words))
+                    .collect();
+                if !listed.is_empty() {
+                    let found = self.id_set(&listed.join(" UNION ALL "), &own).await?;
                     if !found.is_empty() {
                         alts.push(format!("ticket_id IN ({})", id_list_sql(&found)));
                     }
