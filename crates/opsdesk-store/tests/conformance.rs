@@ -758,6 +758,19 @@ async fn ticket_words_keep_their_vectors_out_of_line() {
         s.migrate().await.unwrap(),
         vec!["0022_ticket_words_out_of_line".to_string()]
     );
+    // No statistics for the vectors, so the planner takes every word's GIN bitmap rather
+    // than a scan that reads each vector (migration 0022).
+    let mut c = s.read().await.unwrap();
+    let unmeasured = c
+        .int(
+            "SELECT COUNT(*) FROM pg_attribute WHERE attrelid = 'ticket_words'::regclass \
+             AND attname IN ('vec', 'head') AND attstattarget = 0",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(unmeasured, 2);
+    drop(c);
     assert_eq!(
         check("migrated", true).await,
         ("migrated", true, 40, 1, 40, 40)

@@ -109,25 +109,6 @@ fn subtract(a: &[Id], b: &[Id]) -> Vec<Id> {
         .collect()
 }
 
-/// `sql` with each placeholder `$n` written `$1[n]`: the n-th element of one array parameter.
-fn array_params(sql: &str) -> String {
-    let mut out = String::with_capacity(sql.len() + 16);
-    let mut chars = sql.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '$' && chars.peek().is_some_and(|d| d.is_ascii_digit()) {
-            let mut n = String::new();
-            while let Some(d) = chars.peek().copied().filter(|d| d.is_ascii_digit()) {
-                n.push(d);
-                chars.next();
-            }
-            out.push_str(&format!("$1[{n}]"));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 fn id_list_sql(ids: &[Id]) -> String {
     ids.iter()
         .map(|i| i.to_string())
@@ -144,13 +125,7 @@ impl Conn {
         } else {
             format!("SELECT group_concat(x) FROM ({sql})")
         };
-        self.listed_ints(&agg, args).await
-    }
-
-    /// The integers of a statement whose one row holds them as comma-separated text (or NULL
-    /// for none).
-    async fn listed_ints(&mut self, sql: &str, args: &[Val]) -> Result<Vec<i64>> {
-        let row = self.one(sql, args).await?;
+        let row = self.one(&agg, args).await?;
         let Some(text) = row.opt_str(0)? else {
             return Ok(vec![]);
         };
@@ -285,31 +260,11 @@ impl Conn {
             }
             conds.push(format!("({})", alts.join(" OR ")));
         }
-        // Through ticket_words_ids (migration 0022), which keeps the planner from a
-        // sequential scan that would read every vector; its statement names the i-th bound
-        // value `$1[i]`.
-        let cond = array_params(&conds.join(" AND "));
-        let texts: Vec<serde_json::Value> = args
-            .iter()
-            .map(|a| match a {
-                Val::Text(t) => Ok(serde_json::Value::from(t.as_str())),
-                _ => Err(StoreError::Corrupt(
-                    "a full-text condition takes text".into(),
-                )),
-            })
-            .collect::<Result<_>>()?;
-        let mut ids = self
-            .listed_ints(
-                "SELECT ticket_words_ids($1, CAST($2 AS JSONB))",
-                &[
-                    Val::Text(cond),
-                    Val::Text(serde_json::Value::from(texts).to_string()),
-                ],
-            )
-            .await?;
-        ids.sort_unstable();
-        ids.dedup();
-        Ok(ids)
+        let sql = format!(
+            "SELECT ticket_id AS x FROM ticket_words WHERE {}",
+            conds.join(" AND ")
+        );
+        self.id_set(&sql, &args).await
     }
 
     /// The ids (sorted) of the tickets a plan matches when free text or a tag leads it: a
@@ -608,9 +563,5 @@ mod tests {
         assert_eq!(intersect(&[], &[3, 4, 5]), Vec::<i64>::new());
         assert_eq!(subtract(&[1, 3, 5, 7], &[3, 4, 5]), vec![1, 7]);
         assert_eq!(subtract(&[1, 3], &[]), vec![1, 3]);
-        assert_eq!(
-            array_params("(vec @@ $1::tsquery OR head @@ $12::tsquery) AND ticket_id IN (3)"),
-            "(vec @@ $1[1]::tsquery OR head @@ $1[12]::tsquery) AND ticket_id IN (3)"
-        );
     }
 }
