@@ -3738,6 +3738,8 @@ async fn search_keeps_comments_apart_and_finds_long_ones() {
                 ("\"quokka report\"", vec![split]),
                 ("wombat lastword", vec![split]),
                 ("quokka -wombat", vec![]),
+                // A negated word found only in a comment kept on its own row.
+                ("opener -needleone", vec![split]),
                 ("subject:per subject:quokka", vec![]),
             ] {
                 let path = format!(

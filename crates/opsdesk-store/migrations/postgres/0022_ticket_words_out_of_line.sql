@@ -10,7 +10,7 @@
 --
 -- A word's matches are read from the GIN index and then, one heap tuple per matching ticket,
 -- checked for visibility. With the vector in the row that is a page of about five tickets
--- (1.5 GB at a million tickets); out of line about fifty share a page. PostgreSQL moves a
+-- (1.5 GB at a million tickets); out of line about forty share a page (206 MB). PostgreSQL moves a
 -- value out of line only when the whole tuple is over 2 kB (toast_tuple_target, already 128,
 -- then says how far to go), so every write also sets `spill`: 2,100 spaces, which push the
 -- tuple over that mark and then compress to 35 bytes in the row (STORAGE MAIN, as `head`,
@@ -20,10 +20,12 @@
 --
 -- The table is copied rather than updated in place, so the old wide pages are returned at once
 -- and the indexes are built once. The locks come first, so no comment or ticket written while
--- the copy runs is left out of it: ticket_words is neither read nor written until the
--- migration commits, and tickets can be read but not written.
-LOCK TABLE ticket_words IN ACCESS EXCLUSIVE MODE;
+-- the copy runs is left out of it: tickets can be read but not written, and ticket_words is
+-- neither read nor written until the migration commits. `tickets` first, in the order writers
+-- take them (a ticket's row, then its ticket_words row), so a writer between the two finishes
+-- instead of deadlocking with the migration.
 LOCK TABLE tickets IN SHARE MODE;
+LOCK TABLE ticket_words IN ACCESS EXCLUSIVE MODE;
 CREATE TABLE ticket_words_next (
     ticket_id BIGINT NOT NULL,
     words BIGINT NOT NULL,
@@ -37,8 +39,8 @@ CREATE TABLE ticket_words_next (
 -- and checks the others as a filter: either way it reads a vector from the TOAST table per
 -- row (5.9 s at 1M tickets for the commonest word, against 0.21 s by its bitmap). Without
 -- them every word is estimated as selective, so each term is a GIN bitmap, ANDed and ORed
--- (two common words: 190-270 ms instead of 330-450), and no vector is read but to check a
--- phrase or a weight.
+-- (two common words, `neba:*` and `pofa:*`, one statement: 190-270 ms instead of 330-450),
+-- and no vector is read but to check a phrase or a weight.
 ALTER TABLE ticket_words_next
     ALTER COLUMN vec SET STORAGE EXTERNAL,
     ALTER COLUMN head SET STORAGE MAIN,

@@ -5,9 +5,10 @@
 //!
 //! SQLite's FTS rowids carry the ticket id (search::comment_rowid) and PostgreSQL's comment
 //! matches carry `ticket_id`; `ticket_tags` carries each live ticket's status (migration
-//! 0018), so `status:open tags:x` is one index range. Each term becomes one statement whose
-//! result is a single comma-separated list (one row, so the driver's per-row cost is paid
-//! once), deduplicated in Rust. The rest of the query (people, dates, visibility…) is the same
+//! 0018), so `status:open tags:x` is one index range. Each term (on PostgreSQL, all the
+//! positive text terms together) becomes one statement whose result is a single
+//! comma-separated list (one row, so the driver's per-row cost is paid once), deduplicated in
+//! Rust. The rest of the query (people, dates, visibility…) is the same
 //! SQL the other searches use, checked per candidate when there are few, or listed and
 //! intersected.
 
