@@ -225,7 +225,7 @@ impl Conn {
     /// match, in one statement over `ticket_words` whose GIN scans meet in one bitmap, rather
     /// than a list of ids per clause to intersect. The tickets matched by comments kept on
     /// their own rows (few; search::Sql::overflow_text) or named by a bare number are listed
-    /// first and named in their clause.
+    /// first and named in their clause, as one bound array.
     async fn words_ids(
         &mut self,
         clauses: &[&Clause],
@@ -254,7 +254,10 @@ impl Conn {
                 if !listed.is_empty() {
                     let found = self.id_set(&listed.join(" UNION ALL "), &own).await?;
                     if !found.is_empty() {
-                        alts.push(format!("ticket_id IN ({})", id_list_sql(&found)));
+                        // One bound array, however many there are.
+                        let list = Val::Text(format!("{{{}}}", id_list_sql(&found)));
+                        let p = self.sql(&mut args).p(list);
+                        alts.push(format!("ticket_id = ANY(CAST({p} AS BIGINT[]))"));
                     }
                 }
                 alts.push(self.sql(&mut args).words_text(*field, words, *prefix, vis));
