@@ -171,7 +171,8 @@ impl Conn {
     /// tickets with one of `status` when given. With `most`, the list stops after one more
     /// row than that, so a caller can tell a larger set without reading all of it: a list cut
     /// there comes back as read, more than `most` long (rows count duplicates, a ticket with
-    /// two tags matching `tags:x*` twice, so only an uncut list is deduplicated).
+    /// two tags matching `tags:x*` twice, so only an uncut list is deduplicated). PostgreSQL
+    /// answers ticket text from `ticket_words` (Conn::words_ids).
     async fn clause_ids(
         &mut self,
         c: &Clause,
@@ -179,6 +180,9 @@ impl Conn {
         vis: Option<&Visibility>,
         most: Option<usize>,
     ) -> Result<Vec<Id>> {
+        if self.is_postgres() && all_text(c) {
+            return self.words_ids(&[c], vis).await;
+        }
         let mut args = vec![];
         let mut s = self.sql(&mut args);
         let mut sources = vec![];
@@ -313,7 +317,7 @@ impl Conn {
         }
         let status_at = if with_tags { status_at } else { None };
         let status = status_at.and_then(|i| statuses(&plan.clauses[i]));
-        // PostgreSQL: the text clauses are one statement (Conn::words_ids).
+        // PostgreSQL: the text clauses are one statement (Conn::words_ids), not one each.
         let text: Vec<&Clause> = plan.clauses.iter().filter(|c| is_text(c)).collect();
         let together = self.is_postgres() && !text.is_empty();
         let mut ids: Option<Vec<Id>> = None;
@@ -356,11 +360,7 @@ impl Conn {
         }
         let mut ids = ids.unwrap_or_default();
         for c in negated {
-            let found = if self.is_postgres() {
-                self.words_ids(&[c], vis).await?
-            } else {
-                self.clause_ids(c, None, vis, None).await?
-            };
+            let found = self.clause_ids(c, None, vis, None).await?;
             ids = subtract(&ids, &found);
         }
         if rest.is_empty() && vis.is_none() {
